@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* cache: not written yet. */
+#include "cache/cache.h"

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The store: what the daemon learned about each policy domain, kept in
+ * SQLite (WAL, PRAGMA user_version migrations, prepared statements) with a
+ * bounded memory index in front so a cached lookup never touches the disk.
+ *
+ * Two kinds of rows per domain (DESIGN 6): an MTA-STS policy with its
+ * trust-on-first-use fields, and a DANE verdict. The store knows nothing of
+ * DNS or HTTP; the policy module decides what the rows mean.
+ *
+ * Ownership: struct cache is opaque (cache_open/cache_close). A pointer
+ * returned by cache_lookup() is borrowed: valid until the next cache_* call
+ * on the same handle.
+ */
+#ifndef CACHE_CACHE_H
+#define CACHE_CACHE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "util/limits.h"
+
+enum cache_err {
+	CACHE_OK = 0,
+	CACHE_NOTFOUND, /* no row for that domain */
+	CACHE_EDB,      /* SQLite failed (busy, corrupt, I/O, full) */
+	CACHE_ENOMEM,
+	CACHE_EINVAL, /* bad argument (domain too long, bad mode) */
+};
+
+enum cache_sts_mode { CACHE_STS_NONE = 0, CACHE_STS_TESTING, CACHE_STS_ENFORCE };
+
+/* One MTA-STS policy (RFC 8461 §3.2) and its TOFU state (SPEC A6). */
+struct cache_sts {
+	char policy_id[33];    /* TXT id the policy was fetched for */
+	int mode;              /* enum cache_sts_mode */
+	char *mx;              /* patterns, '\n'-separated, lowercase; owned */
+	long long max_age;     /* seconds, already capped (SPEC F1) */
+	time_t fetched_at;     /* last successful fetch */
+	time_t expires_at;     /* fetched_at + max_age (SPEC A6.40) */
+	char last_error[256];  /* last refresh failure, "" if none */
+	time_t next_retry;     /* no refetch of a failed id before this (A6.42) */
+};
+
+/* One DANE verdict (SPEC B rows D1–D5). */
+struct cache_dane {
+	char verdict[16];  /* "dane-only", "dane" or "none" (no DANE) */
+	char detail[256];  /* human-readable reason, for tlspolicy check */
+	time_t checked_at;
+	time_t expires_at; /* smallest TTL of the RRsets involved */
+};
+
+/* What the store holds for one domain. */
+struct cache_entry {
+	char domain[LIM_DOMAIN_MAX + 1];
+	int has_sts;
+	struct cache_sts sts;
+	int has_dane;
+	struct cache_dane dane;
+};
+
+struct cache;
+
+/*
+ * Open (creating and migrating as needed) the store at PATH and a memory
+ * index of at most MEMORY_ENTRIES domains. A corrupt, unreadable or
+ * unwritable file is an error with a clear message in ERR, never an empty
+ * store. PATH ":memory:" works for tests.
+ */
+struct cache *cache_open(const char *path, long memory_entries, char *err,
+			 size_t errsz);
+/* Checkpoint and close; cache_close(NULL) does nothing. */
+void cache_close(struct cache *c);
+/* Change the memory index bound (SIGHUP); evicts down to it. */
+void cache_set_memory_entries(struct cache *c, long memory_entries);
+/* Give the database file and its -wal/-shm files to UID:GID (before a
+ * privilege drop). Returns 0 or -1 with errno. */
+int cache_chown(struct cache *c, uid_t uid, gid_t gid);
+
+/*
+ * What we know about DOMAIN: from the memory index, or read from the store
+ * once and remembered (absence too). Sets *OUT to a borrowed entry, or
+ * NULL when nothing is stored. Returns CACHE_OK (also when absent) or
+ * CACHE_EDB.
+ */
+enum cache_err cache_lookup(struct cache *c, const char *domain,
+			    const struct cache_entry **out);
+
+/* Insert or replace rows; the memory index follows. Copies everything. */
+enum cache_err cache_put_sts(struct cache *c, const char *domain,
+			     const struct cache_sts *sts);
+enum cache_err cache_put_dane(struct cache *c, const char *domain,
+			      const struct cache_dane *dane);
+/* Remove everything about DOMAIN (store and memory). CACHE_NOTFOUND when
+ * there was nothing. */
+enum cache_err cache_delete(struct cache *c, const char *domain);
+/* Forget the memory index entry only (another process changed the row). */
+void cache_forget(struct cache *c, const char *domain);
+
+/*
+ * Call FN for every stored domain in name order, reading the store (not the
+ * memory index). Stops early when FN returns non-zero. The entry is
+ * borrowed for the duration of the call.
+ */
+enum cache_err cache_foreach(struct cache *c,
+			     int (*fn)(const struct cache_entry *e, void *arg),
+			     void *arg);
+
+/* Counters for stats and tests. */
+struct cache_stats {
+	unsigned long long hits, misses, negative_hits, evictions, db_reads;
+	long entries;
+};
+void cache_get_stats(const struct cache *c, struct cache_stats *st);
+
+const char *cache_strerror(enum cache_err e);
+const char *cache_sts_mode_name(int mode);
+/* "enforce" → CACHE_STS_ENFORCE …; -1 when unknown. */
+int cache_sts_mode_parse(const char *s);
+
+/* Release the strings inside an entry copied by the caller. */
+void cache_sts_clear(struct cache_sts *sts);
+
+#endif /* CACHE_CACHE_H */

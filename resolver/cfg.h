@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Configuration: one declarative table of options (STYLE rule 12), read
+ * from an INI file with inih. Every option has a default, so an empty file
+ * runs. The [policy] section is free-form: "domain = answer".
+ *
+ * Ownership: cfg_load() returns a struct cfg the caller frees with
+ * cfg_free(); every string in it belongs to it.
+ */
+#ifndef RESOLVER_CFG_H
+#define RESOLVER_CFG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum cfg_sts_testing { CFG_TESTING_REPORT = 0, CFG_TESTING_ENFORCE = 1 };
+enum cfg_dane_mode { CFG_DANE_STRICT = 0, CFG_DANE_OPPORTUNISTIC = 1 };
+
+/* One [policy] line: a normalised domain and its answer. */
+struct cfg_static {
+	char *domain; /* A-label, lowercase, no trailing dot */
+	char *answer; /* as written: "dane-only", "secure match=…", "none" */
+};
+
+struct cfg {
+	/* [server] */
+	char *socketmap;       /* space-separated endpoints unix:PATH inet:IP:PORT */
+	unsigned socketmap_mode;
+	char *socketmap_group; /* empty: leave the group alone */
+	char *socketmap_names; /* space-separated map names we answer */
+	char *tlsrpt_names;    /* names whose answers carry TLS-RPT attributes */
+	char *query_socket;    /* unix:PATH, or empty to disable */
+	unsigned query_socket_mode;
+	char *query_socket_group;
+	char *user; /* empty: do not drop privileges */
+	long lookup_timeout;
+	long max_connections;
+	long idle_timeout;
+	long write_timeout;
+	/* [dns] */
+	char *resolvers;
+	char *trust_anchor;
+	long dns_timeout;
+	/* [sts] */
+	char *ca_file;
+	long fetch_timeout;
+	long max_policy_size;
+	int sts_testing; /* enum cfg_sts_testing */
+	int smarthost_policy;
+	/* [dane] */
+	int dane_mode; /* enum cfg_dane_mode */
+	/* [cache] */
+	char *cache_path;
+	long memory_entries;
+	long refresh;
+	/* [tlsrpt] */
+	int tlsrpt_enabled;
+	char *tlsrpt_socket;
+	char *postfix_log;
+	char *organization;
+	char *contact;
+	char *submitter;
+	char *from;
+	char *sendmail;
+	/* [policy] */
+	struct cfg_static *statics;
+	size_t nstatics;
+	/* Where it came from: the path, or "(embedded defaults)". */
+	char *source;
+};
+
+/*
+ * Read PATH (NULL: embedded defaults only). On error returns NULL and writes
+ * "FILE:LINE: [section] key: reason" into ERR (size ERRSZ).
+ */
+struct cfg *cfg_load(const char *path, char *err, size_t errsz);
+
+/*
+ * Parse an in-memory config (pure, for tests and the fuzz target). NAME is
+ * used in error messages.
+ */
+struct cfg *cfg_parse(const char *name, const char *buf, size_t len, char *err,
+		      size_t errsz);
+
+/* Release everything; cfg_free(NULL) does nothing. */
+void cfg_free(struct cfg *cfg);
+
+/* Write the effective settings as a valid config file (tlspolicyd -n). */
+void cfg_print(const struct cfg *cfg, FILE *fp);
+
+/*
+ * Walk the option table: calls FN for every option with its section, name,
+ * default value as text and help text. For docs and the test that checks
+ * contrib/tlspolicyd.conf and the man page list every option.
+ */
+void cfg_foreach_option(void (*fn)(const char *section, const char *name,
+				   const char *defval, const char *help,
+				   void *arg),
+			void *arg);
+
+/* The default config file path (SYSCONFDIR/tlspolicyd/tlspolicyd.conf). */
+const char *cfg_default_path(void);
+
+/* Look up a static policy; NULL when DOMAIN (normalised) has none. */
+const struct cfg_static *cfg_static_find(const struct cfg *cfg,
+					 const char *domain);
+
+/*
+ * Is NAME one of the space-separated words in LIST? (Used for map names.)
+ */
+int cfg_word_in(const char *list, const char *name, size_t namelen);
+
+/*
+ * Check a [policy] answer: a Postfix TLS policy the daemon may hand out.
+ * The first word must be one of none, may, encrypt, dane, dane-only,
+ * fingerprint, verify, secure; no control bytes, no newline, at most
+ * LIM_ANSWER_MAX bytes. Returns 1 when acceptable, else 0 with a reason in
+ * ERR.
+ */
+int cfg_static_answer_valid(const char *answer, char *err, size_t errsz);
+
+#endif /* RESOLVER_CFG_H */

@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* dom: not written yet. */
+#include "resolver/dom.h"

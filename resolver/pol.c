@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* pol: not written yet. */
+#include "resolver/pol.h"

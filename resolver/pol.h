@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The policy decision (DESIGN 2, SPEC B): the only module that talks to
+ * both the resolvers and the store. It turns a raw next-hop key into an
+ * answer: static [policy] first, then the cached DANE verdict, then the
+ * cached MTA-STS policy, else NOTFOUND. Later issues plug live DANE and
+ * MTA-STS resolution in behind the same call.
+ */
+#ifndef RESOLVER_POL_H
+#define RESOLVER_POL_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "util/limits.h"
+
+struct cfg;
+struct cache;
+
+enum pol_kind { POL_NOTFOUND = 0, POL_OK, POL_TEMP, POL_TIMEOUT, POL_PERM };
+
+enum pol_source {
+	POL_SRC_NONE = 0, /* nothing known: NOTFOUND */
+	POL_SRC_KEY,      /* the key names no policy domain (A2.13–A2.16) */
+	POL_SRC_STATIC,   /* [policy] section */
+	POL_SRC_DANE,     /* DANE verdict */
+	POL_SRC_STS,      /* MTA-STS policy */
+	POL_SRC_ERROR,    /* internal failure: TEMP */
+};
+
+/*
+ * An answer. Every pointer is borrowed: valid until control returns to the
+ * event loop or the next pol_* call, whichever comes first.
+ */
+struct pol_answer {
+	enum pol_kind kind;
+	const char *data; /* after the word: "dane-only", TEMP reason; "" */
+	enum pol_source source;
+	const char *domain; /* normalised policy domain, or NULL */
+	const char *reason; /* why: "parent domain probe", "static", … */
+	const char *mode;   /* STS mode, or NULL */
+	const char *mx;     /* STS patterns '\n'-separated, or NULL */
+	time_t expires;     /* when the answer's source expires; 0 = never */
+};
+
+struct pol;
+
+/* Create the policy module over CFG (borrowed until pol_reconfigure or
+ * pol_free) and CACHE (borrowed). */
+struct pol *pol_new(const struct cfg *cfg, struct cache *cache);
+void pol_free(struct pol *p);
+/* Switch to a new config (SIGHUP). */
+void pol_reconfigure(struct pol *p, const struct cfg *cfg);
+
+/*
+ * Decide the answer for KEY (LEN raw bytes as Postfix sent them). Fills
+ * *ANS and returns 0. (Asynchronous sources will add a pending return with
+ * a callback that never runs inside this call, STYLE rule 8.)
+ */
+int pol_lookup(struct pol *p, const char *key, size_t len,
+	       struct pol_answer *ans);
+
+/*
+ * Format ANS as a socketmap reply payload: "OK <data>", "NOTFOUND ",
+ * "TEMP <reason>" … into OUT (OUTSZ bytes). Returns the length, at most
+ * LIM_REPLY_MAX; an answer that would not fit becomes "TEMP reply too long".
+ */
+size_t pol_format(const struct pol_answer *ans, char *out, size_t outsz);
+
+/* "OK", "NOTFOUND", "TEMP", "TIMEOUT", "PERM". */
+const char *pol_kind_name(enum pol_kind k);
+/* "none", "key", "static", "dane", "sts", "error". */
+const char *pol_source_name(enum pol_source s);
+
+#endif /* RESOLVER_POL_H */

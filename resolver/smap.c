@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* smap: not written yet. */
+#include "resolver/smap.h"

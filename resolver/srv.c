@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* srv: not written yet. */
+#include "resolver/srv.h"

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Listeners and client connections: socketmap endpoints (unix: and
+ * loopback inet:) and the JSON-lines query socket. Framing, limits,
+ * timeouts and ordering live here; answers come from the policy module.
+ */
+#ifndef RESOLVER_SRV_H
+#define RESOLVER_SRV_H
+
+#include <stddef.h>
+
+struct event_base;
+struct cfg;
+struct pol;
+struct cache;
+
+struct srv;
+
+/*
+ * Bind every endpoint in CFG (as root, before the privilege drop): stale
+ * unix sockets are removed, missing parent directories created, mode and
+ * group applied. Returns NULL with a reason in ERR on failure. CFG, POL and
+ * CACHE are borrowed.
+ */
+struct srv *srv_new(struct event_base *base, const struct cfg *cfg,
+		    struct pol *pol, struct cache *cache, char *err,
+		    size_t errsz);
+
+/* Start accepting (after the privilege drop). */
+void srv_start(struct srv *s);
+
+/* New limits and map names from a reloaded config; open connections stay. */
+void srv_reconfigure(struct srv *s, const struct cfg *cfg);
+
+/*
+ * Stop accepting, finish the replies already owed, then call DONE(ARG)
+ * once every connection is closed (or after a few seconds at most).
+ */
+void srv_shutdown(struct srv *s, void (*done)(void *), void *arg);
+
+/* Close everything and remove our unix sockets; srv_free(NULL) is a no-op. */
+void srv_free(struct srv *s);
+
+#endif /* RESOLVER_SRV_H */

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Every named limit on input, output and resources, in one place
+ * (STYLE rule 6, DESIGN 6.4). Check a limit before allocating for it.
+ */
+#ifndef UTIL_LIMITS_H
+#define UTIL_LIMITS_H
+
+/* SPEC A1.8: largest socketmap request payload we accept. */
+#define LIM_NETSTRING_MAX 10000
+/* SPEC A1.1: leading zeros are accepted, but the length has at most this
+ * many digits, so "000…0005:" cannot make us scan forever. */
+#define LIM_NETSTRING_DIGITS 10
+/* SPEC A1.3: largest socketmap reply payload Postfix accepts. */
+#define LIM_REPLY_MAX 100000
+/* SPEC A2.16: an A-label host name is at most 253 octets. */
+#define LIM_DOMAIN_MAX 253
+/* Longest label, RFC 1035. */
+#define LIM_LABEL_MAX 63
+/* A key (next hop) in U-label form may be longer than its A-label form. */
+#define LIM_KEY_MAX 1024
+/* JSON-lines protocol: longest request line, reply line. */
+#define LIM_QUERY_LINE 4096
+#define LIM_QUERY_REPLY 65536
+/* RFC 8461 §3.3: suggested policy size limit (also [sts] max_policy_size). */
+#define LIM_POLICY_BODY 65536
+/* Most mx patterns kept from one policy. */
+#define LIM_MX_PATTERNS 64
+/* TLS-RPT datagram. */
+#define LIM_DATAGRAM 65536
+/* Output queued to one client before we stop reading its requests. */
+#define LIM_CONN_OUTPUT 262144
+/* Requests read from one connection but not yet answered. */
+#define LIM_CONN_PENDING 256
+/* Map names configured at most; longest map name. */
+#define LIM_MAP_NAMES 16
+#define LIM_MAP_NAME 64
+/* Static [policy] entries. */
+#define LIM_STATIC_POLICIES 100000
+/* Longest answer text stored for one domain. */
+#define LIM_ANSWER_MAX 8192
+/* Longest config line / value. */
+#define LIM_CONFIG_VALUE 4096
+/* Listening endpoints. */
+#define LIM_LISTENERS 16
+
+#endif /* UTIL_LIMITS_H */
