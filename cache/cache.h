@@ -24,29 +24,33 @@
 enum cache_err {
 	CACHE_OK = 0,
 	CACHE_NOTFOUND, /* no row for that domain */
-	CACHE_EDB,      /* SQLite failed (busy, corrupt, I/O, full) */
+	CACHE_EDB,	/* SQLite failed (busy, corrupt, I/O, full) */
 	CACHE_ENOMEM,
 	CACHE_EINVAL, /* bad argument (domain too long, bad mode) */
 };
 
-enum cache_sts_mode { CACHE_STS_NONE = 0, CACHE_STS_TESTING, CACHE_STS_ENFORCE };
+enum cache_sts_mode {
+	CACHE_STS_NONE = 0,
+	CACHE_STS_TESTING,
+	CACHE_STS_ENFORCE
+};
 
 /* One MTA-STS policy (RFC 8461 §3.2) and its TOFU state (SPEC A6). */
 struct cache_sts {
-	char policy_id[33];    /* TXT id the policy was fetched for */
-	int mode;              /* enum cache_sts_mode */
-	char *mx;              /* patterns, '\n'-separated, lowercase; owned */
-	long long max_age;     /* seconds, already capped (SPEC F1) */
-	time_t fetched_at;     /* last successful fetch */
-	time_t expires_at;     /* fetched_at + max_age (SPEC A6.40) */
-	char last_error[256];  /* last refresh failure, "" if none */
-	time_t next_retry;     /* no refetch of a failed id before this (A6.42) */
+	char policy_id[33];   /* TXT id the policy was fetched for */
+	int mode;	      /* enum cache_sts_mode */
+	char *mx;	      /* patterns, '\n'-separated, lowercase; owned */
+	long long max_age;    /* seconds, already capped (SPEC F1) */
+	time_t fetched_at;    /* last successful fetch */
+	time_t expires_at;    /* fetched_at + max_age (SPEC A6.40) */
+	char last_error[256]; /* last refresh failure, "" if none */
+	time_t next_retry; /* no refetch of a failed id before this (A6.42) */
 };
 
 /* One DANE verdict (SPEC B rows D1–D5). */
 struct cache_dane {
-	char verdict[16];  /* "dane-only", "dane" or "none" (no DANE) */
-	char detail[256];  /* human-readable reason, for tlspolicy check */
+	char verdict[16]; /* "dane-only", "dane" or "none" (no DANE) */
+	char detail[256]; /* human-readable reason, for tlspolicy check */
 	time_t checked_at;
 	time_t expires_at; /* smallest TTL of the RRsets involved */
 };
@@ -107,7 +111,9 @@ enum cache_err cache_foreach(struct cache *c,
 			     int (*fn)(const struct cache_entry *e, void *arg),
 			     void *arg);
 
-/* Counters for stats and tests. */
+/* Counters for stats and tests. Index lookups are counted once each as a
+ * hit (entry with rows), a negative_hit (known absent) or a miss; every
+ * miss reads the store once (db_reads). */
 struct cache_stats {
 	unsigned long long hits, misses, negative_hits, evictions, db_reads;
 	long entries;
@@ -115,6 +121,9 @@ struct cache_stats {
 void cache_get_stats(const struct cache *c, struct cache_stats *st);
 
 const char *cache_strerror(enum cache_err e);
+/* The last failure in words ("PATH: what: SQLite's reason"), for the
+ * caller's log line after CACHE_EDB or CACHE_EINVAL; "" before any. */
+const char *cache_errmsg(const struct cache *c);
 const char *cache_sts_mode_name(int mode);
 /* "enforce" → CACHE_STS_ENFORCE …; -1 when unknown. */
 int cache_sts_mode_parse(const char *s);
