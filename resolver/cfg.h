@@ -33,6 +33,7 @@ struct cfg {
 	unsigned query_socket_mode;
 	char *query_socket_group;
 	char *user; /* empty: do not drop privileges */
+	long verbose; /* 0..2, -v adds */
 	long lookup_timeout;
 	long max_connections;
 	long idle_timeout;

@@ -1,2 +1,412 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-int main(void) { return 0; }
+/*
+ * tlspolicyd: the daemon's start-up, signals and shutdown.
+ *
+ * Start-up order follows the privilege design (DESIGN 6.7): read the
+ * config, open the store and bind every socket as root, hand the files to
+ * [server] user, drop privileges, and only then start serving. Every
+ * failure before serving is fatal with a message that names the file or
+ * socket; nothing a client sends afterwards can stop the daemon.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cache/cache.h"
+#include "resolver/cfg.h"
+#include "resolver/pol.h"
+#include "resolver/srv.h"
+#include "util/ev.h"
+#include "util/log.h"
+
+struct daemon {
+	const char *cfgpath; /* file to (re)read, or NULL for defaults */
+	struct cfg *cfg;
+	struct cache *cache;
+	struct pol *pol;
+	struct srv *srv;
+	struct event_base *base;
+	int verbose_flags; /* -v count */
+	int stopping;
+};
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: tlspolicyd [-c FILE] [-f] [-n] [-v]... [-V]\n"
+		    "  -c FILE  config file (default %s)\n"
+		    "  -f       stay in the foreground, log to stderr\n"
+		    "  -n       check the config, print the effective "
+		    "settings, exit\n"
+		    "  -v       more verbose (repeat for more)\n"
+		    "  -V       print the version and exit\n",
+		cfg_default_path());
+}
+
+/*
+ * Which file to read: -c FILE must exist; without -c the default file is
+ * read when it exists, otherwise the embedded defaults apply.
+ */
+static struct cfg *
+load_config(const char *explicit_path, const char **used, char *err,
+	    size_t errsz)
+{
+	const char *def = cfg_default_path();
+
+	if (explicit_path != NULL) {
+		*used = explicit_path;
+		return cfg_load(explicit_path, err, errsz);
+	}
+	if (access(def, F_OK) == 0) {
+		*used = def;
+		return cfg_load(def, err, errsz);
+	}
+	*used = NULL;
+	return cfg_load(NULL, err, errsz);
+}
+
+/* mkdir -p DIR's components, mode 0755 (the last one MODE). */
+static int
+mkdirs(const char *path, mode_t mode)
+{
+	char buf[4096];
+	char *p;
+
+	if (strlen(path) >= sizeof(buf))
+		return -1;
+	strcpy(buf, path);
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* The directory part of PATH in BUF, or "." */
+static const char *
+dirname_of(const char *path, char *buf, size_t bufsz)
+{
+	const char *slash = strrchr(path, '/');
+	size_t len;
+
+	if (slash == NULL)
+		return ".";
+	len = slash == path ? 1 : (size_t)(slash - path);
+	if (len >= bufsz)
+		return ".";
+	memcpy(buf, path, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+static void
+raise_fd_limit(long want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if ((rlim_t)want > rl.rlim_cur) {
+		rl.rlim_cur = (rlim_t)want < rl.rlim_max ? (rlim_t)want
+							  : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("setrlimit(RLIMIT_NOFILE)");
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)want > rl.rlim_cur)
+		log_warnx("only %llu file descriptors available for "
+			  "[server] max_connections = %ld",
+			  (unsigned long long)rl.rlim_cur, want - 64);
+}
+
+/*
+ * Drop root for good (OpenSMTPD's order): supplementary groups, then the
+ * group, then the user, each checked. The store and its directory go to
+ * the user first so SQLite can write its WAL after the drop.
+ */
+/* Look the user up before anything is bound, so a typo leaves nothing
+ * behind. NULL when no drop is configured. */
+static struct passwd *
+find_user(const char *user)
+{
+	struct passwd *pw;
+
+	if (*user == '\0') {
+		if (geteuid() == 0)
+			log_warnx("running as root: set [server] user to drop "
+				  "privileges");
+		return NULL;
+	}
+	if ((pw = getpwnam(user)) == NULL)
+		log_fatalx("[server] user: no such user '%s' (create it with "
+			   "'useradd --system %s' or set user =)",
+			   user, user);
+	return pw;
+}
+
+static void
+drop_privileges(struct daemon *d, const struct passwd *pw)
+{
+	const char *user = d->cfg->user;
+	char dbuf[4096];
+	const char *dir;
+
+	if (pw == NULL)
+		return;
+	if (geteuid() != 0) {
+		if (geteuid() != pw->pw_uid)
+			log_fatalx("[server] user = %s needs the daemon to "
+				   "start as root",
+				   user);
+		return;
+	}
+	dir = dirname_of(d->cfg->cache_path, dbuf, sizeof(dbuf));
+	if (chown(dir, pw->pw_uid, pw->pw_gid) != 0)
+		log_fatal("chown %s", dir);
+	if (cache_chown(d->cache, pw->pw_uid, pw->pw_gid) != 0)
+		log_fatal("chown %s", d->cfg->cache_path);
+	if (setgroups(1, &pw->pw_gid) != 0 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
+		log_fatal("cannot drop privileges to %s", user);
+	if (setuid(0) == 0)
+		log_fatalx("privilege drop to %s did not stick", user);
+}
+
+static void
+daemonize(void)
+{
+	pid_t pid;
+	int fd;
+
+	if ((pid = fork()) < 0)
+		log_fatal("fork");
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		log_fatal("setsid");
+	if ((pid = fork()) < 0)
+		log_fatal("fork");
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") != 0)
+		log_fatal("chdir /");
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+}
+
+/* The settings SIGHUP cannot change: they were used to bind and open. */
+static void
+warn_restart_needed(const struct cfg *old, const struct cfg *new)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} fixed[] = {
+	    {"[server] socketmap", offsetof(struct cfg, socketmap)},
+	    {"[server] socketmap_group", offsetof(struct cfg, socketmap_group)},
+	    {"[server] query_socket", offsetof(struct cfg, query_socket)},
+	    {"[server] query_socket_group",
+	     offsetof(struct cfg, query_socket_group)},
+	    {"[server] user", offsetof(struct cfg, user)},
+	    {"[cache] path", offsetof(struct cfg, cache_path)},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		const char *a = *(char *const *)((const char *)old +
+						 fixed[i].off);
+		const char *b = *(char *const *)((const char *)new +
+						 fixed[i].off);
+
+		if (strcmp(a, b) != 0)
+			log_warnx("reload: %s changed; restart tlspolicyd to "
+				  "apply it",
+				  fixed[i].name);
+	}
+	if (old->socketmap_mode != new->socketmap_mode ||
+	    old->query_socket_mode != new->query_socket_mode)
+		log_warnx("reload: socket modes changed; restart tlspolicyd "
+			  "to apply them");
+}
+
+static void
+reload(struct daemon *d)
+{
+	struct cfg *ncfg, *old = d->cfg;
+	const char *used;
+	char err[512];
+
+	ncfg = load_config(d->cfgpath, &used, err, sizeof(err));
+	if (ncfg == NULL) {
+		log_warnx("reload failed, keeping the running config: %s",
+			  err);
+		return;
+	}
+	warn_restart_needed(old, ncfg);
+	d->cfg = ncfg;
+	pol_reconfigure(d->pol, ncfg);
+	srv_reconfigure(d->srv, ncfg);
+	cache_set_memory_entries(d->cache, ncfg->memory_entries);
+	log_set_verbose((int)ncfg->verbose + d->verbose_flags);
+	cfg_free(old);
+	log_info("reloaded %s: %zu static policies", ncfg->source,
+		 ncfg->nstatics);
+}
+
+static void
+stopped(void *arg)
+{
+	struct daemon *d = arg;
+
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		reload(d);
+		return;
+	}
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	log_info("%s: finishing replies and stopping",
+		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	srv_shutdown(d->srv, stopped, d);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct daemon d;
+	struct passwd *pw;
+	struct event *sigs[3];
+	static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+	const char *explicit_path = NULL, *used;
+	char err[1024], dbuf[4096];
+	int ch, foreground = 0, check = 0, i;
+
+	memset(&d, 0, sizeof(d));
+	while ((ch = getopt(argc, argv, "c:fnvVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			explicit_path = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			d.verbose_flags++;
+			break;
+		case 'V':
+			printf("tlspolicyd %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	d.cfg = load_config(explicit_path, &used, err, sizeof(err));
+	if (d.cfg == NULL) {
+		fprintf(stderr, "tlspolicyd: %s\n", err);
+		return 1;
+	}
+	d.cfgpath = used;
+	if (check) {
+		cfg_print(d.cfg, stdout);
+		cfg_free(d.cfg);
+		return 0;
+	}
+
+	log_init("tlspolicyd", foreground);
+	log_set_verbose((int)d.cfg->verbose + d.verbose_flags);
+	if (used == NULL)
+		log_info("no config file at %s: running on embedded defaults",
+			 cfg_default_path());
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(d.cfg->max_connections + 64);
+
+	pw = find_user(d.cfg->user);
+	d.base = ev_base_new();
+	if (mkdirs(dirname_of(d.cfg->cache_path, dbuf, sizeof(dbuf)), 0750) !=
+	    0)
+		log_fatal("cannot create the store directory %s", dbuf);
+	d.cache = cache_open(d.cfg->cache_path, d.cfg->memory_entries, err,
+			     sizeof(err));
+	if (d.cache == NULL)
+		log_fatalx("store: %s", err);
+	if ((d.pol = pol_new(d.cfg, d.cache)) == NULL)
+		log_fatalx("out of memory");
+	d.srv = srv_new(d.base, d.cfg, d.pol, d.cache, err, sizeof(err));
+	if (d.srv == NULL)
+		log_fatalx("listen: %s", err);
+	drop_privileges(&d, pw);
+
+	for (i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(d.base, signums[i], signal_cb, &d);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
+			log_fatalx("cannot install signal handlers");
+	}
+	if (!foreground) {
+		daemonize();
+		if (event_reinit(d.base) != 0)
+			log_fatalx("event_reinit failed");
+	}
+	srv_start(d.srv);
+	log_info("ready: socketmap %s; query %s; store %s; config %s; "
+		 "%zu static policies",
+		 d.cfg->socketmap,
+		 *d.cfg->query_socket ? d.cfg->query_socket : "(off)",
+		 d.cfg->cache_path, d.cfg->source, d.cfg->nstatics);
+
+	event_base_dispatch(d.base);
+
+	for (i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	srv_free(d.srv);
+	pol_free(d.pol);
+	cache_close(d.cache);
+	cfg_free(d.cfg);
+	ev_base_free();
+	log_info("stopped");
+	return 0;
+}

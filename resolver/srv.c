@@ -1,3 +1,979 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* srv: not written yet. */
+/*
+ * Listeners and client connections.
+ *
+ * Two protocols share one connection machine: socketmap (netstrings, SPEC
+ * A1) and JSON lines (doc/PROTOCOL.md). A connection owns a bounded input
+ * buffer (the largest legal frame) and an output buffer; requests are
+ * answered in the order they arrived, and replies are written straight
+ * away, so a cached lookup costs one read and one write. Everything a
+ * client can make us hold is bounded: frame size, queued output, idle
+ * time, time blocked on a client that does not read, and the number of
+ * connections. A misbehaving client loses its own connection only.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cache/cache.h"
+#include "resolver/cfg.h"
+#include "resolver/dom.h"
+#include "resolver/pol.h"
+#include "resolver/qry.h"
+#include "resolver/smap.h"
 #include "resolver/srv.h"
+#include "util/ev.h"
+#include "util/limits.h"
+#include "util/log.h"
+
+enum srv_proto { PROTO_SMAP, PROTO_QRY };
+
+/* The largest input frame of each protocol, framing included. */
+#define SMAP_FRAME_MAX (LIM_NETSTRING_DIGITS + 1 + LIM_NETSTRING_MAX + 1)
+#define QRY_FRAME_MAX (LIM_QUERY_LINE + 1)
+#define INBUF_INITIAL 512
+#define OUTBUF_INITIAL 512
+/* Connections accepted per listener callback, so one busy listener cannot
+ * starve the rest of the loop. */
+#define ACCEPT_BATCH 64
+/* Warnings about client misbehaviour per second before we stay quiet. */
+#define WARN_PER_SECOND 20
+/* How long shutdown waits for replies still owed. */
+#define SHUTDOWN_GRACE_S 5
+
+struct srv;
+
+struct listener {
+	struct srv *srv;
+	enum srv_proto proto;
+	int fd;
+	struct event *ev;
+	char *path; /* unix socket to remove at exit, or NULL */
+	char *name; /* "unix:/path" or "inet:127.0.0.1:8461", for logs */
+};
+
+struct conn {
+	struct srv *srv;
+	enum srv_proto proto;
+	int fd;
+	unsigned long id;
+	struct event *rev, *wev;
+	char *in;
+	size_t inlen, incap;
+	char *out;
+	size_t outoff, outlen, outcap;
+	int reading;  /* read event armed */
+	int closing;  /* close once the output is written */
+	struct conn *prev, *next;
+};
+
+struct srv_stats {
+	unsigned long long accepted, rejected, requests, framing_errors;
+	unsigned long long answers[POL_PERM + 1];
+	unsigned long long flushes, timeouts;
+};
+
+struct srv {
+	struct event_base *base;
+	const struct cfg *cfg;
+	struct pol *pol;
+	struct cache *cache;
+	struct listener *ls;
+	size_t nls;
+	struct conn *conns;
+	long nconns;
+	unsigned long next_id;
+	struct srv_stats st;
+	/* Rate limit for warnings caused by clients. */
+	time_t warn_sec;
+	unsigned warn_count, warn_dropped;
+	/* Shutdown. */
+	int stopping;
+	struct event *grace;
+	void (*done)(void *);
+	void *done_arg;
+	/* Reply scratch space for one socketmap answer. */
+	char reply[LIM_REPLY_MAX + 1];
+};
+
+static void conn_close(struct conn *c);
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Client-caused warnings, at most WARN_PER_SECOND a second. */
+static int
+warn_allowed(struct srv *s)
+{
+	time_t now = ev_now();
+
+	if (now != s->warn_sec) {
+		if (s->warn_dropped)
+			log_warnx("%u similar warnings suppressed",
+				  s->warn_dropped);
+		s->warn_sec = now;
+		s->warn_count = 0;
+		s->warn_dropped = 0;
+	}
+	if (s->warn_count++ < WARN_PER_SECOND)
+		return 1;
+	s->warn_dropped++;
+	return 0;
+}
+
+/* --- listeners --------------------------------------------------------- */
+
+/* mkdir -p for the parent directory of PATH. */
+static int
+make_parent(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *p;
+
+	if (strlen(path) >= sizeof(dir))
+		return -1;
+	strcpy(dir, path);
+	if ((p = strrchr(dir, '/')) == NULL || p == dir)
+		return 0;
+	*p = '\0';
+	for (p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int
+bind_unix(const char *path, unsigned mode, const char *group, char *err,
+	  size_t errsz)
+{
+	struct sockaddr_un sun;
+	struct stat sb;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errsz, "%s: socket path too long", path);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	if (make_parent(path) != 0) {
+		snprintf(err, errsz, "%s: cannot create directory: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			 0)) < 0) {
+		snprintf(err, errsz, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (lstat(path, &sb) == 0) {
+		/* A live socket belongs to another daemon: never steal it.
+		 * A dead one is stale from an earlier run: remove it. */
+		int probe;
+
+		if (!S_ISSOCK(sb.st_mode)) {
+			snprintf(err, errsz, "%s: exists and is not a socket",
+				 path);
+			goto fail;
+		}
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun,
+					  sizeof(sun)) == 0) {
+			close(probe);
+			snprintf(err, errsz,
+				 "%s: another process is listening there",
+				 path);
+			goto fail;
+		}
+		if (probe >= 0)
+			close(probe);
+		if (unlink(path) != 0) {
+			snprintf(err, errsz, "%s: cannot remove stale socket: %s",
+				 path, strerror(errno));
+			goto fail;
+		}
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    listen(fd, 1024) != 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (group != NULL && *group != '\0') {
+		struct group *gr = getgrnam(group);
+
+		if (gr == NULL) {
+			snprintf(err, errsz, "%s: unknown group '%s'", path,
+				 group);
+			goto fail_unlink;
+		}
+		if (chown(path, (uid_t)-1, gr->gr_gid) != 0) {
+			snprintf(err, errsz, "%s: chown: %s", path,
+				 strerror(errno));
+			goto fail_unlink;
+		}
+	}
+	if (chmod(path, (mode_t)mode) != 0) {
+		snprintf(err, errsz, "%s: chmod: %s", path, strerror(errno));
+		goto fail_unlink;
+	}
+	return fd;
+fail_unlink:
+	unlink(path);
+fail:
+	close(fd);
+	return -1;
+}
+
+/* "inet:127.0.0.1:8461" or "inet:[::1]:8461" (cfg checked the form). */
+static int
+bind_inet(const char *spec, char *err, size_t errsz)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char host[64];
+	const char *colon = strrchr(spec, ':');
+	size_t hl;
+	long port;
+	int fd, on = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (colon == NULL || (hl = (size_t)(colon - spec)) >= sizeof(host) ||
+	    hl == 0) {
+		snprintf(err, errsz, "inet:%s: bad address", spec);
+		return -1;
+	}
+	memcpy(host, spec, hl);
+	host[hl] = '\0';
+	port = strtol(colon + 1, NULL, 10);
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		host[hl - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+			goto bad;
+		sslen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			goto bad;
+		sslen = sizeof(*s4);
+	}
+	if ((fd = socket(ss.ss_family,
+			 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errsz, "socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 ||
+	    listen(fd, 1024) != 0) {
+		snprintf(err, errsz, "inet:%s: %s", spec, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+bad:
+	snprintf(err, errsz, "inet:%s: bad address", spec);
+	return -1;
+}
+
+static int
+add_listener(struct srv *s, enum srv_proto proto, const char *spec,
+	     size_t len, unsigned mode, const char *group, char *err,
+	     size_t errsz)
+{
+	struct listener *l;
+	char buf[LIM_CONFIG_VALUE + 1];
+	int fd;
+
+	if (len >= sizeof(buf) || s->nls >= LIM_LISTENERS + 1) {
+		snprintf(err, errsz, "too many or too long listeners");
+		return -1;
+	}
+	memcpy(buf, spec, len);
+	buf[len] = '\0';
+	if (strncmp(buf, "unix:", 5) == 0)
+		fd = bind_unix(buf + 5, mode, group, err, errsz);
+	else if (strncmp(buf, "inet:", 5) == 0)
+		fd = bind_inet(buf + 5, err, errsz);
+	else {
+		snprintf(err, errsz, "%s: not unix:PATH or inet:IP:PORT", buf);
+		return -1;
+	}
+	if (fd < 0)
+		return -1;
+	l = &s->ls[s->nls++];
+	l->srv = s;
+	l->proto = proto;
+	l->fd = fd;
+	l->name = strdup(buf);
+	l->path = strncmp(buf, "unix:", 5) == 0 ? strdup(buf + 5) : NULL;
+	return 0;
+}
+
+/* --- connections -------------------------------------------------------- */
+
+static void
+conn_arm_read(struct conn *c, int on)
+{
+	struct timeval tv = {c->srv->cfg->idle_timeout, 0};
+
+	if (on && !c->reading && !c->closing) {
+		event_add(c->rev, &tv);
+		c->reading = 1;
+	} else if (!on && c->reading) {
+		event_del(c->rev);
+		c->reading = 0;
+	}
+}
+
+static int
+buf_reserve(char **buf, size_t *cap, size_t need, size_t initial)
+{
+	size_t ncap = *cap ? *cap : initial;
+	char *nb;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	if ((nb = realloc(*buf, ncap)) == NULL)
+		return -1;
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
+/* Queue LEN bytes of output. */
+static int
+conn_queue(struct conn *c, const char *data, size_t len)
+{
+	if (c->outoff > 0 && c->outoff == c->outlen)
+		c->outoff = c->outlen = 0;
+	if (buf_reserve(&c->out, &c->outcap, c->outlen + len, OUTBUF_INITIAL))
+		return -1;
+	memcpy(c->out + c->outlen, data, len);
+	c->outlen += len;
+	return 0;
+}
+
+/*
+ * Write what is queued. Returns 0 when everything is written or the rest
+ * waits for the write event, -1 when the connection is gone.
+ */
+static int
+conn_flush(struct conn *c)
+{
+	while (c->outoff < c->outlen) {
+		ssize_t n = send(c->fd, c->out + c->outoff,
+				 c->outlen - c->outoff, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			c->outoff += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* SPEC A1: a client that does not read its replies
+			 * gets write_timeout seconds, and stops being read
+			 * once too much output is queued. */
+			struct timeval tv = {c->srv->cfg->write_timeout, 0};
+
+			if (!event_pending(c->wev, EV_WRITE, NULL))
+				event_add(c->wev, &tv);
+			if (c->outlen - c->outoff > LIM_CONN_OUTPUT)
+				conn_arm_read(c, 0);
+			return 0;
+		}
+		return -1;
+	}
+	c->outoff = c->outlen = 0;
+	if (event_pending(c->wev, EV_WRITE, NULL))
+		event_del(c->wev);
+	if (c->closing)
+		return -1;
+	conn_arm_read(c, 1);
+	return 0;
+}
+
+static void
+count_answer(struct srv *s, const struct pol_answer *ans)
+{
+	s->st.requests++;
+	if (ans->kind <= POL_PERM)
+		s->st.answers[ans->kind]++;
+}
+
+static void
+log_lookup(const char *key, size_t keylen, const char *reply)
+{
+	char k[256];
+
+	if (log_verbose() < 1)
+		return;
+	log_debug("lookup %s: %s", log_sanitize(key, keylen, k, sizeof(k)),
+		  reply);
+}
+
+/* One socketmap request payload "name key" (SPEC A1.2). */
+static int
+smap_request(struct conn *c, const char *payload, size_t plen)
+{
+	struct srv *s = c->srv;
+	struct pol_answer ans;
+	const char *name, *key;
+	size_t namelen, keylen, rlen;
+	char hdr[16];
+	size_t hl;
+
+	key = NULL;
+	keylen = 0;
+	if (smap_split(payload, plen, &name, &namelen, &key, &keylen) != 0) {
+		name = payload;
+		namelen = plen;
+		key = NULL;
+	}
+	if (key == NULL ||
+	    !cfg_word_in(s->cfg->socketmap_names, name, namelen)) {
+		/* SPEC F8: an unknown map name is an administrator's error. */
+		char n[LIM_MAP_NAME + 8];
+
+		if (warn_allowed(s))
+			log_warnx("socketmap: unknown map name '%s'",
+				  log_sanitize(name, namelen, n, sizeof(n)));
+		memset(&ans, 0, sizeof(ans));
+		ans.kind = POL_PERM;
+		ans.data = "unknown socketmap name";
+		ans.source = POL_SRC_KEY;
+	} else {
+		pol_lookup(s->pol, key, keylen, &ans);
+	}
+	count_answer(s, &ans);
+	rlen = pol_format(&ans, s->reply, sizeof(s->reply));
+	log_lookup(payload, plen, s->reply);
+	hl = smap_header(rlen, hdr);
+	if (conn_queue(c, hdr, hl) || conn_queue(c, s->reply, rlen) ||
+	    conn_queue(c, ",", 1))
+		return -1;
+	return 0;
+}
+
+static char *
+stats_json(struct srv *s)
+{
+	struct cache_stats cs;
+	json_t *o;
+	char *txt;
+
+	cache_get_stats(s->cache, &cs);
+	o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},"
+		      "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+		      "connections", (json_int_t)s->nconns, "accepted",
+		      (json_int_t)s->st.accepted, "rejected",
+		      (json_int_t)s->st.rejected, "requests",
+		      (json_int_t)s->st.requests, "framing_errors",
+		      (json_int_t)s->st.framing_errors, "answers", "OK",
+		      (json_int_t)s->st.answers[POL_OK], "NOTFOUND",
+		      (json_int_t)s->st.answers[POL_NOTFOUND], "TEMP",
+		      (json_int_t)s->st.answers[POL_TEMP], "TIMEOUT",
+		      (json_int_t)s->st.answers[POL_TIMEOUT], "PERM",
+		      (json_int_t)s->st.answers[POL_PERM], "cache", "hits",
+		      (json_int_t)cs.hits, "misses", (json_int_t)cs.misses,
+		      "negative_hits", (json_int_t)cs.negative_hits,
+		      "evictions", (json_int_t)cs.evictions, "db_reads",
+		      (json_int_t)cs.db_reads, "entries",
+		      (json_int_t)cs.entries);
+	if (o == NULL)
+		return NULL;
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return txt;
+}
+
+static char *
+flush_json(struct srv *s, const struct qry_request *rq)
+{
+	char dom[LIM_DOMAIN_MAX + 1];
+	enum dom_status ds;
+	enum cache_err ce;
+	json_t *o;
+	char *txt;
+
+	ds = dom_normalize(rq->key, rq->keylen, DOM_SMARTHOST_POLICY, dom,
+			   sizeof(dom));
+	if (ds != DOM_OK)
+		return qry_format_error(dom_strerror(ds));
+	ce = cache_delete(s->cache, dom);
+	if (ce != CACHE_OK && ce != CACHE_NOTFOUND)
+		return qry_format_error(cache_strerror(ce));
+	s->st.flushes++;
+	log_info("flushed %s from the store (%s)", dom,
+		 ce == CACHE_OK ? "it was there" : "nothing stored");
+	o = json_pack("{s:b,s:s}", "flushed", ce == CACHE_OK, "domain", dom);
+	if (o == NULL)
+		return NULL;
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return txt;
+}
+
+/* One JSON-lines request (the line without its LF). */
+static int
+qry_request(struct conn *c, const char *line, size_t len)
+{
+	struct srv *s = c->srv;
+	struct qry_request rq;
+	struct pol_answer ans;
+	char err[128];
+	char *reply = NULL;
+	int rc;
+
+	if (qry_parse(line, len, &rq, err, sizeof(err)) != 0) {
+		reply = qry_format_error(err);
+	} else {
+		switch (rq.cmd) {
+		case QRY_QUERY:
+			pol_lookup(s->pol, rq.key, rq.keylen, &ans);
+			count_answer(s, &ans);
+			reply = qry_format_answer(rq.key, rq.keylen, &ans);
+			break;
+		case QRY_FLUSH:
+			reply = flush_json(s, &rq);
+			break;
+		case QRY_STATS:
+			reply = stats_json(s);
+			break;
+		case QRY_PING:
+			reply = strdup("{\"pong\":true}");
+			break;
+		}
+	}
+	if (reply == NULL)
+		return -1;
+	rc = conn_queue(c, reply, strlen(reply)) || conn_queue(c, "\n", 1);
+	free(reply);
+	return rc ? -1 : 0;
+}
+
+/*
+ * Answer every complete request in the input buffer, in order. Returns -1
+ * when the connection must close (bad framing, out of memory).
+ */
+static int
+conn_process(struct conn *c)
+{
+	struct srv *s = c->srv;
+	static const char too_long[] =
+	    "{\"error\":\"request line too long\"}\n";
+	size_t off = 0;
+	int rc = 0;
+
+	while (off < c->inlen && !c->closing) {
+		const char *p = c->in + off;
+		size_t avail = c->inlen - off, used;
+
+		if (c->proto == PROTO_SMAP) {
+			const char *payload;
+			size_t plen;
+			enum smap_status st;
+
+			st = smap_decode(p, avail, LIM_NETSTRING_MAX, &payload,
+					 &plen, &used);
+			if (st == SMAP_MORE)
+				break;
+			if (st != SMAP_OK) {
+				/* SPEC B: bad framing closes the connection;
+				 * Postfix retries once (SPEC A1.7). */
+				s->st.framing_errors++;
+				if (warn_allowed(s))
+					log_warnx("socketmap connection %lu: "
+						  "%s, closing",
+						  c->id, smap_strerror(st));
+				return -1;
+			}
+			rc = smap_request(c, payload, plen);
+		} else {
+			const char *nl = memchr(p, '\n', avail);
+
+			if (nl == NULL) {
+				if (avail >= QRY_FRAME_MAX) {
+					s->st.framing_errors++;
+					if (warn_allowed(s))
+						log_warnx("query connection "
+							  "%lu: request line "
+							  "too long, closing",
+							  c->id);
+					rc = conn_queue(c, too_long,
+							strlen(too_long));
+					c->closing = 1;
+					off = c->inlen;
+				}
+				break;
+			}
+			used = (size_t)(nl - p) + 1;
+			rc = qry_request(c, p, used - 1);
+		}
+		if (rc != 0)
+			return -1;
+		off += used;
+		/* Stop taking requests from a client that does not read. */
+		if (c->outlen - c->outoff > LIM_CONN_OUTPUT)
+			break;
+	}
+	if (off > 0) {
+		memmove(c->in, c->in + off, c->inlen - off);
+		c->inlen -= off;
+	}
+	return 0;
+}
+
+/*
+ * Answer what the input holds and write it out, again while the output
+ * drains and complete requests remain (they wait while too much output is
+ * queued). Returns -1 when the connection must close.
+ */
+static int
+conn_service(struct conn *c)
+{
+	int round;
+
+	for (round = 0; round < 64; round++) {
+		size_t before = c->inlen;
+
+		if (conn_process(c) != 0 || conn_flush(c) != 0)
+			return -1;
+		if (c->inlen == 0 || c->inlen == before ||
+		    c->outlen > c->outoff)
+			break;
+	}
+	return 0;
+}
+
+static void
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	size_t max = c->proto == PROTO_SMAP ? SMAP_FRAME_MAX : QRY_FRAME_MAX;
+	size_t room;
+	ssize_t n;
+
+	if (what & EV_TIMEOUT) {
+		/* Idle: Postfix reconnects when it needs us (SPEC A1.5). */
+		c->srv->st.timeouts++;
+		log_debug("connection %lu idle, closing", c->id);
+		conn_close(c);
+		return;
+	}
+	if (c->inlen == c->incap && c->incap < max &&
+	    buf_reserve(&c->in, &c->incap, c->incap * 2, INBUF_INITIAL) != 0) {
+		conn_close(c);
+		return;
+	}
+	room = (c->incap < max ? c->incap : max) - c->inlen;
+	if (room == 0) {
+		/* Full of requests held back by queued output: wait for
+		 * the client to read (conn_write_cb resumes). */
+		conn_arm_read(c, 0);
+		return;
+	}
+	/* One read per wake-up: a request/reply client sends one request,
+	 * and a second read would only say EAGAIN. */
+	n = recv(fd, c->in + c->inlen, room, 0);
+	if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN &&
+		       errno != EWOULDBLOCK)) {
+		/* EOF or error: the client is gone; drop what it owed. */
+		conn_close(c);
+		return;
+	}
+	if (n > 0)
+		c->inlen += (size_t)n;
+	if (conn_service(c) != 0)
+		conn_close(c);
+}
+
+static void
+conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		struct srv *s = c->srv;
+
+		s->st.timeouts++;
+		if (warn_allowed(s))
+			log_warnx("connection %lu does not read its replies, "
+				  "closing",
+				  c->id);
+		conn_close(c);
+		return;
+	}
+	if (conn_service(c) != 0)
+		conn_close(c);
+}
+
+static void srv_maybe_done(struct srv *s);
+
+static void
+conn_close(struct conn *c)
+{
+	struct srv *s = c->srv;
+
+	event_free(c->rev);
+	event_free(c->wev);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nconns--;
+	free(c->in);
+	free(c->out);
+	free(c);
+	if (s->stopping)
+		srv_maybe_done(s);
+}
+
+static void
+accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct listener *l = arg;
+	struct srv *s = l->srv;
+	int i;
+
+	(void)what;
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		struct conn *c;
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR || errno == ECONNABORTED)
+				return;
+			if (warn_allowed(s))
+				log_warn("%s: accept", l->name);
+			return;
+		}
+		if (s->nconns >= s->cfg->max_connections) {
+			/* DESIGN 6.4: bounded; the client sees EOF and
+			 * Postfix retries (SPEC A1.7). */
+			s->st.rejected++;
+			if (warn_allowed(s))
+				log_warnx("%s: %ld connections open, the "
+					  "[server] max_connections limit; "
+					  "refusing one",
+					  l->name, s->nconns);
+			close(fd);
+			continue;
+		}
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);
+			return;
+		}
+		c->srv = s;
+		c->proto = l->proto;
+		c->fd = fd;
+		c->id = ++s->next_id;
+		c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST,
+				   conn_read_cb, c);
+		c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST,
+				   conn_write_cb, c);
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
+		s->nconns++;
+		s->st.accepted++;
+		if (c->rev == NULL || c->wev == NULL) {
+			conn_close(c);
+			return;
+		}
+		conn_arm_read(c, 1);
+	}
+}
+
+/* --- the server ----------------------------------------------------------- */
+
+struct srv *
+srv_new(struct event_base *base, const struct cfg *cfg, struct pol *pol,
+	struct cache *cache, char *err, size_t errsz)
+{
+	struct srv *s;
+	const char *p;
+	size_t i;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->ls = calloc(LIM_LISTENERS + 1, sizeof(*s->ls))) == NULL) {
+		free(s);
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	s->base = base;
+	s->cfg = cfg;
+	s->pol = pol;
+	s->cache = cache;
+	for (p = cfg->socketmap; *p;) {
+		size_t len;
+
+		p += strspn(p, " \t");
+		if ((len = strcspn(p, " \t")) == 0)
+			break;
+		if (add_listener(s, PROTO_SMAP, p, len, cfg->socketmap_mode,
+				 cfg->socketmap_group, err, errsz) != 0)
+			goto fail;
+		p += len;
+	}
+	if (s->nls == 0) {
+		snprintf(err, errsz, "no [server] socketmap endpoint");
+		goto fail;
+	}
+	if (*cfg->query_socket &&
+	    add_listener(s, PROTO_QRY, cfg->query_socket,
+			 strlen(cfg->query_socket), cfg->query_socket_mode,
+			 cfg->query_socket_group, err, errsz) != 0)
+		goto fail;
+	for (i = 0; i < s->nls; i++) {
+		struct listener *l = &s->ls[i];
+
+		l->ev = event_new(base, l->fd, EV_READ | EV_PERSIST, accept_cb,
+				  l);
+		if (l->ev == NULL) {
+			snprintf(err, errsz, "event_new failed");
+			goto fail;
+		}
+	}
+	return s;
+fail:
+	srv_free(s);
+	return NULL;
+}
+
+void
+srv_start(struct srv *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nls; i++)
+		event_add(s->ls[i].ev, NULL);
+}
+
+void
+srv_reconfigure(struct srv *s, const struct cfg *cfg)
+{
+	s->cfg = cfg;
+}
+
+static void
+close_listeners(struct srv *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nls; i++) {
+		struct listener *l = &s->ls[i];
+
+		if (l->ev)
+			event_free(l->ev);
+		if (l->fd >= 0)
+			close(l->fd);
+		if (l->path)
+			unlink(l->path);
+		free(l->path);
+		free(l->name);
+		l->ev = NULL;
+		l->fd = -1;
+		l->path = l->name = NULL;
+	}
+	s->nls = 0;
+}
+
+static void
+srv_maybe_done(struct srv *s)
+{
+	void (*done)(void *) = s->done;
+
+	if (s->nconns > 0 || done == NULL)
+		return;
+	s->done = NULL;
+	if (s->grace)
+		event_del(s->grace);
+	done(s->done_arg);
+}
+
+static void
+grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv *s = arg;
+
+	(void)fd;
+	(void)what;
+	log_warnx("shutdown: dropping %ld connections still open", s->nconns);
+	while (s->conns)
+		conn_close(s->conns);
+	srv_maybe_done(s);
+}
+
+void
+srv_shutdown(struct srv *s, void (*done)(void *), void *arg)
+{
+	struct timeval tv = {SHUTDOWN_GRACE_S, 0};
+	struct conn *c, *next;
+
+	s->stopping = 1;
+	s->done = done;
+	s->done_arg = arg;
+	close_listeners(s);
+	/* Finish the replies already owed; read nothing new. */
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		c->closing = 1;
+		conn_arm_read(c, 0);
+		if (c->outoff == c->outlen || conn_flush(c) != 0)
+			conn_close(c);
+	}
+	if ((s->grace = evtimer_new(s->base, grace_cb, s)) != NULL)
+		evtimer_add(s->grace, &tv);
+	srv_maybe_done(s);
+}
+
+void
+srv_free(struct srv *s)
+{
+	if (s == NULL)
+		return;
+	s->done = NULL;
+	while (s->conns)
+		conn_close(s->conns);
+	close_listeners(s);
+	if (s->grace)
+		event_free(s->grace);
+	free(s->ls);
+	free(s);
+}
