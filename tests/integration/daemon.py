@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""The daemon's life cycle: config checking, start-up failures, the store
+across restarts, SIGHUP reload with open connections, privilege drop,
+socket ownership, and clean shutdown."""
+import grp
+import os
+import pwd
+import signal
+import stat
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tlstest import (Daemon, done, is_eq, ok, read_netstring,  # noqa
+                     run_daemon_cmd, netstring)
+
+# --- config checking (-n) ------------------------------------------------------
+d = Daemon(policy="example.com = dane-only\n", name="life")
+rc, out, err = run_daemon_cmd(["-n", "-c", d.conf])
+ok(rc == 0 and "[server]" in out and "example.com = dane-only" in out,
+   "-n prints the effective settings", out + err)
+ok("lookup_timeout = 10" in out, "-n shows defaults too", out)
+
+bad = os.path.join(d.dir, "bad.conf")
+with open(bad, "w") as f:
+    f.write("[server]\nlookup_timeout = 10\n\n[server]\nno_such_key = 1\n")
+rc, out, err = run_daemon_cmd(["-n", "-c", bad])
+ok(rc == 1 and "bad.conf:5" in err and "no_such_key" in err,
+   "unknown key rejected with file, line and key", err)
+with open(bad, "w") as f:
+    f.write("[server]\nlookup_timeout = soon\n")
+rc, out, err = run_daemon_cmd(["-f", "-c", bad])
+ok(rc == 1 and "bad.conf:2" in err and "lookup_timeout" in err,
+   "bad value refuses to start", err)
+with open(bad, "w") as f:
+    f.write("[policy]\nexample.com = bogus-level\n")
+rc, out, err = run_daemon_cmd(["-n", "-c", bad])
+ok(rc == 1 and "example.com" in err, "bad static answer rejected", err)
+rc, out, err = run_daemon_cmd(["-n", "-c", os.path.join(d.dir, "missing")])
+ok(rc == 1 and "missing" in err, "missing -c file is an error", err)
+empty = os.path.join(d.dir, "empty.conf")
+open(empty, "w").close()
+rc, out, err = run_daemon_cmd(["-n", "-c", empty])
+ok(rc == 0 and "[cache]" in out, "an empty file runs on defaults", err)
+
+# --- the store across restarts ----------------------------------------------------
+d.start()
+is_eq(d.ask("example.com"), "OK dane-only", "first start answers")
+is_eq(d.stop(), 0, "first stop exits 0")
+d.put_sts("kept.example", "enforce", ["mx.kept.example"])
+d.start()
+is_eq(d.ask("kept.example"),
+      "OK secure match=mx.kept.example servername=hostname",
+      "restart: stored policy answered")
+d.stop()
+d.start()
+is_eq(d.ask("kept.example"),
+      "OK secure match=mx.kept.example servername=hostname",
+      "second restart: still answered")
+
+# --- SIGHUP: reload keeps open connections -------------------------------------
+s = d.connect()
+is_eq(d.ask("example.com", sock=s), "OK dane-only", "before reload")
+d.write_config(policy="example.com = dane\nnew.example = dane-only\n")
+d.signal(signal.SIGHUP)
+deadline = time.time() + 5
+while time.time() < deadline and "reloaded" not in d.read_log():
+    time.sleep(0.05)
+is_eq(d.ask("example.com", sock=s), "OK dane",
+      "after reload: new answer on the same connection")
+is_eq(d.ask("new.example"), "OK dane-only", "after reload: new static entry")
+with open(d.conf, "a") as f:
+    f.write("garbage line without equals\n")
+d.signal(signal.SIGHUP)
+deadline = time.time() + 5
+while time.time() < deadline and "reload failed" not in d.read_log():
+    time.sleep(0.05)
+ok("reload failed" in d.read_log(), "broken config on reload is logged")
+is_eq(d.ask("example.com", sock=s), "OK dane",
+      "broken config on reload keeps the old one")
+s.close()
+
+# --- clean shutdown with a reply owed --------------------------------------------
+s = d.connect()
+s.sendall(netstring("postfix example.com"))
+time.sleep(0.2)
+rc = d.stop()
+is_eq(rc, 0, "SIGTERM exits 0")
+is_eq(read_netstring(s), "OK dane", "reply owed before SIGTERM delivered")
+s.close()
+ok(not os.path.exists(d.smap) and not os.path.exists(d.query),
+   "sockets removed at exit")
+
+# --- start-up failures are clear --------------------------------------------------
+with open(d.db, "r+b") as f:
+    f.write(b"this is not a sqlite database at all" * 10)
+for p in (d.db + "-wal", d.db + "-shm"):
+    if os.path.exists(p):
+        os.unlink(p)
+rc, out, err = run_daemon_cmd(["-f", "-c", d.conf])
+ok(rc == 1 and "cache.db" in err, "corrupt store: refuses to start", err)
+
+d2 = Daemon(name="user", server_extra="")
+d2.write_config(server_extra="user = nosuchuser-tlspolicyd\n")
+rc, out, err = run_daemon_cmd(["-f", "-c", d2.conf])
+ok(rc == 1 and "nosuchuser-tlspolicyd" in err, "unknown user refused", err)
+ok(not os.path.exists(d2.smap), "no socket left behind after a failed start")
+
+# Another daemon on the same socket must not steal it.
+d3 = Daemon(name="dup")
+d3.start()
+rc, out, err = run_daemon_cmd(["-f", "-c", d3.conf])
+ok(rc == 1 and "listening" in err, "second daemon on one socket refused", err)
+is_eq(d3.ask("x.example"), "NOTFOUND ", "first daemon still serving")
+d3.stop()
+
+# --- privilege drop and socket ownership --------------------------------------------
+nobody = pwd.getpwnam("nobody")
+group = grp.getgrgid(nobody.pw_gid).gr_name
+d4 = Daemon(name="drop")
+with open(d4.conf, "w") as f:
+    f.write(d4.config_text(
+        server_extra="user = nobody\nsocketmap_group = %s\n"
+                     "socketmap_mode = 0660\n" % group,
+        policy="example.com = dane-only\n"))
+d4.start()
+st = os.stat(d4.smap)
+ok(stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == nobody.pw_gid,
+   "socket mode and group applied", "mode %o gid %d" % (st.st_mode, st.st_gid))
+with open("/proc/%d/status" % d4.proc.pid) as f:
+    status = f.read()
+uid_line = [x for x in status.splitlines() if x.startswith("Uid:")][0]
+ok(uid_line.split()[1:] == [str(nobody.pw_uid)] * 4,
+   "all user ids dropped to nobody", uid_line)
+is_eq(d4.ask("example.com"), "OK dane-only", "serves after the drop")
+d4.stop()
+d4.put_sts("w.example", "enforce", ["mx.w.example"])
+d4.start()
+r = d4.jq({"cmd": "flush", "domain": "w.example"})
+ok(r == {"flushed": True, "domain": "w.example"},
+   "store writable after the privilege drop", r)
+is_eq(d4.stop(), 0, "dropped daemon stops cleanly")
+done()
