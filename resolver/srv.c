@@ -691,7 +691,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->inlen == c->incap && c->incap < max &&
-	    buf_reserve(&c->in, &c->incap, c->incap * 2, INBUF_INITIAL) != 0) {
+	    buf_reserve(&c->in, &c->incap, c->incap ? c->incap * 2 : INBUF_INITIAL,
+			INBUF_INITIAL) != 0) {
 		conn_close(c);
 		return;
 	}

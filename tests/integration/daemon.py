@@ -92,6 +92,7 @@ ok(not os.path.exists(d.smap) and not os.path.exists(d.query),
    "sockets removed at exit")
 
 # --- start-up failures are clear --------------------------------------------------
+d.write_config(policy="example.com = dane\n")
 with open(d.db, "r+b") as f:
     f.write(b"this is not a sqlite database at all" * 10)
 for p in (d.db + "-wal", d.db + "-shm"):
@@ -100,8 +101,7 @@ for p in (d.db + "-wal", d.db + "-shm"):
 rc, out, err = run_daemon_cmd(["-f", "-c", d.conf])
 ok(rc == 1 and "cache.db" in err, "corrupt store: refuses to start", err)
 
-d2 = Daemon(name="user", server_extra="")
-d2.write_config(server_extra="user = nosuchuser-tlspolicyd\n")
+d2 = Daemon(name="user", user="nosuchuser-tlspolicyd")
 rc, out, err = run_daemon_cmd(["-f", "-c", d2.conf])
 ok(rc == 1 and "nosuchuser-tlspolicyd" in err, "unknown user refused", err)
 ok(not os.path.exists(d2.smap), "no socket left behind after a failed start")
@@ -117,12 +117,13 @@ d3.stop()
 # --- privilege drop and socket ownership --------------------------------------------
 nobody = pwd.getpwnam("nobody")
 group = grp.getgrgid(nobody.pw_gid).gr_name
-d4 = Daemon(name="drop")
+d4 = Daemon(name="drop", user="nobody")
 with open(d4.conf, "w") as f:
     f.write(d4.config_text(
-        server_extra="user = nobody\nsocketmap_group = %s\n"
+        server_extra="socketmap_group = %s\n"
                      "socketmap_mode = 0660\n" % group,
-        policy="example.com = dane-only\n"))
+        policy="example.com = dane-only\n").replace(
+            "socketmap_group =\n", ""))
 d4.start()
 st = os.stat(d4.smap)
 ok(stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == nobody.pw_gid,

@@ -108,7 +108,9 @@ def is_closed(sock, timeout=3.0):
 class Daemon:
     """tlspolicyd in a temporary directory with its own sockets and store."""
 
-    def __init__(self, extra="", policy="", server_extra="", name="t"):
+    def __init__(self, extra="", policy="", server_extra="", name="t",
+                 user=""):
+        self.user = user
         self.dir = tempfile.mkdtemp(prefix="tlspolicyd-%s-" % name)
         os.chmod(self.dir, 0o755)
         self.smap = os.path.join(self.dir, "smap.sock")
@@ -125,12 +127,13 @@ class Daemon:
                 "socketmap = unix:%s\n"
                 "socketmap_group =\n"
                 "query_socket = unix:%s\n"
-                "user =\n"
+                "user = %s\n"
                 "%s\n"
                 "[cache]\n"
                 "path = %s\n"
                 "%s\n"
-                "[policy]\n%s\n" % (self.smap, self.query, server_extra,
+                "[policy]\n%s\n" % (self.smap, self.query, self.user,
+                                    server_extra,
                                     self.db, extra, policy))
 
     def write_config(self, extra="", policy="", server_extra=""):
