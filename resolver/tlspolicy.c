@@ -1,2 +1,836 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-int main(void) { return 0; }
+/*
+ * tlspolicy(1): the administrator's command-line tool. It asks the running
+ * daemon over its JSON-lines query socket (doc/PROTOCOL.md §3) and reads
+ * the store directly for the offline commands:
+ *
+ *   tlspolicy [-c FILE] [-s SOCKET] [-d DBPATH] [-j] COMMAND ...
+ *     query DOMAIN        ask the daemon what it answers
+ *     cache list          every stored domain, one per line
+ *     cache show DOMAIN   every stored field for one domain
+ *     cache flush DOMAIN  forget a domain (through the daemon when it runs)
+ *
+ * Exit status: 0 success, 1 a negative result (the daemon answered an
+ * error, nothing stored), 2 an error (usage, config, daemon unreachable,
+ * store unreadable). This is the top layer: it prints the errors the
+ * modules return.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cache/cache.h"
+#include "resolver/cfg.h"
+#include "resolver/dom.h"
+#include "util/limits.h"
+#include "util/log.h"
+
+#define EXIT_NEGATIVE 1
+#define EXIT_ERROR    2
+
+/* How long we wait for the daemon to answer one request. A cold query
+ * may take up to [server] lookup_timeout (10 s by default) first. */
+#define TOOL_TIMEOUT_MS 15000
+
+static const char *opt_config;
+static const char *opt_socket;
+static const char *opt_db;
+static int opt_json;
+static struct cfg *cfg;
+
+__attribute__((format(printf, 1, 2))) static void
+errx_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tlspolicy: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void
+usage(FILE *fp)
+{
+	fputs("usage: tlspolicy [-j] [-c FILE] [-s SOCKET] [-d DBPATH] "
+	      "COMMAND ...\n"
+	      "\n"
+	      "commands:\n"
+	      "  query DOMAIN        ask the running daemon for DOMAIN's "
+	      "answer\n"
+	      "  cache list          list every domain in the store\n"
+	      "  cache show DOMAIN   show every stored field for DOMAIN\n"
+	      "  cache flush DOMAIN  forget what is stored for DOMAIN\n"
+	      "\n"
+	      "options:\n"
+	      "  -c FILE    config file (default: the system config if it "
+	      "exists)\n"
+	      "  -s SOCKET  daemon query socket, PATH or unix:PATH\n"
+	      "             (overrides [server] query_socket)\n"
+	      "  -d DBPATH  store path (overrides [cache] path)\n"
+	      "  -j         print JSON, one object per line\n"
+	      "  -V         print the version\n"
+	      "  -h         print this help\n"
+	      "\n"
+	      "exit status: 0 success, 1 negative result (daemon error, "
+	      "nothing stored),\n"
+	      "             2 usage, config, connection or store error\n",
+	      fp);
+}
+
+/* ---- config ---- */
+
+/* Load the config once, when a value it holds is needed. */
+static int
+need_cfg(void)
+{
+	char err[512];
+	const char *path = opt_config;
+
+	if (cfg != NULL)
+		return 0;
+	if (path == NULL && access(cfg_default_path(), F_OK) == 0)
+		path = cfg_default_path();
+	cfg = cfg_load(path, err, sizeof(err));
+	if (cfg == NULL) {
+		errx_msg("%s", err[0] != '\0' ? err : "cannot load config");
+		return -1;
+	}
+	return 0;
+}
+
+static const char *
+store_path(void)
+{
+	if (opt_db != NULL)
+		return opt_db;
+	if (need_cfg() < 0)
+		return NULL;
+	return cfg->cache_path;
+}
+
+/* The query socket path, without "unix:"; NULL (message printed) when
+ * there is none. */
+static const char *
+socket_path(void)
+{
+	const char *p = opt_socket;
+
+	if (p == NULL) {
+		if (need_cfg() < 0)
+			return NULL;
+		p = cfg->query_socket;
+		if (p == NULL || p[0] == '\0') {
+			errx_msg("the query socket is disabled "
+				 "([server] query_socket is empty); use -s");
+			return NULL;
+		}
+	}
+	if (strncmp(p, "unix:", 5) == 0)
+		p += 5;
+	if (p[0] == '\0') {
+		errx_msg("empty query socket path");
+		return NULL;
+	}
+	return p;
+}
+
+/* ---- output helpers ---- */
+
+/* Print S (from the daemon or the store) without control bytes. */
+static void
+print_wide(int width, const char *label, const char *s)
+{
+	char buf[4 * LIM_QUERY_LINE];
+
+	log_sanitize(s, strlen(s), buf, sizeof(buf));
+	printf("%-*s%s\n", width, label, buf);
+}
+
+/* "label:  value" as tlspolicy query prints it. */
+static void
+print_field(const char *label, const char *s)
+{
+	print_wide(9, label, s);
+}
+
+static const char *
+fmt_time(long long t, char *buf, size_t bufsz, int iso)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, bufsz,
+		     iso ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S UTC",
+		     &tm) == 0)
+		snprintf(buf, bufsz, "%lld", t);
+	return buf;
+}
+
+static int
+print_json(json_t *o)
+{
+	char *txt = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+
+	if (txt == NULL) {
+		errx_msg("out of memory");
+		return -1;
+	}
+	puts(txt);
+	free(txt);
+	return 0;
+}
+
+/* ---- talking to the daemon ---- */
+
+static long
+ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? ms : 0;
+}
+
+/* Wait until FD is ready for EVENTS or the deadline passes. */
+static int
+wait_fd(int fd, short events, const struct timespec *deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+	int rc;
+
+	do {
+		rc = poll(&pfd, 1, (int)ms_left(deadline));
+	} while (rc < 0 && errno == EINTR);
+	if (rc == 0)
+		errno = ETIMEDOUT;
+	return rc > 0 ? 0 : -1;
+}
+
+enum talk_status { TALK_OK = 0, TALK_UNREACHABLE, TALK_ERROR };
+
+/*
+ * Send REQ as one line to the daemon at PATH and read one reply line
+ * (at most LIM_QUERY_REPLY bytes) into *LINE (malloc'd, without the LF).
+ * TALK_UNREACHABLE (errno set) when no daemon listens there; TALK_ERROR
+ * (message printed) on any other failure.
+ */
+static enum talk_status
+talk(const char *path, json_t *req, char **line)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct timespec deadline;
+	char *out = NULL, *buf = NULL, *nl;
+	size_t outlen, off = 0, len = 0;
+	ssize_t n;
+	int fd, saved;
+
+	*line = NULL;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		errx_msg("%s: socket path too long", path);
+		return TALK_ERROR;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		errx_msg("socket: %s", strerror(errno));
+		return TALK_ERROR;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		if (saved == ENOENT || saved == ECONNREFUSED)
+			return TALK_UNREACHABLE;
+		errx_msg("cannot reach the daemon at %s: %s", path,
+			 strerror(saved));
+		return TALK_ERROR;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += TOOL_TIMEOUT_MS / 1000;
+
+	out = json_dumps(req, JSON_COMPACT);
+	buf = malloc(LIM_QUERY_REPLY + 1);
+	if (out == NULL || buf == NULL) {
+		errx_msg("out of memory");
+		goto fail;
+	}
+	outlen = strlen(out);
+	out[outlen++] = '\n'; /* replaces the NUL: sent by length */
+	while (off < outlen) {
+		if (wait_fd(fd, POLLOUT, &deadline) < 0)
+			goto io_fail;
+		n = send(fd, out + off, outlen - off, MSG_NOSIGNAL);
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			goto io_fail;
+		if (n > 0)
+			off += (size_t)n;
+	}
+	for (;;) {
+		if (wait_fd(fd, POLLIN, &deadline) < 0)
+			goto io_fail;
+		n = read(fd, buf + len, LIM_QUERY_REPLY + 1 - len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			goto io_fail;
+		if (n == 0) {
+			errx_msg("the daemon at %s closed the connection "
+				 "without an answer",
+				 path);
+			goto fail;
+		}
+		nl = memchr(buf + len, '\n', (size_t)n);
+		len += (size_t)n;
+		if (nl != NULL) {
+			*nl = '\0';
+			break;
+		}
+		if (len > LIM_QUERY_REPLY) {
+			errx_msg("the daemon's reply is longer than %d bytes",
+				 LIM_QUERY_REPLY);
+			goto fail;
+		}
+	}
+	free(out);
+	close(fd);
+	*line = buf;
+	return TALK_OK;
+io_fail:
+	errx_msg("talking to the daemon at %s: %s", path, strerror(errno));
+fail:
+	free(out);
+	free(buf);
+	close(fd);
+	return TALK_ERROR;
+}
+
+/* Parse a reply line into an object; NULL (message printed) if it is not
+ * one. */
+static json_t *
+parse_reply(const char *line)
+{
+	json_error_t jerr;
+	json_t *o = json_loads(line, 0, &jerr);
+
+	if (o == NULL || !json_is_object(o)) {
+		errx_msg("the daemon sent a malformed reply");
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* A string member or "-" (null, absent, or not a string). */
+static const char *
+jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL ? s : "-";
+}
+
+static int
+cmd_query(const char *key)
+{
+	char *line = NULL, tbuf[64], mx[4 * LIM_QUERY_LINE];
+	const char *path;
+	json_t *req, *rep, *v;
+	enum talk_status ts;
+	size_t i, n;
+	int rc = 0;
+
+	if (key[0] == '\0' || strlen(key) > LIM_KEY_MAX) {
+		errx_msg("the domain must be 1 to %d bytes", LIM_KEY_MAX);
+		return EXIT_ERROR;
+	}
+	if ((path = socket_path()) == NULL)
+		return EXIT_ERROR;
+	req = json_pack("{s:s,s:s}", "cmd", "query", "domain", key);
+	if (req == NULL) {
+		errx_msg("the domain is not valid UTF-8");
+		return EXIT_ERROR;
+	}
+	ts = talk(path, req, &line);
+	json_decref(req);
+	if (ts == TALK_UNREACHABLE) {
+		errx_msg("cannot reach the daemon at %s: %s (is tlspolicyd "
+			 "running?)",
+			 path, strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (ts != TALK_OK)
+		return EXIT_ERROR;
+	if ((rep = parse_reply(line)) == NULL) {
+		free(line);
+		return EXIT_ERROR;
+	}
+	if ((v = json_object_get(rep, "error")) != NULL) {
+		if (opt_json)
+			puts(line);
+		else
+			errx_msg("the daemon answered: %s",
+				 json_is_string(v) ? json_string_value(v)
+						   : "an error");
+		rc = EXIT_NEGATIVE;
+	} else if (opt_json) {
+		puts(line);
+	} else {
+		print_field("domain:", jstr(rep, "domain"));
+		print_field("answer:", jstr(rep, "answer"));
+		print_field("source:", jstr(rep, "source"));
+		if (json_is_string(json_object_get(rep, "reason")))
+			print_field("reason:", jstr(rep, "reason"));
+		print_field("mode:", jstr(rep, "mode"));
+		mx[0] = '\0';
+		v = json_object_get(rep, "mx");
+		n = 0;
+		for (i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+			const char *s = json_string_value(json_array_get(v, i));
+
+			if (s == NULL)
+				continue;
+			n += (size_t)snprintf(
+			    mx + n, n < sizeof(mx) ? sizeof(mx) - n : 0, "%s%s",
+			    n > 0 ? ", " : "", s);
+			if (n >= sizeof(mx))
+				break;
+		}
+		print_field("mx:", mx[0] != '\0' ? mx : "-");
+		v = json_object_get(rep, "expires");
+		print_field("expires:", json_is_integer(v)
+					    ? fmt_time(json_integer_value(v),
+						       tbuf, sizeof(tbuf), 0)
+					    : "-");
+	}
+	json_decref(rep);
+	free(line);
+	return rc;
+}
+
+/* ---- the store ---- */
+
+static struct cache *
+store_open(void)
+{
+	char err[512];
+	const char *path = store_path();
+	struct cache *c;
+	struct stat st;
+
+	if (path == NULL)
+		return NULL;
+	/* Do not create an empty store as a side effect of looking. */
+	if (strcmp(path, ":memory:") != 0 && stat(path, &st) < 0) {
+		errx_msg("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	c = cache_open(path, 16, err, sizeof(err));
+	if (c == NULL) {
+		errx_msg("%s", err);
+		return NULL;
+	}
+	/* Run as root on the daemon's store, keep the -wal and -shm files
+	 * we may have created owned like the store itself, or the daemon
+	 * (running unprivileged) could no longer write it. */
+	if (strcmp(path, ":memory:") != 0 && geteuid() == 0 && st.st_uid != 0 &&
+	    cache_chown(c, st.st_uid, st.st_gid) < 0)
+		errx_msg("%s: chown: %s", path, strerror(errno));
+	return c;
+}
+
+static json_t *
+entry_json(const struct cache_entry *e)
+{
+	json_t *o, *sts = json_null(), *dane = json_null(), *mx;
+	const char *p, *nl;
+
+	if (e->has_sts) {
+		mx = json_array();
+		for (p = e->sts.mx; mx != NULL && p != NULL && *p != '\0';
+		     p = nl != NULL ? nl + 1 : p + strlen(p)) {
+			nl = strchr(p, '\n');
+			json_array_append_new(
+			    mx, json_stringn(p, nl != NULL ? (size_t)(nl - p)
+							   : strlen(p)));
+		}
+		sts = json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:s,s:I}",
+				"policy_id", e->sts.policy_id, "mode",
+				cache_sts_mode_name(e->sts.mode), "mx",
+				mx != NULL ? mx : json_null(), "max_age",
+				(json_int_t)e->sts.max_age, "fetched_at",
+				(json_int_t)e->sts.fetched_at, "expires_at",
+				(json_int_t)e->sts.expires_at, "last_error",
+				e->sts.last_error, "next_retry",
+				(json_int_t)e->sts.next_retry);
+	}
+	if (e->has_dane)
+		dane = json_pack("{s:s,s:s,s:I,s:I}", "verdict",
+				 e->dane.verdict, "detail", e->dane.detail,
+				 "checked_at", (json_int_t)e->dane.checked_at,
+				 "expires_at", (json_int_t)e->dane.expires_at);
+	o = json_pack("{s:s,s:o*,s:o*}", "domain", e->domain, "sts", sts,
+		      "dane", dane);
+	return o;
+}
+
+static int
+list_one(const struct cache_entry *e, void *arg)
+{
+	char t1[32] = "-", t2[32] = "-", dom[4 * (LIM_DOMAIN_MAX + 1)];
+	char verdict[64];
+	json_t *o;
+	int *failed = arg;
+
+	if (opt_json) {
+		o = entry_json(e);
+		if (o == NULL || print_json(o) < 0)
+			*failed = 1;
+		json_decref(o);
+		return *failed;
+	}
+	if (e->has_sts)
+		fmt_time(e->sts.expires_at, t1, sizeof(t1), 1);
+	if (e->has_dane)
+		fmt_time(e->dane.expires_at, t2, sizeof(t2), 1);
+	log_sanitize(e->domain, strlen(e->domain), dom, sizeof(dom));
+	log_sanitize(e->dane.verdict, e->has_dane ? strlen(e->dane.verdict) : 0,
+		     verdict, sizeof(verdict));
+	printf("%-32s %-8s %-20s %-9s %s\n", dom,
+	       e->has_sts ? cache_sts_mode_name(e->sts.mode) : "-", t1,
+	       e->has_dane ? verdict : "-", t2);
+	return 0;
+}
+
+static int
+cmd_cache_list(void)
+{
+	struct cache *c = store_open();
+	enum cache_err ce;
+	int failed = 0;
+
+	if (c == NULL)
+		return EXIT_ERROR;
+	ce = cache_foreach(c, list_one, &failed);
+	if (ce != CACHE_OK)
+		errx_msg("%s", cache_errmsg(c));
+	cache_close(c);
+	return ce != CACHE_OK || failed ? EXIT_ERROR : 0;
+}
+
+/* Normalise DOMAIN as the daemon would (SPEC A2). */
+static int
+normalise(const char *domain, char *out, size_t outsz)
+{
+	enum dom_status ds;
+
+	ds = dom_normalize(domain, strlen(domain), DOM_SMARTHOST_POLICY, out,
+			   outsz);
+	if (ds != DOM_OK) {
+		char buf[256];
+
+		log_sanitize(domain, strlen(domain), buf, sizeof(buf));
+		errx_msg("%s: %s", buf, dom_strerror(ds));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+show_str(const char *label, const char *s)
+{
+	print_wide(18, label, s[0] != '\0' ? s : "-");
+}
+
+static void
+show_time(const char *label, time_t t)
+{
+	char buf[64], line[96];
+
+	if (t == 0) {
+		show_str(label, "-");
+		return;
+	}
+	snprintf(line, sizeof(line), "%s (%lld)",
+		 fmt_time((long long)t, buf, sizeof(buf), 0), (long long)t);
+	show_str(label, line);
+}
+
+static void
+show_entry(const struct cache_entry *e)
+{
+	char num[32], mx[4 * LIM_QUERY_LINE];
+	const char *p;
+	size_t n = 0;
+
+	show_str("domain:", e->domain);
+	if (!e->has_sts) {
+		show_str("sts:", "none stored");
+	} else {
+		show_str("sts.policy_id:", e->sts.policy_id);
+		show_str("sts.mode:", cache_sts_mode_name(e->sts.mode));
+		/* The '\n'-separated patterns on one line. */
+		for (p = e->sts.mx;
+		     p != NULL && *p != '\0' && n + 3 < sizeof(mx); p++) {
+			if (*p == '\n') {
+				mx[n++] = ',';
+				mx[n++] = ' ';
+			} else {
+				mx[n++] = *p;
+			}
+		}
+		mx[n] = '\0';
+		show_str("sts.mx:", mx);
+		snprintf(num, sizeof(num), "%lld", e->sts.max_age);
+		show_str("sts.max_age:", num);
+		show_time("sts.fetched_at:", e->sts.fetched_at);
+		show_time("sts.expires_at:", e->sts.expires_at);
+		show_str("sts.last_error:", e->sts.last_error);
+		show_time("sts.next_retry:", e->sts.next_retry);
+	}
+	if (!e->has_dane) {
+		show_str("dane:", "none stored");
+	} else {
+		show_str("dane.verdict:", e->dane.verdict);
+		show_str("dane.detail:", e->dane.detail);
+		show_time("dane.checked_at:", e->dane.checked_at);
+		show_time("dane.expires_at:", e->dane.expires_at);
+	}
+}
+
+static int
+cmd_cache_show(const char *domain)
+{
+	char dom[LIM_DOMAIN_MAX + 1];
+	const struct cache_entry *e = NULL;
+	struct cache *c;
+	enum cache_err ce;
+	json_t *o;
+	int rc = 0;
+
+	if (normalise(domain, dom, sizeof(dom)) < 0)
+		return EXIT_ERROR;
+	if ((c = store_open()) == NULL)
+		return EXIT_ERROR;
+	ce = cache_lookup(c, dom, &e);
+	if (ce != CACHE_OK) {
+		errx_msg("%s", cache_errmsg(c)[0] != '\0' ? cache_errmsg(c)
+							  : cache_strerror(ce));
+		rc = EXIT_ERROR;
+	} else if (e == NULL) {
+		errx_msg("%s: nothing stored", dom);
+		rc = EXIT_NEGATIVE;
+	} else if (opt_json) {
+		o = entry_json(e);
+		if (o == NULL || print_json(o) < 0)
+			rc = EXIT_ERROR;
+		json_decref(o);
+	} else {
+		show_entry(e);
+	}
+	cache_close(c);
+	return rc;
+}
+
+static int
+flush_result(const char *dom, int flushed, const char *how)
+{
+	json_t *o;
+
+	if (opt_json) {
+		o = json_pack("{s:b,s:s}", "flushed", flushed, "domain", dom);
+		if (o == NULL || print_json(o) < 0) {
+			json_decref(o);
+			return EXIT_ERROR;
+		}
+		json_decref(o);
+	} else if (flushed) {
+		printf("%s: flushed (%s)\n", dom, how);
+	} else {
+		printf("%s: nothing stored\n", dom);
+	}
+	return flushed ? 0 : EXIT_NEGATIVE;
+}
+
+/*
+ * Safe while the daemon runs: it must forget its memory record too, so ask
+ * it first; only when no daemon listens do we change the store ourselves.
+ */
+static int
+cmd_cache_flush(const char *domain)
+{
+	char dom[LIM_DOMAIN_MAX + 1], *line = NULL;
+	const char *path = NULL;
+	struct cache *c;
+	enum cache_err ce;
+	enum talk_status ts = TALK_UNREACHABLE;
+	json_t *req, *rep, *v;
+	int rc;
+
+	if (normalise(domain, dom, sizeof(dom)) < 0)
+		return EXIT_ERROR;
+	if (opt_socket != NULL ||
+	    (need_cfg() == 0 && cfg->query_socket != NULL &&
+	     cfg->query_socket[0] != '\0')) {
+		if ((path = socket_path()) == NULL)
+			return EXIT_ERROR;
+		req = json_pack("{s:s,s:s}", "cmd", "flush", "domain", dom);
+		if (req == NULL) {
+			errx_msg("out of memory");
+			return EXIT_ERROR;
+		}
+		ts = talk(path, req, &line);
+		json_decref(req);
+	} else if (cfg == NULL) {
+		return EXIT_ERROR; /* need_cfg() printed why */
+	}
+	if (ts == TALK_ERROR)
+		return EXIT_ERROR;
+	if (ts == TALK_OK) {
+		if ((rep = parse_reply(line)) == NULL) {
+			free(line);
+			return EXIT_ERROR;
+		}
+		v = json_object_get(rep, "flushed");
+		if (json_is_boolean(v)) {
+			rc =
+			    flush_result(dom, json_is_true(v), "by the daemon");
+		} else {
+			v = json_object_get(rep, "error");
+			errx_msg("the daemon answered: %s",
+				 json_is_string(v) ? json_string_value(v)
+						   : "a malformed reply");
+			rc = EXIT_ERROR;
+		}
+		json_decref(rep);
+		free(line);
+		return rc;
+	}
+
+	/* No daemon: change the store directly. */
+	if ((c = store_open()) == NULL)
+		return EXIT_ERROR;
+	ce = cache_delete(c, dom);
+	if (ce == CACHE_OK || ce == CACHE_NOTFOUND) {
+		rc = flush_result(dom, ce == CACHE_OK, "in the store");
+	} else {
+		errx_msg("%s", cache_errmsg(c)[0] != '\0' ? cache_errmsg(c)
+							  : cache_strerror(ce));
+		rc = EXIT_ERROR;
+	}
+	cache_close(c);
+	return rc;
+}
+
+/* ---- main ---- */
+
+static int
+cmd_cache(int argc, char **argv)
+{
+	if (argc < 1) {
+		usage(stderr);
+		return EXIT_ERROR;
+	}
+	if (strcmp(argv[0], "list") == 0 && argc == 1)
+		return cmd_cache_list();
+	if (strcmp(argv[0], "show") == 0 && argc == 2)
+		return cmd_cache_show(argv[1]);
+	if (strcmp(argv[0], "flush") == 0 && argc == 2)
+		return cmd_cache_flush(argv[1]);
+	errx_msg("usage: tlspolicy cache list | show DOMAIN | flush DOMAIN");
+	return EXIT_ERROR;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	static const char *const later[] = {"check", "report"};
+	const char *cmd;
+	size_t i;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "+c:s:d:jVh", longopts, NULL)) !=
+	       -1) {
+		switch (ch) {
+		case 'c':
+			opt_config = optarg;
+			break;
+		case 's':
+			opt_socket = optarg;
+			break;
+		case 'd':
+			opt_db = optarg;
+			break;
+		case 'j':
+			opt_json = 1;
+			break;
+		case 'V':
+			printf("tlspolicy %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_ERROR;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1) {
+		usage(stderr);
+		return EXIT_ERROR;
+	}
+	cmd = argv[0];
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "query") == 0) {
+		if (argc != 2) {
+			errx_msg("usage: tlspolicy query DOMAIN");
+			return EXIT_ERROR;
+		}
+		rc = cmd_query(argv[1]);
+	} else if (strcmp(cmd, "cache") == 0) {
+		rc = cmd_cache(argc - 1, argv + 1);
+	} else {
+		for (i = 0; i < sizeof(later) / sizeof(later[0]); i++)
+			if (strcmp(cmd, later[i]) == 0) {
+				errx_msg("'%s' is not implemented yet", cmd);
+				return EXIT_ERROR;
+			}
+		errx_msg("unknown command '%s'", cmd);
+		usage(stderr);
+		return EXIT_ERROR;
+	}
+	cfg_free(cfg);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		errx_msg("writing output: %s", strerror(errno));
+		return EXIT_ERROR;
+	}
+	return rc;
+}
