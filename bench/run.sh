@@ -112,9 +112,10 @@ stop() {
 	pids=$(echo "$pids" | sed "s/ $pid\$//; s/ $pid / /")
 }
 
-# field NAME KEY: a value from the RESULT line saved for NAME.
+# field NAME KEY [FILE]: a value from the RESULT line saved for NAME
+# (the measured run; FILE "cold" for the cold pass).
 field() {
-	sed -n "s/.*[ ]$2=\([0-9.]*\).*/\1/p" "$tmp/$1.result"
+	sed -n "s/^RESULT.*[ ]$2=\([0-9.]*\).*/\1/p" "$tmp/$1.${3:-result}"
 }
 
 # measure NAME SOCKET: cold pass over the keys, then the measured run.
@@ -137,11 +138,27 @@ measure() {
 	echo "$rss_kib $hwm_kib $ready_ms" >"$tmp/$1.mem"
 }
 
+# busy: percent of all CPU time used during one second (by anyone), so
+# a run on a machine that is not quiet says so.
+busy() {
+	s1=$(head -n 1 /proc/stat)
+	sleep 1
+	s2=$(head -n 1 /proc/stat)
+	echo "$s1 $s2" | awk '{
+		for (i = 2; i <= 11; i++) { t1 += $i; t2 += $(i + 11) }
+		idle1 = $5 + $6; idle2 = $16 + $17
+		d = t2 - t1
+		printf "%.0f", (d > 0 ? 100 * (1 - (idle2 - idle1) / d) : 0)
+	}'
+}
+
 echo "== tlspolicyd socketmap benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "   $(nproc) CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)), $pinning"
 echo "   $policies policies, $nkeys keys, $conns connections"
 
 "$src/bench/filldb.sh" "$tmp/cache.db" "$policies" "$tmp/keys" "$nkeys"
+load_before=$(busy)
+echo "   CPU busy before the runs: $load_before % (should be near 0)"
 
 # 1. The floor.
 start floor "$tmp/floor.sock" "$floor" -u "$tmp/floor.sock"
@@ -208,23 +225,29 @@ fi
 # Summary: throughput as a ratio of the floor measured in this same run.
 floor_rps=$(field floor rps)
 echo
-echo "== summary: ratio = requests/s relative to the floor in this run"
-printf '%-15s %9s %6s %7s %7s %8s %8s %8s %7s %s\n' server rps ratio \
-	p50_us p99_us p999_us rss_MiB ready_ms errors replies
+echo "== summary: ratio = requests/s relative to the floor in this run;"
+echo "   cold_rps = the first pass over the keys (store, not memory)"
+printf '%-15s %9s %6s %7s %7s %8s %8s %8s %7s %9s %s\n' server rps ratio \
+	p50_us p99_us p999_us rss_MiB ready_ms errors cold_rps replies
 servers="floor tlspolicyd"
 [ $peer_ran = 1 ] && servers="$servers mta-sts-daemon"
 for s in $servers; do
 	read -r rss hwm rdy <"$tmp/$s.mem"
-	printf '%-15s %9s %6s %7s %7s %8s %8s %8s %7s ok=%s nf=%s temp=%s other=%s\n' \
+	printf '%-15s %9s %6s %7s %7s %8s %8s %8s %7s %9s ok=%s nf=%s temp=%s other=%s\n' \
 		"$s" "$(field $s rps)" \
 		"$(awk -v a="$(field $s rps)" -v b="$floor_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" \
 		"$(field $s p50_us)" "$(field $s p99_us)" "$(field $s p999_us)" \
 		"$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')" \
-		"$rdy" "$(field $s errors)" "$(field $s ok)" \
+		"$rdy" "$(field $s errors)" "$(field $s rps cold)" "$(field $s ok)" \
 		"$(field $s notfound)" "$(field $s temp)" "$(field $s other)"
 done
 if [ $peer_ran = 0 ]; then
 	echo "(postfix-mta-sts-resolver not run: not installed or BENCH_PEER=0)"
+fi
+load_after=$(busy)
+echo "CPU busy before/after the runs: $load_before % / $load_after %"
+if [ "$load_before" -gt 10 ] || [ "$load_after" -gt 10 ]; then
+	echo "warning: the machine was not quiet; the figures are noisy"
 fi
 
 # The targets of the foundation issue, for tlspolicyd.
