@@ -114,9 +114,10 @@ int cfg_word_in(const char *list, const char *name, size_t namelen);
 /*
  * Check a [policy] answer: a Postfix TLS policy the daemon may hand out.
  * The first word must be one of none, may, encrypt, dane, dane-only,
- * fingerprint, verify, secure; no control bytes, no newline, at most
- * LIM_ANSWER_MAX bytes. Returns 1 when acceptable, else 0 with a reason in
- * ERR.
+ * fingerprint, verify, secure; every further word is attribute=value (as
+ * in Postfix's smtp_tls_policy_maps); printable ASCII only (no control
+ * bytes, no newline), at most LIM_ANSWER_MAX bytes. Returns 1 when
+ * acceptable, else 0 with a reason in ERR (which may be NULL).
  */
 int cfg_static_answer_valid(const char *answer, char *err, size_t errsz);
 
