@@ -628,15 +628,14 @@ cfg_set(struct cfg *cfg, const struct cfg_opt *o, const char *v, char *why,
 	if (len > LIM_CONFIG_VALUE)
 		return cfg_why(why, whysz, "value longer than %d bytes",
 			       LIM_CONFIG_VALUE);
+	/*
+	 * cfg_print() writes "name = value"; inih would read a value starting
+	 * with ';' there as a comment (found by fuzz_cfg).
+	 */
+	if (v[0] == ';' && (o->type == CFG_T_STRING || o->type == CFG_T_WORDS))
+		return cfg_why(why, whysz, "a value cannot start with ';'");
 	switch (o->type) {
 	case CFG_T_STRING:
-		/*
-		 * cfg_print() writes "name = value"; inih would read a value
-		 * starting with ';' there as a comment.
-		 */
-		if (v[0] == ';')
-			return cfg_why(why, whysz,
-				       "a value cannot start with ';'");
 		if (o->check != NULL && !o->check(v, len, why, whysz)) {
 			char q[CFG_QUOTE], reason[160];
 

@@ -346,6 +346,9 @@ static const struct {
      "t.conf:2: [server] user: \"tls policyd\": not a user or group name"},
     {"[tlsrpt]\norganization =;x",
      "t.conf:2: [tlsrpt] organization: a value cannot start with ';'"},
+    /* found by fuzz_cfg: the printed "name = ;s" read back as empty */
+    {"[server]\nsocketmap_names =;s",
+     "t.conf:2: [server] socketmap_names: a value cannot start with ';'"},
     /* structure */
     {"[server]\nfoo = 1", "t.conf:2: [server] foo: unknown option"},
     {"[dns]\nverbose = 1", "t.conf:2: [dns] verbose: unknown option"},
