@@ -24,15 +24,15 @@ struct cfg_static {
 
 struct cfg {
 	/* [server] */
-	char *socketmap;       /* space-separated endpoints unix:PATH inet:IP:PORT */
+	char *socketmap; /* space-separated endpoints unix:PATH inet:IP:PORT */
 	unsigned socketmap_mode;
 	char *socketmap_group; /* empty: leave the group alone */
 	char *socketmap_names; /* space-separated map names we answer */
-	char *tlsrpt_names;    /* names whose answers carry TLS-RPT attributes */
-	char *query_socket;    /* unix:PATH, or empty to disable */
+	char *tlsrpt_names; /* names whose answers carry TLS-RPT attributes */
+	char *query_socket; /* unix:PATH, or empty to disable */
 	unsigned query_socket_mode;
 	char *query_socket_group;
-	char *user; /* empty: do not drop privileges */
+	char *user;   /* empty: do not drop privileges */
 	long verbose; /* 0..2, -v adds */
 	long lookup_timeout;
 	long max_connections;

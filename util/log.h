@@ -25,7 +25,8 @@ void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
-void log_fatalx(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
+void log_fatalx(const char *fmt, ...) LOG_PRINTF(1, 2)
+    __attribute__((noreturn));
 void log_fatal(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
 void log_panic(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
 
