@@ -30,8 +30,6 @@
 #define LIM_DATAGRAM 65536
 /* Output queued to one client before we stop reading its requests. */
 #define LIM_CONN_OUTPUT 262144
-/* Requests read from one connection but not yet answered. */
-#define LIM_CONN_PENDING 256
 /* Map names configured at most; longest map name. */
 #define LIM_MAP_NAMES 16
 #define LIM_MAP_NAME 64
