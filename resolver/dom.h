@@ -9,13 +9,13 @@
 #include <stddef.h>
 
 enum dom_status {
-	DOM_OK = 0,     /* OUT holds the policy domain */
-	DOM_PARENT,     /* ".example.com": a parent-domain probe (A2.13) */
-	DOM_IPLITERAL,  /* "[192.0.2.1]", "[ipv6:…]", bare IP (A2.15) */
-	DOM_UNIXPATH,   /* "/path" or "unix:…" LMTP next hop (A2.15) */
-	DOM_SMARTHOST,  /* "[host]" with smarthost policy off (A2.14) */
-	DOM_INVALID,    /* not a valid host name after conversion (A2.16) */
-	DOM_TOOLONG,    /* key over LIM_KEY_MAX, or name over 253 octets */
+	DOM_OK = 0,    /* OUT holds the policy domain */
+	DOM_PARENT,    /* ".example.com": a parent-domain probe (A2.13) */
+	DOM_IPLITERAL, /* "[192.0.2.1]", "[ipv6:…]", bare IP (A2.15) */
+	DOM_UNIXPATH,  /* "/path" or "unix:…" LMTP next hop (A2.15) */
+	DOM_SMARTHOST, /* "[host]" with smarthost policy off (A2.14) */
+	DOM_INVALID,   /* not a valid host name after conversion (A2.16) */
+	DOM_TOOLONG,   /* key over LIM_KEY_MAX, or name over 253 octets */
 };
 
 /* Flags for dom_normalize(). */

@@ -46,13 +46,14 @@ struct daemon {
 static void
 usage(FILE *fp)
 {
-	fprintf(fp, "usage: tlspolicyd [-c FILE] [-f] [-n] [-v]... [-V]\n"
-		    "  -c FILE  config file (default %s)\n"
-		    "  -f       stay in the foreground, log to stderr\n"
-		    "  -n       check the config, print the effective "
-		    "settings, exit\n"
-		    "  -v       more verbose (repeat for more)\n"
-		    "  -V       print the version and exit\n",
+	fprintf(fp,
+		"usage: tlspolicyd [-c FILE] [-f] [-n] [-v]... [-V]\n"
+		"  -c FILE  config file (default %s)\n"
+		"  -f       stay in the foreground, log to stderr\n"
+		"  -n       check the config, print the effective "
+		"settings, exit\n"
+		"  -v       more verbose (repeat for more)\n"
+		"  -V       print the version and exit\n",
 		cfg_default_path());
 }
 
@@ -126,8 +127,8 @@ raise_fd_limit(long want)
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
 	if ((rlim_t)want > rl.rlim_cur) {
-		rl.rlim_cur = (rlim_t)want < rl.rlim_max ? (rlim_t)want
-							  : rl.rlim_max;
+		rl.rlim_cur =
+		    (rlim_t)want < rl.rlim_max ? (rlim_t)want : rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
 			log_warn("setrlimit(RLIMIT_NOFILE)");
 	}
@@ -237,10 +238,10 @@ warn_restart_needed(const struct cfg *old, const struct cfg *new)
 	size_t i;
 
 	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		const char *a = *(char *const *)((const char *)old +
-						 fixed[i].off);
-		const char *b = *(char *const *)((const char *)new +
-						 fixed[i].off);
+		const char *a =
+		    *(char *const *)((const char *)old + fixed[i].off);
+		const char *b =
+		    *(char *const *)((const char *)new + fixed[i].off);
 
 		if (strcmp(a, b) != 0)
 			log_warnx("reload: %s changed; restart tlspolicyd to "
@@ -262,8 +263,7 @@ reload(struct daemon *d)
 
 	ncfg = load_config(d->cfgpath, &used, err, sizeof(err));
 	if (ncfg == NULL) {
-		log_warnx("reload failed, keeping the running config: %s",
-			  err);
+		log_warnx("reload failed, keeping the running config: %s", err);
 		return;
 	}
 	warn_restart_needed(old, ncfg);

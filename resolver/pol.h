@@ -21,11 +21,11 @@ enum pol_kind { POL_NOTFOUND = 0, POL_OK, POL_TEMP, POL_TIMEOUT, POL_PERM };
 
 enum pol_source {
 	POL_SRC_NONE = 0, /* nothing known: NOTFOUND */
-	POL_SRC_KEY,      /* the key names no policy domain (A2.13–A2.16) */
-	POL_SRC_STATIC,   /* [policy] section */
-	POL_SRC_DANE,     /* DANE verdict */
-	POL_SRC_STS,      /* MTA-STS policy */
-	POL_SRC_ERROR,    /* internal failure: TEMP */
+	POL_SRC_KEY,	  /* the key names no policy domain (A2.13–A2.16) */
+	POL_SRC_STATIC,	  /* [policy] section */
+	POL_SRC_DANE,	  /* DANE verdict */
+	POL_SRC_STS,	  /* MTA-STS policy */
+	POL_SRC_ERROR,	  /* internal failure: TEMP */
 };
 
 /*
@@ -39,8 +39,8 @@ struct pol_answer {
 	const char *domain; /* normalised policy domain, or NULL */
 	const char *reason; /* why: "parent domain probe", "static", … */
 	const char *mode;   /* STS mode, or NULL */
-	const char *mx;     /* STS patterns '\n'-separated, or NULL */
-	time_t expires;     /* when the answer's source expires; 0 = never */
+	const char *mx;	    /* STS patterns '\n'-separated, or NULL */
+	time_t expires;	    /* when the answer's source expires; 0 = never */
 };
 
 struct pol;

@@ -33,8 +33,8 @@ struct qry_request {
  * Parse one request line (without its LF; a trailing CR is ignored).
  * Returns 0, or -1 with a reason in ERR (size ERRSZ).
  */
-int qry_parse(const char *line, size_t len, struct qry_request *req,
-	      char *err, size_t errsz);
+int qry_parse(const char *line, size_t len, struct qry_request *req, char *err,
+	      size_t errsz);
 
 /*
  * The reply to a query: a JSON object on one line, no trailing newline,

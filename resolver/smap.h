@@ -9,11 +9,11 @@
 #include <stddef.h>
 
 enum smap_status {
-	SMAP_OK = 0,   /* one complete netstring decoded */
-	SMAP_MORE,     /* valid so far, need more bytes */
-	SMAP_BADCHAR,  /* a non-digit before ':' or no digit at all */
-	SMAP_TOOLONG,  /* declared length over the limit, or too many digits */
-	SMAP_BADTERM,  /* the byte after the payload is not ',' */
+	SMAP_OK = 0,  /* one complete netstring decoded */
+	SMAP_MORE,    /* valid so far, need more bytes */
+	SMAP_BADCHAR, /* a non-digit before ':' or no digit at all */
+	SMAP_TOOLONG, /* declared length over the limit, or too many digits */
+	SMAP_BADTERM, /* the byte after the payload is not ',' */
 };
 
 /*

@@ -44,8 +44,8 @@ enum srv_proto { PROTO_SMAP, PROTO_QRY };
 
 /* The largest input frame of each protocol, framing included. */
 #define SMAP_FRAME_MAX (LIM_NETSTRING_DIGITS + 1 + LIM_NETSTRING_MAX + 1)
-#define QRY_FRAME_MAX (LIM_QUERY_LINE + 1)
-#define INBUF_INITIAL 512
+#define QRY_FRAME_MAX  (LIM_QUERY_LINE + 1)
+#define INBUF_INITIAL  512
 #define OUTBUF_INITIAL 512
 /* Connections accepted per listener callback, so one busy listener cannot
  * starve the rest of the loop. */
@@ -76,8 +76,8 @@ struct conn {
 	size_t inlen, incap;
 	char *out;
 	size_t outoff, outlen, outcap;
-	int reading;  /* read event armed */
-	int closing;  /* close once the output is written */
+	int reading; /* read event armed */
+	int closing; /* close once the output is written */
 	struct conn *prev, *next;
 };
 
@@ -198,8 +198,8 @@ bind_unix(const char *path, unsigned mode, const char *group, char *err,
 			goto fail;
 		}
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun,
-					  sizeof(sun)) == 0) {
+		if (probe >= 0 &&
+		    connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
 			close(probe);
 			snprintf(err, errsz,
 				 "%s: another process is listening there",
@@ -209,8 +209,9 @@ bind_unix(const char *path, unsigned mode, const char *group, char *err,
 		if (probe >= 0)
 			close(probe);
 		if (unlink(path) != 0) {
-			snprintf(err, errsz, "%s: cannot remove stale socket: %s",
-				 path, strerror(errno));
+			snprintf(err, errsz,
+				 "%s: cannot remove stale socket: %s", path,
+				 strerror(errno));
 			goto fail;
 		}
 	}
@@ -303,9 +304,8 @@ bad:
 }
 
 static int
-add_listener(struct srv *s, enum srv_proto proto, const char *spec,
-	     size_t len, unsigned mode, const char *group, char *err,
-	     size_t errsz)
+add_listener(struct srv *s, enum srv_proto proto, const char *spec, size_t len,
+	     unsigned mode, const char *group, char *err, size_t errsz)
 {
 	struct listener *l;
 	char buf[LIM_CONFIG_VALUE + 1];
@@ -492,23 +492,22 @@ stats_json(struct srv *s)
 	char *txt;
 
 	cache_get_stats(s->cache, &cs);
-	o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},"
-		      "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
-		      "connections", (json_int_t)s->nconns, "accepted",
-		      (json_int_t)s->st.accepted, "rejected",
-		      (json_int_t)s->st.rejected, "requests",
-		      (json_int_t)s->st.requests, "framing_errors",
-		      (json_int_t)s->st.framing_errors, "answers", "OK",
-		      (json_int_t)s->st.answers[POL_OK], "NOTFOUND",
-		      (json_int_t)s->st.answers[POL_NOTFOUND], "TEMP",
-		      (json_int_t)s->st.answers[POL_TEMP], "TIMEOUT",
-		      (json_int_t)s->st.answers[POL_TIMEOUT], "PERM",
-		      (json_int_t)s->st.answers[POL_PERM], "cache", "hits",
-		      (json_int_t)cs.hits, "misses", (json_int_t)cs.misses,
-		      "negative_hits", (json_int_t)cs.negative_hits,
-		      "evictions", (json_int_t)cs.evictions, "db_reads",
-		      (json_int_t)cs.db_reads, "entries",
-		      (json_int_t)cs.entries);
+	o = json_pack(
+	    "{s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},"
+	    "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+	    "connections", (json_int_t)s->nconns, "accepted",
+	    (json_int_t)s->st.accepted, "rejected", (json_int_t)s->st.rejected,
+	    "requests", (json_int_t)s->st.requests, "framing_errors",
+	    (json_int_t)s->st.framing_errors, "answers", "OK",
+	    (json_int_t)s->st.answers[POL_OK], "NOTFOUND",
+	    (json_int_t)s->st.answers[POL_NOTFOUND], "TEMP",
+	    (json_int_t)s->st.answers[POL_TEMP], "TIMEOUT",
+	    (json_int_t)s->st.answers[POL_TIMEOUT], "PERM",
+	    (json_int_t)s->st.answers[POL_PERM], "cache", "hits",
+	    (json_int_t)cs.hits, "misses", (json_int_t)cs.misses,
+	    "negative_hits", (json_int_t)cs.negative_hits, "evictions",
+	    (json_int_t)cs.evictions, "db_reads", (json_int_t)cs.db_reads,
+	    "entries", (json_int_t)cs.entries);
 	if (o == NULL)
 		return NULL;
 	txt = json_dumps(o, JSON_COMPACT);
@@ -691,7 +690,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->inlen == c->incap && c->incap < max &&
-	    buf_reserve(&c->in, &c->incap, c->incap ? c->incap * 2 : INBUF_INITIAL,
+	    buf_reserve(&c->in, &c->incap,
+			c->incap ? c->incap * 2 : INBUF_INITIAL,
 			INBUF_INITIAL) != 0) {
 		conn_close(c);
 		return;
@@ -864,8 +864,8 @@ srv_new(struct event_base *base, const struct cfg *cfg, struct pol *pol,
 	for (i = 0; i < s->nls; i++) {
 		struct listener *l = &s->ls[i];
 
-		l->ev = event_new(base, l->fd, EV_READ | EV_PERSIST, accept_cb,
-				  l);
+		l->ev =
+		    event_new(base, l->fd, EV_READ | EV_PERSIST, accept_cb, l);
 		if (l->ev == NULL) {
 			snprintf(err, errsz, "event_new failed");
 			goto fail;

@@ -20,7 +20,7 @@
 /* A key (next hop) in U-label form may be longer than its A-label form. */
 #define LIM_KEY_MAX 1024
 /* JSON-lines protocol: longest request line, reply line. */
-#define LIM_QUERY_LINE 4096
+#define LIM_QUERY_LINE	4096
 #define LIM_QUERY_REPLY 65536
 /* RFC 8461 §3.3: suggested policy size limit (also [sts] max_policy_size). */
 #define LIM_POLICY_BODY 65536
@@ -32,7 +32,7 @@
 #define LIM_CONN_OUTPUT 262144
 /* Map names configured at most; longest map name. */
 #define LIM_MAP_NAMES 16
-#define LIM_MAP_NAME 64
+#define LIM_MAP_NAME  64
 /* Static [policy] entries. */
 #define LIM_STATIC_POLICIES 100000
 /* Longest answer text stored for one domain. */

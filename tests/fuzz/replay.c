@@ -62,7 +62,8 @@ replay_dir(const char *dir)
 	int fail = 0;
 
 	if ((d = opendir(dir)) == NULL) {
-		printf("not ok %d - corpus %s: %s\n", ++n, dir, strerror(errno));
+		printf("not ok %d - corpus %s: %s\n", ++n, dir,
+		       strerror(errno));
 		return 1;
 	}
 	while ((de = readdir(d)) != NULL) {

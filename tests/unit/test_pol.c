@@ -57,8 +57,8 @@ put_sts(struct cache *c, const char *domain, int mode, const char *mx,
 }
 
 static void
-put_dane(struct cache *c, const char *domain, const char *verdict,
-	 time_t now, long ttl)
+put_dane(struct cache *c, const char *domain, const char *verdict, time_t now,
+	 long ttl)
 {
 	struct cache_dane dn;
 
@@ -88,8 +88,7 @@ run(struct pol *p, const struct tcase *t, size_t n, const char *what)
 
 		pol_lookup(p, t[i].key, strlen(t[i].key), &ans);
 		pol_format(&ans, out, sizeof(out));
-		is_str(out, t[i].want, "%s: answer for %s", what,
-		       t[i].key);
+		is_str(out, t[i].want, "%s: answer for %s", what, t[i].key);
 		is_str(pol_source_name(ans.source), t[i].source,
 		       "%s: %s source %s", what, t[i].key, t[i].source);
 	}
