@@ -66,6 +66,9 @@ static volatile sig_atomic_t stop;
 static const char *unix_path;
 static unsigned long long served, closed_bad;
 
+static void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
 static void
 die(const char *fmt, ...)
 {

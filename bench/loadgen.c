@@ -130,6 +130,9 @@ static uint64_t errors;
 static uint64_t err_connect, err_frame, err_eof, err_io, err_timeout;
 static uint64_t t_start, t_measure, t_end;
 
+static void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
 static void
 die(const char *fmt, ...)
 {
