@@ -139,8 +139,9 @@ format_sts(const char *mx, char *out, size_t outsz)
 	return 0;
 }
 
-int
-pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans)
+enum pol_rc
+pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
+	   pol_cb *cb, void *arg, struct pol_req **reqp)
 {
 	const struct cfg *cfg = p->cfg;
 	const struct cfg_static *st;
@@ -148,6 +149,10 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans)
 	enum dom_status ds;
 	time_t now;
 
+	(void)cb;
+	(void)arg;
+	if (reqp != NULL)
+		*reqp = NULL;
 	memset(ans, 0, sizeof(*ans));
 	ds = dom_normalize(key, len,
 			   cfg->smarthost_policy ? DOM_SMARTHOST_POLICY : 0,
@@ -155,7 +160,7 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans)
 	if (ds != DOM_OK) {
 		/* SPEC A2.13–A2.16: no policy domain, so no lookup. */
 		answer(ans, POL_NOTFOUND, "", POL_SRC_KEY, dom_strerror(ds));
-		return 0;
+		return POL_DONE;
 	}
 	ans->domain = p->domain;
 
@@ -167,14 +172,14 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans)
 		else
 			answer(ans, POL_OK, st->answer, POL_SRC_STATIC,
 			       "static policy");
-		return 0;
+		return POL_DONE;
 	}
 
 	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK) {
 		/* SPEC B "Internal error": never read a failure as absence. */
 		answer(ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
 		       "store failure");
-		return 0;
+		return POL_DONE;
 	}
 	now = ev_now();
 	if (e != NULL && e->has_dane && e->dane.expires_at > now &&
@@ -187,7 +192,7 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans)
 			v = "dane";
 		answer(ans, POL_OK, v, POL_SRC_DANE, e->dane.detail);
 		ans->expires = e->dane.expires_at;
-		return 0;
+		return POL_DONE;
 	}
 	if (e != NULL && e->has_sts && e->sts.expires_at > now) {
 		/* SPEC A6.41: a valid cached policy applies until max_age. */
@@ -201,22 +206,28 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans)
 			    0) {
 				answer(ans, POL_OK, p->data, POL_SRC_STS,
 				       "mta-sts policy");
-				return 0;
+				return POL_DONE;
 			}
 			/* An enforce policy we cannot express must not
 			 * silently become "no policy". */
 			answer(ans, POL_TEMP, "unusable mta-sts mx patterns",
 			       POL_SRC_ERROR, "mta-sts policy");
-			return 0;
+			return POL_DONE;
 		}
 		/* SPEC F3: testing answers NOTFOUND; none means no policy. */
 		answer(ans, POL_NOTFOUND, "", POL_SRC_STS,
 		       e->sts.mode == CACHE_STS_TESTING ? "mta-sts testing"
 							: "mta-sts none");
-		return 0;
+		return POL_DONE;
 	}
 	answer(ans, POL_NOTFOUND, "", POL_SRC_NONE, "no policy known");
-	return 0;
+	return POL_DONE;
+}
+
+void
+pol_cancel(struct pol_req *req)
+{
+	(void)req;
 }
 
 size_t

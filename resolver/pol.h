@@ -52,13 +52,33 @@ void pol_free(struct pol *p);
 /* Switch to a new config (SIGHUP). */
 void pol_reconfigure(struct pol *p, const struct cfg *cfg);
 
+struct pol_req;
+
 /*
- * Decide the answer for KEY (LEN raw bytes as Postfix sent them). Fills
- * *ANS and returns 0. (Asynchronous sources will add a pending return with
- * a callback that never runs inside this call, STYLE rule 8.)
+ * Called once with the answer of a lookup that could not be decided at
+ * once. ANS is borrowed until the callback returns.
  */
-int pol_lookup(struct pol *p, const char *key, size_t len,
-	       struct pol_answer *ans);
+typedef void pol_cb(const struct pol_answer *ans, void *arg);
+
+enum pol_rc {
+	POL_DONE = 0, /* *ANS holds the answer now */
+	POL_PENDING,  /* the answer comes through CB later */
+};
+
+/*
+ * Decide the answer for KEY (LEN raw bytes as Postfix sent them). When it
+ * is known now (static, key rules, cached, fresh in the store) fills *ANS
+ * and returns POL_DONE without calling CB. Otherwise returns POL_PENDING,
+ * sets *REQP, and calls CB(ANS, ARG) exactly once later — never inside
+ * this call (STYLE rule 8) — unless pol_cancel(*REQP) runs first. With CB
+ * NULL the lookup never pends: what the store holds decides.
+ */
+enum pol_rc pol_lookup(struct pol *p, const char *key, size_t len,
+		       struct pol_answer *ans, pol_cb *cb, void *arg,
+		       struct pol_req **reqp);
+
+/* Forget a pending lookup's callback (client gone, shutdown). */
+void pol_cancel(struct pol_req *req);
 
 /*
  * Format ANS as a socketmap reply payload: "OK <data>", "NOTFOUND ",

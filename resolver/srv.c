@@ -76,9 +76,29 @@ struct conn {
 	size_t inlen, incap;
 	char *out;
 	size_t outoff, outlen, outcap;
+	struct slot *head, **tailp; /* replies owed, in request order */
+	struct slot *spare;	    /* for the next pending lookup */
+	unsigned nslots;
 	int reading; /* read event armed */
 	int closing; /* close once the output is written */
 	struct conn *prev, *next;
+};
+
+/*
+ * A reply owed but not yet written: its lookup is pending, or it is
+ * answered but waits behind an earlier pending one, because replies go out
+ * in request order (SPEC A1.5). Most requests never need one: an answer
+ * known at once is written straight to the output.
+ */
+struct slot {
+	struct slot *next;
+	struct conn *c;
+	struct pol_req *req; /* while the lookup is pending */
+	int done;
+	char *reply; /* the framed reply once done */
+	size_t len;
+	char *key; /* JSON lines: the key, for the reply */
+	size_t keylen;
 };
 
 struct srv_stats {
@@ -416,7 +436,7 @@ conn_flush(struct conn *c)
 	c->outoff = c->outlen = 0;
 	if (event_pending(c->wev, EV_WRITE, NULL))
 		event_del(c->wev);
-	if (c->closing)
+	if (c->closing && c->head == NULL)
 		return -1;
 	conn_arm_read(c, 1);
 	return 0;
@@ -441,47 +461,200 @@ log_lookup(const char *key, size_t keylen, const char *reply)
 		  reply);
 }
 
+/* Frame a socketmap answer: "<len>:<reply>," into a new buffer. */
+static char *
+smap_frame(struct srv *s, const struct pol_answer *ans, size_t *lenp)
+{
+	size_t rlen = pol_format(ans, s->reply, sizeof(s->reply)), hl;
+	char hdr[16], *out;
+
+	hl = smap_header(rlen, hdr);
+	if ((out = malloc(hl + rlen + 1)) == NULL)
+		return NULL;
+	memcpy(out, hdr, hl);
+	memcpy(out + hl, s->reply, rlen);
+	out[hl + rlen] = ',';
+	*lenp = hl + rlen + 1;
+	return out;
+}
+
+static char *json_line(char *txt, size_t *lenp);
+
+/* The JSON-lines reply to a query, newline included. */
+static char *
+qry_frame(const char *key, size_t keylen, const struct pol_answer *ans,
+	  size_t *lenp)
+{
+	return json_line(qry_format_answer(key, keylen, ans), lenp);
+}
+
+/* Append SL (or a new slot when NULL) to C's queue of owed replies. */
+static struct slot *
+slot_add(struct conn *c, struct slot *sl)
+{
+	if (sl == NULL && (sl = calloc(1, sizeof(*sl))) == NULL)
+		return NULL;
+	sl->c = c;
+	if (c->head == NULL)
+		c->tailp = &c->head;
+	*c->tailp = sl;
+	c->tailp = &sl->next;
+	c->nslots++;
+	return sl;
+}
+
+static void
+slot_free(struct slot *sl)
+{
+	if (sl->req != NULL)
+		pol_cancel(sl->req);
+	free(sl->reply);
+	free(sl->key);
+	free(sl);
+}
+
+/* Move the answered replies at the head of the queue to the output. */
+static int
+conn_drain(struct conn *c)
+{
+	while (c->head != NULL && c->head->done) {
+		struct slot *sl = c->head;
+		int rc = conn_queue(c, sl->reply, sl->len);
+
+		c->head = sl->next;
+		c->nslots--;
+		slot_free(sl);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Output LEN bytes of reply (OWNED: malloc'd and now ours): straight to
+ * the output when nothing is owed before it, else behind the queue.
+ */
+static int
+conn_reply(struct conn *c, char *owned, size_t len)
+{
+	struct slot *sl;
+	int rc;
+
+	if (owned == NULL)
+		return -1;
+	if (c->head == NULL) {
+		rc = conn_queue(c, owned, len);
+		free(owned);
+		return rc;
+	}
+	if ((sl = slot_add(c, NULL)) == NULL) {
+		free(owned);
+		return -1;
+	}
+	sl->done = 1;
+	sl->reply = owned;
+	sl->len = len;
+	return 0;
+}
+
+static int conn_service(struct conn *c);
+
+/* A pending lookup finished: frame its reply and send what is in order. */
+static void
+slot_answered(const struct pol_answer *ans, void *arg)
+{
+	struct slot *sl = arg;
+	struct conn *c = sl->c;
+	struct srv *s = c->srv;
+
+	sl->req = NULL;
+	count_answer(s, ans);
+	if (c->proto == PROTO_SMAP)
+		sl->reply = smap_frame(s, ans, &sl->len);
+	else
+		sl->reply = qry_frame(sl->key, sl->keylen, ans, &sl->len);
+	sl->done = 1;
+	if (sl->reply == NULL || conn_drain(c) != 0 || conn_service(c) != 0)
+		conn_close(c);
+}
+
+/*
+ * Look KEY up for connection C. The common case, an answer known at once
+ * with nothing owed before it, is framed into the output directly with no
+ * allocation; a pending lookup takes the connection's spare slot.
+ */
+static int
+conn_lookup(struct conn *c, const char *key, size_t keylen)
+{
+	struct srv *s = c->srv;
+	struct pol_answer ans;
+	struct pol_req *req;
+	struct slot *sl;
+	size_t len = 0, hl;
+	char hdr[16];
+
+	if (c->spare == NULL && (c->spare = calloc(1, sizeof(*sl))) == NULL)
+		return -1;
+	sl = c->spare;
+	if (pol_lookup(s->pol, key, keylen, &ans, slot_answered, sl, &req) ==
+	    POL_PENDING) {
+		c->spare = NULL;
+		sl->req = req;
+		slot_add(c, sl);
+		if (c->proto == PROTO_QRY) {
+			if ((sl->key = malloc(keylen + 1)) == NULL)
+				return -1;
+			memcpy(sl->key, key, keylen);
+			sl->key[keylen] = '\0';
+			sl->keylen = keylen;
+		}
+		return 0;
+	}
+	count_answer(s, &ans);
+	if (c->head != NULL || c->proto == PROTO_QRY) {
+		char *reply = c->proto == PROTO_SMAP
+				  ? smap_frame(s, &ans, &len)
+				  : qry_frame(key, keylen, &ans, &len);
+
+		return conn_reply(c, reply, len);
+	}
+	len = pol_format(&ans, s->reply, sizeof(s->reply));
+	log_lookup(key, keylen, s->reply);
+	hl = smap_header(len, hdr);
+	if (conn_queue(c, hdr, hl) || conn_queue(c, s->reply, len) ||
+	    conn_queue(c, ",", 1))
+		return -1;
+	return 0;
+}
+
 /* One socketmap request payload "name key" (SPEC A1.2). */
 static int
 smap_request(struct conn *c, const char *payload, size_t plen)
 {
 	struct srv *s = c->srv;
 	struct pol_answer ans;
-	const char *name, *key;
-	size_t namelen, keylen, rlen;
-	char hdr[16];
-	size_t hl;
+	const char *name, *key = NULL;
+	size_t namelen, keylen = 0, len = 0;
+	char n[LIM_MAP_NAME + 8], *reply;
 
-	key = NULL;
-	keylen = 0;
 	if (smap_split(payload, plen, &name, &namelen, &key, &keylen) != 0) {
 		name = payload;
 		namelen = plen;
 		key = NULL;
 	}
-	if (key == NULL ||
-	    !cfg_word_in(s->cfg->socketmap_names, name, namelen)) {
-		/* SPEC F8: an unknown map name is an administrator's error. */
-		char n[LIM_MAP_NAME + 8];
-
-		if (warn_allowed(s))
-			log_warnx("socketmap: unknown map name '%s'",
-				  log_sanitize(name, namelen, n, sizeof(n)));
-		memset(&ans, 0, sizeof(ans));
-		ans.kind = POL_PERM;
-		ans.data = "unknown socketmap name";
-		ans.source = POL_SRC_KEY;
-	} else {
-		pol_lookup(s->pol, key, keylen, &ans);
-	}
+	if (key != NULL && cfg_word_in(s->cfg->socketmap_names, name, namelen))
+		return conn_lookup(c, key, keylen);
+	/* SPEC F8: an unknown map name is an administrator's error. */
+	if (warn_allowed(s))
+		log_warnx("socketmap: unknown map name '%s'",
+			  log_sanitize(name, namelen, n, sizeof(n)));
+	memset(&ans, 0, sizeof(ans));
+	ans.kind = POL_PERM;
+	ans.data = "unknown socketmap name";
+	ans.source = POL_SRC_KEY;
 	count_answer(s, &ans);
-	rlen = pol_format(&ans, s->reply, sizeof(s->reply));
-	log_lookup(payload, plen, s->reply);
-	hl = smap_header(rlen, hdr);
-	if (conn_queue(c, hdr, hl) || conn_queue(c, s->reply, rlen) ||
-	    conn_queue(c, ",", 1))
-		return -1;
-	return 0;
+	reply = smap_frame(s, &ans, &len);
+	return conn_reply(c, reply, len);
 }
 
 static char *
@@ -542,26 +715,42 @@ flush_json(struct srv *s, const struct qry_request *rq)
 	return txt;
 }
 
+/* Append a newline to a malloc'd JSON text. */
+static char *
+json_line(char *txt, size_t *lenp)
+{
+	size_t len;
+	char *out;
+
+	if (txt == NULL)
+		return NULL;
+	len = strlen(txt);
+	if ((out = realloc(txt, len + 2)) == NULL) {
+		free(txt);
+		return NULL;
+	}
+	out[len] = '\n';
+	out[len + 1] = '\0';
+	*lenp = len + 1;
+	return out;
+}
+
 /* One JSON-lines request (the line without its LF). */
 static int
 qry_request(struct conn *c, const char *line, size_t len)
 {
 	struct srv *s = c->srv;
 	struct qry_request rq;
-	struct pol_answer ans;
 	char err[128];
 	char *reply = NULL;
-	int rc;
+	size_t rlen = 0;
 
-	if (qry_parse(line, len, &rq, err, sizeof(err)) != 0) {
+	if (qry_parse(line, len, &rq, err, sizeof(err)) != 0)
 		reply = qry_format_error(err);
-	} else {
+	else {
 		switch (rq.cmd) {
 		case QRY_QUERY:
-			pol_lookup(s->pol, rq.key, rq.keylen, &ans);
-			count_answer(s, &ans);
-			reply = qry_format_answer(rq.key, rq.keylen, &ans);
-			break;
+			return conn_lookup(c, rq.key, rq.keylen);
 		case QRY_FLUSH:
 			reply = flush_json(s, &rq);
 			break;
@@ -573,11 +762,8 @@ qry_request(struct conn *c, const char *line, size_t len)
 			break;
 		}
 	}
-	if (reply == NULL)
-		return -1;
-	rc = conn_queue(c, reply, strlen(reply)) || conn_queue(c, "\n", 1);
-	free(reply);
-	return rc ? -1 : 0;
+	reply = json_line(reply, &rlen);
+	return conn_reply(c, reply, rlen);
 }
 
 /*
@@ -641,8 +827,10 @@ conn_process(struct conn *c)
 		if (rc != 0)
 			return -1;
 		off += used;
-		/* Stop taking requests from a client that does not read. */
-		if (c->outlen - c->outoff > LIM_CONN_OUTPUT)
+		/* Stop taking requests from a client that does not read,
+		 * or that has too many lookups pending. */
+		if (c->outlen - c->outoff > LIM_CONN_OUTPUT ||
+		    c->nslots >= LIM_CONN_PENDING)
 			break;
 	}
 	if (off > 0) {
@@ -756,6 +944,13 @@ conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->nconns--;
+	while (c->head != NULL) {
+		struct slot *sl = c->head;
+
+		c->head = sl->next;
+		slot_free(sl);
+	}
+	free(c->spare);
 	free(c->in);
 	free(c->out);
 	free(c);
@@ -956,7 +1151,8 @@ srv_shutdown(struct srv *s, void (*done)(void *), void *arg)
 		next = c->next;
 		c->closing = 1;
 		conn_arm_read(c, 0);
-		if (c->outoff == c->outlen || conn_flush(c) != 0)
+		if ((c->outoff == c->outlen && c->head == NULL) ||
+		    conn_flush(c) != 0)
 			conn_close(c);
 	}
 	if ((s->grace = evtimer_new(s->base, grace_cb, s)) != NULL)

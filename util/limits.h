@@ -28,6 +28,9 @@
 #define LIM_MX_PATTERNS 64
 /* TLS-RPT datagram. */
 #define LIM_DATAGRAM 65536
+/* Replies one connection may owe (lookups pending, or answered behind a
+ * pending one) before we stop taking its requests. */
+#define LIM_CONN_PENDING 256
 /* Output queued to one client before we stop reading its requests. */
 #define LIM_CONN_OUTPUT 262144
 /* Map names configured at most; longest map name. */

@@ -86,7 +86,8 @@ run(struct pol *p, const struct tcase *t, size_t n, const char *what)
 		struct pol_answer ans;
 		char out[LIM_REPLY_MAX + 1];
 
-		pol_lookup(p, t[i].key, strlen(t[i].key), &ans);
+		pol_lookup(p, t[i].key, strlen(t[i].key), &ans, NULL, NULL,
+			   NULL);
 		pol_format(&ans, out, sizeof(out));
 		is_str(out, t[i].want, "%s: answer for %s", what, t[i].key);
 		is_str(pol_source_name(ans.source), t[i].source,
