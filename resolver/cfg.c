@@ -100,6 +100,7 @@ static int cfg_check_mapname(const char *, size_t, char *, size_t);
 static int cfg_check_resolver(const char *, size_t, char *, size_t);
 static int cfg_check_abspath(const char *, size_t, char *, size_t);
 static int cfg_check_abspath_or_empty(const char *, size_t, char *, size_t);
+static int cfg_check_dnsname(const char *, size_t, char *, size_t);
 
 static const char *const cfg_testing_names[] = {"report", "enforce", NULL};
 static const char *const cfg_dane_names[] = {"strict", "opportunistic", NULL};
@@ -167,6 +168,9 @@ static const struct cfg_opt cfg_opts[] = {
 	{ "dns", "timeout", CFG_T_INT, "5", 1, 60,
 	  CFG_LONG(dns_timeout), NULL, NULL,
 	  "seconds one DNS query may take" },
+	{ "dns", "selftest_name", CFG_T_STRING, ".", 0, 0,
+	  CFG_STR(selftest_name), NULL, cfg_check_dnsname,
+	  "name whose SOA must validate as secure at start-up" },
 	/* [sts] */
 	{ "sts", "ca_file", CFG_T_STRING, "", 0, 0,
 	  CFG_STR(ca_file), NULL, cfg_check_abspath_or_empty,
@@ -471,6 +475,19 @@ cfg_check_abspath_or_empty(const char *s, size_t len, char *why, size_t whysz)
 	if (len == 0)
 		return 1;
 	return cfg_check_abspath(s, len, why, whysz);
+}
+
+/* SPEC A9.66: the self-test name, "." or a host name (trailing dot ok). */
+static int
+cfg_check_dnsname(const char *s, size_t len, char *why, size_t whysz)
+{
+	if (len == 1 && s[0] == '.')
+		return 1;
+	if (len > 1 && s[len - 1] == '.')
+		len--;
+	if (len > LIM_DOMAIN_MAX || !dom_valid_hostname(s, len))
+		return cfg_why(why, whysz, "want \".\" or a domain name");
+	return 1;
 }
 
 /* Setters --------------------------------------------------------------- */

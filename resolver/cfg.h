@@ -42,6 +42,7 @@ struct cfg {
 	char *resolvers;
 	char *trust_anchor;
 	long dns_timeout;
+	char *selftest_name; /* SOA that must validate at start-up */
 	/* [sts] */
 	char *ca_file;
 	long fetch_timeout;

@@ -204,6 +204,8 @@ static const struct {
     /* enums */
     {"[sts]\ntesting = enforce", "sts", "testing", "testing = enforce"},
     {"[dane]\nmode = opportunistic", "dane", "mode", "mode = opportunistic"},
+    {"[dns]\nselftest_name = test.", "dns", "selftest_name",
+     "selftest_name = test."},
     /* syntax details */
     {"  [server]\n\t  verbose = 1\n", "server", "verbose", "verbose = 1"},
     {"[server]\r\nverbose = 2\r\n", "server", "verbose", "verbose = 2"},
@@ -285,6 +287,9 @@ static const struct {
      "t.conf:2: [sts] testing: \"strict\": want report or enforce"},
     {"[dane]\nmode = enforce",
      "t.conf:2: [dane] mode: \"enforce\": want strict or opportunistic"},
+    {"[dns]\nselftest_name = a..b",
+     "t.conf:2: [dns] selftest_name: \"a..b\": want \".\" or a domain "
+     "name"},
     /* socketmap endpoints */
     {"[server]\nsocketmap = inet:192.0.2.1:8461",
      "t.conf:2: [server] socketmap: \"inet:192.0.2.1:8461\": only "
@@ -798,7 +803,7 @@ test_docs(void)
 	ok(d.conf != NULL, "read %s", conf);
 	ok(d.man != NULL, "read %s", man);
 	cfg_foreach_option(doc_option, &d);
-	ok(d.n == 34, "cfg_foreach_option walked %d options", d.n);
+	ok(d.n == 35, "cfg_foreach_option walked %d options", d.n);
 	c = cfg_load(conf, err, sizeof(err));
 	if (!ok(c != NULL, "contrib/tlspolicyd.conf loads"))
 		printf("#   error: %s\n", err);
