@@ -28,6 +28,11 @@
 #define LIM_MX_PATTERNS 64
 /* TLS-RPT datagram. */
 #define LIM_DATAGRAM 65536
+/* MX hosts examined per domain (DANE), CNAME depth followed. */
+#define LIM_MX_HOSTS 16
+#define LIM_CNAME_DEPTH 8
+/* Domains being resolved at once (DANE and MTA-STS together). */
+#define LIM_RESOLUTIONS 1024
 /* Replies one connection may owe (lookups pending, or answered behind a
  * pending one) before we stop taking its requests. */
 #define LIM_CONN_PENDING 256
@@ -44,5 +49,28 @@
 #define LIM_CONFIG_VALUE 4096
 /* Listening endpoints. */
 #define LIM_LISTENERS 16
+
+/* TLS-RPT (tlsrpt/, SPEC C1, C2, C3): policies in one datagram; failure
+ * details in one policy; policy-string and mx-host entries in one policy;
+ * longest string field of a datagram. */
+#define LIM_RPT_POLICIES 16
+#define LIM_RPT_DETAILS	 64
+#define LIM_RPT_STRINGS	 128
+#define LIM_RPT_FIELD	 2048
+/* rua URIs kept from one _smtp._tls record, longest URI, longest record
+ * (all TXT strings concatenated), TXT records considered for one name. */
+#define LIM_RPT_RUA	    4
+#define LIM_RPT_URI	    512
+#define LIM_RPT_RECORD	    4096
+#define LIM_RPT_TXT_RECORDS 32
+/* Postfix log follower: longest log line looked at; smtp(8) processes
+ * tracked at once; TLS sessions pending per process before its to= line;
+ * seconds a pending session may wait for its to= line. */
+#define LIM_RPT_LOG_LINE    8192
+#define LIM_RPT_LOG_PIDS    1024
+#define LIM_RPT_LOG_PENDING 16
+#define LIM_RPT_LOG_AGE	    3600
+/* Largest report JSON built for one domain and day. */
+#define LIM_RPT_REPORT (8 * 1024 * 1024)
 
 #endif /* UTIL_LIMITS_H */
