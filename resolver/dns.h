@@ -18,20 +18,27 @@
 struct event_base;
 struct cfg;
 
-#define DNS_T_A 1
+#define DNS_T_A	    1
 #define DNS_T_CNAME 5
-#define DNS_T_MX 15
-#define DNS_T_TXT 16
-#define DNS_T_AAAA 28
-#define DNS_T_TLSA 52
+#define DNS_T_MX    15
+#define DNS_T_TXT   16
+#define DNS_T_AAAA  28
+#define DNS_T_TLSA  52
+
+/*
+ * Most records of the asked type decoded from one answer (STYLE rule 6).
+ * An answer with more is reported as DNS_SERVFAIL ("too many records"),
+ * never cut short: a truncated MX or TLSA set would change the policy.
+ */
+#define DNS_RR_MAX 256
 
 enum dns_outcome {
-	DNS_DATA = 0,  /* NOERROR with records of the type asked */
-	DNS_NODATA,    /* NOERROR, no records of that type */
-	DNS_NXDOMAIN,  /* the name does not exist */
-	DNS_SERVFAIL,  /* SERVFAIL, REFUSED, any other rcode, bad reply */
-	DNS_TIMEOUT,   /* no answer within [dns] timeout */
-	DNS_ERROR,     /* internal failure (getdns, memory) */
+	DNS_DATA = 0, /* NOERROR with records of the type asked */
+	DNS_NODATA,   /* NOERROR, no records of that type */
+	DNS_NXDOMAIN, /* the name does not exist */
+	DNS_SERVFAIL, /* SERVFAIL, REFUSED, any other rcode, bad reply */
+	DNS_TIMEOUT,  /* no answer within [dns] timeout */
+	DNS_ERROR,    /* internal failure (getdns, memory) */
 };
 
 enum dns_security {
@@ -48,7 +55,7 @@ struct dns_rr {
 	union {
 		struct {
 			uint16_t pref;
-			char host[256]; /* lowercase, no trailing dot; "" = "." */
+			char host[256]; /* lowercase, no final dot; "" = "." */
 		} mx;
 		char addr[64]; /* A / AAAA in presentation form */
 		struct {
@@ -65,16 +72,17 @@ struct dns_rr {
 };
 
 struct dns_result {
-	const char *qname; /* as asked, lowercase, no trailing dot */
+	const char *qname; /* as asked, lowercase, no trailing dot ("."
+			      for the root) */
 	uint16_t qtype;
 	enum dns_outcome outcome;
 	enum dns_security security; /* meaningful for DATA/NODATA/NXDOMAIN */
-	const char *canonical;      /* CNAME-expanded owner, or qname */
-	uint32_t ttl;               /* smallest TTL in the answer (or the
+	const char *canonical;	    /* CNAME-expanded owner, or qname */
+	uint32_t ttl;		    /* smallest TTL in the answer (or the
 				       negative TTL), for caching */
 	size_t nrr;
 	const struct dns_rr *rr; /* records of qtype only (no RRSIG/CNAME) */
-	const char *why;         /* short text for logs and tlspolicy check */
+	const char *why;	 /* short text for logs and tlspolicy check */
 };
 
 struct dns;
@@ -106,7 +114,11 @@ int dns_selftest(struct dns *d, const char *name, char *err, size_t errsz);
 struct dns_query *dns_query(struct dns *d, const char *name, uint16_t type,
 			    dns_cb *cb, void *arg);
 
-/* Cancel a query; its callback will not run. */
+/*
+ * Cancel a query; its callback will not run. Q is invalid once its
+ * callback has started (the query frees itself after the callback);
+ * dns_cancel() of the query whose callback is running does nothing.
+ */
 void dns_cancel(struct dns_query *q);
 
 /* Destroy at shutdown, outside any callback (SPEC A9.68 #507). */

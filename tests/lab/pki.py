@@ -132,8 +132,9 @@ class CA:
         serial = os.path.join(self.dir, "serial")
         if not os.path.exists(serial):
             with open(serial, "w") as f:
-                f.write("%x\n" % (0x1000 + int.from_bytes(os.urandom(4),
-                                                          "big")))
+                # An even number of hex digits (openssl ca insists).
+                f.write("%016x\n" % (0x1000000000000000 |
+                                      int.from_bytes(os.urandom(7), "big")))
         if os.path.exists(self.cert_path) and os.path.exists(self.key_path):
             return
         _genkey(self.key_path, key_type)
