@@ -5,9 +5,11 @@ for the hostile ones, all driven through tests/lab/fetch (the https module
 on one libevent loop). Every case asserts the exact outcome; the slow and
 silent ones also their time bounds. fetch_timeout is 3 s here.
 """
+import atexit
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -78,6 +80,9 @@ def main():
     if not os.access(FETCH, os.X_OK):
         bail("%s is not built" % FETCH)
     tmp = tempfile.mkdtemp(prefix="tlspolicyd-https-")
+    if not os.environ.get("KEEP_TMP"):
+        # Registered first, so it runs after the servers have stopped.
+        atexit.register(shutil.rmtree, tmp, True)
     net = free_base()
     ca = pki.CA(os.path.join(tmp, "ca"))
     ok(os.path.exists(ca.cert_path), "pki: test CA made")
