@@ -34,10 +34,12 @@ enum dane_host_state {
 	DANE_HOST_NOTLSA,     /* no TLSA, or insecure: no DANE for it */
 	DANE_HOST_INSECURE,   /* addresses insecure: TLSA not looked up */
 	DANE_HOST_FAILED,     /* address or TLSA lookup failure */
+	DANE_HOST_NOADDR,     /* no A/AAAA at all (NODATA/NXDOMAIN): it
+				 cannot receive mail, the verdict skips it */
 };
 
 struct dane_host {
-	char name[256];     /* MX host as published */
+	char name[256];	     /* MX host as published */
 	char tlsa_base[256]; /* name the TLSA was found at (CNAME-expanded) */
 	uint16_t pref;
 	enum dane_host_state state;
@@ -48,9 +50,9 @@ struct dane_host {
 struct dane_result {
 	const char *domain;
 	enum dane_kind kind;
-	int mx_secure;  /* the MX RRset (or its denial) validated */
-	int implicit;   /* no MX: the domain itself is the host */
-	uint32_t ttl;   /* smallest TTL of every RRset involved */
+	int mx_secure; /* the MX RRset (or its denial) validated */
+	int implicit;  /* no MX: the domain itself is the host */
+	uint32_t ttl;  /* smallest TTL of every RRset involved */
 	size_t nhosts;
 	const struct dane_host *hosts;
 	char why[256]; /* one line: the rule that decided, "SPEC B D2: …" */
@@ -68,15 +70,17 @@ typedef void dane_cb(const struct dane_result *res, void *arg);
  * addresses are secure (A8.55, CNAME rule A8.56). NULL when it cannot
  * start (then CB is not called).
  */
-struct dane_job *dane_resolve(struct dns *dns, const char *domain,
-			      dane_cb *cb, void *arg);
+struct dane_job *dane_resolve(struct dns *dns, const char *domain, dane_cb *cb,
+			      void *arg);
 
 /* Cancel: the callback will not run; pending DNS queries are cancelled. */
 void dane_cancel(struct dane_job *job);
 
 /*
  * The verdict from the MX RRset's security and the host states (pure:
- * SPEC B D1–D6), with the deciding rule written into WHY.
+ * SPEC B D1–D6), with the deciding rule written into WHY. Hosts in state
+ * DANE_HOST_NOADDR are skipped; with no other host the verdict is
+ * DANE_NONE (no host can take mail, so there is nothing to protect).
  */
 enum dane_kind dane_verdict(int mx_secure, const struct dane_host *hosts,
 			    size_t nhosts, char *why, size_t whysz);
