@@ -188,6 +188,9 @@ static const struct cfg_opt cfg_opts[] = {
 	  CFG_INT(smarthost_policy), NULL, NULL,
 	  "[host]:port next hops use the host as policy domain" },
 	/* [dane] */
+	{ "dane", "enabled", CFG_T_BOOL, "yes", 0, 0,
+	  CFG_INT(dane_enabled), NULL, NULL,
+	  "resolve MX and TLSA with DNSSEC and answer DANE policies" },
 	{ "dane", "mode", CFG_T_ENUM, "strict", 0, 0,
 	  CFG_INT(dane_mode), cfg_dane_names, NULL,
 	  "strict: dane-only when every MX has usable TLSA; "

@@ -50,7 +50,8 @@ struct cfg {
 	int sts_testing; /* enum cfg_sts_testing */
 	int smarthost_policy;
 	/* [dane] */
-	int dane_mode; /* enum cfg_dane_mode */
+	int dane_enabled; /* live DNSSEC resolution (issue 3) */
+	int dane_mode;    /* enum cfg_dane_mode */
 	/* [cache] */
 	char *cache_path;
 	long memory_entries;

@@ -109,8 +109,11 @@ class Daemon:
     """tlspolicyd in a temporary directory with its own sockets and store."""
 
     def __init__(self, extra="", policy="", server_extra="", name="t",
-                 user=""):
+                 user="", dane=False):
         self.user = user
+        # Without a test DNS world a test must not resolve anything: live
+        # DNS would leave loopback.
+        self.dane = dane
         self.dir = tempfile.mkdtemp(prefix="tlspolicyd-%s-" % name)
         os.chmod(self.dir, 0o755)
         self.smap = os.path.join(self.dir, "smap.sock")
@@ -129,11 +132,14 @@ class Daemon:
                 "query_socket = unix:%s\n"
                 "user = %s\n"
                 "%s\n"
+                "[dane]\n"
+                "enabled = %s\n"
                 "[cache]\n"
                 "path = %s\n"
                 "%s\n"
                 "[policy]\n%s\n" % (self.smap, self.query, self.user,
                                     server_extra,
+                                    "yes" if self.dane else "no",
                                     self.db, extra, policy))
 
     def write_config(self, extra="", policy="", server_extra=""):
