@@ -27,6 +27,7 @@
 
 #include "cache/cache.h"
 #include "resolver/cfg.h"
+#include "resolver/dns.h"
 #include "resolver/pol.h"
 #include "resolver/srv.h"
 #include "util/ev.h"
@@ -36,6 +37,7 @@ struct daemon {
 	const char *cfgpath; /* file to (re)read, or NULL for defaults */
 	struct cfg *cfg;
 	struct cache *cache;
+	struct dns *dns; /* NULL when [dane] enabled = no */
 	struct pol *pol;
 	struct srv *srv;
 	struct event_base *base;
@@ -234,6 +236,8 @@ warn_restart_needed(const struct cfg *old, const struct cfg *new)
 	     offsetof(struct cfg, query_socket_group)},
 	    {"[server] user", offsetof(struct cfg, user)},
 	    {"[cache] path", offsetof(struct cfg, cache_path)},
+	    {"[dns] resolvers", offsetof(struct cfg, resolvers)},
+	    {"[dns] trust_anchor", offsetof(struct cfg, trust_anchor)},
 	};
 	size_t i;
 
@@ -248,6 +252,10 @@ warn_restart_needed(const struct cfg *old, const struct cfg *new)
 				  "apply it",
 				  fixed[i].name);
 	}
+	if (old->dane_enabled != new->dane_enabled ||
+	    old->dns_timeout != new->dns_timeout)
+		log_warnx("reload: [dane] enabled or [dns] timeout changed; "
+			  "restart tlspolicyd to apply it");
 	if (old->socketmap_mode != new->socketmap_mode ||
 	    old->query_socket_mode != new->query_socket_mode)
 		log_warnx("reload: socket modes changed; restart tlspolicyd "
@@ -374,7 +382,17 @@ main(int argc, char **argv)
 			     sizeof(err));
 	if (d.cache == NULL)
 		log_fatalx("store: %s", err);
-	if ((d.pol = pol_new(d.cfg, d.cache)) == NULL)
+	if (d.cfg->dane_enabled) {
+		/* SPEC A9.66: getdns 1.6 ignores a broken anchor file
+		 * silently, so prove the anchor validates before serving. */
+		d.dns = dns_new(d.base, d.cfg, err, sizeof(err));
+		if (d.dns == NULL)
+			log_fatalx("dns: %s", err);
+		if (dns_selftest(d.dns, d.cfg->selftest_name, err,
+				 sizeof(err)) != 0)
+			log_fatalx("dns: %s", err);
+	}
+	if ((d.pol = pol_new(d.cfg, d.cache, d.dns)) == NULL)
 		log_fatalx("out of memory");
 	d.srv = srv_new(d.base, d.cfg, d.pol, d.cache, err, sizeof(err));
 	if (d.srv == NULL)
@@ -404,6 +422,7 @@ main(int argc, char **argv)
 		event_free(sigs[i]);
 	srv_free(d.srv);
 	pol_free(d.pol);
+	dns_free(d.dns);
 	cache_close(d.cache);
 	cfg_free(d.cfg);
 	ev_base_free();

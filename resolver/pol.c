@@ -15,27 +15,65 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
+#include <event2/event.h>
+
 #include "cache/cache.h"
 #include "resolver/cfg.h"
+#include "resolver/dane.h"
 #include "resolver/dom.h"
 #include "resolver/pol.h"
 #include "util/ev.h"
 #include "util/limits.h"
+#include "util/log.h"
 
 /* "secure match=" + patterns + " servername=hostname": patterns are at
  * most LIM_MX_PATTERNS names of at most 255 bytes with a separator. */
 #define POL_MATCH_MAX (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 3) + 64)
 
+/* D7: how long a verdict outlives its TTL when a refresh fails. */
+#define POL_DANE_GRACE 900
+/* Bounds on how long a DANE verdict is trusted without a new look. */
+#define POL_DANE_MIN_TTL 60
+#define POL_DANE_MAX_TTL 86400
+#define POL_RES_BUCKETS	 1024
+
+struct pol_res;
+
+/* A client waiting for a resolution. */
+struct pol_req {
+	struct pol_req *next;
+	struct pol_res *res;
+	pol_cb *cb;
+	void *arg;
+	struct event *timer; /* [server] lookup_timeout */
+};
+
+/* One domain being resolved (single-flight). */
+struct pol_res {
+	struct pol_res *next; /* hash chain */
+	struct pol *pol;
+	char domain[LIM_DOMAIN_MAX + 1];
+	struct dane_job *dane;
+	struct pol_req *waiters;
+};
+
+static void req_free(struct pol_req *q);
+
 struct pol {
 	const struct cfg *cfg;
 	struct cache *cache;
+	struct dns *dns; /* NULL: answer from the store only */
+	struct pol_res *res[POL_RES_BUCKETS];
+	unsigned nres;
 	/* Scratch space behind the borrowed pointers of the last answer. */
 	char domain[LIM_DOMAIN_MAX + 1];
 	char data[POL_MATCH_MAX];
 };
 
 struct pol *
-pol_new(const struct cfg *cfg, struct cache *cache)
+pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns)
 {
 	struct pol *p;
 
@@ -43,12 +81,33 @@ pol_new(const struct cfg *cfg, struct cache *cache)
 		return NULL;
 	p->cfg = cfg;
 	p->cache = cache;
+	p->dns = dns;
 	return p;
 }
 
 void
 pol_free(struct pol *p)
 {
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < POL_RES_BUCKETS; i++) {
+		struct pol_res *r;
+
+		while ((r = p->res[i]) != NULL) {
+			struct pol_req *q;
+
+			p->res[i] = r->next;
+			if (r->dane != NULL)
+				dane_cancel(r->dane);
+			while ((q = r->waiters) != NULL) {
+				r->waiters = q->next;
+				req_free(q);
+			}
+			free(r);
+		}
+	}
 	free(p);
 }
 
@@ -139,6 +198,287 @@ format_sts(const char *mx, char *out, size_t outsz)
 	return 0;
 }
 
+/*
+ * The cached-state decision (SPEC B) for DOMAIN with store entry E (or
+ * NULL). DANE_FAILED says a resolution just failed (D6/D7); TIMED_OUT that
+ * the client's lookup budget ran out before one finished (SPEC F9).
+ */
+static void
+decide(struct pol *p, const struct cache_entry *e, int dane_failed,
+       int timed_out, struct pol_answer *ans)
+{
+	const struct cfg *cfg = p->cfg;
+	time_t now = ev_now();
+	int sts_fresh = e != NULL && e->has_sts && e->sts.expires_at > now;
+	int sts_enforce =
+	    sts_fresh && (e->sts.mode == CACHE_STS_ENFORCE ||
+			  (e->sts.mode == CACHE_STS_TESTING &&
+			   cfg->sts_testing == CFG_TESTING_ENFORCE));
+	const struct cache_dane *dn =
+	    e != NULL && e->has_dane ? &e->dane : NULL;
+
+	/* D7: within its TTL a verdict answers; after a failed refresh it
+	 * keeps answering for a short grace. */
+	if (dn != NULL &&
+	    (dn->expires_at > now || ((dane_failed || timed_out) &&
+				      dn->expires_at + POL_DANE_GRACE > now))) {
+		if (strcmp(dn->verdict, "nullmx") == 0) {
+			/* RFC 7505: the domain accepts no mail. */
+			answer(ans, POL_NOTFOUND, "", POL_SRC_DANE, "null MX");
+			ans->expires = dn->expires_at;
+			return;
+		}
+		if (strcmp(dn->verdict, "none") != 0) {
+			/* D1–D4: DANE wins over MTA-STS (RFC 8461 §2). */
+			const char *v = dn->verdict;
+
+			if (cfg->dane_mode == CFG_DANE_OPPORTUNISTIC &&
+			    strcmp(v, "dane-only") == 0)
+				v = "dane";
+			answer(ans, POL_OK, v, POL_SRC_DANE, dn->detail);
+			ans->expires = dn->expires_at;
+			return;
+		}
+	} else if (dane_failed) {
+		/* D6: never fall back from a DANE failure to MTA-STS. */
+		if (sts_enforce) {
+			snprintf(p->data, sizeof(p->data),
+				 "dnssec lookup failure for %s", p->domain);
+			answer(ans, POL_TEMP, p->data, POL_SRC_DANE,
+			       "SPEC B D6");
+		} else
+			answer(ans, POL_OK, "dane", POL_SRC_DANE,
+			       "SPEC B D6: Postfix repeats the lookups");
+		return;
+	} else if (timed_out && sts_enforce) {
+		/* SPEC F9: the domain may be DANE-signed; defer, and let
+		 * the resolution finish in the background. */
+		answer(ans, POL_TIMEOUT, "policy lookup in progress",
+		       POL_SRC_NONE, "lookup_timeout");
+		return;
+	}
+	if (sts_fresh) {
+		/* SPEC A6.41: a valid cached policy applies until max_age. */
+		ans->mode = cache_sts_mode_name(e->sts.mode);
+		ans->mx = e->sts.mx;
+		ans->expires = e->sts.expires_at;
+		if (sts_enforce) {
+			if (format_sts(e->sts.mx, p->data, sizeof(p->data)) ==
+			    0) {
+				answer(ans, POL_OK, p->data, POL_SRC_STS,
+				       "mta-sts policy");
+				return;
+			}
+			/* An enforce policy we cannot express must not
+			 * silently become "no policy". */
+			answer(ans, POL_TEMP, "unusable mta-sts mx patterns",
+			       POL_SRC_ERROR, "mta-sts policy");
+			return;
+		}
+		/* SPEC F3: testing answers NOTFOUND; none means no policy. */
+		answer(ans, POL_NOTFOUND, "", POL_SRC_STS,
+		       e->sts.mode == CACHE_STS_TESTING ? "mta-sts testing"
+							: "mta-sts none");
+		return;
+	}
+	answer(ans, POL_NOTFOUND, "", POL_SRC_NONE,
+	       timed_out ? "lookup_timeout: resolving in the background"
+			 : "no policy known");
+}
+
+/* Is a fresh DANE verdict stored (no resolution needed)? */
+static int
+dane_fresh(const struct cache_entry *e, time_t now)
+{
+	return e != NULL && e->has_dane && e->dane.expires_at > now;
+}
+
+/* --- resolutions: one per domain, shared by every client asking -------- */
+
+static unsigned
+res_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h % POL_RES_BUCKETS;
+}
+
+static struct pol_res *
+res_find(struct pol *p, const char *domain)
+{
+	struct pol_res *r;
+
+	for (r = p->res[res_hash(domain)]; r != NULL; r = r->next)
+		if (strcmp(r->domain, domain) == 0)
+			return r;
+	return NULL;
+}
+
+static void
+res_unlink(struct pol *p, struct pol_res *r)
+{
+	struct pol_res **rp = &p->res[res_hash(r->domain)];
+
+	while (*rp != r)
+		rp = &(*rp)->next;
+	*rp = r->next;
+	p->nres--;
+}
+
+static void
+req_free(struct pol_req *q)
+{
+	if (q->timer != NULL)
+		event_free(q->timer);
+	free(q);
+}
+
+/* Answer one waiting client from the store, as things are now. */
+static void
+req_answer(struct pol *p, struct pol_req *q, int dane_failed, int timed_out)
+{
+	const struct cache_entry *e = NULL;
+	struct pol_answer ans;
+
+	memset(&ans, 0, sizeof(ans));
+	snprintf(p->domain, sizeof(p->domain), "%s", q->res->domain);
+	ans.domain = p->domain;
+	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK)
+		answer(&ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
+		       "store failure");
+	else
+		decide(p, e, dane_failed, timed_out, &ans);
+	q->cb(&ans, q->arg);
+}
+
+static void
+req_detach(struct pol_req *q)
+{
+	struct pol_req **qp = &q->res->waiters;
+
+	while (*qp != q)
+		qp = &(*qp)->next;
+	*qp = q->next;
+}
+
+/* SPEC A1.6: the client's lookup budget ran out; the work goes on. */
+static void
+req_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct pol_req *q = arg;
+	struct pol *p = q->res->pol;
+
+	(void)fd;
+	(void)what;
+	req_detach(q);
+	log_info("%s: lookup_timeout reached, still resolving", q->res->domain);
+	req_answer(p, q, 0, 1);
+	req_free(q);
+}
+
+/* TTL of a verdict: what DNS said, within sane bounds. */
+static time_t
+verdict_ttl(uint32_t ttl)
+{
+	if (ttl < POL_DANE_MIN_TTL)
+		return POL_DANE_MIN_TTL;
+	if (ttl > POL_DANE_MAX_TTL)
+		return POL_DANE_MAX_TTL;
+	return (time_t)ttl;
+}
+
+static void
+dane_done(const struct dane_result *r, void *arg)
+{
+	struct pol_res *res = arg;
+	struct pol *p = res->pol;
+	struct pol_req *q;
+	int failed = r->kind == DANE_FAILED;
+
+	res->dane = NULL;
+	if (!failed) {
+		struct cache_dane dn;
+		time_t now = ev_now();
+		enum cache_err ce;
+
+		memset(&dn, 0, sizeof(dn));
+		snprintf(dn.verdict, sizeof(dn.verdict), "%s",
+			 r->kind == DANE_ONLY	  ? "dane-only"
+			 : r->kind == DANE_DANE	  ? "dane"
+			 : r->kind == DANE_NULLMX ? "nullmx"
+						  : "none");
+		snprintf(dn.detail, sizeof(dn.detail), "%s", r->why);
+		dn.checked_at = now;
+		dn.expires_at = now + verdict_ttl(r->ttl);
+		if ((ce = cache_put_dane(p->cache, res->domain, &dn)) !=
+		    CACHE_OK)
+			log_warnx("%s: cannot store the DANE verdict: %s",
+				  res->domain, cache_errmsg(p->cache));
+		log_debug("%s: DANE %s (%s)", res->domain, dn.verdict, r->why);
+	} else
+		log_warnx("%s: DANE lookup failed: %s", res->domain, r->why);
+
+	res_unlink(p, res);
+	while ((q = res->waiters) != NULL) {
+		res->waiters = q->next;
+		req_answer(p, q, failed, 0);
+		req_free(q);
+	}
+	free(res);
+}
+
+/*
+ * Join or start the resolution of P->domain for a client. Returns the
+ * waiting request, or NULL when none could be started (then the caller
+ * answers from what is stored).
+ */
+static struct pol_req *
+res_join(struct pol *p, pol_cb *cb, void *arg)
+{
+	struct pol_res *r = res_find(p, p->domain);
+	struct pol_req *q;
+	struct timeval tv = {p->cfg->lookup_timeout, 0};
+
+	if (r == NULL) {
+		unsigned h;
+
+		if (p->nres >= LIM_RESOLUTIONS) {
+			log_warnx("%s: %u resolutions in flight, answering "
+				  "from the store",
+				  p->domain, p->nres);
+			return NULL;
+		}
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			return NULL;
+		snprintf(r->domain, sizeof(r->domain), "%s", p->domain);
+		r->pol = p;
+		r->dane = dane_resolve(p->dns, r->domain, dane_done, r);
+		if (r->dane == NULL) {
+			free(r);
+			return NULL;
+		}
+		h = res_hash(r->domain);
+		r->next = p->res[h];
+		p->res[h] = r;
+		p->nres++;
+	}
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return NULL;
+	q->res = r;
+	q->cb = cb;
+	q->arg = arg;
+	q->timer = evtimer_new(ev_base(), req_timeout, q);
+	if (q->timer == NULL || evtimer_add(q->timer, &tv) != 0) {
+		req_free(q);
+		return NULL;
+	}
+	q->next = r->waiters;
+	r->waiters = q;
+	return q;
+}
+
 enum pol_rc
 pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	   pol_cb *cb, void *arg, struct pol_req **reqp)
@@ -147,10 +487,7 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	const struct cfg_static *st;
 	const struct cache_entry *e = NULL;
 	enum dom_status ds;
-	time_t now;
 
-	(void)cb;
-	(void)arg;
 	if (reqp != NULL)
 		*reqp = NULL;
 	memset(ans, 0, sizeof(*ans));
@@ -181,53 +518,26 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 		       "store failure");
 		return POL_DONE;
 	}
-	now = ev_now();
-	if (e != NULL && e->has_dane && e->dane.expires_at > now &&
-	    strcmp(e->dane.verdict, "none") != 0) {
-		/* SPEC B D1–D4: DANE wins over MTA-STS (RFC 8461 §2). */
-		const char *v = e->dane.verdict;
+	if (p->dns != NULL && cb != NULL && !dane_fresh(e, ev_now())) {
+		struct pol_req *q = res_join(p, cb, arg);
 
-		if (cfg->dane_mode == CFG_DANE_OPPORTUNISTIC &&
-		    strcmp(v, "dane-only") == 0)
-			v = "dane";
-		answer(ans, POL_OK, v, POL_SRC_DANE, e->dane.detail);
-		ans->expires = e->dane.expires_at;
-		return POL_DONE;
-	}
-	if (e != NULL && e->has_sts && e->sts.expires_at > now) {
-		/* SPEC A6.41: a valid cached policy applies until max_age. */
-		ans->mode = cache_sts_mode_name(e->sts.mode);
-		ans->mx = e->sts.mx;
-		ans->expires = e->sts.expires_at;
-		if (e->sts.mode == CACHE_STS_ENFORCE ||
-		    (e->sts.mode == CACHE_STS_TESTING &&
-		     cfg->sts_testing == CFG_TESTING_ENFORCE)) {
-			if (format_sts(e->sts.mx, p->data, sizeof(p->data)) ==
-			    0) {
-				answer(ans, POL_OK, p->data, POL_SRC_STS,
-				       "mta-sts policy");
-				return POL_DONE;
-			}
-			/* An enforce policy we cannot express must not
-			 * silently become "no policy". */
-			answer(ans, POL_TEMP, "unusable mta-sts mx patterns",
-			       POL_SRC_ERROR, "mta-sts policy");
-			return POL_DONE;
+		if (q != NULL) {
+			if (reqp != NULL)
+				*reqp = q;
+			return POL_PENDING;
 		}
-		/* SPEC F3: testing answers NOTFOUND; none means no policy. */
-		answer(ans, POL_NOTFOUND, "", POL_SRC_STS,
-		       e->sts.mode == CACHE_STS_TESTING ? "mta-sts testing"
-							: "mta-sts none");
-		return POL_DONE;
 	}
-	answer(ans, POL_NOTFOUND, "", POL_SRC_NONE, "no policy known");
+	decide(p, e, 0, 0, ans);
 	return POL_DONE;
 }
 
 void
 pol_cancel(struct pol_req *req)
 {
-	(void)req;
+	if (req == NULL)
+		return;
+	req_detach(req);
+	req_free(req);
 }
 
 size_t

@@ -16,6 +16,7 @@
 
 struct cfg;
 struct cache;
+struct dns;
 
 enum pol_kind { POL_NOTFOUND = 0, POL_OK, POL_TEMP, POL_TIMEOUT, POL_PERM };
 
@@ -45,9 +46,13 @@ struct pol_answer {
 
 struct pol;
 
-/* Create the policy module over CFG (borrowed until pol_reconfigure or
- * pol_free) and CACHE (borrowed). */
-struct pol *pol_new(const struct cfg *cfg, struct cache *cache);
+/*
+ * Create the policy module over CFG (borrowed until pol_reconfigure or
+ * pol_free), CACHE and DNS (borrowed; DNS NULL: no live resolution, the
+ * store and [policy] answer alone).
+ */
+struct pol *pol_new(const struct cfg *cfg, struct cache *cache,
+		    struct dns *dns);
 void pol_free(struct pol *p);
 /* Switch to a new config (SIGHUP). */
 void pol_reconfigure(struct pol *p, const struct cfg *cfg);

@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""DANE answers end to end through the daemon (SPEC B rows D1-D7): the
+test DNS world (private signed root, NSD behind a validating unbound) is
+the daemon's [dns] resolver; each case asserts the exact socketmap answer,
+that no lookup failure is read as "no TLSA", single-flight resolution,
+the lookup budget, and that verdicts land in the store."""
+import os
+import socket
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
+from tlstest import Daemon, done, is_eq, netstring, ok, read_netstring  # noqa
+from dnsworld import DNSWorld  # noqa
+
+w = DNSWorld(log_queries=True)
+w.start()
+
+d = Daemon(name="dane", dane=True, extra="""
+[dns]
+resolvers = %s
+trust_anchor = %s
+selftest_name = .
+timeout = 2
+""" % (w.resolver, w.trust_anchor), server_extra="lookup_timeout = 8\n")
+d.start()
+d.stop()
+# D6 with an enforce MTA-STS policy cached: TEMP, never a fallback.
+d.put_sts(w.name("bogus"), "enforce", ["mx1." + w.name("bogus")])
+# D7: a verdict just past its TTL still answers when the refresh fails.
+d.put_dane(w.name("servfail"), "dane-only", ttl=-60)
+d.start()
+
+cases = [
+    ("dane311", "OK dane-only", "D1 secure MX, TLSA 3 1 1"),
+    ("dane201", "OK dane-only", "D1 TLSA 2 0 1"),
+    ("dane312", "OK dane-only", "D1 TLSA 3 1 2"),
+    ("nsec3", "OK dane-only", "D1 under NSEC3"),
+    ("cname", "OK dane-only", "D1 TLSA at the CNAME-expanded name"),
+    ("cnamefb", "OK dane-only", "D1 TLSA at the original name"),
+    ("nomx", "OK dane-only", "D1 implicit MX, secure apex"),
+    ("mixed", "OK dane", "D2 one of two hosts has TLSA"),
+    ("pkix", "OK dane", "D3 only PKIX usages (unusable)"),
+    ("badtlsa", "OK dane", "D3 malformed digest (unusable)"),
+    ("insecuremx", "OK dane", "D4 insecure MX, secure TLSA host"),
+    ("insecure", "NOTFOUND ", "D5 insecure zone"),
+    ("optout", "NOTFOUND ", "D5 NSEC3 opt-out: insecure"),
+    ("nxdomain", "NOTFOUND ", "secure NXDOMAIN"),
+    ("nullmx", "NOTFOUND ", "null MX"),
+    ("bogustlsa", "OK dane", "D6 bogus TLSA is a failure, not absence"),
+    ("expired", "OK dane", "D6 expired signatures"),
+    ("loop", "OK dane", "D6 CNAME loop"),
+    ("silent", "OK dane", "D6 timeout"),
+    ("bogus", "TEMP dnssec lookup failure for " + w.name("bogus"),
+     "D6 with MTA-STS enforce cached: TEMP"),
+    ("servfail", "OK dane-only", "D7 cached verdict within grace"),
+]
+for key, want, name in cases:
+    t0 = time.time()
+    got = d.ask(w.name(key))
+    ok(got == want, "%s: %s" % (w.name(key), name),
+       "got %r want %r after %.1fs" % (got, want, time.time() - t0))
+
+# A second ask comes from the store, at once.
+t0 = time.time()
+is_eq(d.ask(w.name("dane311")), "OK dane-only", "cached verdict answered")
+ok(time.time() - t0 < 0.5, "cached verdict answered without DNS")
+r = d.jq({"domain": w.name("mixed")})
+ok(r and r["source"] == "dane" and "D2" in (r.get("reason") or ""),
+   "JSON reply names the rule", r)
+
+# The store keeps verdicts across a restart; failures are not stored.
+is_eq(d.stop(), 0, "stop")
+rc, out, err = d.tool("cache", "show", w.name("dane311"))
+ok(rc == 0 and "dane-only" in out, "verdict in the store", out + err)
+rc, out, err = d.tool("cache", "show", w.name("expired"))
+is_eq(rc, 1, "a failed lookup stores no verdict")
+d.start()
+
+# Single-flight: 1000 simultaneous queries for one cold domain cause one
+# query per RRset at the resolver.
+target = w.name("dane201")
+rc, out, err = d.tool("cache", "flush", target)
+before = open(w.unbound_log, errors="replace").read().count(
+    "_25._tcp.mx1." + target + ". TLSA")
+conns = [d.connect() for _ in range(1000)]
+results = [None] * 1000
+
+
+def burst(lo, hi):
+    for i in range(lo, hi):
+        conns[i].sendall(netstring("postfix " + target))
+    for i in range(lo, hi):
+        try:
+            results[i] = read_netstring(conns[i], timeout=20)
+        except Exception as e:  # noqa: BLE001
+            results[i] = repr(e)
+
+
+ts = [threading.Thread(target=burst, args=(i, i + 100))
+      for i in range(0, 1000, 100)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+for c in conns:
+    c.close()
+bad = [x for x in results if x != "OK dane-only"]
+ok(not bad, "1000 simultaneous queries all answered dane-only",
+   "%d bad: %r" % (len(bad), bad[:3]))
+time.sleep(0.5)
+log = open(w.unbound_log, errors="replace").read()
+tlsa_q = log.count("_25._tcp.mx1." + target + ". TLSA") - before
+ok(tlsa_q == 1, "one TLSA query at the resolver for 1000 clients",
+   "counted %d" % tlsa_q)
+
+# The lookup budget: a silent zone with a short budget answers at once and
+# finishes in the background.
+d.stop()
+d.write_config(extra="""
+[dns]
+resolvers = %s
+trust_anchor = %s
+selftest_name = .
+timeout = 4
+""" % (w.resolver, w.trust_anchor), server_extra="lookup_timeout = 1\n")
+d.start()
+t0 = time.time()
+got = d.ask("x." + w.name("silent"))
+el = time.time() - t0
+ok(got == "NOTFOUND " and el < 3,
+   "lookup_timeout answers before the DNS timeout", "%r after %.1fs"
+   % (got, el))
+ok(d.alive(), "daemon alive")
+is_eq(d.stop(), 0, "stop")
+
+# The start-up self-test refuses a trust anchor that does not validate.
+bad = os.path.join(d.dir, "bad.anchor")
+with open(bad, "w") as f:
+    f.write(". 3600 IN DS 12345 13 2 " + "00" * 32 + "\n")
+d.write_config(extra="""
+[dns]
+resolvers = %s
+trust_anchor = %s
+selftest_name = .
+""" % (w.resolver, bad))
+p = d.start(wait=False)
+try:
+    rc = p.wait(30)
+except Exception:  # noqa: BLE001
+    rc = None
+ok(rc == 1 and "trust anchor" in d.read_log(),
+   "start-up refused with a trust anchor that does not validate",
+   d.read_log()[-600:])
+w.stop()
+done()
