@@ -51,7 +51,7 @@ struct cfg {
 	int smarthost_policy;
 	/* [dane] */
 	int dane_enabled; /* live DNSSEC resolution (issue 3) */
-	int dane_mode;    /* enum cfg_dane_mode */
+	int dane_mode;	  /* enum cfg_dane_mode */
 	/* [cache] */
 	char *cache_path;
 	long memory_entries;

@@ -27,6 +27,7 @@
 
 #include "cache/cache.h"
 #include "resolver/cfg.h"
+#include "resolver/check.h"
 #include "resolver/dns.h"
 #include "resolver/pol.h"
 #include "resolver/srv.h"
@@ -285,6 +286,21 @@ reload(struct daemon *d)
 		 ncfg->nstatics);
 }
 
+/* DESIGN 6.1: Postfix does its own TLSA lookups for dane answers, so
+ * without DNSSEC on its side they silently weaken; say so at start-up. */
+static void
+warn_postfix_dns(void)
+{
+	char level[64];
+
+	if (chk_postfix_dns_level(level, sizeof(level)) == 0 &&
+	    strcmp(level, "dnssec") != 0)
+		log_warnx("Postfix has smtp_dns_support_level = %s: its dane "
+			  "and dane-only policies need \"dnssec\" and a "
+			  "validating resolver",
+			  *level ? level : "(empty)");
+}
+
 static void
 stopped(void *arg)
 {
@@ -391,6 +407,7 @@ main(int argc, char **argv)
 		if (dns_selftest(d.dns, d.cfg->selftest_name, err,
 				 sizeof(err)) != 0)
 			log_fatalx("dns: %s", err);
+		warn_postfix_dns();
 	}
 	if ((d.pol = pol_new(d.cfg, d.cache, d.dns)) == NULL)
 		log_fatalx("out of memory");

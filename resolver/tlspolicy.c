@@ -34,6 +34,7 @@
 
 #include "cache/cache.h"
 #include "resolver/cfg.h"
+#include "resolver/check.h"
 #include "resolver/dom.h"
 #include "util/limits.h"
 #include "util/log.h"
@@ -72,6 +73,8 @@ usage(FILE *fp)
 	      "commands:\n"
 	      "  query DOMAIN        ask the running daemon for DOMAIN's "
 	      "answer\n"
+	      "  check DOMAIN        resolve DOMAIN live and explain the "
+	      "DANE verdict\n"
 	      "  cache list          list every domain in the store\n"
 	      "  cache show DOMAIN   show every stored field for DOMAIN\n"
 	      "  cache flush DOMAIN  forget what is stored for DOMAIN\n"
@@ -767,7 +770,7 @@ main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	static const char *const later[] = {"check", "report"};
+	static const char *const later[] = {"report"};
 	const char *cmd;
 	size_t i;
 	int ch, rc;
@@ -815,6 +818,13 @@ main(int argc, char **argv)
 			return EXIT_ERROR;
 		}
 		rc = cmd_query(argv[1]);
+	} else if (strcmp(cmd, "check") == 0) {
+		if (argc != 2) {
+			errx_msg("usage: tlspolicy check DOMAIN");
+			return EXIT_ERROR;
+		}
+		rc = need_cfg() < 0 ? EXIT_ERROR
+				    : chk_run(cfg, argv[1], opt_json);
 	} else if (strcmp(cmd, "cache") == 0) {
 		rc = cmd_cache(argc - 1, argv + 1);
 	} else {

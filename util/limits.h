@@ -29,7 +29,7 @@
 /* TLS-RPT datagram. */
 #define LIM_DATAGRAM 65536
 /* MX hosts examined per domain (DANE), CNAME depth followed. */
-#define LIM_MX_HOSTS 16
+#define LIM_MX_HOSTS	16
 #define LIM_CNAME_DEPTH 8
 /* Domains being resolved at once (DANE and MTA-STS together). */
 #define LIM_RESOLUTIONS 1024

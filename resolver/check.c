@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * tlspolicy check DOMAIN: the daemon's DANE decision, made live and
+ * explained (issue 3): the MX set and its DNSSEC status, each host's
+ * addresses and TLSA usability, the verdict with the SPEC rule that
+ * decided it, what is stored, and whether the local Postfix can act on a
+ * dane answer at all.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cache/cache.h"
+#include "resolver/cfg.h"
+#include "resolver/check.h"
+#include "resolver/dane.h"
+#include "resolver/dns.h"
+#include "resolver/dom.h"
+#include "util/ev.h"
+#include "util/limits.h"
+
+struct chk {
+	struct event_base *base;
+	int json;
+	int done;
+	enum dane_kind kind;
+	json_t *out; /* the JSON report (also built in text mode) */
+};
+
+int
+chk_postfix_dns_level(char *buf, size_t bufsz)
+{
+	static const char *const paths[] = {"/usr/sbin/postconf",
+					    "/usr/bin/postconf"};
+	const char *postconf = NULL;
+	int fds[2], status;
+	size_t i, len = 0;
+	pid_t pid;
+	ssize_t n;
+
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (access(paths[i], X_OK) == 0)
+			postconf = paths[i];
+	if (postconf == NULL || bufsz == 0 || pipe(fds) != 0)
+		return -1;
+	if ((pid = fork()) < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execl(postconf, "postconf", "-h", "smtp_dns_support_level",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while (len + 1 < bufsz &&
+	       (n = read(fds[0], buf + len, bufsz - 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	buf[len] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static const char *
+verdict_answer(enum dane_kind k, const struct cfg *cfg)
+{
+	switch (k) {
+	case DANE_ONLY:
+		return cfg->dane_mode == CFG_DANE_OPPORTUNISTIC
+			   ? "OK dane"
+			   : "OK dane-only";
+	case DANE_DANE:
+		return "OK dane";
+	case DANE_NONE:
+		return "NOTFOUND (MTA-STS decides; no DANE)";
+	case DANE_NULLMX:
+		return "NOTFOUND (null MX: no mail)";
+	case DANE_FAILED:
+		return "OK dane, or TEMP with an MTA-STS enforce policy "
+		       "(SPEC B D6)";
+	}
+	return "?";
+}
+
+static void
+dane_done(const struct dane_result *r, void *arg)
+{
+	struct chk *c = arg;
+	json_t *hosts = json_array();
+	size_t i;
+
+	for (i = 0; i < r->nhosts; i++) {
+		const struct dane_host *h = &r->hosts[i];
+
+		json_array_append_new(
+		    hosts, json_pack("{s:i,s:s,s:s,s:s,s:i,s:i,s:s?}",
+				     "preference", (int)h->pref, "host",
+				     h->name, "tlsa_base", h->tlsa_base,
+				     "state", dane_host_state_name(h->state),
+				     "usable", (int)h->usable, "unusable",
+				     (int)h->unusable, "why", h->why));
+	}
+	json_object_set_new(c->out, "mx_dnssec",
+			    json_string(r->kind == DANE_FAILED && !r->nhosts
+					    ? "failed"
+					: r->mx_secure ? "secure"
+						       : "insecure"));
+	json_object_set_new(c->out, "implicit_mx", json_boolean(r->implicit));
+	json_object_set_new(c->out, "hosts", hosts);
+	json_object_set_new(c->out, "verdict",
+			    json_string(dane_kind_name(r->kind)));
+	json_object_set_new(c->out, "rule", json_string(r->why));
+	json_object_set_new(c->out, "ttl", json_integer(r->ttl));
+	c->kind = r->kind;
+	c->done = 1;
+	event_base_loopexit(c->base, NULL);
+}
+
+static void
+add_store(json_t *out, const struct cfg *cfg, const char *domain)
+{
+	const struct cache_entry *e = NULL;
+	struct cache *cache;
+	char err[256];
+
+	if (access(cfg->cache_path, F_OK) != 0) {
+		json_object_set_new(out, "store", json_string("no store"));
+		return;
+	}
+	if ((cache = cache_open(cfg->cache_path, 16, err, sizeof(err))) ==
+	    NULL) {
+		json_object_set_new(out, "store", json_string(err));
+		return;
+	}
+	if (cache_lookup(cache, domain, &e) == CACHE_OK && e != NULL) {
+		json_t *st = json_object();
+
+		if (e->has_dane)
+			json_object_set_new(
+			    st, "dane",
+			    json_pack("{s:s,s:I,s:s}", "verdict",
+				      e->dane.verdict, "expires",
+				      (json_int_t)e->dane.expires_at, "detail",
+				      e->dane.detail));
+		if (e->has_sts)
+			json_object_set_new(
+			    st, "sts",
+			    json_pack("{s:s,s:s,s:I}", "mode",
+				      cache_sts_mode_name(e->sts.mode), "id",
+				      e->sts.policy_id, "expires",
+				      (json_int_t)e->sts.expires_at));
+		json_object_set_new(out, "store", st);
+	} else
+		json_object_set_new(out, "store",
+				    json_string("nothing stored"));
+	cache_close(cache);
+}
+
+static void
+print_text(const json_t *o)
+{
+	const json_t *hosts = json_object_get(o, "hosts"), *h, *st;
+	size_t i;
+	const char *s;
+
+	printf("domain:   %s\n",
+	       json_string_value(json_object_get(o, "domain")));
+	printf("MX:       %s%s\n",
+	       json_string_value(json_object_get(o, "mx_dnssec")),
+	       json_is_true(json_object_get(o, "implicit_mx"))
+		   ? " (no MX: the domain itself)"
+		   : "");
+	json_array_foreach(hosts, i, h)
+	{
+		printf("  %3lld %s: %s",
+		       json_integer_value(json_object_get(h, "preference")),
+		       json_string_value(json_object_get(h, "host")),
+		       json_string_value(json_object_get(h, "state")));
+		if (json_integer_value(json_object_get(h, "usable")) ||
+		    json_integer_value(json_object_get(h, "unusable")))
+			printf(
+			    ", TLSA at _25._tcp.%s: %lld usable, %lld "
+			    "unusable",
+			    json_string_value(json_object_get(h, "tlsa_base")),
+			    json_integer_value(json_object_get(h, "usable")),
+			    json_integer_value(json_object_get(h, "unusable")));
+		if ((s = json_string_value(json_object_get(h, "why"))) != NULL)
+			printf(" (%s)", s);
+		printf("\n");
+	}
+	printf("verdict:  %s\n",
+	       json_string_value(json_object_get(o, "verdict")));
+	printf("rule:     %s\n", json_string_value(json_object_get(o, "rule")));
+	printf("answer:   %s\n",
+	       json_string_value(json_object_get(o, "answer")));
+	st = json_object_get(o, "store");
+	if (json_is_string(st))
+		printf("store:    %s\n", json_string_value(st));
+	else {
+		const json_t *dn = json_object_get(st, "dane"),
+			     *sts = json_object_get(st, "sts");
+		char tb[32];
+		time_t t;
+
+		if (dn != NULL) {
+			t = (time_t)json_integer_value(
+			    json_object_get(dn, "expires"));
+			strftime(tb, sizeof(tb), "%Y-%m-%d %H:%M:%S UTC",
+				 gmtime(&t));
+			printf(
+			    "store:    DANE %s until %s\n",
+			    json_string_value(json_object_get(dn, "verdict")),
+			    tb);
+		}
+		if (sts != NULL) {
+			t = (time_t)json_integer_value(
+			    json_object_get(sts, "expires"));
+			strftime(tb, sizeof(tb), "%Y-%m-%d %H:%M:%S UTC",
+				 gmtime(&t));
+			printf("store:    MTA-STS %s (id %s) until %s\n",
+			       json_string_value(json_object_get(sts, "mode")),
+			       json_string_value(json_object_get(sts, "id")),
+			       tb);
+		}
+	}
+	if ((s = json_string_value(json_object_get(o, "warning"))) != NULL)
+		printf("warning:  %s\n", s);
+}
+
+int
+chk_run(const struct cfg *cfg, const char *domain, int json)
+{
+	char dom[LIM_DOMAIN_MAX + 1], err[512], level[64];
+	struct chk c;
+	struct dns *dns;
+	struct dane_job *job;
+	enum dom_status ds;
+	const char *answer;
+
+	ds = dom_normalize(domain, strlen(domain), DOM_SMARTHOST_POLICY, dom,
+			   sizeof(dom));
+	if (ds != DOM_OK) {
+		fprintf(stderr, "tlspolicy: %s: %s: Postfix gets NOTFOUND\n",
+			domain, dom_strerror(ds));
+		return 2;
+	}
+	memset(&c, 0, sizeof(c));
+	c.json = json;
+	c.out = json_pack("{s:s}", "domain", dom);
+	c.base = ev_base_new();
+	if ((dns = dns_new(c.base, cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "tlspolicy: dns: %s\n", err);
+		json_decref(c.out);
+		ev_base_free();
+		return 2;
+	}
+	if (dns_selftest(dns, cfg->selftest_name, err, sizeof(err)) != 0)
+		json_object_set_new(c.out, "warning", json_string(err));
+	else if (chk_postfix_dns_level(level, sizeof(level)) == 0 &&
+		 strcmp(level, "dnssec") != 0) {
+		char w[160];
+
+		/* SPEC B prerequisites: Postfix does its own TLSA lookups
+		 * and turns dane into may (dane-only into a deferral)
+		 * without DNSSEC. */
+		snprintf(w, sizeof(w),
+			 "Postfix has smtp_dns_support_level = %s; dane "
+			 "answers need \"dnssec\"",
+			 *level ? level : "(empty)");
+		json_object_set_new(c.out, "warning", json_string(w));
+	}
+	if ((job = dane_resolve(dns, dom, dane_done, &c)) != NULL)
+		event_base_dispatch(c.base);
+	dns_free(dns);
+	ev_base_free();
+	if (!c.done) {
+		fprintf(stderr, "tlspolicy: cannot start the DANE lookup\n");
+		json_decref(c.out);
+		return 2;
+	}
+	answer = verdict_answer(c.kind, cfg);
+	json_object_set_new(c.out, "answer", json_string(answer));
+	add_store(c.out, cfg, dom);
+	if (json) {
+		char *txt = json_dumps(c.out, JSON_COMPACT);
+
+		if (txt != NULL)
+			puts(txt);
+		free(txt);
+	} else
+		print_text(c.out);
+	json_decref(c.out);
+	return 0;
+}

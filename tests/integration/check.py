@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""tlspolicy check DOMAIN against the test DNS world: the MX set and its
+DNSSEC status, each host's TLSA usability, the verdict and the SPEC rule,
+the stored state, and the warning about Postfix's DNSSEC setting (read
+with postconf from MAIL_CONFIG)."""
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
+from tlstest import TOOL, Daemon, done, is_eq, ok  # noqa
+from dnsworld import DNSWorld  # noqa
+
+w = DNSWorld()
+w.start()
+d = Daemon(name="check", dane=True, extra="""
+[dns]
+resolvers = %s
+trust_anchor = %s
+timeout = 2
+""" % (w.resolver, w.trust_anchor))
+
+# A Postfix config without DNSSEC, and one with it.
+pf_plain = os.path.join(d.dir, "pf-plain")
+pf_dnssec = os.path.join(d.dir, "pf-dnssec")
+for path, extra in ((pf_plain, ""),
+                    (pf_dnssec, "smtp_dns_support_level = dnssec\n")):
+    os.mkdir(path)
+    with open(os.path.join(path, "main.cf"), "w") as f:
+        f.write("compatibility_level = 3.6\n" + extra)
+
+
+def check(key, *flags, mail_config=pf_dnssec):
+    env = dict(os.environ, MAIL_CONFIG=mail_config)
+    p = subprocess.run([TOOL, "-c", d.conf] + list(flags) +
+                       ["check", w.name(key)], capture_output=True,
+                       text=True, timeout=60, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+rc, out, err = check("dane311")
+ok(rc == 0 and "verdict:  dane-only" in out and "SPEC B D1" in out
+   and "answer:   OK dane-only" in out and "1 usable" in out,
+   "check: D1 explained", out + err)
+ok("warning" not in out, "no warning when Postfix has dnssec", out)
+
+rc, out, err = check("mixed", "-j")
+try:
+    r = json.loads(out)
+except ValueError:
+    r = {}
+states = {h["host"]: h["state"] for h in r.get("hosts", [])}
+ok(rc == 0 and r.get("verdict") == "dane" and r.get("mx_dnssec") == "secure"
+   and states == {"mx1." + w.name("mixed"): "usable",
+                  "mx2." + w.name("mixed"): "notlsa"}
+   and "D2" in r.get("rule", ""), "check -j: D2 with per-host states", out)
+
+rc, out, err = check("pkix", "-j")
+r = json.loads(out) if rc == 0 else {}
+h = (r.get("hosts") or [{}])[0]
+ok(r.get("verdict") == "dane" and h.get("state") == "unusable"
+   and h.get("unusable") == 2 and h.get("usable") == 0,
+   "check: PKIX-only TLSA counted unusable (D3)", out + err)
+
+rc, out, err = check("bogus")
+ok(rc == 0 and "verdict:  failed" in out and "D6" in out,
+   "check: bogus MX is a failure (D6), not 'no DANE'", out + err)
+
+rc, out, err = check("insecure")
+ok(rc == 0 and "verdict:  none" in out and "MX:       insecure" in out,
+   "check: insecure zone (D5)", out + err)
+
+rc, out, err = check("dane311", mail_config=pf_plain)
+ok("warning:  Postfix has smtp_dns_support_level = (empty)" in out,
+   "check warns when Postfix lacks smtp_dns_support_level = dnssec", out)
+
+# The stored state is shown once the daemon has decided.
+d.start()
+is_eq(d.ask(w.name("dane201")), "OK dane-only", "daemon decides dane201")
+rc, out, err = check("dane201")
+ok("store:    DANE dane-only until" in out, "check shows the stored verdict",
+   out + err)
+d.stop()
+
+p = subprocess.run([TOOL, "-c", d.conf, "check", "[192.0.2.1]"],
+                   capture_output=True, text=True, timeout=30)
+ok(p.returncode == 2 and "NOTFOUND" in p.stderr,
+   "check of an IP literal says it gets NOTFOUND", p.stderr)
+
+# The daemon warns at start-up too.
+d2 = Daemon(name="check2", dane=True, extra="""
+[dns]
+resolvers = %s
+trust_anchor = %s
+""" % (w.resolver, w.trust_anchor))
+os.environ["MAIL_CONFIG"] = pf_plain
+d2.start()
+d2.stop()
+del os.environ["MAIL_CONFIG"]
+ok("smtp_dns_support_level" in d2.read_log(),
+   "daemon warns at start-up about Postfix without dnssec",
+   d2.read_log()[-800:])
+w.stop()
+done()
