@@ -213,8 +213,8 @@ is "$(tail -n 1 "$dir/requests.log")" \
 is $? 1 "flush through the daemon: nothing stored exits 1"
 
 # --- usage ---
-"$TOOL" check example.com >/dev/null 2>&1
-is $? 2 "check: not implemented yet (2)"
+"$TOOL" report list >/dev/null 2>&1
+is $? 2 "report: not implemented yet (2)"
 "$TOOL" frobnicate >/dev/null 2>&1
 is $? 2 "unknown command (2)"
 "$TOOL" -V | grep -q '^tlspolicy [0-9]'
