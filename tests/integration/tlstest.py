@@ -147,6 +147,8 @@ class Daemon:
             f.write(self.config_text(extra, policy, server_extra))
 
     def start(self, wait=True, args=()):
+        # Only a "ready:" line written after this start counts.
+        self.log_mark = len(self.read_log())
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [DAEMON, "-f", "-v", "-c", self.conf] + list(args),
@@ -166,7 +168,7 @@ class Daemon:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.connect(self.smap)
                 s.close()
-                if "ready:" in self.read_log():
+                if "ready:" in self.read_log()[self.log_mark:]:
                     return
             except OSError:
                 pass
