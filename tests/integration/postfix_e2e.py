@@ -1,0 +1,163 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""End to end with real Postfix (issue 3 and 4, SPEC B): a sending Postfix
+whose resolver is the test DNS world's validating unbound asks tlspolicyd
+through smtp_tls_policy_maps and delivers to Postfix TLS sinks on the
+addresses the world's MX hosts resolve to.
+
+  DANE-EE 3 1 1 and DANE-TA 2 0 1 (and 3 1 2), answer dane-only: delivered
+      over a Verified TLS connection;
+  a TLSA digest the sink's key does not match: deferred, nothing arrives;
+  an MX that offers no STARTTLS under dane-only: deferred;
+  an MTA-STS style answer "secure match=<mx> servername=hostname": the sink
+      with a test-CA certificate for the MX name gets the mail (Verified);
+      one with a certificate for another name does not (deferred);
+  a TEMP answer from the policy map: deferred, "client TLS configuration
+      problem".
+
+The world, the daemon and every Postfix start once; all mails are
+submitted together and their results awaited together.  The answers come
+from the daemon's static [policy] section (and its store for TEMP), so
+this test does not depend on the DANE resolver; the daemon's [dns] is the
+world's resolver all the same, so nothing leaves 127.0.0.0/8."""
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
+from tlstest import Daemon, bail, done, is_eq, ok  # noqa: E402
+from dnsworld import DNSWorld  # noqa: E402
+from postfixworld import PostfixWorld, PostfixError  # noqa: E402
+
+T0 = time.time()
+with open("/etc/resolv.conf", "rb") as f:
+    HOST_RESOLV = f.read()
+
+w = DNSWorld()
+# An insecure domain whose MX resolves (Postfix looks the MX up before it
+# asks the policy map): the TEMP case.
+w.add_record("insecure.test", "temp 300 IN MX 10 mx1.insecure.test.")
+w.start()
+TEMP_DOMAIN = "temp." + w.name("insecure")
+
+
+def mx(key):
+    return w.mx_hosts(key)[0]
+
+
+# Case key -> (policy answer, sink: (cert, key) or None for no STARTTLS,
+# expected status, what).
+SECURE = "secure match=%s servername=hostname"
+CASES = [
+    ("dane311", "dane-only", w.cert_for(mx("dane311")), "sent",
+     "DANE-EE 3 1 1"),
+    ("dane201", "dane-only", (w.chain_for(mx("dane201")),
+                              w.cert_for(mx("dane201"))[1]), "sent",
+     "DANE-TA 2 0 1 (leaf + test CA)"),
+    ("dane312", "dane-only", w.cert_for(mx("dane312")), "sent",
+     "DANE-EE 3 1 2"),
+    ("mismatch", "dane-only", w.cert_for(mx("mismatch")), "deferred",
+     "TLSA digest does not match the sink's key"),
+    ("notls", "dane-only", None, "deferred",
+     "MX offers no STARTTLS under dane-only"),
+    ("insecure", SECURE % mx("insecure"), w.cert_for(mx("insecure")), "sent",
+     "MTA-STS style secure match, test-CA certificate for the MX name"),
+    ("optout", SECURE % mx("optout"), w.cert_for("other.invalid"),
+     "deferred", "MTA-STS style secure match, certificate for another name"),
+]
+
+d = Daemon(name="pfx", policy="".join(
+    "%s = %s\n" % (w.name(k), ans) for k, ans, _, _, _ in CASES),
+    server_extra="socketmap_mode = 0666\n",
+    extra="[dns]\nresolvers = %s\ntrust_anchor = %s\n" %
+    (w.resolver, w.trust_anchor))
+d.start()
+d.stop()
+# A TEMP answer: a cached enforce policy whose only MX pattern Postfix
+# could misread is "TEMP unusable mta-sts mx patterns" (pol.c), never "no
+# policy"; the domain is insecure (SPEC B D5), so DANE does not preempt it.
+d.put_sts(TEMP_DOMAIN, "enforce", ["bad,pattern"])
+d.start()
+
+# --- prerequisites --------------------------------------------------------
+for key, ans, _, _, _ in CASES:
+    is_eq(d.postmap(w.name(key))[:2], (0, ans),
+          "postmap: %s answers %s" % (w.name(key), ans))
+rc, out, _ = d.postmap(TEMP_DOMAIN)
+ok(rc != 0 and not out, "postmap: %s is a lookup error (TEMP)" %
+   TEMP_DOMAIN, (rc, out))
+is_eq(d.ask(TEMP_DOMAIN)[:5], "TEMP ", "%s: the daemon answers TEMP" %
+      TEMP_DOMAIN)
+r = w.dig(w.name("dane311"), "MX")
+ok(r.status == "NOERROR" and r.ad, "test resolver: secure MX (AD)", r)
+
+pw = PostfixWorld()
+for key, _, cert, _, _ in CASES:
+    host = mx(key)
+    if cert is None:
+        pw.add_sink(key, w.addr(host), starttls=False, hostname=host)
+    else:
+        pw.add_sink(key, w.addr(host), cert[0], cert[1], hostname=host)
+tx = pw.add_sender(resolv_conf=w.resolv_conf, ca_file=w.ca_cert,
+                   policy_map="socketmap:unix:%s:postfix" % d.smap)
+try:
+    pw.start()
+except PostfixError as e:
+    bail(str(e))
+with open(w.resolv_conf) as f:
+    ok(tx.resolv_conf_seen() == f.read(), "sender sees the test resolv.conf",
+       tx.resolv_conf_seen())
+with open("/etc/resolv.conf", "rb") as f:
+    is_eq(f.read(), HOST_RESOLV, "the machine's resolv.conf is untouched")
+
+# --- deliveries -------------------------------------------------------------
+ids = {}
+for key, _, _, _, _ in CASES:
+    ids[key] = tx.submit("postmaster@" + w.name(key))
+ids["temp"] = tx.submit("postmaster@" + TEMP_DOMAIN)
+res = tx.wait(list(ids.values()), timeout=60)
+
+
+def diag(key):
+    r = res[ids[key]]
+    return "%r\n%s" % (r, "\n".join(r.lines) or tx.log_tail())
+
+
+for key, _, cert, want, what in CASES:
+    r = res[ids[key]]
+    got = pw.sink(key).find(ids[key])
+    if want == "sent":
+        ok(r.status == "sent" and r.verified(),
+           "%s: delivered over Verified TLS (%s)" % (w.name(key), what),
+           diag(key))
+        ok(got is not None and got.tls() and got.qid == r.sink_qid,
+           "%s: the sink stored it, received over TLS" % w.name(key),
+           got and got.text)
+    else:
+        ok(r.status == "deferred", "%s: deferred (%s)" % (w.name(key), what),
+           diag(key))
+        ok(got is None and pw.sink(key).received() == [],
+           "%s: the sink received nothing" % w.name(key))
+r = res[ids["temp"]]
+ok(r.status == "deferred" and "client TLS configuration problem" in
+   (r.reason or ""), "%s: TEMP answer: deferred, client TLS configuration "
+   "problem" % TEMP_DOMAIN, diag("temp"))
+
+# Postfix did the DANE work itself (SPEC B): its TLSA lookup for the
+# mismatching host found records and the handshake failed to verify.
+r = res[ids["mismatch"]]
+ok("not verified" in (r.reason or "").lower() or any(
+   "verification failed" in x for x in r.lines),
+   "mismatch: the failure is certificate verification", diag("mismatch"))
+r = res[ids["notls"]]
+ok("TLS is required, but was not offered" in (r.reason or ""),
+   "notls: STARTTLS required but not offered", diag("notls"))
+
+# --- clean-up ---------------------------------------------------------------
+pids = pw.pids()
+pw.stop()
+ok(pids and not any(os.path.exists("/proc/%d" % p) for p in pids),
+   "no Postfix process survives (%d were running)" % len(pids))
+print("# %.1f s" % (time.time() - T0))
+done()
