@@ -172,6 +172,9 @@ static const struct cfg_opt cfg_opts[] = {
 	  CFG_STR(selftest_name), NULL, cfg_check_dnsname,
 	  "name whose SOA must validate as secure at start-up" },
 	/* [sts] */
+	{ "sts", "enabled", CFG_T_BOOL, "yes", 0, 0,
+	  CFG_INT(sts_enabled), NULL, NULL,
+	  "discover and fetch MTA-STS policies (RFC 8461)" },
 	{ "sts", "ca_file", CFG_T_STRING, "", 0, 0,
 	  CFG_STR(ca_file), NULL, cfg_check_abspath_or_empty,
 	  "CA bundle for policy hosts; empty: the system store" },

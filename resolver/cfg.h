@@ -44,6 +44,7 @@ struct cfg {
 	long dns_timeout;
 	char *selftest_name; /* SOA that must validate at start-up */
 	/* [sts] */
+	int sts_enabled; /* live discovery and fetch (issue 4) */
 	char *ca_file;
 	long fetch_timeout;
 	long max_policy_size;

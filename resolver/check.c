@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,10 @@ chk_postfix_dns_level(char *buf, size_t bufsz)
 		return -1;
 	}
 	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0)
+			dup2(null, 2);
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);

@@ -29,6 +29,7 @@
 #include "resolver/cfg.h"
 #include "resolver/check.h"
 #include "resolver/dns.h"
+#include "resolver/https.h"
 #include "resolver/pol.h"
 #include "resolver/srv.h"
 #include "util/ev.h"
@@ -38,7 +39,8 @@ struct daemon {
 	const char *cfgpath; /* file to (re)read, or NULL for defaults */
 	struct cfg *cfg;
 	struct cache *cache;
-	struct dns *dns; /* NULL when [dane] enabled = no */
+	struct dns *dns;     /* NULL when neither DANE nor MTA-STS runs */
+	struct https *https; /* NULL when [sts] enabled = no */
 	struct pol *pol;
 	struct srv *srv;
 	struct event_base *base;
@@ -254,8 +256,11 @@ warn_restart_needed(const struct cfg *old, const struct cfg *new)
 				  fixed[i].name);
 	}
 	if (old->dane_enabled != new->dane_enabled ||
+	    old->sts_enabled != new->sts_enabled ||
+	    strcmp(old->ca_file, new->ca_file) != 0 ||
 	    old->dns_timeout != new->dns_timeout)
-		log_warnx("reload: [dane] enabled or [dns] timeout changed; "
+		log_warnx("reload: [dane] enabled, [sts] enabled, ca_file or "
+			  "[dns] timeout changed; "
 			  "restart tlspolicyd to apply it");
 	if (old->socketmap_mode != new->socketmap_mode ||
 	    old->query_socket_mode != new->query_socket_mode)
@@ -398,7 +403,7 @@ main(int argc, char **argv)
 			     sizeof(err));
 	if (d.cache == NULL)
 		log_fatalx("store: %s", err);
-	if (d.cfg->dane_enabled) {
+	if (d.cfg->dane_enabled || d.cfg->sts_enabled) {
 		/* SPEC A9.66: getdns 1.6 ignores a broken anchor file
 		 * silently, so prove the anchor validates before serving. */
 		d.dns = dns_new(d.base, d.cfg, err, sizeof(err));
@@ -407,9 +412,17 @@ main(int argc, char **argv)
 		if (dns_selftest(d.dns, d.cfg->selftest_name, err,
 				 sizeof(err)) != 0)
 			log_fatalx("dns: %s", err);
-		warn_postfix_dns();
+		if (d.cfg->dane_enabled)
+			warn_postfix_dns();
 	}
-	if ((d.pol = pol_new(d.cfg, d.cache, d.dns)) == NULL)
+	if (d.cfg->sts_enabled) {
+		struct https_config hc = {d.cfg->ca_file, NULL};
+
+		if ((d.https = https_new(d.base, &hc, err, sizeof(err))) ==
+		    NULL)
+			log_fatalx("https: %s", err);
+	}
+	if ((d.pol = pol_new(d.cfg, d.cache, d.dns, d.https)) == NULL)
 		log_fatalx("out of memory");
 	d.srv = srv_new(d.base, d.cfg, d.pol, d.cache, err, sizeof(err));
 	if (d.srv == NULL)
@@ -439,6 +452,7 @@ main(int argc, char **argv)
 		event_free(sigs[i]);
 	srv_free(d.srv);
 	pol_free(d.pol);
+	https_free(d.https);
 	dns_free(d.dns);
 	cache_close(d.cache);
 	cfg_free(d.cfg);

@@ -22,6 +22,7 @@
 #include "cache/cache.h"
 #include "resolver/cfg.h"
 #include "resolver/dane.h"
+#include "resolver/sts.h"
 #include "resolver/dom.h"
 #include "resolver/pol.h"
 #include "util/ev.h"
@@ -38,6 +39,13 @@
 #define POL_DANE_MIN_TTL 60
 #define POL_DANE_MAX_TTL 86400
 #define POL_RES_BUCKETS	 1024
+/* MTA-STS discovery: re-check a live policy's TXT id this often (SPEC
+ * A6.45), and remember "no policy" / "lookup failed" this long in memory
+ * only (A6.46). */
+#define POL_STS_RECHECK	    900
+#define POL_STS_HOLD_NONE   600
+#define POL_STS_HOLD_FAILED 60
+#define POL_HOLD_SLOTS	    65536
 
 struct pol_res;
 
@@ -55,8 +63,17 @@ struct pol_res {
 	struct pol_res *next; /* hash chain */
 	struct pol *pol;
 	char domain[LIM_DOMAIN_MAX + 1];
-	struct dane_job *dane;
+	struct dane_job *dane; /* running DANE classification */
+	struct sts_job *sts;   /* running MTA-STS discovery and fetch */
+	int dane_failed;       /* the DANE lookup failed (D6) */
+	int dane_decisive;     /* DANE decided: MTA-STS is not waited for */
 	struct pol_req *waiters;
+};
+
+/* When a domain's MTA-STS discovery may run again. */
+struct pol_hold {
+	uint64_t hash;
+	time_t until;
 };
 
 static void req_free(struct pol_req *q);
@@ -64,7 +81,9 @@ static void req_free(struct pol_req *q);
 struct pol {
 	const struct cfg *cfg;
 	struct cache *cache;
-	struct dns *dns; /* NULL: answer from the store only */
+	struct dns *dns;     /* NULL: answer from the store only */
+	struct https *https; /* NULL: no MTA-STS fetches */
+	struct pol_hold hold[POL_HOLD_SLOTS];
 	struct pol_res *res[POL_RES_BUCKETS];
 	unsigned nres;
 	/* Scratch space behind the borrowed pointers of the last answer. */
@@ -73,7 +92,8 @@ struct pol {
 };
 
 struct pol *
-pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns)
+pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns,
+	struct https *https)
 {
 	struct pol *p;
 
@@ -82,6 +102,7 @@ pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns)
 	p->cfg = cfg;
 	p->cache = cache;
 	p->dns = dns;
+	p->https = https;
 	return p;
 }
 
@@ -101,6 +122,8 @@ pol_free(struct pol *p)
 			p->res[i] = r->next;
 			if (r->dane != NULL)
 				dane_cancel(r->dane);
+			if (r->sts != NULL)
+				sts_cancel(r->sts);
 			while ((q = r->waiters) != NULL) {
 				r->waiters = q->next;
 				req_free(q);
@@ -389,19 +412,42 @@ verdict_ttl(uint32_t ttl)
 	return (time_t)ttl;
 }
 
+/*
+ * Answer the waiting clients once what they wait for is known: DANE
+ * first, and MTA-STS only when DANE leaves the decision to it (a verdict
+ * of "none"). Frees the resolution when no job is left running.
+ */
+static void
+res_settle(struct pol *p, struct pol_res *r)
+{
+	struct pol_req *q;
+
+	if (r->dane != NULL || (r->sts != NULL && !r->dane_decisive))
+		return;
+	while ((q = r->waiters) != NULL) {
+		r->waiters = q->next;
+		req_answer(p, q, r->dane_failed, 0);
+		req_free(q);
+	}
+	if (r->dane == NULL && r->sts == NULL) {
+		res_unlink(p, r);
+		free(r);
+	}
+}
+
 static void
 dane_done(const struct dane_result *r, void *arg)
 {
 	struct pol_res *res = arg;
 	struct pol *p = res->pol;
-	struct pol_req *q;
 	int failed = r->kind == DANE_FAILED;
 
 	res->dane = NULL;
+	res->dane_failed = failed;
+	res->dane_decisive = r->kind != DANE_NONE;
 	if (!failed) {
 		struct cache_dane dn;
 		time_t now = ev_now();
-		enum cache_err ce;
 
 		memset(&dn, 0, sizeof(dn));
 		snprintf(dn.verdict, sizeof(dn.verdict), "%s",
@@ -412,21 +458,114 @@ dane_done(const struct dane_result *r, void *arg)
 		snprintf(dn.detail, sizeof(dn.detail), "%s", r->why);
 		dn.checked_at = now;
 		dn.expires_at = now + verdict_ttl(r->ttl);
-		if ((ce = cache_put_dane(p->cache, res->domain, &dn)) !=
-		    CACHE_OK)
+		if (cache_put_dane(p->cache, res->domain, &dn) != CACHE_OK)
 			log_warnx("%s: cannot store the DANE verdict: %s",
 				  res->domain, cache_errmsg(p->cache));
 		log_debug("%s: DANE %s (%s)", res->domain, dn.verdict, r->why);
 	} else
 		log_warnx("%s: DANE lookup failed: %s", res->domain, r->why);
+	res_settle(p, res);
+}
 
-	res_unlink(p, res);
-	while ((q = res->waiters) != NULL) {
-		res->waiters = q->next;
-		req_answer(p, q, failed, 0);
-		req_free(q);
+/* --- MTA-STS: discovery holds ------------------------------------------- */
+
+/*
+ * A bounded memory of when each domain's MTA-STS discovery may next run:
+ * negative results live here only (SPEC A6.46), and enforce policies are
+ * re-checked at bounded intervals (A6.45). A slot is overwritten on a hash
+ * collision, which can only cause an extra lookup.
+ */
+static uint64_t
+hold_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h | 1; /* 0 marks an empty slot */
+}
+
+static int
+sts_held(const struct pol *p, const char *domain, time_t now)
+{
+	uint64_t h = hold_hash(domain);
+	const struct pol_hold *s = &p->hold[h % POL_HOLD_SLOTS];
+
+	return s->hash == h && s->until > now;
+}
+
+static void
+sts_hold(struct pol *p, const char *domain, time_t until)
+{
+	uint64_t h = hold_hash(domain);
+	struct pol_hold *s = &p->hold[h % POL_HOLD_SLOTS];
+
+	s->hash = h;
+	s->until = until;
+}
+
+static void
+sts_done(const struct sts_result *r, void *arg)
+{
+	struct pol_res *res = arg;
+	struct pol *p = res->pol;
+	time_t now = ev_now(), hold;
+
+	res->sts = NULL;
+	if (r->store && r->row != NULL) {
+		if (cache_put_sts(p->cache, res->domain, r->row) != CACHE_OK)
+			log_warnx("%s: cannot store the MTA-STS policy: %s",
+				  res->domain, cache_errmsg(p->cache));
+		else if (r->row->last_error[0] == '\0')
+			log_info("%s: MTA-STS policy id %s, mode %s, max_age "
+				 "%lld",
+				 res->domain, r->row->policy_id,
+				 cache_sts_mode_name(r->row->mode),
+				 r->row->max_age);
+		else if (r->row->mode != CACHE_STS_NONE)
+			/* SPEC A6.44: alert on refresh failures (not for
+			 * mode none). */
+			log_warnx("%s: MTA-STS refresh failed, keeping the "
+				  "cached policy: %s",
+				  res->domain, r->row->last_error);
+	} else if (r->error[0] != '\0')
+		log_debug("%s: MTA-STS: %s (%s)", res->domain, r->error,
+			  r->why ? r->why : "");
+	if (r->disc == STS_DISC_FAILED)
+		hold = now + POL_STS_HOLD_FAILED;
+	else if (r->apply == STS_APPLY_POLICY)
+		hold = now + POL_STS_RECHECK;
+	else
+		hold = now + POL_STS_HOLD_NONE;
+	sts_hold(p, res->domain, hold);
+	res_settle(p, res);
+}
+
+/* Start what RES still needs: DANE and/or MTA-STS. Returns -1 when
+ * nothing could be started. */
+static int
+res_start(struct pol *p, struct pol_res *r, int need_dane, int need_sts,
+	  const struct cache_entry *e)
+{
+	time_t now = ev_now();
+
+	if (need_dane && r->dane == NULL &&
+	    (r->dane = dane_resolve(p->dns, r->domain, dane_done, r)) != NULL)
+		r->dane_decisive = r->dane_failed = 0;
+	if (need_sts && r->sts == NULL) {
+		const struct cache_sts *cached =
+		    e != NULL && e->has_sts ? &e->sts : NULL;
+		unsigned flags = 0;
+
+		/* SPEC A6.44: refresh a policy about daily, even when its
+		 * id is unchanged, so fetched_at and max_age renew. */
+		if (cached != NULL &&
+		    cached->fetched_at + p->cfg->refresh <= now)
+			flags |= STS_PLAN_REFRESH;
+		r->sts = sts_resolve(p->dns, p->https, p->cfg, r->domain,
+				     cached, flags, sts_done, r);
 	}
-	free(res);
+	return r->dane == NULL && r->sts == NULL ? -1 : 0;
 }
 
 /*
@@ -435,7 +574,8 @@ dane_done(const struct dane_result *r, void *arg)
  * answers from what is stored).
  */
 static struct pol_req *
-res_join(struct pol *p, pol_cb *cb, void *arg)
+res_join(struct pol *p, pol_cb *cb, void *arg, int need_dane, int need_sts,
+	 const struct cache_entry *e)
 {
 	struct pol_res *r = res_find(p, p->domain);
 	struct pol_req *q;
@@ -454,8 +594,7 @@ res_join(struct pol *p, pol_cb *cb, void *arg)
 			return NULL;
 		snprintf(r->domain, sizeof(r->domain), "%s", p->domain);
 		r->pol = p;
-		r->dane = dane_resolve(p->dns, r->domain, dane_done, r);
-		if (r->dane == NULL) {
+		if (res_start(p, r, need_dane, need_sts, e) != 0) {
 			free(r);
 			return NULL;
 		}
@@ -463,7 +602,8 @@ res_join(struct pol *p, pol_cb *cb, void *arg)
 		r->next = p->res[h];
 		p->res[h] = r;
 		p->nres++;
-	}
+	} else if (r->dane == NULL && r->sts == NULL)
+		return NULL;
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->res = r;
@@ -477,6 +617,13 @@ res_join(struct pol *p, pol_cb *cb, void *arg)
 	q->next = r->waiters;
 	r->waiters = q;
 	return q;
+}
+
+/* Does a fresh DANE verdict decide the answer without MTA-STS? */
+static int
+dane_decides(const struct cache_entry *e, time_t now)
+{
+	return dane_fresh(e, now) && strcmp(e->dane.verdict, "none") != 0;
 }
 
 enum pol_rc
@@ -518,10 +665,17 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 		       "store failure");
 		return POL_DONE;
 	}
-	if (p->dns != NULL && cb != NULL && !dane_fresh(e, ev_now())) {
-		struct pol_req *q = res_join(p, cb, arg);
+	if (cb != NULL && p->dns != NULL) {
+		time_t now = ev_now();
+		int need_dane = cfg->dane_enabled && !dane_fresh(e, now);
+		int need_sts = cfg->sts_enabled && p->https != NULL &&
+			       !dane_decides(e, now) &&
+			       !sts_held(p, p->domain, now);
+		struct pol_req *q;
 
-		if (q != NULL) {
+		if ((need_dane || need_sts) &&
+		    (q = res_join(p, cb, arg, need_dane, need_sts, e)) !=
+			NULL) {
 			if (reqp != NULL)
 				*reqp = q;
 			return POL_PENDING;

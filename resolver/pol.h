@@ -17,6 +17,7 @@
 struct cfg;
 struct cache;
 struct dns;
+struct https;
 
 enum pol_kind { POL_NOTFOUND = 0, POL_OK, POL_TEMP, POL_TIMEOUT, POL_PERM };
 
@@ -48,11 +49,12 @@ struct pol;
 
 /*
  * Create the policy module over CFG (borrowed until pol_reconfigure or
- * pol_free), CACHE and DNS (borrowed; DNS NULL: no live resolution, the
- * store and [policy] answer alone).
+ * pol_free), CACHE, DNS and HTTPS (borrowed; DNS NULL: no live
+ * resolution, the store and [policy] answer alone; HTTPS NULL: no MTA-STS
+ * discovery).
  */
-struct pol *pol_new(const struct cfg *cfg, struct cache *cache,
-		    struct dns *dns);
+struct pol *pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns,
+		    struct https *https);
 void pol_free(struct pol *p);
 /* Switch to a new config (SIGHUP). */
 void pol_reconfigure(struct pol *p, const struct cfg *cfg);

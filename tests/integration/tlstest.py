@@ -109,8 +109,9 @@ class Daemon:
     """tlspolicyd in a temporary directory with its own sockets and store."""
 
     def __init__(self, extra="", policy="", server_extra="", name="t",
-                 user="", dane=False):
+                 user="", dane=False, sts=False):
         self.user = user
+        self.sts = sts
         # Without a test DNS world a test must not resolve anything: live
         # DNS would leave loopback.
         self.dane = dane
@@ -134,12 +135,15 @@ class Daemon:
                 "%s\n"
                 "[dane]\n"
                 "enabled = %s\n"
+                "[sts]\n"
+                "enabled = %s\n"
                 "[cache]\n"
                 "path = %s\n"
                 "%s\n"
                 "[policy]\n%s\n" % (self.smap, self.query, self.user,
                                     server_extra,
                                     "yes" if self.dane else "no",
+                                    "yes" if self.sts else "no",
                                     self.db, extra, policy))
 
     def write_config(self, extra="", policy="", server_extra=""):

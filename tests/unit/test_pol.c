@@ -111,7 +111,7 @@ main(void)
 	}
 	ev_set_offset(0);
 	now = ev_now();
-	p = pol_new(cfg, c, NULL);
+	p = pol_new(cfg, c, NULL, NULL);
 
 	put_sts(c, "sts.example", CACHE_STS_ENFORCE,
 		"mx1.sts.example\n*.sts.example\nMX1.STS.example", now, 3600);
