@@ -10,7 +10,8 @@ addresses the world's MX hosts resolve to.
   an MX that offers no STARTTLS under dane-only: deferred;
   an MTA-STS style answer "secure match=<mx> servername=hostname": the sink
       with a test-CA certificate for the MX name gets the mail (Verified);
-      one with a certificate for another name does not (deferred);
+      one with a certificate for another name, a self-signed one, or no
+      STARTTLS does not (deferred); a stored enforce policy ("*.x") too;
   a TEMP answer from the policy map: deferred, "client TLS configuration
       problem".
 
@@ -29,6 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
 from tlstest import Daemon, bail, done, is_eq, ok  # noqa: E402
 from dnsworld import DNSWorld  # noqa: E402
 from postfixworld import PostfixWorld, PostfixError  # noqa: E402
+import pki  # noqa: E402
 
 T0 = time.time()
 with open("/etc/resolv.conf", "rb") as f:
@@ -38,8 +40,13 @@ w = DNSWorld()
 # An insecure domain whose MX resolves (Postfix looks the MX up before it
 # asks the policy map): the TEMP case.
 w.add_record("insecure.test", "temp 300 IN MX 10 mx1.insecure.test.")
+# Another one whose MTA-STS policy comes from the daemon's store.
+w.add_record("insecure.test", "sts 300 IN MX 10 mx1.insecure.test.")
 w.start()
 TEMP_DOMAIN = "temp." + w.name("insecure")
+STS_DOMAIN = "sts." + w.name("insecure")
+SELF_SIGNED = pki.self_signed(os.path.join(w.dir, "pfx-self"),
+                              w.mx_hosts("pkix")[0])
 
 
 def mx(key):
@@ -65,6 +72,10 @@ CASES = [
      "MTA-STS style secure match, test-CA certificate for the MX name"),
     ("optout", SECURE % mx("optout"), w.cert_for("other.invalid"),
      "deferred", "MTA-STS style secure match, certificate for another name"),
+    ("pkix", SECURE % mx("pkix"), SELF_SIGNED, "deferred",
+     "MTA-STS style secure match, self-signed certificate for the MX name"),
+    ("nsec3", SECURE % mx("nsec3"), None, "deferred",
+     "MTA-STS style secure match, MX offers no STARTTLS"),
 ]
 
 d = Daemon(name="pfx", policy="".join(
@@ -78,6 +89,8 @@ d.stop()
 # could misread is "TEMP unusable mta-sts mx patterns" (pol.c), never "no
 # policy"; the domain is insecure (SPEC B D5), so DANE does not preempt it.
 d.put_sts(TEMP_DOMAIN, "enforce", ["bad,pattern"])
+# SPEC B notation: "*.x" becomes ".x" (Postfix: any subdomain of x).
+d.put_sts(STS_DOMAIN, "enforce", ["*." + w.name("insecure")])
 d.start()
 
 # --- prerequisites --------------------------------------------------------
@@ -89,6 +102,9 @@ ok(rc != 0 and not out, "postmap: %s is a lookup error (TEMP)" %
    TEMP_DOMAIN, (rc, out))
 is_eq(d.ask(TEMP_DOMAIN)[:5], "TEMP ", "%s: the daemon answers TEMP" %
       TEMP_DOMAIN)
+STS_ANSWER = SECURE % ("." + w.name("insecure"))
+is_eq(d.postmap(STS_DOMAIN)[:2], (0, STS_ANSWER),
+      "postmap: %s answers the stored enforce policy" % STS_DOMAIN)
 r = w.dig(w.name("dane311"), "MX")
 ok(r.status == "NOERROR" and r.ad, "test resolver: secure MX (AD)", r)
 
@@ -116,6 +132,7 @@ ids = {}
 for key, _, _, _, _ in CASES:
     ids[key] = tx.submit("postmaster@" + w.name(key))
 ids["temp"] = tx.submit("postmaster@" + TEMP_DOMAIN)
+ids["sts"] = tx.submit("postmaster@" + STS_DOMAIN)
 res = tx.wait(list(ids.values()), timeout=60)
 
 
@@ -143,6 +160,11 @@ r = res[ids["temp"]]
 ok(r.status == "deferred" and "client TLS configuration problem" in
    (r.reason or ""), "%s: TEMP answer: deferred, client TLS configuration "
    "problem" % TEMP_DOMAIN, diag("temp"))
+r = res[ids["sts"]]
+got = pw.sink("insecure").find(ids["sts"])
+ok(r.status == "sent" and r.verified() and got is not None and got.tls(),
+   "%s: stored MTA-STS enforce policy: delivered over Verified TLS" %
+   STS_DOMAIN, diag("sts"))
 
 # Postfix did the DANE work itself (SPEC B): its TLSA lookup for the
 # mismatching host found records and the handshake failed to verify.
@@ -150,9 +172,13 @@ r = res[ids["mismatch"]]
 ok("not verified" in (r.reason or "").lower() or any(
    "verification failed" in x for x in r.lines),
    "mismatch: the failure is certificate verification", diag("mismatch"))
-r = res[ids["notls"]]
-ok("TLS is required, but was not offered" in (r.reason or ""),
-   "notls: STARTTLS required but not offered", diag("notls"))
+for key in ("notls", "nsec3"):
+    r = res[ids[key]]
+    ok("TLS is required, but was not offered" in (r.reason or ""),
+       "%s: STARTTLS required but not offered" % key, diag(key))
+r = res[ids["pkix"]]
+ok("not verified" in (r.reason or "").lower(),
+   "pkix: the self-signed certificate is not verified", diag("pkix"))
 
 # --- clean-up ---------------------------------------------------------------
 pids = pw.pids()
