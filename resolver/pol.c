@@ -284,6 +284,7 @@ decide(struct pol *p, const struct cache_entry *e, int dane_failed,
 		/* SPEC A6.41: a valid cached policy applies until max_age. */
 		ans->mode = cache_sts_mode_name(e->sts.mode);
 		ans->mx = e->sts.mx;
+		ans->max_age = e->sts.max_age;
 		ans->expires = e->sts.expires_at;
 		if (sts_enforce) {
 			if (format_sts(e->sts.mx, p->data, sizeof(p->data)) ==
@@ -722,6 +723,77 @@ pol_format(const struct pol_answer *ans, char *out, size_t outsz)
 		memcpy(out + wl + 1, data, dl);
 	out[wl + 1 + dl] = '\0';
 	return wl + 1 + dl;
+}
+
+/* Bounded string building for pol_format_tlsrpt(). */
+struct wbuf {
+	char *buf;
+	size_t len, cap; /* cap includes the NUL */
+	int full;
+};
+
+static void
+put(struct wbuf *w, const char *s, size_t n)
+{
+	if (w->full || w->len + n + 1 > w->cap) {
+		w->full = 1;
+		return;
+	}
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+	w->buf[w->len] = '\0';
+}
+
+static void
+puts0(struct wbuf *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+/* Write PRE pattern POST for every '\n'-separated MX pattern. */
+static void
+put_patterns(struct wbuf *w, const char *mx, const char *pre, const char *post)
+{
+	const char *p, *end;
+
+	for (p = mx; *p != '\0'; p = *end ? end + 1 : end) {
+		if ((end = strchr(p, '\n')) == NULL)
+			end = p + strlen(p);
+		if (end == p)
+			continue;
+		puts0(w, pre);
+		put(w, p, (size_t)(end - p));
+		puts0(w, post);
+	}
+}
+
+size_t
+pol_format_tlsrpt(const struct pol_answer *ans, char *out, size_t outsz)
+{
+	size_t len = pol_format(ans, out, outsz);
+	struct wbuf w = {out, len, 0, 0};
+	char num[32];
+
+	if (ans->kind != POL_OK || ans->source != POL_SRC_STS ||
+	    ans->domain == NULL || ans->mx == NULL || ans->mode == NULL)
+		return len;
+	w.cap = (outsz < LIM_REPLY_MAX + 1 ? outsz : LIM_REPLY_MAX + 1);
+	/* SPEC C1.4, A7.52: Postfix >= 3.10 reports the policy we applied
+	 * (and >= 3.10.5 checks MX names against the exact patterns). */
+	puts0(&w, " policy_type=sts policy_domain=");
+	puts0(&w, ans->domain);
+	put_patterns(&w, ans->mx, " mx_host_pattern=", "");
+	puts0(&w, " { policy_string = version: STSv1 } { policy_string = "
+		  "mode: ");
+	puts0(&w, ans->mode);
+	puts0(&w, " }");
+	put_patterns(&w, ans->mx, " { policy_string = mx: ", " }");
+	snprintf(num, sizeof(num), "%lld", ans->max_age);
+	puts0(&w, " { policy_string = max_age: ");
+	puts0(&w, num);
+	puts0(&w, " }");
+	/* SPEC A1.3: better no attributes than a reply Postfix rejects. */
+	return w.full ? pol_format(ans, out, outsz) : w.len;
 }
 
 const char *

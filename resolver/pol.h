@@ -43,6 +43,7 @@ struct pol_answer {
 	const char *mode;   /* STS mode, or NULL */
 	const char *mx;	    /* STS patterns '\n'-separated, or NULL */
 	time_t expires;	    /* when the answer's source expires; 0 = never */
+	long long max_age;  /* STS max_age, when source is POL_SRC_STS */
 };
 
 struct pol;
@@ -93,6 +94,16 @@ void pol_cancel(struct pol_req *req);
  * LIM_REPLY_MAX; an answer that would not fit becomes "TEMP reply too long".
  */
 size_t pol_format(const struct pol_answer *ans, char *out, size_t outsz);
+
+/*
+ * Like pol_format, plus the TLS-RPT attributes Postfix >= 3.10 reads from
+ * a policy map (SPEC C1.4): for an MTA-STS answer, policy_type=sts,
+ * policy_domain, one mx_host_pattern per pattern and the policy text in
+ * { policy_string = … } groups. Only for map names in [server]
+ * tlsrpt_names: Postfix <= 3.9 rejects these attributes (DESIGN 6.6).
+ * Falls back to the plain answer if the attributes would not fit.
+ */
+size_t pol_format_tlsrpt(const struct pol_answer *ans, char *out, size_t outsz);
 
 /* "OK", "NOTFOUND", "TEMP", "TIMEOUT", "PERM". */
 const char *pol_kind_name(enum pol_kind k);

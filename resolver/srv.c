@@ -99,6 +99,7 @@ struct slot {
 	size_t len;
 	char *key; /* JSON lines: the key, for the reply */
 	size_t keylen;
+	int tlsrpt; /* socketmap: answer with TLS-RPT attributes */
 };
 
 struct srv_stats {
@@ -463,9 +464,13 @@ log_lookup(const char *key, size_t keylen, const char *reply)
 
 /* Frame a socketmap answer: "<len>:<reply>," into a new buffer. */
 static char *
-smap_frame(struct srv *s, const struct pol_answer *ans, size_t *lenp)
+smap_frame(struct srv *s, const struct pol_answer *ans, int tlsrpt,
+	   size_t *lenp)
 {
-	size_t rlen = pol_format(ans, s->reply, sizeof(s->reply)), hl;
+	size_t rlen = tlsrpt
+			  ? pol_format_tlsrpt(ans, s->reply, sizeof(s->reply))
+			  : pol_format(ans, s->reply, sizeof(s->reply));
+	size_t hl;
 	char hdr[16], *out;
 
 	hl = smap_header(rlen, hdr);
@@ -570,7 +575,7 @@ slot_answered(const struct pol_answer *ans, void *arg)
 	sl->req = NULL;
 	count_answer(s, ans);
 	if (c->proto == PROTO_SMAP)
-		sl->reply = smap_frame(s, ans, &sl->len);
+		sl->reply = smap_frame(s, ans, sl->tlsrpt, &sl->len);
 	else
 		sl->reply = qry_frame(sl->key, sl->keylen, ans, &sl->len);
 	sl->done = 1;
@@ -584,7 +589,7 @@ slot_answered(const struct pol_answer *ans, void *arg)
  * allocation; a pending lookup takes the connection's spare slot.
  */
 static int
-conn_lookup(struct conn *c, const char *key, size_t keylen)
+conn_lookup(struct conn *c, const char *key, size_t keylen, int tlsrpt)
 {
 	struct srv *s = c->srv;
 	struct pol_answer ans;
@@ -600,6 +605,7 @@ conn_lookup(struct conn *c, const char *key, size_t keylen)
 	    POL_PENDING) {
 		c->spare = NULL;
 		sl->req = req;
+		sl->tlsrpt = tlsrpt;
 		slot_add(c, sl);
 		if (c->proto == PROTO_QRY) {
 			if ((sl->key = malloc(keylen + 1)) == NULL)
@@ -613,12 +619,13 @@ conn_lookup(struct conn *c, const char *key, size_t keylen)
 	count_answer(s, &ans);
 	if (c->head != NULL || c->proto == PROTO_QRY) {
 		char *reply = c->proto == PROTO_SMAP
-				  ? smap_frame(s, &ans, &len)
+				  ? smap_frame(s, &ans, tlsrpt, &len)
 				  : qry_frame(key, keylen, &ans, &len);
 
 		return conn_reply(c, reply, len);
 	}
-	len = pol_format(&ans, s->reply, sizeof(s->reply));
+	len = tlsrpt ? pol_format_tlsrpt(&ans, s->reply, sizeof(s->reply))
+		     : pol_format(&ans, s->reply, sizeof(s->reply));
 	log_lookup(key, keylen, s->reply);
 	hl = smap_header(len, hdr);
 	if (conn_queue(c, hdr, hl) || conn_queue(c, s->reply, len) ||
@@ -643,7 +650,9 @@ smap_request(struct conn *c, const char *payload, size_t plen)
 		key = NULL;
 	}
 	if (key != NULL && cfg_word_in(s->cfg->socketmap_names, name, namelen))
-		return conn_lookup(c, key, keylen);
+		return conn_lookup(
+		    c, key, keylen,
+		    cfg_word_in(s->cfg->tlsrpt_names, name, namelen));
 	/* SPEC F8: an unknown map name is an administrator's error. */
 	if (warn_allowed(s))
 		log_warnx("socketmap: unknown map name '%s'",
@@ -653,7 +662,7 @@ smap_request(struct conn *c, const char *payload, size_t plen)
 	ans.data = "unknown socketmap name";
 	ans.source = POL_SRC_KEY;
 	count_answer(s, &ans);
-	reply = smap_frame(s, &ans, &len);
+	reply = smap_frame(s, &ans, 0, &len);
 	return conn_reply(c, reply, len);
 }
 
@@ -750,7 +759,7 @@ qry_request(struct conn *c, const char *line, size_t len)
 	else {
 		switch (rq.cmd) {
 		case QRY_QUERY:
-			return conn_lookup(c, rq.key, rq.keylen);
+			return conn_lookup(c, rq.key, rq.keylen, 0);
 		case QRY_FLUSH:
 			reply = flush_json(s, &rq);
 			break;

@@ -21,7 +21,9 @@ relay.example = encrypt
 """
 
 d = Daemon(policy=POLICY, name="smap",
-           server_extra="idle_timeout = 2\nwrite_timeout = 2\n")
+           server_extra="idle_timeout = 2\nwrite_timeout = 2\n"
+                        "socketmap_names = postfix postfix310\n"
+                        "tlsrpt_names = postfix310\n")
 d.start()
 d.stop()
 # Rows the resolvers of later issues will write; the daemon must serve them.
@@ -80,6 +82,25 @@ rc, got, err = d.postmap("example.com", name="nosuchmap")
 ok(rc != 0 and "permanent error: unknown socketmap name" in err,
    "postmap: unknown map name is a lookup error (PERM)",
    "rc %d out %r err %r" % (rc, got, err))
+
+# --- TLS-RPT attributes only on the name configured for Postfix >= 3.10 ------
+is_eq(d.ask("sts.example", name="postfix310"),
+      "OK secure match=mx1.sts.example:.sts.example servername=hostname"
+      " policy_type=sts policy_domain=sts.example"
+      " mx_host_pattern=mx1.sts.example mx_host_pattern=*.sts.example"
+      " mx_host_pattern=MX1.sts.example"
+      " { policy_string = version: STSv1 } { policy_string = mode: enforce }"
+      " { policy_string = mx: mx1.sts.example }"
+      " { policy_string = mx: *.sts.example }"
+      " { policy_string = mx: MX1.sts.example }"
+      " { policy_string = max_age: 86400 }",
+      "tlsrpt name: MTA-STS answer carries the TLS-RPT attributes, "
+      "patterns as stored")
+is_eq(d.ask("example.com", name="postfix310"), "OK dane-only",
+      "tlsrpt name: non-STS answers carry no attributes")
+rc, got, err = d.postmap("sts.example")
+ok(rc == 0 and "policy_type" not in got,
+   "Postfix 3.7 name: no TLS-RPT attributes", got + err)
 
 # --- raw client: answers --------------------------------------------------------
 is_eq(d.ask("example.org"), "NOTFOUND ", "NOTFOUND carries its space")
