@@ -20,6 +20,7 @@ struct cfg;
 
 #define DNS_T_A	    1
 #define DNS_T_CNAME 5
+#define DNS_T_SOA   6
 #define DNS_T_MX    15
 #define DNS_T_TXT   16
 #define DNS_T_AAAA  28
@@ -105,7 +106,9 @@ struct dns *dns_new(struct event_base *base, const struct cfg *cfg, char *err,
 /*
  * Start-up self-test (SPEC A9.66): look up NAME (e.g. "." SOA, or the
  * configured [dns] selftest_name) synchronously and fail unless the answer
- * is secure. Returns 0, or -1 with a reason in ERR.
+ * is secure. Returns 0; -1 when an answer came and did not validate (the
+ * trust anchor is wrong); -2 when no answer came (timeout, SERVFAIL,
+ * internal error), which says nothing about the anchor. ERR says why.
  */
 int dns_selftest(struct dns *d, const char *name, char *err, size_t errsz);
 

@@ -35,6 +35,9 @@
 #include "util/ev.h"
 #include "util/log.h"
 
+/* How often the trust anchor self-test is retried while DNS is silent. */
+#define SELFTEST_RETRY_S 60
+
 struct daemon {
 	const char *cfgpath; /* file to (re)read, or NULL for defaults */
 	struct cfg *cfg;
@@ -44,9 +47,12 @@ struct daemon {
 	struct pol *pol;
 	struct srv *srv;
 	struct event_base *base;
-	int verbose_flags; /* -v count */
+	struct event *selftest; /* trust anchor self-test retry */
+	int verbose_flags;	/* -v count */
 	int stopping;
 };
+
+static void selftest_later(struct daemon *d);
 
 static void
 usage(FILE *fp)
@@ -306,6 +312,55 @@ warn_postfix_dns(void)
 			  *level ? level : "(empty)");
 }
 
+/*
+ * The start-up self-test again, asynchronously, until DNS answers
+ * (SPEC A9.66). A trust anchor found wrong then stops the daemon: running
+ * on would make every signed domain look unsigned, a silent downgrade.
+ */
+static void selftest_timer(evutil_socket_t fd, short what, void *arg);
+
+static void
+selftest_answer(const struct dns_result *r, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (r->outcome == DNS_DATA && r->security == DNS_SECURE) {
+		log_info("dns: trust anchor validates %s now",
+			 d->cfg->selftest_name);
+		return;
+	}
+	if (r->outcome != DNS_TIMEOUT && r->outcome != DNS_SERVFAIL &&
+	    r->outcome != DNS_ERROR)
+		log_fatalx("dns: trust anchor %s does not validate %s: %s %s",
+			   d->cfg->trust_anchor, d->cfg->selftest_name,
+			   dns_outcome_name(r->outcome),
+			   dns_security_name(r->security));
+	selftest_later(d);
+}
+
+static void
+selftest_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (dns_query(d->dns, d->cfg->selftest_name, DNS_T_SOA, selftest_answer,
+		      d) == NULL)
+		selftest_later(d);
+}
+
+static void
+selftest_later(struct daemon *d)
+{
+	struct timeval tv = {SELFTEST_RETRY_S, 0};
+
+	if (d->selftest == NULL &&
+	    (d->selftest = evtimer_new(d->base, selftest_timer, d)) == NULL)
+		log_fatalx("out of memory");
+	evtimer_add(d->selftest, &tv);
+}
+
 static void
 stopped(void *arg)
 {
@@ -409,9 +464,22 @@ main(int argc, char **argv)
 		d.dns = dns_new(d.base, d.cfg, err, sizeof(err));
 		if (d.dns == NULL)
 			log_fatalx("dns: %s", err);
-		if (dns_selftest(d.dns, d.cfg->selftest_name, err,
-				 sizeof(err)) != 0)
+		switch (dns_selftest(d.dns, d.cfg->selftest_name, err,
+				     sizeof(err))) {
+		case 0:
+			break;
+		case -2:
+			/* A mail server must come up during a network
+			 * outage: serve from the store, and prove the anchor
+			 * as soon as DNS answers. */
+			log_warnx("dns: %s; answering from the store until "
+				  "DNS answers, then testing the trust anchor",
+				  err);
+			selftest_later(&d);
+			break;
+		default:
 			log_fatalx("dns: %s", err);
+		}
 		if (d.cfg->dane_enabled)
 			warn_postfix_dns();
 	}
@@ -450,6 +518,8 @@ main(int argc, char **argv)
 
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);
+	if (d.selftest != NULL)
+		event_free(d.selftest);
 	srv_free(d.srv);
 	pol_free(d.pol);
 	https_free(d.https);

@@ -141,4 +141,16 @@ r = d4.jq({"cmd": "flush", "domain": "w.example"})
 ok(r == {"flushed": True, "domain": "w.example"},
    "store writable after the privilege drop", r)
 is_eq(d4.stop(), 0, "dropped daemon stops cleanly")
+
+# --- DNS silent at start-up: serve from the store, test the anchor later ------
+d5 = Daemon(name="nodns", dane=True, policy="example.com = dane-only\n",
+            extra="[dns]\nresolvers = 127.0.0.2@5353\ntimeout = 1\n")
+d5.start()
+ok("answering from the store until DNS answers" in d5.read_log(),
+   "silent DNS at start-up: a warning, not a refusal", d5.read_log()[-600:])
+is_eq(d5.ask("example.com"), "OK dane-only", "static answers while DNS is out")
+is_eq(d5.ask("unknown.example"), "OK dane",
+      "unknown domain while DNS is out: SPEC B D6 (Postfix repeats the "
+      "lookups)")
+is_eq(d5.stop(), 0, "stops cleanly")
 done()
