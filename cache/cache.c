@@ -1219,6 +1219,48 @@ cache_foreach(struct cache *c,
 	return err;
 }
 
+enum cache_err
+cache_sts_due(struct cache *c, const char *after, time_t due, size_t max,
+	      void (*fn)(const char *domain, void *arg), void *arg, char *last,
+	      size_t lastsz)
+{
+	static const char sql[] = "SELECT domain, fetched_at FROM sts_policy"
+				  " WHERE domain > ?1 ORDER BY domain"
+				  " LIMIT ?2";
+	sqlite3_stmt *st;
+	size_t seen = 0;
+	int rc;
+
+	if (lastsz > 0)
+		last[0] = '\0';
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		set_err(c, "scan");
+		return CACHE_EDB;
+	}
+	sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *dom = (const char *)sqlite3_column_text(st, 0);
+
+		seen++;
+		if (dom == NULL)
+			continue;
+		snprintf(last, lastsz, "%s", dom);
+		if ((time_t)sqlite3_column_int64(st, 1) <= due)
+			fn(dom, arg);
+	}
+	if (rc != SQLITE_DONE) {
+		set_err(c, "scan");
+		sqlite3_finalize(st);
+		return CACHE_EDB;
+	}
+	sqlite3_finalize(st);
+	/* Fewer rows than asked: the walk is at the end of the table. */
+	if (seen < max && lastsz > 0)
+		last[0] = '\0';
+	return CACHE_OK;
+}
+
 void
 cache_get_stats(const struct cache *c, struct cache_stats *st)
 {

@@ -111,6 +111,20 @@ enum cache_err cache_foreach(struct cache *c,
 			     int (*fn)(const struct cache_entry *e, void *arg),
 			     void *arg);
 
+/*
+ * One step of a walk over the stored MTA-STS policies in domain order, for
+ * the proactive refresh (SPEC A6.44): reads at most MAX rows after AFTER
+ * ("" or NULL: from the start) and calls FN(domain, ARG) for each whose
+ * fetched_at <= DUE (the domain is borrowed for the call; FN must not call
+ * back into the cache). Writes the last domain read into LAST (LASTSZ
+ * bytes), or "" when the walk reached the end. Bounded work per call, so
+ * the loop never stalls on a large store.
+ */
+enum cache_err cache_sts_due(struct cache *c, const char *after, time_t due,
+			     size_t max,
+			     void (*fn)(const char *domain, void *arg),
+			     void *arg, char *last, size_t lastsz);
+
 /* Counters for stats and tests. Index lookups are counted once each as a
  * hit (entry with rows), a negative_hit (known absent) or a miss; every
  * miss reads the store once (db_reads). */

@@ -490,7 +490,8 @@ main(int argc, char **argv)
 		    NULL)
 			log_fatalx("https: %s", err);
 	}
-	if ((d.pol = pol_new(d.cfg, d.cache, d.dns, d.https)) == NULL)
+	if ((d.pol = pol_new(d.cfg, d.cache, d.dns, d.https)) == NULL ||
+	    (d.cfg->sts_enabled && pol_start_refresh(d.pol) != 0))
 		log_fatalx("out of memory");
 	d.srv = srv_new(d.base, d.cfg, d.pol, d.cache, err, sizeof(err));
 	if (d.srv == NULL)

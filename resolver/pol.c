@@ -46,6 +46,11 @@
 #define POL_STS_HOLD_NONE   600
 #define POL_STS_HOLD_FAILED 60
 #define POL_HOLD_SLOTS	    65536
+/* Proactive refresh: a step every few seconds reads a bounded batch of
+ * stored policies; a few refreshes run at once. */
+#define POL_REFRESH_TICK  5
+#define POL_REFRESH_BATCH 256
+#define POL_REFRESH_MAX	  8
 
 struct pol_res;
 
@@ -67,6 +72,7 @@ struct pol_res {
 	struct sts_job *sts;   /* running MTA-STS discovery and fetch */
 	int dane_failed;       /* the DANE lookup failed (D6) */
 	int dane_decisive;     /* DANE decided: MTA-STS is not waited for */
+	int refresh;	       /* started by the proactive refresh */
 	struct pol_req *waiters;
 };
 
@@ -84,6 +90,12 @@ struct pol {
 	struct dns *dns;     /* NULL: answer from the store only */
 	struct https *https; /* NULL: no MTA-STS fetches */
 	struct pol_hold hold[POL_HOLD_SLOTS];
+	/* Proactive refresh (SPEC A6.44): a walk over the stored policies. */
+	struct event *refresh_ev;
+	char scan_pos[LIM_DOMAIN_MAX + 1];
+	char (*due)[LIM_DOMAIN_MAX + 1]; /* POL_REFRESH_BATCH domains */
+	size_t ndue, due_next;
+	unsigned nrefresh;
 	struct pol_res *res[POL_RES_BUCKETS];
 	unsigned nres;
 	/* Scratch space behind the borrowed pointers of the last answer. */
@@ -113,6 +125,9 @@ pol_free(struct pol *p)
 
 	if (p == NULL)
 		return;
+	if (p->refresh_ev != NULL)
+		event_free(p->refresh_ev);
+	free(p->due);
 	for (i = 0; i < POL_RES_BUCKETS; i++) {
 		struct pol_res *r;
 
@@ -431,6 +446,8 @@ res_settle(struct pol *p, struct pol_res *r)
 		req_free(q);
 	}
 	if (r->dane == NULL && r->sts == NULL) {
+		if (r->refresh)
+			p->nrefresh--;
 		res_unlink(p, r);
 		free(r);
 	}
@@ -625,6 +642,80 @@ static int
 dane_decides(const struct cache_entry *e, time_t now)
 {
 	return dane_fresh(e, now) && strcmp(e->dane.verdict, "none") != 0;
+}
+
+/* --- proactive refresh ---------------------------------------------------- */
+
+static void
+due_add(const char *domain, void *arg)
+{
+	struct pol *p = arg;
+
+	if (p->ndue < POL_REFRESH_BATCH)
+		snprintf(p->due[p->ndue++], sizeof(p->due[0]), "%s", domain);
+}
+
+/* Start a refresh of DOMAIN with no client waiting for it. */
+static void
+refresh_one(struct pol *p, const char *domain)
+{
+	const struct cache_entry *e = NULL;
+	struct pol_res *r;
+	unsigned h;
+
+	if (res_find(p, domain) != NULL || p->nres >= LIM_RESOLUTIONS ||
+	    cache_lookup(p->cache, domain, &e) != CACHE_OK || e == NULL ||
+	    !e->has_sts || (r = calloc(1, sizeof(*r))) == NULL)
+		return;
+	snprintf(r->domain, sizeof(r->domain), "%s", domain);
+	r->pol = p;
+	r->refresh = 1;
+	if (res_start(p, r, 0, 1, e) != 0) {
+		free(r);
+		return;
+	}
+	h = res_hash(r->domain);
+	r->next = p->res[h];
+	p->res[h] = r;
+	p->nres++;
+	p->nrefresh++;
+	log_debug("%s: proactive MTA-STS refresh", domain);
+}
+
+static void
+refresh_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct pol *p = arg;
+	/* Jitter, so many daemons started together do not fetch together. */
+	struct timeval tv = {POL_REFRESH_TICK + (long)(random() % 5), 0};
+
+	(void)fd;
+	(void)what;
+	if (p->due_next == p->ndue) {
+		p->ndue = p->due_next = 0;
+		if (cache_sts_due(p->cache, p->scan_pos,
+				  ev_now() - p->cfg->refresh, POL_REFRESH_BATCH,
+				  due_add, p, p->scan_pos,
+				  sizeof(p->scan_pos)) != CACHE_OK)
+			log_warnx("MTA-STS refresh: %s",
+				  cache_errmsg(p->cache));
+	}
+	while (p->due_next < p->ndue && p->nrefresh < POL_REFRESH_MAX)
+		refresh_one(p, p->due[p->due_next++]);
+	evtimer_add(p->refresh_ev, &tv);
+}
+
+int
+pol_start_refresh(struct pol *p)
+{
+	struct timeval tv = {1, 0};
+
+	if (p->dns == NULL || p->https == NULL)
+		return 0;
+	if ((p->due = calloc(POL_REFRESH_BATCH, sizeof(*p->due))) == NULL ||
+	    (p->refresh_ev = evtimer_new(ev_base(), refresh_tick, p)) == NULL)
+		return -1;
+	return evtimer_add(p->refresh_ev, &tv);
 }
 
 enum pol_rc

@@ -57,6 +57,14 @@ struct pol;
 struct pol *pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns,
 		    struct https *https);
 void pol_free(struct pol *p);
+/*
+ * Start the proactive MTA-STS refresh (SPEC A6.44): stored policies whose
+ * last fetch is [cache] refresh seconds old are fetched again in the
+ * background, a bounded batch at a time. Needs DNS and HTTPS; returns 0,
+ * or -1 when it cannot start.
+ */
+int pol_start_refresh(struct pol *p);
+
 /* Switch to a new config (SIGHUP). */
 void pol_reconfigure(struct pol *p, const struct cfg *cfg);
 
