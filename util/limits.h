@@ -73,4 +73,11 @@
 /* Largest report JSON built for one domain and day. */
 #define LIM_RPT_REPORT (8 * 1024 * 1024)
 
+/* TLS-RPT report store (tlsrpt/rpt_store.c): distinct policies and
+ * distinct failure-detail tuples kept per report domain and UTC day, and
+ * report domains per day; what does not fit is counted as dropped. */
+#define LIM_RPT_DAY_POLICIES 64
+#define LIM_RPT_DAY_DETAILS  1024
+#define LIM_RPT_DAY_DOMAINS  1000000
+
 #endif /* UTIL_LIMITS_H */

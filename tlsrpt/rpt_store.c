@@ -1,0 +1,1325 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The TLS-RPT report store in SQLite: counters per UTC day, report domain,
+ * policy and failure-detail tuple, the day and delivery state, and a
+ * key/value table. See rpt_store.h for the model.
+ *
+ * Policies and failure details are keyed by their canonical JSON (jansson,
+ * compact, keys in a fixed order), so two datagrams describing the same
+ * policy or the same failure land on the same row (sys4's collector keys
+ * its rows the same way, SPEC C4). Counters are upserts: UPDATE first, and
+ * INSERT only when no row changed, so the cardinality limits are checked
+ * exactly when a new row would be made.
+ *
+ * Datagrams are counted inside one batch transaction; each datagram runs
+ * in a savepoint so a failure drops that datagram only.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "tlsrpt/rpt_store.h"
+
+#define RPT_SCHEMA_VERSION 1
+#define DAY		   86400
+
+static const char schema_v1[] =
+    "CREATE TABLE IF NOT EXISTS days ("
+    " day INTEGER PRIMARY KEY, closed INTEGER NOT NULL DEFAULT 0,"
+    " ndomains INTEGER NOT NULL DEFAULT 0,"
+    " dropped INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS domains ("
+    " day INTEGER NOT NULL, domain TEXT NOT NULL, record TEXT,"
+    " npolicies INTEGER NOT NULL DEFAULT 0,"
+    " ndetails INTEGER NOT NULL DEFAULT 0,"
+    " dropped INTEGER NOT NULL DEFAULT 0,"
+    " state INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (day, domain));"
+    "CREATE INDEX IF NOT EXISTS domains_due ON domains (state, due);"
+    "CREATE TABLE IF NOT EXISTS policies ("
+    " id INTEGER PRIMARY KEY, day INTEGER NOT NULL,"
+    " domain TEXT NOT NULL, policy TEXT NOT NULL,"
+    " total INTEGER NOT NULL DEFAULT 0,"
+    " failure INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (day, domain, policy));"
+    "CREATE TABLE IF NOT EXISTS failures ("
+    " policy_id INTEGER NOT NULL, detail TEXT NOT NULL,"
+    " count INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (policy_id, detail));"
+    "CREATE TABLE IF NOT EXISTS counters ("
+    " day INTEGER NOT NULL, name TEXT NOT NULL,"
+    " value INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (day, name));"
+    "CREATE TABLE IF NOT EXISTS deliveries ("
+    " day INTEGER NOT NULL, domain TEXT NOT NULL, dest TEXT NOT NULL,"
+    " report_id TEXT NOT NULL, status INTEGER NOT NULL DEFAULT 0,"
+    " tries INTEGER NOT NULL DEFAULT 0,"
+    " first_try INTEGER NOT NULL DEFAULT 0,"
+    " next_try INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (day, domain, dest));"
+    "CREATE TABLE IF NOT EXISTS kv ("
+    " key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "PRAGMA user_version = 1;";
+
+enum {
+	S_DAY_INS,
+	S_DAY_NDOM,
+	S_DOM_UPD,
+	S_DOM_INS,
+	S_DOM_GET,
+	S_DOM_NPOL,
+	S_DOM_NDET,
+	S_DOM_DROP,
+	S_POL_GET,
+	S_POL_UPD,
+	S_POL_INS,
+	S_FAIL_UPD,
+	S_FAIL_INS,
+	S_CNT,
+	S_NSTMT
+};
+
+static const char *const stmt_sql[S_NSTMT] = {
+    [S_DAY_INS] = "INSERT INTO days (day) VALUES (?1) "
+		  "ON CONFLICT (day) DO NOTHING",
+    [S_DAY_NDOM] = "UPDATE days SET ndomains = ndomains + 1 WHERE day = ?1 "
+		   "AND ndomains < ?2",
+    [S_DOM_UPD] = "UPDATE domains SET record = coalesce(?3, record) "
+		  "WHERE day = ?1 AND domain = ?2",
+    [S_DOM_INS] = "INSERT INTO domains (day, domain, record) "
+		  "VALUES (?1, ?2, ?3)",
+    [S_DOM_GET] = "SELECT npolicies, ndetails FROM domains "
+		  "WHERE day = ?1 AND domain = ?2",
+    [S_DOM_NPOL] = "UPDATE domains SET npolicies = npolicies + 1 "
+		   "WHERE day = ?1 AND domain = ?2",
+    [S_DOM_NDET] = "UPDATE domains SET ndetails = ndetails + 1 "
+		   "WHERE day = ?1 AND domain = ?2",
+    [S_DOM_DROP] = "UPDATE domains SET dropped = dropped + ?3 "
+		   "WHERE day = ?1 AND domain = ?2",
+    [S_POL_GET] = "SELECT id FROM policies WHERE day = ?1 AND domain = ?2 "
+		  "AND policy = ?3",
+    [S_POL_UPD] = "UPDATE policies SET total = total + 1, "
+		  "failure = failure + ?2 WHERE id = ?1",
+    [S_POL_INS] = "INSERT INTO policies (day, domain, policy, total, "
+		  "failure) VALUES (?1, ?2, ?3, 1, ?4)",
+    [S_FAIL_UPD] = "UPDATE failures SET count = count + 1 "
+		   "WHERE policy_id = ?1 AND detail = ?2",
+    [S_FAIL_INS] = "INSERT INTO failures (policy_id, detail, count) "
+		   "VALUES (?1, ?2, 1)",
+    [S_CNT] = "INSERT INTO counters (day, name, value) VALUES (?1, ?2, ?3) "
+	      "ON CONFLICT (day, name) DO UPDATE SET value = value + ?3",
+};
+
+struct rpt_store {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *st[S_NSTMT];
+	int in_batch;
+	size_t uncommitted, batch;
+	int64_t last_day; /* days row known to exist */
+	char errmsg[512];
+};
+
+static void
+set_err(struct rpt_store *st, const char *what)
+{
+	snprintf(st->errmsg, sizeof(st->errmsg), "%.200s: %.60s: %.200s",
+		 st->path, what, sqlite3_errmsg(st->db));
+}
+
+static int
+exec(struct rpt_store *st, const char *sql)
+{
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		set_err(st, sql);
+		return -1;
+	}
+	return 0;
+}
+
+/* Step a write statement to completion and reset it. */
+static int
+step_done(struct rpt_store *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		set_err(st, "write");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+int
+rpt_store_path(const char *store, const char *cache_path, char *buf, size_t sz)
+{
+	const char *slash;
+	int n;
+
+	if (store != NULL && *store != '\0')
+		n = snprintf(buf, sz, "%s", store);
+	else if ((slash = strrchr(cache_path, '/')) == NULL)
+		n = snprintf(buf, sz, "tlsrpt.db");
+	else
+		n = snprintf(buf, sz, "%.*s/tlsrpt.db",
+			     (int)(slash - cache_path), cache_path);
+	return n < 0 || (size_t)n >= sz ? -1 : 0;
+}
+
+static int
+migrate(struct rpt_store *st)
+{
+	sqlite3_stmt *s;
+	int version = -1;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) !=
+	    SQLITE_OK) {
+		set_err(st, "cannot read the schema version");
+		return -1;
+	}
+	if (sqlite3_step(s) == SQLITE_ROW)
+		version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (version < 0) {
+		set_err(st, "cannot read the schema version");
+		return -1;
+	}
+	if (version > RPT_SCHEMA_VERSION) {
+		snprintf(st->errmsg, sizeof(st->errmsg),
+			 "%s: schema version %d is newer than this program "
+			 "(%d)",
+			 st->path, version, RPT_SCHEMA_VERSION);
+		return -1;
+	}
+	if (version == RPT_SCHEMA_VERSION)
+		return 0;
+	if (exec(st, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	if (exec(st, schema_v1) < 0) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return exec(st, "COMMIT");
+}
+
+struct rpt_store *
+rpt_store_open(const char *path, char *err, size_t errsz)
+{
+	struct rpt_store *st;
+	int i, rc;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->path = strdup(path)) == NULL) {
+		free(st);
+		snprintf(err, errsz, "%s: out of memory", path);
+		return NULL;
+	}
+	st->batch = 1000;
+	st->last_day = -1;
+	rc = sqlite3_open_v2(path, &st->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				 SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(st->errmsg, sizeof(st->errmsg), "%s: cannot open: %s",
+			 path,
+			 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, 5000);
+	if (sqlite3_db_readonly(st->db, "main") == 1) {
+		snprintf(st->errmsg, sizeof(st->errmsg),
+			 "%s: cannot write (opened read-only)", path);
+		goto fail;
+	}
+	if (strcmp(path, ":memory:") != 0 &&
+	    exec(st, "PRAGMA journal_mode = WAL") < 0)
+		goto fail;
+	if (exec(st, "PRAGMA synchronous = NORMAL") < 0 || migrate(st) < 0)
+		goto fail;
+	for (i = 0; i < S_NSTMT; i++)
+		if (sqlite3_prepare_v2(st->db, stmt_sql[i], -1, &st->st[i],
+				       NULL) != SQLITE_OK) {
+			set_err(st, "prepare");
+			goto fail;
+		}
+	return st;
+fail:
+	snprintf(err, errsz, "%s", st->errmsg);
+	rpt_store_close(st);
+	return NULL;
+}
+
+void
+rpt_store_close(struct rpt_store *st)
+{
+	int i;
+
+	if (st == NULL)
+		return;
+	if (st->db != NULL)
+		rpt_store_flush(st);
+	for (i = 0; i < S_NSTMT; i++)
+		sqlite3_finalize(st->st[i]);
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+}
+
+int
+rpt_store_chown(struct rpt_store *st, uid_t uid, gid_t gid)
+{
+	static const char *const sfx[] = {"", "-wal", "-shm"};
+	char buf[4096];
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		if (snprintf(buf, sizeof(buf), "%s%s", st->path, sfx[i]) >=
+		    (int)sizeof(buf)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if (chown(buf, uid, gid) != 0 && !(i > 0 && errno == ENOENT))
+			return -1;
+	}
+	return 0;
+}
+
+const char *
+rpt_store_errmsg(const struct rpt_store *st)
+{
+	return st->errmsg;
+}
+
+const char *
+rpt_store_strerror(enum rpt_store_err e)
+{
+	switch (e) {
+	case RPT_STORE_OK:
+		return "ok";
+	case RPT_STORE_NOTFOUND:
+		return "not found";
+	case RPT_STORE_EDB:
+		return "database error";
+	case RPT_STORE_ENOMEM:
+		return "out of memory";
+	case RPT_STORE_EINVAL:
+		return "invalid argument";
+	}
+	return "unknown error";
+}
+
+void
+rpt_store_set_batch(struct rpt_store *st, size_t n)
+{
+	st->batch = n > 0 ? n : 1;
+}
+
+size_t
+rpt_store_uncommitted(const struct rpt_store *st)
+{
+	return st->uncommitted;
+}
+
+int64_t
+rpt_day_of(time_t t)
+{
+	int64_t v = (int64_t)t;
+
+	return v >= 0 ? v - v % DAY : v - ((v % DAY) + DAY) % DAY;
+}
+
+void
+rpt_day_format(int64_t day, char *buf, size_t sz)
+{
+	time_t t = (time_t)day;
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL)
+		snprintf(buf, sz, "0000-00-00");
+	else
+		strftime(buf, sz, "%Y-%m-%d", &tm);
+}
+
+int
+rpt_day_parse(const char *s, int64_t *day)
+{
+	struct tm tm;
+	int y, m, d;
+	char tail;
+	char back[16];
+
+	if (sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 ||
+	    strlen(s) != 10 || y < 1970 || m < 1 || m > 12 || d < 1 || d > 31)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d;
+	*day = (int64_t)timegm(&tm);
+	rpt_day_format(*day, back, sizeof(back));
+	return strcmp(back, s) == 0 ? 0 : -1; /* no 02-31 */
+}
+
+static int
+begin_batch(struct rpt_store *st)
+{
+	if (st->in_batch)
+		return 0;
+	if (exec(st, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	st->in_batch = 1;
+	return 0;
+}
+
+enum rpt_store_err
+rpt_store_flush(struct rpt_store *st)
+{
+	if (!st->in_batch)
+		return RPT_STORE_OK;
+	st->in_batch = 0;
+	st->uncommitted = 0;
+	if (exec(st, "COMMIT") < 0) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		st->last_day = -1;
+		return RPT_STORE_EDB;
+	}
+	return RPT_STORE_OK;
+}
+
+/* A JSON array of N strings, or NULL (out of memory). */
+static json_t *
+str_array(char *const *v, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	if (a == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (json_array_append_new(a, json_string(v[i])) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* The canonical JSON of a policy without its counters and details. */
+static char *
+policy_key(const struct rpt_policy *p)
+{
+	json_t *o = json_object();
+	char *s = NULL;
+
+	if (o == NULL)
+		return NULL;
+	if (json_object_set_new(o, "t", json_integer(p->type)) == 0 &&
+	    json_object_set_new(o, "d", json_string(p->domain)) == 0 &&
+	    json_object_set_new(o, "s", str_array(p->strings, p->nstrings)) ==
+		0 &&
+	    json_object_set_new(o, "m", str_array(p->mx_hosts, p->nmx_hosts)) ==
+		0)
+		s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
+static int
+set_opt(json_t *o, const char *k, const char *v)
+{
+	return v == NULL ? 0 : json_object_set_new(o, k, json_string(v));
+}
+
+/* The canonical JSON of one failure detail (the short keys, SPEC C1.3). */
+static char *
+detail_key(const struct rpt_detail *d)
+{
+	json_t *o = json_object();
+	char *s = NULL;
+
+	if (o == NULL)
+		return NULL;
+	if (json_object_set_new(o, "c", json_integer(d->code)) == 0 &&
+	    set_opt(o, "s", d->sending_ip) == 0 &&
+	    set_opt(o, "n", d->mx_hostname) == 0 &&
+	    set_opt(o, "h", d->mx_helo) == 0 &&
+	    set_opt(o, "r", d->receiving_ip) == 0 &&
+	    set_opt(o, "a", d->additional) == 0 &&
+	    set_opt(o, "f", d->reason) == 0)
+		s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
+static int
+bind_dd(sqlite3_stmt *s, int64_t day, const char *domain)
+{
+	sqlite3_bind_int64(s, 1, day);
+	sqlite3_bind_text(s, 2, domain, -1, SQLITE_TRANSIENT);
+	return 0;
+}
+
+static int
+drop(struct rpt_store *st, int64_t day, const char *domain, long n)
+{
+	sqlite3_stmt *s = st->st[S_DOM_DROP];
+
+	bind_dd(s, day, domain);
+	sqlite3_bind_int64(s, 3, n);
+	return step_done(st, s);
+}
+
+/*
+ * The domain row for (DAY, DOMAIN): 1 when it exists (created now if
+ * needed), 0 when the per-day domain limit refuses it, -1 on error.
+ */
+static int
+domain_row(struct rpt_store *st, int64_t day, const char *domain,
+	   const char *record)
+{
+	sqlite3_stmt *s;
+
+	if (day != st->last_day) {
+		s = st->st[S_DAY_INS];
+		sqlite3_bind_int64(s, 1, day);
+		if (step_done(st, s) < 0)
+			return -1;
+		st->last_day = day;
+	}
+	s = st->st[S_DOM_UPD];
+	bind_dd(s, day, domain);
+	bind_text(s, 3, record);
+	if (step_done(st, s) < 0)
+		return -1;
+	if (sqlite3_changes(st->db) > 0)
+		return 1;
+	s = st->st[S_DAY_NDOM];
+	sqlite3_bind_int64(s, 1, day);
+	sqlite3_bind_int64(s, 2, LIM_RPT_DAY_DOMAINS);
+	if (step_done(st, s) < 0)
+		return -1;
+	if (sqlite3_changes(st->db) == 0) {
+		char sql[128];
+
+		/* LIM_RPT_DAY_DOMAINS: count the refusal on the day. */
+		snprintf(sql, sizeof(sql),
+			 "UPDATE days SET dropped = dropped + 1 WHERE day = "
+			 "%lld",
+			 (long long)day);
+		return exec(st, sql) < 0 ? -1 : 0;
+	}
+	s = st->st[S_DOM_INS];
+	bind_dd(s, day, domain);
+	bind_text(s, 3, record);
+	return step_done(st, s) < 0 ? -1 : 1;
+}
+
+static int
+domain_counts(struct rpt_store *st, int64_t day, const char *domain, long *npol,
+	      long *ndet)
+{
+	sqlite3_stmt *s = st->st[S_DOM_GET];
+	int rc;
+
+	bind_dd(s, day, domain);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*npol = sqlite3_column_int64(s, 0);
+		*ndet = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_ROW) {
+		set_err(st, "read domain");
+		return -1;
+	}
+	return 0;
+}
+
+/* Count one policy of a datagram. */
+static int
+add_policy(struct rpt_store *st, int64_t day, const char *domain,
+	   const struct rpt_policy *p)
+{
+	sqlite3_stmt *s;
+	char *key, *dk;
+	long long id = -1;
+	long npol, ndet;
+	size_t i;
+	int rc;
+
+	if ((key = policy_key(p)) == NULL)
+		return -1;
+	s = st->st[S_POL_GET];
+	bind_dd(s, day, domain);
+	sqlite3_bind_text(s, 3, key, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		set_err(st, "read policy");
+		goto fail;
+	}
+	if (domain_counts(st, day, domain, &npol, &ndet) < 0)
+		goto fail;
+	if (id >= 0) {
+		s = st->st[S_POL_UPD];
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int(s, 2, p->failed ? 1 : 0);
+		if (step_done(st, s) < 0)
+			goto fail;
+	} else if (npol >= LIM_RPT_DAY_POLICIES) {
+		/* The session is not counted at all; say so. */
+		free(key);
+		return drop(st, day, domain, 1);
+	} else {
+		s = st->st[S_POL_INS];
+		bind_dd(s, day, domain);
+		sqlite3_bind_text(s, 3, key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int(s, 4, p->failed ? 1 : 0);
+		if (step_done(st, s) < 0)
+			goto fail;
+		id = sqlite3_last_insert_rowid(st->db);
+		s = st->st[S_DOM_NPOL];
+		bind_dd(s, day, domain);
+		if (step_done(st, s) < 0)
+			goto fail;
+	}
+	free(key);
+	key = NULL;
+	for (i = 0; i < p->ndetails; i++) {
+		if ((dk = detail_key(&p->details[i])) == NULL)
+			goto fail;
+		s = st->st[S_FAIL_UPD];
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_text(s, 2, dk, -1, SQLITE_TRANSIENT);
+		if (step_done(st, s) < 0) {
+			free(dk);
+			goto fail;
+		}
+		if (sqlite3_changes(st->db) > 0) {
+			free(dk);
+			continue;
+		}
+		if (ndet >= LIM_RPT_DAY_DETAILS) {
+			free(dk);
+			if (drop(st, day, domain, 1) < 0)
+				goto fail;
+			continue;
+		}
+		s = st->st[S_FAIL_INS];
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_text(s, 2, dk, -1, SQLITE_TRANSIENT);
+		rc = step_done(st, s);
+		free(dk);
+		if (rc < 0)
+			goto fail;
+		s = st->st[S_DOM_NDET];
+		bind_dd(s, day, domain);
+		if (step_done(st, s) < 0)
+			goto fail;
+		ndet++;
+	}
+	return 0;
+fail:
+	free(key);
+	return -1;
+}
+
+enum rpt_store_err
+rpt_store_add(struct rpt_store *st, const struct rpt_dgram *dg, time_t now)
+{
+	int64_t day = rpt_day_of(now);
+	size_t i;
+	int r;
+
+	if (dg == NULL || dg->domain == NULL || *dg->domain == '\0' ||
+	    strlen(dg->domain) > LIM_DOMAIN_MAX)
+		return RPT_STORE_EINVAL;
+	if (begin_batch(st) < 0)
+		return RPT_STORE_EDB;
+	if (exec(st, "SAVEPOINT dg") < 0)
+		return RPT_STORE_EDB;
+	r = domain_row(st, day, dg->domain, dg->record);
+	if (r < 0)
+		goto fail;
+	for (i = 0; r > 0 && i < dg->npolicies; i++)
+		if (add_policy(st, day, dg->domain, &dg->policies[i]) < 0)
+			goto fail;
+	if (exec(st, "RELEASE dg") < 0)
+		goto fail;
+	if (++st->uncommitted >= st->batch)
+		return rpt_store_flush(st);
+	return RPT_STORE_OK;
+fail:
+	sqlite3_exec(st->db, "ROLLBACK TO dg; RELEASE dg", NULL, NULL, NULL);
+	st->last_day = -1;
+	return RPT_STORE_EDB;
+}
+
+enum rpt_store_err
+rpt_store_count(struct rpt_store *st, time_t now, const char *name, long n)
+{
+	sqlite3_stmt *s = st->st[S_CNT];
+
+	if (begin_batch(st) < 0)
+		return RPT_STORE_EDB;
+	sqlite3_bind_int64(s, 1, rpt_day_of(now));
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, n);
+	if (step_done(st, s) < 0)
+		return RPT_STORE_EDB;
+	if (++st->uncommitted >= st->batch)
+		return rpt_store_flush(st);
+	return RPT_STORE_OK;
+}
+
+/* Run SQL with bound int64 values (?1..) outside the batch, in its own
+ * transaction (autocommit). */
+static enum rpt_store_err
+run(struct rpt_store *st, const char *sql, const char *text, int ntext_at,
+    int n, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	int i, rc;
+
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return RPT_STORE_EDB;
+	}
+	va_start(ap, n);
+	for (i = 1; i <= n; i++)
+		sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
+	va_end(ap);
+	if (text != NULL)
+		sqlite3_bind_text(s, ntext_at, text, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		set_err(st, "write");
+		return RPT_STORE_EDB;
+	}
+	return RPT_STORE_OK;
+}
+
+enum rpt_store_err
+rpt_store_close_days(struct rpt_store *st, time_t now, long grace, long delay,
+		     int *nclosed)
+{
+	int64_t cutoff = (int64_t)now - grace - DAY;
+	enum rpt_store_err e;
+	int n;
+
+	if (nclosed != NULL)
+		*nclosed = 0;
+	if (delay < 0)
+		delay = 0;
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
+	if (exec(st, "BEGIN IMMEDIATE") < 0)
+		return RPT_STORE_EDB;
+	/* RFC 8460 §4.1: a random delay after the day ends spreads the
+	 * load on receivers. */
+	e = run(st,
+		"UPDATE domains SET state = 1, due = ?2 + abs(random() % "
+		"(?3 + 1)) WHERE state = 0 AND day IN (SELECT day FROM days "
+		"WHERE closed = 0 AND day <= ?1)",
+		NULL, 0, 3, cutoff, (int64_t)now, (int64_t)delay);
+	if (e == RPT_STORE_OK)
+		e = run(st,
+			"UPDATE days SET closed = 1 WHERE closed = 0 AND "
+			"day <= ?1",
+			NULL, 0, 1, cutoff);
+	n = sqlite3_changes(st->db);
+	if (e != RPT_STORE_OK || exec(st, "COMMIT") < 0) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return RPT_STORE_EDB;
+	}
+	if (nclosed != NULL)
+		*nclosed = n;
+	return RPT_STORE_OK;
+}
+
+enum rpt_store_err
+rpt_store_set_due(struct rpt_store *st, int64_t day, const char *domain,
+		  int64_t due)
+{
+	return rpt_store_set_state(st, day, domain, RPT_DOM_DUE, due);
+}
+
+enum rpt_store_err
+rpt_store_set_state(struct rpt_store *st, int64_t day, const char *domain,
+		    enum rpt_dom_state state, int64_t due)
+{
+	enum rpt_store_err e;
+
+	e = run(st,
+		"UPDATE domains SET state = ?2, due = CASE WHEN ?3 < 0 "
+		"THEN due ELSE ?3 END WHERE day = ?1 AND domain = ?4",
+		domain, 4, 3, day, (int64_t)state, due);
+	if (e == RPT_STORE_OK && sqlite3_changes(st->db) == 0)
+		return RPT_STORE_NOTFOUND;
+	return e;
+}
+
+enum rpt_store_err
+rpt_store_foreach_domain(struct rpt_store *st, int64_t day, const char *domain,
+			 int (*fn)(const struct rpt_store_domain *d, void *arg),
+			 void *arg)
+{
+	static const char sql[] =
+	    "SELECT d.day, d.domain, d.record, "
+	    " coalesce((SELECT sum(total) - sum(failure) FROM policies p "
+	    "  WHERE p.day = d.day AND p.domain = d.domain), 0),"
+	    " coalesce((SELECT sum(failure) FROM policies p "
+	    "  WHERE p.day = d.day AND p.domain = d.domain), 0),"
+	    " d.dropped, d.npolicies, y.closed, d.state, d.due "
+	    "FROM domains d JOIN days y ON y.day = d.day "
+	    "WHERE (?1 < 0 OR d.day = ?1) AND (?2 IS NULL OR d.domain = ?2) "
+	    "ORDER BY d.day, d.domain";
+	struct rpt_store_domain d;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return RPT_STORE_EDB;
+	}
+	sqlite3_bind_int64(s, 1, day);
+	bind_text(s, 2, domain);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		d.day = sqlite3_column_int64(s, 0);
+		d.domain = (const char *)sqlite3_column_text(s, 1);
+		d.record = (const char *)sqlite3_column_text(s, 2);
+		d.success = (uint64_t)sqlite3_column_int64(s, 3);
+		d.failure = (uint64_t)sqlite3_column_int64(s, 4);
+		d.dropped = (uint64_t)sqlite3_column_int64(s, 5);
+		d.npolicies = (long)sqlite3_column_int64(s, 6);
+		d.closed = sqlite3_column_int(s, 7);
+		d.state = (enum rpt_dom_state)sqlite3_column_int(s, 8);
+		d.due = sqlite3_column_int64(s, 9);
+		if (fn(&d, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		set_err(st, "read domains");
+		return RPT_STORE_EDB;
+	}
+	return RPT_STORE_OK;
+}
+
+enum rpt_store_err
+rpt_store_due(struct rpt_store *st, time_t now, size_t max,
+	      int (*fn)(int64_t day, const char *domain, void *arg), void *arg)
+{
+	sqlite3_stmt *s;
+	char domain[LIM_DOMAIN_MAX + 1];
+	int64_t day;
+	int rc;
+
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT day, domain FROM domains WHERE state = "
+			       "1 AND due <= ?1 ORDER BY due, day, domain "
+			       "LIMIT ?2",
+			       -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return RPT_STORE_EDB;
+	}
+	sqlite3_bind_int64(s, 1, (int64_t)now);
+	sqlite3_bind_int64(s, 2, (int64_t)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		day = sqlite3_column_int64(s, 0);
+		snprintf(domain, sizeof(domain), "%s",
+			 (const char *)sqlite3_column_text(s, 1));
+		if (fn(day, domain, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		set_err(st, "read due");
+		return RPT_STORE_EDB;
+	}
+	return RPT_STORE_OK;
+}
+
+enum rpt_store_err
+rpt_store_counters(struct rpt_store *st, int64_t day,
+		   int (*fn)(int64_t day, const char *name, long long value,
+			     void *arg),
+		   void *arg)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT day, name, value FROM counters WHERE "
+			       "?1 < 0 OR day = ?1 ORDER BY day, name",
+			       -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return RPT_STORE_EDB;
+	}
+	sqlite3_bind_int64(s, 1, day);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (fn(sqlite3_column_int64(s, 0),
+		       (const char *)sqlite3_column_text(s, 1),
+		       sqlite3_column_int64(s, 2), arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		set_err(st, "read counters");
+		return RPT_STORE_EDB;
+	}
+	return RPT_STORE_OK;
+}
+
+/* The storage behind a struct rpt_store_report. */
+struct report_priv {
+	json_t *keep; /* an array holding every parsed JSON value */
+	const char **strs;
+	struct rpt_fail_agg *fails;
+};
+
+void
+rpt_store_report_free(struct rpt_store_report *r)
+{
+	struct report_priv *p;
+
+	if (r == NULL)
+		return;
+	p = r->priv;
+	if (p != NULL) {
+		json_decref(p->keep);
+		free(p->strs);
+		free(p->fails);
+		free(p);
+	}
+	free(r->policies);
+	free(r->domain);
+	free(r->record);
+	free(r);
+}
+
+static const char *
+jstr(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* Count the rows a report needs: policies, strings, failures. */
+static int
+report_sizes(struct rpt_store *st, int64_t day, const char *domain,
+	     size_t *npol, size_t *nfail)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT (SELECT count(*) FROM policies WHERE "
+			       "day = ?1 AND domain = ?2), (SELECT count(*) "
+			       "FROM failures f JOIN policies p ON p.id = "
+			       "f.policy_id WHERE p.day = ?1 AND p.domain = "
+			       "?2)",
+			       -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return -1;
+	}
+	bind_dd(s, day, domain);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*npol = (size_t)sqlite3_column_int64(s, 0);
+		*nfail = (size_t)sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW) {
+		set_err(st, "read report");
+		return -1;
+	}
+	return 0;
+}
+
+/* Fill one rpt_fail_agg from a detail's canonical JSON. */
+static int
+fill_fail(struct rpt_fail_agg *f, json_t *o, uint64_t count)
+{
+	json_t *c = json_object_get(o, "c");
+
+	if (!json_is_integer(c) || (f->result_type = rpt_result_type(
+					(int)json_integer_value(c))) == NULL)
+		return -1;
+	f->sending_ip = jstr(o, "s");
+	f->receiving_mx_hostname = jstr(o, "n");
+	f->receiving_mx_helo = jstr(o, "h");
+	f->receiving_ip = jstr(o, "r");
+	f->additional_information = jstr(o, "a");
+	f->failure_reason_code = jstr(o, "f");
+	f->count = count;
+	return 0;
+}
+
+/* Strings of array A into the pool at *POS; their count. */
+static size_t
+take_strings(json_t *a, const char **pool, size_t *pos, size_t cap)
+{
+	size_t i, n = json_array_size(a);
+
+	for (i = 0; i < n && *pos < cap; i++)
+		pool[(*pos)++] = json_string_value(json_array_get(a, i));
+	return i;
+}
+
+enum rpt_store_err
+rpt_store_report(struct rpt_store *st, int64_t day, const char *domain,
+		 struct rpt_store_report **out)
+{
+	struct rpt_store_report *r;
+	struct report_priv *p;
+	sqlite3_stmt *s = NULL, *sf = NULL;
+	size_t npol = 0, nfail = 0, nstr = 0, ip = 0, ifl = 0, is = 0;
+	enum rpt_store_err e = RPT_STORE_EDB;
+	const char *rec;
+	int rc;
+
+	*out = NULL;
+	if (rpt_store_flush(st) != RPT_STORE_OK ||
+	    report_sizes(st, day, domain, &npol, &nfail) < 0)
+		return RPT_STORE_EDB;
+	if (npol == 0)
+		return RPT_STORE_NOTFOUND;
+	r = calloc(1, sizeof(*r));
+	p = calloc(1, sizeof(*p));
+	if (r == NULL || p == NULL) {
+		free(r);
+		free(p);
+		return RPT_STORE_ENOMEM;
+	}
+	r->priv = p;
+	r->day = day;
+	/* Every policy holds at most 2 * LIM_RPT_STRINGS strings. */
+	nstr = npol * 2 * LIM_RPT_STRINGS;
+	p->keep = json_array();
+	r->domain = strdup(domain);
+	r->policies = calloc(npol, sizeof(*r->policies));
+	p->strs = calloc(nstr, sizeof(*p->strs));
+	p->fails = calloc(nfail ? nfail : 1, sizeof(*p->fails));
+	if (p->keep == NULL || r->domain == NULL || r->policies == NULL ||
+	    p->strs == NULL || p->fails == NULL) {
+		e = RPT_STORE_ENOMEM;
+		goto out;
+	}
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT record FROM domains WHERE day = ?1 "
+			       "AND domain = ?2",
+			       -1, &s, NULL) != SQLITE_OK)
+		goto dberr;
+	bind_dd(s, day, domain);
+	if (sqlite3_step(s) == SQLITE_ROW &&
+	    (rec = (const char *)sqlite3_column_text(s, 0)) != NULL &&
+	    (r->record = strdup(rec)) == NULL) {
+		e = RPT_STORE_ENOMEM;
+		goto out;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT id, policy, total, failure FROM "
+			       "policies WHERE day = ?1 AND domain = ?2 "
+			       "ORDER BY policy",
+			       -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db,
+			       "SELECT detail, count FROM failures WHERE "
+			       "policy_id = ?1 ORDER BY detail",
+			       -1, &sf, NULL) != SQLITE_OK)
+		goto dberr;
+	bind_dd(s, day, domain);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && ip < npol) {
+		struct rpt_policy_agg *pa = &r->policies[ip];
+		const char *txt = (const char *)sqlite3_column_text(s, 1);
+		uint64_t total = (uint64_t)sqlite3_column_int64(s, 2);
+		json_t *o = json_loads(txt, 0, NULL);
+
+		if (o == NULL || json_array_append_new(p->keep, o) != 0)
+			goto dberr;
+		pa->type = (int)json_integer_value(json_object_get(o, "t"));
+		pa->domain = jstr(o, "d");
+		pa->strings = p->strs + is;
+		pa->nstrings =
+		    take_strings(json_object_get(o, "s"), p->strs, &is, nstr);
+		pa->mx_hosts = p->strs + is;
+		pa->nmx_hosts =
+		    take_strings(json_object_get(o, "m"), p->strs, &is, nstr);
+		pa->failure = (uint64_t)sqlite3_column_int64(s, 3);
+		pa->success = total - pa->failure;
+		pa->details = p->fails + ifl;
+		sqlite3_bind_int64(sf, 1, sqlite3_column_int64(s, 0));
+		while ((rc = sqlite3_step(sf)) == SQLITE_ROW && ifl < nfail) {
+			json_t *d = json_loads(
+			    (const char *)sqlite3_column_text(sf, 0), 0, NULL);
+
+			if (d == NULL || json_array_append_new(p->keep, d) != 0)
+				goto dberr;
+			if (fill_fail(&p->fails[ifl], d,
+				      (uint64_t)sqlite3_column_int64(sf, 1)) ==
+			    0) {
+				ifl++;
+				pa->ndetails++;
+			}
+		}
+		sqlite3_reset(sf);
+		ip++;
+	}
+	r->npolicies = ip;
+	*out = r;
+	r = NULL;
+	e = RPT_STORE_OK;
+	goto out;
+dberr:
+	set_err(st, "read report");
+	e = RPT_STORE_EDB;
+out:
+	sqlite3_finalize(s);
+	sqlite3_finalize(sf);
+	rpt_store_report_free(r);
+	return e;
+}
+
+void
+rpt_report_id(int64_t day, const char *domain, char *id, size_t idsz, char *uid,
+	      size_t uidsz)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
+	char date[16];
+	const char *p;
+
+	for (p = domain; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ULL;
+	}
+	rpt_day_format(day, date, sizeof(date));
+	snprintf(uid, uidsz, "%016llx", (unsigned long long)h);
+	snprintf(id, idsz, "%s_%016llx", date, (unsigned long long)h);
+}
+
+static void
+row_to_delivery(sqlite3_stmt *s, struct rpt_delivery *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->day = sqlite3_column_int64(s, 0);
+	snprintf(d->domain, sizeof(d->domain), "%s",
+		 (const char *)sqlite3_column_text(s, 1));
+	snprintf(d->dest, sizeof(d->dest), "%s",
+		 (const char *)sqlite3_column_text(s, 2));
+	snprintf(d->report_id, sizeof(d->report_id), "%s",
+		 (const char *)sqlite3_column_text(s, 3));
+	d->status = (enum rpt_dlv_status)sqlite3_column_int(s, 4);
+	d->tries = sqlite3_column_int(s, 5);
+	d->first_try = sqlite3_column_int64(s, 6);
+	d->next_try = sqlite3_column_int64(s, 7);
+	snprintf(d->last_error, sizeof(d->last_error), "%s",
+		 (const char *)sqlite3_column_text(s, 8));
+}
+
+#define DLV_COLS                                                               \
+	"day, domain, dest, report_id, status, tries, first_try, next_try, "   \
+	"last_error"
+
+enum rpt_store_err
+rpt_store_delivery_put(struct rpt_store *st, const struct rpt_delivery *d)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
+	if (sqlite3_prepare_v2(st->db,
+			       "INSERT OR REPLACE INTO deliveries (" DLV_COLS
+			       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			       -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return RPT_STORE_EDB;
+	}
+	sqlite3_bind_int64(s, 1, d->day);
+	sqlite3_bind_text(s, 2, d->domain, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, d->dest, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 4, d->report_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 5, (int)d->status);
+	sqlite3_bind_int(s, 6, d->tries);
+	sqlite3_bind_int64(s, 7, d->first_try);
+	sqlite3_bind_int64(s, 8, d->next_try);
+	sqlite3_bind_text(s, 9, d->last_error, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		set_err(st, "write delivery");
+		return RPT_STORE_EDB;
+	}
+	return RPT_STORE_OK;
+}
+
+enum rpt_store_err
+rpt_store_delivery_foreach(struct rpt_store *st, int64_t day,
+			   const char *domain,
+			   int (*fn)(const struct rpt_delivery *d, void *arg),
+			   void *arg)
+{
+	struct rpt_delivery d;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT " DLV_COLS " FROM deliveries WHERE "
+			       "(?1 < 0 OR day = ?1) AND (?2 IS NULL OR "
+			       "domain = ?2) ORDER BY day, domain, dest",
+			       -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return RPT_STORE_EDB;
+	}
+	sqlite3_bind_int64(s, 1, day);
+	bind_text(s, 2, domain);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		row_to_delivery(s, &d);
+		if (fn(&d, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		set_err(st, "read deliveries");
+		return RPT_STORE_EDB;
+	}
+	return RPT_STORE_OK;
+}
+
+enum rpt_store_err
+rpt_store_delivery_get(struct rpt_store *st, int64_t day, const char *domain,
+		       const char *dest, struct rpt_delivery *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT " DLV_COLS " FROM deliveries WHERE "
+			       "day = ?1 AND domain = ?2 AND dest = ?3",
+			       -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return RPT_STORE_EDB;
+	}
+	bind_dd(s, day, domain);
+	sqlite3_bind_text(s, 3, dest, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		row_to_delivery(s, out);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return RPT_STORE_OK;
+	if (rc == SQLITE_DONE)
+		return RPT_STORE_NOTFOUND;
+	set_err(st, "read delivery");
+	return RPT_STORE_EDB;
+}
+
+enum rpt_store_err
+rpt_store_kv_get(struct rpt_store *st, const char *key, long long *value)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
+	if (sqlite3_prepare_v2(st->db, "SELECT value FROM kv WHERE key = ?1",
+			       -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return RPT_STORE_EDB;
+	}
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*value = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return RPT_STORE_OK;
+	if (rc == SQLITE_DONE)
+		return RPT_STORE_NOTFOUND;
+	set_err(st, "read kv");
+	return RPT_STORE_EDB;
+}
+
+enum rpt_store_err
+rpt_store_kv_put(struct rpt_store *st, const char *key, long long value)
+{
+	return run(st, "INSERT OR REPLACE INTO kv (key, value) VALUES (?2, ?1)",
+		   key, 2, 1, (int64_t)value);
+}
+
+const char *
+rpt_dlv_status_name(enum rpt_dlv_status s)
+{
+	switch (s) {
+	case RPT_DLV_PENDING:
+		return "pending";
+	case RPT_DLV_FAILED:
+		return "failed";
+	case RPT_DLV_SENT:
+		return "sent";
+	case RPT_DLV_GIVENUP:
+		return "given-up";
+	}
+	return "unknown";
+}
+
+const char *
+rpt_dom_state_name(enum rpt_dom_state s)
+{
+	switch (s) {
+	case RPT_DOM_OPEN:
+		return "open";
+	case RPT_DOM_DUE:
+		return "due";
+	case RPT_DOM_DONE:
+		return "done";
+	case RPT_DOM_NORECORD:
+		return "no-record";
+	}
+	return "unknown";
+}

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The TLS-RPT report store (issue 5, SPEC C1.3 semantics, RFC 8460 §4):
+ * per UTC day and report domain, the captured _smtp._tls record, every
+ * distinct policy (type, strings, domain, mx-hosts as canonical JSON) with
+ * its session totals, and a failure count per distinct failure-detail
+ * tuple. Also the day status (open / closed), the delivery state per
+ * (day, domain, destination), ingest error counters per day and a small
+ * key/value table (the log follower's position).
+ *
+ * Its own SQLite file ([tlsrpt] store; by default tlsrpt.db next to
+ * [cache] path), WAL, PRAGMA user_version: the policy store keeps its short
+ * transactions, this one batches many datagrams into one transaction.
+ *
+ * Writes from rpt_store_add() and rpt_store_count() go into an open batch
+ * transaction that commits every rpt_store_set_batch() datagrams or when
+ * the caller calls rpt_store_flush() (the collector does that on a timer).
+ * Every other write function commits the batch first and then runs in its
+ * own transaction. Cardinality is bounded per domain and day
+ * (LIM_RPT_DAY_POLICIES, LIM_RPT_DAY_DETAILS) and per day
+ * (LIM_RPT_DAY_DOMAINS); what does not fit is counted as dropped.
+ *
+ * Time is never read here: callers pass it (STYLE rule 10). A day is the
+ * Unix time of its 00:00:00 UTC.
+ *
+ * Ownership: struct rpt_store is opaque (open/close). Strings handed to
+ * callbacks are borrowed for the duration of the call.
+ */
+#ifndef TLSRPT_RPT_STORE_H
+#define TLSRPT_RPT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "tlsrpt/rpt_dgram.h"
+#include "tlsrpt/rpt_report.h"
+#include "util/limits.h"
+
+enum rpt_store_err {
+	RPT_STORE_OK = 0,
+	RPT_STORE_NOTFOUND,
+	RPT_STORE_EDB, /* SQLite failed; rpt_store_errmsg() says why */
+	RPT_STORE_ENOMEM,
+	RPT_STORE_EINVAL,
+};
+
+/* Delivery state of one (day, domain, destination) (RFC 8460 §5). */
+enum rpt_dlv_status {
+	RPT_DLV_PENDING = 0, /* not tried yet */
+	RPT_DLV_FAILED,	     /* tried, failed, next_try scheduled */
+	RPT_DLV_SENT,
+	RPT_DLV_GIVENUP, /* permanent failure or 24 h of retries */
+};
+
+/* State of one (day, domain) for the sender. */
+enum rpt_dom_state {
+	RPT_DOM_OPEN = 0, /* the day is still collecting */
+	RPT_DOM_DUE,	  /* closed: send at or after "due" */
+	RPT_DOM_DONE,	  /* every destination sent or given up */
+	RPT_DOM_NORECORD, /* closed, no valid _smtp._tls record: nothing
+			     sent */
+};
+
+struct rpt_store;
+
+/* The store file for CFG values: STORE when set, else "tlsrpt.db" in the
+ * directory of CACHE_PATH. Writes into BUF (size SZ); -1 if too long. */
+int rpt_store_path(const char *store, const char *cache_path, char *buf,
+		   size_t sz);
+
+/*
+ * Open (create, migrate) the store at PATH (":memory:" for tests). NULL
+ * with a reason in ERR on failure: an unreadable or unwritable file is an
+ * error, never an empty store.
+ */
+struct rpt_store *rpt_store_open(const char *path, char *err, size_t errsz);
+
+/* Commit the open batch and close; NULL does nothing. */
+void rpt_store_close(struct rpt_store *st);
+
+/* Give the file and its -wal/-shm to UID:GID. 0 or -1 with errno. */
+int rpt_store_chown(struct rpt_store *st, uid_t uid, gid_t gid);
+
+/* The last failure in words, "" before any. */
+const char *rpt_store_errmsg(const struct rpt_store *st);
+const char *rpt_store_strerror(enum rpt_store_err e);
+
+/* Datagrams per batch transaction (default 1000, at least 1). */
+void rpt_store_set_batch(struct rpt_store *st, size_t n);
+
+/*
+ * Count one datagram (one TLS session per policy, SPEC C1.3) into the day
+ * of NOW: total += 1, failure += f per policy; each failure detail counts
+ * one for its exact tuple. A datagram either counts completely or not at
+ * all (a savepoint per datagram). Returns OK also when the limits dropped
+ * parts (see dropped in the summary).
+ */
+enum rpt_store_err rpt_store_add(struct rpt_store *st,
+				 const struct rpt_dgram *dg, time_t now);
+
+/* Add N to the ingest counter NAME ("malformed", "toobig", ...) of the
+ * day of NOW, in the open batch. */
+enum rpt_store_err rpt_store_count(struct rpt_store *st, time_t now,
+				   const char *name, long n);
+
+/* Commit the open batch, if any. */
+enum rpt_store_err rpt_store_flush(struct rpt_store *st);
+
+/* Datagrams counted but not committed yet. */
+size_t rpt_store_uncommitted(const struct rpt_store *st);
+
+/* The UTC day (00:00:00) that holds T. */
+int64_t rpt_day_of(time_t t);
+
+/* "YYYY-MM-DD" of DAY into BUF (at least 11 bytes); parse back (-1 on a bad
+ * date). */
+void rpt_day_format(int64_t day, char *buf, size_t sz);
+int rpt_day_parse(const char *s, int64_t *day);
+
+/*
+ * Close every open day that ended at least GRACE seconds before NOW
+ * (idempotent): its domains become RPT_DOM_DUE at a random time between
+ * the close and DELAY seconds later (RFC 8460 §4.1: spread the sends).
+ * *NCLOSED (may be NULL) gets the number of days closed now.
+ */
+enum rpt_store_err rpt_store_close_days(struct rpt_store *st, time_t now,
+					long grace, long delay, int *nclosed);
+
+/* Make (DAY, DOMAIN) due at DUE whatever its state (report send). */
+enum rpt_store_err rpt_store_set_due(struct rpt_store *st, int64_t day,
+				     const char *domain, int64_t due);
+
+/* Set the state of (DAY, DOMAIN); DUE is kept when -1. */
+enum rpt_store_err rpt_store_set_state(struct rpt_store *st, int64_t day,
+				       const char *domain,
+				       enum rpt_dom_state state, int64_t due);
+
+/* One (day, domain) for listing. */
+struct rpt_store_domain {
+	int64_t day;
+	const char *domain;
+	const char *record; /* last captured pr, or NULL */
+	uint64_t success, failure;
+	uint64_t dropped; /* sessions or details over the limits */
+	long npolicies;
+	int closed; /* the day is closed */
+	enum rpt_dom_state state;
+	int64_t due;
+};
+
+/*
+ * Call FN for every (day, domain) with DAY (-1: every day) and DOMAIN
+ * (NULL: every domain), day then domain order. FN returning non-zero
+ * stops the walk.
+ */
+enum rpt_store_err
+rpt_store_foreach_domain(struct rpt_store *st, int64_t day, const char *domain,
+			 int (*fn)(const struct rpt_store_domain *d, void *arg),
+			 void *arg);
+
+/*
+ * Call FN for every (day, domain) in state RPT_DOM_DUE with due <= NOW, at
+ * most MAX of them, oldest first. FN may call other rpt_store functions
+ * only after the walk: it receives copies it must save.
+ */
+enum rpt_store_err
+rpt_store_due(struct rpt_store *st, time_t now, size_t max,
+	      int (*fn)(int64_t day, const char *domain, void *arg), void *arg);
+
+/* Ingest counters of DAY (-1: all days), summed by name. */
+enum rpt_store_err rpt_store_counters(struct rpt_store *st, int64_t day,
+				      int (*fn)(int64_t day, const char *name,
+						long long value, void *arg),
+				      void *arg);
+
+/*
+ * What the report for (DAY, DOMAIN) aggregates: the policies with their
+ * strings and failure details, ready for rpt_report_json(). Everything is
+ * owned by the struct and freed by rpt_store_report_free().
+ */
+struct rpt_store_report {
+	int64_t day;
+	char *domain;
+	char *record; /* last captured pr, or NULL */
+	struct rpt_policy_agg *policies;
+	size_t npolicies;
+	void *priv;
+};
+
+/* NOTFOUND when nothing was counted for (DAY, DOMAIN). */
+enum rpt_store_err rpt_store_report(struct rpt_store *st, int64_t day,
+				    const char *domain,
+				    struct rpt_store_report **out);
+void rpt_store_report_free(struct rpt_store_report *r);
+
+/*
+ * A stable report-id for (DAY, DOMAIN), the same after a restart so a
+ * resend carries the same id: "YYYY-MM-DD_" and 16 hex digits of a hash
+ * of DOMAIN (RFC 8460 §4.4 report-id; 1..64 of ALPHA DIGIT . - _). UID
+ * gets the hex digits alone (for the file name). Both at least 33 bytes.
+ */
+void rpt_report_id(int64_t day, const char *domain, char *id, size_t idsz,
+		   char *uid, size_t uidsz);
+
+/* Delivery state of one destination. */
+struct rpt_delivery {
+	int64_t day;
+	char domain[LIM_DOMAIN_MAX + 1];
+	char dest[LIM_RPT_URI + 1]; /* the rua URI */
+	char report_id[65];
+	enum rpt_dlv_status status;
+	int tries;
+	int64_t first_try, next_try; /* 0: not yet */
+	char last_error[256];
+};
+
+/* Insert or replace one destination's state (own transaction). */
+enum rpt_store_err rpt_store_delivery_put(struct rpt_store *st,
+					  const struct rpt_delivery *d);
+
+/* Call FN for each delivery of DAY (-1: all) and DOMAIN (NULL: all). */
+enum rpt_store_err rpt_store_delivery_foreach(
+    struct rpt_store *st, int64_t day, const char *domain,
+    int (*fn)(const struct rpt_delivery *d, void *arg), void *arg);
+
+/* One delivery row; NOTFOUND when absent. */
+enum rpt_store_err rpt_store_delivery_get(struct rpt_store *st, int64_t day,
+					  const char *domain, const char *dest,
+					  struct rpt_delivery *out);
+
+/* A small persistent key/value (the log follower's inode and offset). */
+enum rpt_store_err rpt_store_kv_get(struct rpt_store *st, const char *key,
+				    long long *value);
+enum rpt_store_err rpt_store_kv_put(struct rpt_store *st, const char *key,
+				    long long value);
+
+/* The name of a status: "pending", "failed", "sent", "given-up". */
+const char *rpt_dlv_status_name(enum rpt_dlv_status s);
+/* "open", "due", "done", "no-record". */
+const char *rpt_dom_state_name(enum rpt_dom_state s);
+
+#endif /* TLSRPT_RPT_STORE_H */
