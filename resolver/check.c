@@ -26,6 +26,8 @@
 #include "resolver/dane.h"
 #include "resolver/dns.h"
 #include "resolver/dom.h"
+#include "resolver/https.h"
+#include "resolver/sts.h"
 #include "util/ev.h"
 #include "util/limits.h"
 
@@ -183,6 +185,42 @@ add_store(json_t *out, const struct cfg *cfg, const char *domain)
 }
 
 static void
+print_sts(const json_t *m)
+{
+	const json_t *f = json_object_get(m, "fetch"),
+		     *p = json_object_get(m, "policy");
+	const char *s;
+
+	if (m == NULL)
+		return;
+	printf("MTA-STS:  TXT %s",
+	       json_string_value(json_object_get(m, "discovery")));
+	if ((s = json_string_value(json_object_get(m, "id"))) != NULL)
+		printf(", id %s", s);
+	printf("\n");
+	if (f != NULL)
+		printf("  fetch:  status %lld, %lld bytes, %lld ms\n",
+		       json_integer_value(json_object_get(f, "status")),
+		       json_integer_value(json_object_get(f, "size")),
+		       json_integer_value(json_object_get(f, "ms")));
+	if (p != NULL) {
+		char mx[LIM_ANSWER_MAX];
+		const char *pm = json_string_value(json_object_get(p, "mx"));
+		size_t i;
+
+		snprintf(mx, sizeof(mx), "%s", pm ? pm : "");
+		for (i = 0; mx[i]; i++)
+			if (mx[i] == '\n')
+				mx[i] = ' ';
+		printf("  policy: mode %s, max_age %lld, mx %s\n",
+		       json_string_value(json_object_get(p, "mode")),
+		       json_integer_value(json_object_get(p, "max_age")), mx);
+	}
+	if ((s = json_string_value(json_object_get(m, "error"))) != NULL)
+		printf("  error:  %s\n", s);
+}
+
+static void
 print_text(const json_t *o)
 {
 	const json_t *hosts = json_object_get(o, "hosts"), *h, *st;
@@ -249,8 +287,60 @@ print_text(const json_t *o)
 			       tb);
 		}
 	}
+	print_sts(json_object_get(o, "mta_sts"));
 	if ((s = json_string_value(json_object_get(o, "warning"))) != NULL)
 		printf("warning:  %s\n", s);
+}
+
+static void
+sts_done(const struct sts_result *r, void *arg)
+{
+	struct chk *c = arg;
+	json_t *o = json_object();
+
+	json_object_set_new(o, "discovery",
+			    json_string(r->disc == STS_DISC_RECORD ? "record"
+					: r->disc == STS_DISC_NONE ? "none"
+								   : "failed"));
+	if (r->disc == STS_DISC_RECORD)
+		json_object_set_new(o, "id", json_string(r->id));
+	if (r->fetched)
+		json_object_set_new(o, "fetch",
+				    json_pack("{s:I,s:I,s:I}", "status",
+					      (json_int_t)r->status, "size",
+					      (json_int_t)r->size, "ms",
+					      (json_int_t)r->elapsed_ms));
+	if (r->error[0] != '\0')
+		json_object_set_new(o, "error", json_string(r->error));
+	if (r->row != NULL && r->row->last_error[0] == '\0' && r->fetched)
+		json_object_set_new(
+		    o, "policy",
+		    json_pack("{s:s,s:s,s:I}", "mode",
+			      cache_sts_mode_name(r->row->mode), "mx",
+			      r->row->mx ? r->row->mx : "", "max_age",
+			      (json_int_t)r->row->max_age));
+	json_object_set_new(c->out, "mta_sts", o);
+	event_base_loopexit(c->base, NULL);
+}
+
+/* MTA-STS as the daemon would see it with nothing cached: discovery and
+ * a fetch, never stored (the store is shown separately). */
+static void
+check_sts(struct chk *c, const struct cfg *cfg, struct dns *dns,
+	  const char *dom)
+{
+	struct https_config hc = {cfg->ca_file, NULL};
+	struct https *https;
+	char err[256];
+
+	if ((https = https_new(c->base, &hc, err, sizeof(err))) == NULL) {
+		json_object_set_new(c->out, "mta_sts",
+				    json_pack("{s:s}", "error", err));
+		return;
+	}
+	if (sts_resolve(dns, https, cfg, dom, NULL, 0, sts_done, c) != NULL)
+		event_base_dispatch(c->base);
+	https_free(https);
 }
 
 int
@@ -297,6 +387,8 @@ chk_run(const struct cfg *cfg, const char *domain, int json)
 	}
 	if ((job = dane_resolve(dns, dom, dane_done, &c)) != NULL)
 		event_base_dispatch(c.base);
+	if (c.done)
+		check_sts(&c, cfg, dns, dom);
 	dns_free(dns);
 	ev_base_free();
 	if (!c.done) {

@@ -13,15 +13,27 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
 from tlstest import TOOL, Daemon, done, is_eq, ok  # noqa
 from dnsworld import DNSWorld  # noqa
+from httpsworld import HTTPSWorld  # noqa
+import pki  # noqa
+import tempfile  # noqa
 
+tmp = tempfile.mkdtemp(prefix="check-")
+ca = pki.CA(os.path.join(tmp, "ca"))
 w = DNSWorld()
+hw = HTTPSWorld(os.path.join(tmp, "www"), ca, addr="127.%d.47.1" % w.slot)
+hw.policy("insecure.test", "version: STSv1\nmode: enforce\n"
+          "mx: mx1.insecure.test\nmax_age: 86400\n")
+w.add_record("insecure.test", "mta-sts 300 IN A %s" % hw.addr)
+hw.start()
 w.start()
 d = Daemon(name="check", dane=True, extra="""
 [dns]
 resolvers = %s
 trust_anchor = %s
 timeout = 2
-""" % (w.resolver, w.trust_anchor))
+[sts]
+ca_file = %s
+""" % (w.resolver, w.trust_anchor, ca.cert_path))
 
 # A Postfix config without DNSSEC, and one with it.
 pf_plain = os.path.join(d.dir, "pf-plain")
@@ -72,6 +84,16 @@ ok(rc == 0 and "verdict:  failed" in out and "D6" in out,
 rc, out, err = check("insecure")
 ok(rc == 0 and "verdict:  none" in out and "MX:       insecure" in out,
    "check: insecure zone (D5)", out + err)
+ok("MTA-STS:  TXT record, id 20261123T000000" in out
+   and "fetch:  status 200" in out
+   and "policy: mode enforce, max_age 86400, mx mx1.insecure.test" in out,
+   "check shows the MTA-STS record, the fetch and the parsed policy", out)
+rc, out, err = check("mixed", "-j")
+r = json.loads(out) if rc == 0 else {}
+m = r.get("mta_sts", {})
+ok(m.get("discovery") == "record" and "no address for mta-sts." in
+   m.get("error", ""), "check -j: a policy host without address is named",
+   out + err)
 
 rc, out, err = check("dane311", mail_config=pf_plain)
 ok("warning:  Postfix has smtp_dns_support_level = (empty)" in out,
@@ -104,4 +126,5 @@ ok("smtp_dns_support_level" in d2.read_log(),
    "daemon warns at start-up about Postfix without dnssec",
    d2.read_log()[-800:])
 w.stop()
+hw.stop()
 done()
