@@ -198,11 +198,15 @@ print_sts(const json_t *m)
 	if ((s = json_string_value(json_object_get(m, "id"))) != NULL)
 		printf(", id %s", s);
 	printf("\n");
-	if (f != NULL)
-		printf("  fetch:  status %lld, %lld bytes, %lld ms\n",
+	if (f != NULL) {
+		printf("  fetch:  status %lld, %s, %lld bytes, %lld ms\n",
 		       json_integer_value(json_object_get(f, "status")),
+		       json_string_value(json_object_get(f, "content_type")),
 		       json_integer_value(json_object_get(f, "size")),
 		       json_integer_value(json_object_get(f, "ms")));
+		printf("  cert:   %s\n", json_string_value(json_object_get(
+					     f, "certificate_names")));
+	}
 	if (p != NULL) {
 		char mx[LIM_ANSWER_MAX];
 		const char *pm = json_string_value(json_object_get(p, "mx"));
@@ -305,11 +309,13 @@ sts_done(const struct sts_result *r, void *arg)
 	if (r->disc == STS_DISC_RECORD)
 		json_object_set_new(o, "id", json_string(r->id));
 	if (r->fetched)
-		json_object_set_new(o, "fetch",
-				    json_pack("{s:I,s:I,s:I}", "status",
-					      (json_int_t)r->status, "size",
-					      (json_int_t)r->size, "ms",
-					      (json_int_t)r->elapsed_ms));
+		json_object_set_new(
+		    o, "fetch",
+		    json_pack("{s:I,s:s,s:s,s:I,s:I}", "status",
+			      (json_int_t)r->status, "content_type",
+			      r->content_type, "certificate_names",
+			      r->cert_names, "size", (json_int_t)r->size, "ms",
+			      (json_int_t)r->elapsed_ms));
 	if (r->error[0] != '\0')
 		json_object_set_new(o, "error", json_string(r->error));
 	if (r->row != NULL && r->row->last_error[0] == '\0' && r->fetched)

@@ -903,9 +903,18 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	/* One read per wake-up: a request/reply client sends one request,
 	 * and a second read would only say EAGAIN. */
 	n = recv(fd, c->in + c->inlen, room, 0);
-	if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN &&
-		       errno != EWOULDBLOCK)) {
-		/* EOF or error: the client is gone; drop what it owed. */
+	if (n == 0) {
+		/* A half-close: the client sends no more but may still
+		 * read, so answer what it asked, then close. */
+		c->closing = 1;
+		conn_arm_read(c, 0);
+		if (conn_flush(c) != 0)
+			conn_close(c);
+		return;
+	}
+	if (n < 0 && errno != EINTR && errno != EAGAIN &&
+	    errno != EWOULDBLOCK) {
+		/* The client is gone: drop what it was owed. */
 		conn_close(c);
 		return;
 	}

@@ -107,12 +107,22 @@ fetched(struct https_result *r, void *arg)
 	struct sts_job *j = arg;
 	struct sts_policy policy;
 	char err[200], why[600];
+	size_t i;
 
 	j->fetch = NULL;
 	j->res.fetched = 1;
 	j->res.status = r->status;
 	j->res.size = r->size;
 	j->res.elapsed_ms = r->elapsed_ms;
+	snprintf(j->res.content_type, sizeof(j->res.content_type), "%s",
+		 r->content_type ? r->content_type : "");
+	for (i = 0; i < r->nnames; i++) {
+		size_t len = strlen(j->res.cert_names);
+
+		snprintf(j->res.cert_names + len,
+			 sizeof(j->res.cert_names) - len, "%s%s",
+			 len ? " " : "", r->names[i]);
+	}
 	if (r->err != HTTPS_OK) {
 		/* SPEC A4.30: a failed fetch keeps what is cached. */
 		snprintf(why, sizeof(why), "fetch %s: %s", j->host,

@@ -26,6 +26,8 @@ struct sts_result {
 	int fetched;		 /* an HTTPS fetch was made */
 	char error[640];	 /* why discovery or the fetch failed */
 	/* The fetch, for logs and tlspolicy check. */
+	char content_type[128]; /* as received, "" if none */
+	char cert_names[512];	/* the certificate's SAN dNSNames, spaces */
 	long status;
 	size_t size;
 	uint64_t elapsed_ms;

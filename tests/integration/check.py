@@ -85,7 +85,8 @@ rc, out, err = check("insecure")
 ok(rc == 0 and "verdict:  none" in out and "MX:       insecure" in out,
    "check: insecure zone (D5)", out + err)
 ok("MTA-STS:  TXT record, id 20261123T000000" in out
-   and "fetch:  status 200" in out
+   and "fetch:  status 200, text/plain" in out
+   and "mta-sts.insecure.test" in out.split("cert:", 1)[-1]
    and "policy: mode enforce, max_age 86400, mx mx1.insecure.test" in out,
    "check shows the MTA-STS record, the fetch and the parsed policy", out)
 rc, out, err = check("mixed", "-j")

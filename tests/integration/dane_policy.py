@@ -64,6 +64,15 @@ for key, want, name in cases:
     ok(got == want, "%s: %s" % (w.name(key), name),
        "got %r want %r after %.1fs" % (got, want, time.time() - t0))
 
+# A client that half-closes after its request still gets the answer of a
+# lookup that has to resolve first.
+s = d.connect()
+s.sendall(netstring("postfix " + w.name("dane312").upper()))
+s.shutdown(socket.SHUT_WR)
+is_eq(read_netstring(s, timeout=15), "OK dane-only",
+      "answer owed to a half-closed client is delivered")
+s.close()
+
 # A second ask comes from the store, at once.
 t0 = time.time()
 is_eq(d.ask(w.name("dane311")), "OK dane-only", "cached verdict answered")
