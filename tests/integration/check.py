@@ -30,7 +30,7 @@ d = Daemon(name="check", dane=True, extra="""
 [dns]
 resolvers = %s
 trust_anchor = %s
-timeout = 2
+timeout = 4
 [sts]
 ca_file = %s
 """ % (w.resolver, w.trust_anchor, ca.cert_path))

@@ -24,7 +24,7 @@ d = Daemon(name="dane", dane=True, extra="""
 resolvers = %s
 trust_anchor = %s
 selftest_name = .
-timeout = 2
+timeout = 4
 """ % (w.resolver, w.trust_anchor), server_extra="lookup_timeout = 8\n")
 d.start()
 d.stop()
