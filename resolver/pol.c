@@ -288,7 +288,8 @@ decide(struct pol *p, const struct cache_entry *e, int dane_failed,
 			answer(ans, POL_OK, "dane", POL_SRC_DANE,
 			       "SPEC B D6: Postfix repeats the lookups");
 		return;
-	} else if (timed_out && sts_enforce) {
+	} else if (timed_out && sts_enforce && p->dns != NULL &&
+		   cfg->dane_enabled) {
 		/* SPEC F9: the domain may be DANE-signed; defer, and let
 		 * the resolution finish in the background. */
 		answer(ans, POL_TIMEOUT, "policy lookup in progress",
