@@ -60,6 +60,11 @@ struct cfg {
 	/* [tlsrpt] */
 	int tlsrpt_enabled;
 	char *tlsrpt_socket;
+	unsigned tlsrpt_socket_mode;
+	char *tlsrpt_socket_group; /* empty: leave the group alone */
+	char *tlsrpt_store;	   /* empty: tlsrpt.db beside [cache] path */
+	long tlsrpt_grace;	   /* seconds after 00:00 UTC a day closes */
+	long tlsrpt_delay;	   /* most random delay before sending */
 	char *postfix_log;
 	char *organization;
 	char *contact;

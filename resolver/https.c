@@ -101,6 +101,11 @@ struct https_fetch {
 	const char *namep[HTTPS_MAX_NAMES];
 	size_t nnames;
 	char errbuf[CURL_ERROR_SIZE];
+	/* https_post(): the request body and its Content-Type header. */
+	int post;
+	char *post_body;
+	size_t post_len;
+	struct curl_slist *post_hdrs;
 };
 
 static void kick_schedule(struct https *);
@@ -193,6 +198,15 @@ check_response(struct https_fetch *f)
 
 	f->checked = 1;
 	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &f->status);
+	if (f->post) {
+		/* RFC 8460 §5.4: any 2xx is delivered; the body is not ours
+		 * to read beyond the limit. */
+		if (f->status < 200 || f->status > 299) {
+			f->why = ABORT_STATUS;
+			return -1;
+		}
+		return 0;
+	}
 	if (f->status != 200) { /* SPEC A4.26 */
 		f->why = ABORT_STATUS;
 		return -1;
@@ -375,6 +389,8 @@ fetch_release(struct https_fetch *f)
 	if (f->easy != NULL)
 		curl_easy_cleanup(f->easy);
 	curl_slist_free_all(f->resolve);
+	curl_slist_free_all(f->post_hdrs);
+	free(f->post_body);
 	free(f->body);
 	free(f);
 }
@@ -718,6 +734,12 @@ fetch_setup(struct https_fetch *f, long timeout_ms)
 	SET(CURLOPT_WRITEDATA, f);
 	SET(CURLOPT_HEADERFUNCTION, header_cb);
 	SET(CURLOPT_HEADERDATA, f);
+	if (f->post) {
+		SET(CURLOPT_POST, 1L);
+		SET(CURLOPT_POSTFIELDS, f->post_body);
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->post_len);
+		SET(CURLOPT_HTTPHEADER, f->post_hdrs);
+	}
 	return 0;
 }
 
@@ -842,19 +864,73 @@ make_resolve(struct https_fetch *f)
 	return f->resolve == NULL ? -1 : 0;
 }
 
+static struct https_fetch *request(struct https *h, const char *host,
+				   const char *const *addrs, size_t naddrs,
+				   int port, const char *path,
+				   const struct https_limits *lim, https_cb *cb,
+				   void *arg, const char *ctype,
+				   const void *body, size_t len);
+
 struct https_fetch *
 https_fetch(struct https *h, const char *host, const char *const *addrs,
 	    size_t naddrs, int port, const char *path,
 	    const struct https_limits *lim, https_cb *cb, void *arg)
 {
+	if (path == NULL || !valid_path(path))
+		return NULL;
+	return request(h, host, addrs, naddrs, port, path, lim, cb, arg, NULL,
+		       NULL, 0);
+}
+
+/* A POST path may carry a query string (RFC 8460 §3 rua URIs). */
+static int
+valid_post_path(const char *path)
+{
+	size_t i, n = strlen(path);
+
+	if (n == 0 || n > HTTPS_MAX_PATH || path[0] != '/')
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)path[i] <= 0x20 ||
+		    (unsigned char)path[i] >= 0x7f || path[i] == '#')
+			return 0;
+	return 1;
+}
+
+struct https_fetch *
+https_post(struct https *h, const char *host, const char *const *addrs,
+	   size_t naddrs, int port, const char *path, const char *ctype,
+	   const void *body, size_t len, const struct https_limits *lim,
+	   https_cb *cb, void *arg)
+{
+	size_t i;
+
+	if (path == NULL || !valid_post_path(path) || ctype == NULL ||
+	    body == NULL || strlen(ctype) > 100)
+		return NULL;
+	for (i = 0; ctype[i]; i++)
+		if ((unsigned char)ctype[i] < 0x20 ||
+		    (unsigned char)ctype[i] >= 0x7f)
+			return NULL;
+	return request(h, host, addrs, naddrs, port, path, lim, cb, arg, ctype,
+		       body, len);
+}
+
+static struct https_fetch *
+request(struct https *h, const char *host, const char *const *addrs,
+	size_t naddrs, int port, const char *path,
+	const struct https_limits *lim, https_cb *cb, void *arg,
+	const char *ctype, const void *body, size_t len)
+{
 	struct https_fetch *f;
 	unsigned char bin[sizeof(struct in6_addr)];
+	char hdr[128];
 	size_t i;
 	int n;
 
-	if (h == NULL || host == NULL || addrs == NULL || path == NULL ||
-	    cb == NULL || naddrs == 0 || naddrs > HTTPS_MAX_ADDRS || port < 0 ||
-	    port > 65535 || !valid_host(host) || !valid_path(path))
+	if (h == NULL || host == NULL || addrs == NULL || cb == NULL ||
+	    naddrs == 0 || naddrs > HTTPS_MAX_ADDRS || port < 0 ||
+	    port > 65535 || !valid_host(host))
 		return NULL;
 	if (h->nqueued >= HTTPS_MAX_QUEUED)
 		return NULL;
@@ -884,6 +960,17 @@ https_fetch(struct https *h, const char *host, const char *const *addrs,
 		}
 	}
 	f->naddrs = naddrs;
+	if (ctype != NULL) {
+		f->post = 1;
+		f->post_len = len;
+		snprintf(hdr, sizeof(hdr), "Content-Type: %s", ctype);
+		if ((f->post_body = malloc(len ? len : 1)) == NULL ||
+		    (f->post_hdrs = curl_slist_append(NULL, hdr)) == NULL) {
+			fetch_release(f);
+			return NULL;
+		}
+		memcpy(f->post_body, body, len);
+	}
 	if (f->port == 443)
 		n = snprintf(f->url, sizeof(f->url), "https://%s%s", host,
 			     path);

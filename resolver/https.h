@@ -131,6 +131,21 @@ struct https_fetch *https_fetch(struct https *h, const char *host,
 				const struct https_limits *lim, https_cb *cb,
 				void *arg);
 
+/*
+ * POST BODY (LEN bytes, copied) with CONTENT_TYPE to
+ * https://HOST[:PORT]/PATH (PATH may carry a query string): the TLS-RPT
+ * report upload (RFC 8460 §5.4). The same TLS, address, redirect and time
+ * rules as https_fetch(). Any 2xx is HTTPS_OK (the response body, limited
+ * to LIM's max_size, is handed over as for a fetch); any other status is
+ * HTTPS_ERR_STATUS with res->status set. Cancel with https_cancel().
+ */
+struct https_fetch *https_post(struct https *h, const char *host,
+			       const char *const *addrs, size_t naddrs,
+			       int port, const char *path,
+			       const char *content_type, const void *body,
+			       size_t len, const struct https_limits *lim,
+			       https_cb *cb, void *arg);
+
 /* Abort a fetch; its callback will not run. F must still be valid. */
 void https_cancel(struct https_fetch *f);
 

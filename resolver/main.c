@@ -32,6 +32,7 @@
 #include "resolver/https.h"
 #include "resolver/pol.h"
 #include "resolver/srv.h"
+#include "tlsrpt/rpt_collect.h"
 #include "util/ev.h"
 #include "util/log.h"
 
@@ -46,6 +47,7 @@ struct daemon {
 	struct https *https; /* NULL when [sts] enabled = no */
 	struct pol *pol;
 	struct srv *srv;
+	struct rpt_collect *rpt; /* NULL when [tlsrpt] enabled = no */
 	struct event_base *base;
 	struct event *selftest; /* trust anchor self-test retry */
 	int verbose_flags;	/* -v count */
@@ -195,6 +197,9 @@ drop_privileges(struct daemon *d, const struct passwd *pw)
 		log_fatal("chown %s", dir);
 	if (cache_chown(d->cache, pw->pw_uid, pw->pw_gid) != 0)
 		log_fatal("chown %s", d->cfg->cache_path);
+	if (d->rpt != NULL &&
+	    rpt_collect_chown(d->rpt, pw->pw_uid, pw->pw_gid) != 0)
+		log_fatal("chown the tlsrpt store");
 	if (setgroups(1, &pw->pw_gid) != 0 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
@@ -496,6 +501,13 @@ main(int argc, char **argv)
 	d.srv = srv_new(d.base, d.cfg, d.pol, d.cache, err, sizeof(err));
 	if (d.srv == NULL)
 		log_fatalx("listen: %s", err);
+	if (d.cfg->tlsrpt_enabled) {
+		d.rpt = rpt_collect_new(d.base, d.cfg, d.cache, d.dns, d.https,
+					err, sizeof(err));
+		if (d.rpt == NULL)
+			log_fatalx("tlsrpt: %s", err);
+		srv_set_report(d.srv, rpt_collect_feed_cb, d.rpt);
+	}
 	drop_privileges(&d, pw);
 
 	for (i = 0; i < 3; i++) {
@@ -522,6 +534,7 @@ main(int argc, char **argv)
 	if (d.selftest != NULL)
 		event_free(d.selftest);
 	srv_free(d.srv);
+	rpt_collect_free(d.rpt);
 	pol_free(d.pol);
 	https_free(d.https);
 	dns_free(d.dns);

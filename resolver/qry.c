@@ -24,10 +24,13 @@ static const struct {
 	const char *name;
 	enum qry_cmd cmd;
 } qry_cmds[] = {
+    /* clang-format off */
     {"query", QRY_QUERY},
     {"flush", QRY_FLUSH},
     {"stats", QRY_STATS},
     {"ping", QRY_PING},
+    {"report", QRY_REPORT},
+    /* clang-format on */
 };
 
 static int
@@ -110,6 +113,21 @@ parse_json(const char *s, size_t n, struct qry_request *req, char *err,
 		if (set_key(req, json_string_value(v), json_string_length(v),
 			    err, errsz) != 0)
 			goto out;
+	}
+	if (req->cmd == QRY_REPORT) {
+		v = json_object_get(root, "result");
+		if (!json_is_object(v)) {
+			fail(err, errsz, "result is not a JSON object");
+			goto out;
+		}
+		len = json_dumpb(v, req->report, sizeof(req->report) - 1,
+				 JSON_COMPACT);
+		if (len == 0 || len >= sizeof(req->report)) {
+			fail(err, errsz, "result too long");
+			goto out;
+		}
+		req->report[len] = '\0';
+		req->reportlen = len;
 	}
 	rc = 0;
 out:

@@ -11,6 +11,8 @@
  *   {"cmd": "flush", "domain": "…"}     forget what is stored for a domain
  *   {"cmd": "stats"}                    counters
  *   {"cmd": "ping"}                     liveness
+ *   {"cmd": "report", "result": {…}}    one TLS result, shaped like a
+ *                                       libtlsrpt datagram (SPEC C1.3)
  */
 #ifndef RESOLVER_QRY_H
 #define RESOLVER_QRY_H
@@ -21,12 +23,15 @@
 
 struct pol_answer;
 
-enum qry_cmd { QRY_QUERY = 0, QRY_FLUSH, QRY_STATS, QRY_PING };
+enum qry_cmd { QRY_QUERY = 0, QRY_FLUSH, QRY_STATS, QRY_PING, QRY_REPORT };
 
 struct qry_request {
 	enum qry_cmd cmd;
 	char key[LIM_KEY_MAX + 1]; /* the next hop as given (QUERY, FLUSH) */
 	size_t keylen;
+	char report[LIM_QUERY_LINE + 1]; /* REPORT: "result" as compact
+					    JSON */
+	size_t reportlen;
 };
 
 /*

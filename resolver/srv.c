@@ -129,6 +129,9 @@ struct srv {
 	void *done_arg;
 	/* Reply scratch space for one socketmap answer. */
 	char reply[LIM_REPLY_MAX + 1];
+	/* The "report" request's handler (TLS-RPT), or NULL. */
+	srv_report_fn *report_fn;
+	void *report_arg;
 };
 
 static void conn_close(struct conn *c);
@@ -769,6 +772,16 @@ qry_request(struct conn *c, const char *line, size_t len)
 		case QRY_PING:
 			reply = strdup("{\"pong\":true}");
 			break;
+		case QRY_REPORT:
+			if (s->report_fn == NULL)
+				reply = qry_format_error("tlsrpt is disabled");
+			else if (s->report_fn(s->report_arg, rq.report,
+					      rq.reportlen, err,
+					      sizeof(err)) != 0)
+				reply = qry_format_error(err);
+			else
+				reply = strdup("{\"counted\":true}");
+			break;
 		}
 	}
 	reply = json_line(reply, &rlen);
@@ -1097,6 +1110,13 @@ srv_start(struct srv *s)
 
 	for (i = 0; i < s->nls; i++)
 		event_add(s->ls[i].ev, NULL);
+}
+
+void
+srv_set_report(struct srv *s, srv_report_fn *fn, void *arg)
+{
+	s->report_fn = fn;
+	s->report_arg = arg;
 }
 
 void

@@ -38,6 +38,15 @@ void srv_reconfigure(struct srv *s, const struct cfg *cfg);
  */
 void srv_shutdown(struct srv *s, void (*done)(void *), void *arg);
 
+/*
+ * The handler of the query socket's "report" request (issue 5): FN(ARG,
+ * JSON, LEN, ERR, ERRSZ) counts one TLS result and returns 0, or -1 with a
+ * reason. Without a handler the request is answered with an error.
+ */
+typedef int srv_report_fn(void *arg, const char *json, size_t len, char *err,
+			  size_t errsz);
+void srv_set_report(struct srv *s, srv_report_fn *fn, void *arg);
+
 /* Close everything and remove our unix sockets; srv_free(NULL) is a no-op. */
 void srv_free(struct srv *s);
 

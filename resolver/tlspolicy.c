@@ -9,6 +9,9 @@
  *     cache list          every stored domain, one per line
  *     cache show DOMAIN   every stored field for one domain
  *     cache flush DOMAIN  forget a domain (through the daemon when it runs)
+ *     report list         TLS-RPT days, domains, counts, delivery state
+ *     report show --day YYYY-MM-DD --domain D    the report JSON
+ *     report send --day YYYY-MM-DD [--domain D]  build and deliver now
  *
  * Exit status: 0 success, 1 a negative result (the daemon answered an
  * error, nothing stored), 2 an error (usage, config, daemon unreachable,
@@ -30,12 +33,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "cache/cache.h"
 #include "resolver/cfg.h"
 #include "resolver/check.h"
+#include "resolver/dns.h"
 #include "resolver/dom.h"
+#include "resolver/https.h"
+#include "tlsrpt/rpt_deliver.h"
+#include "tlsrpt/rpt_report.h"
+#include "tlsrpt/rpt_store.h"
+#include "util/ev.h"
 #include "util/limits.h"
 #include "util/log.h"
 
@@ -78,6 +88,13 @@ usage(FILE *fp)
 	      "  cache list          list every domain in the store\n"
 	      "  cache show DOMAIN   show every stored field for DOMAIN\n"
 	      "  cache flush DOMAIN  forget what is stored for DOMAIN\n"
+	      "  report list         TLS-RPT days, domains, counts and "
+	      "delivery state\n"
+	      "  report show --day YYYY-MM-DD --domain D\n"
+	      "                      print the RFC 8460 report JSON\n"
+	      "  report send --day YYYY-MM-DD [--domain D]\n"
+	      "                      build and deliver that day's reports "
+	      "now\n"
 	      "\n"
 	      "options:\n"
 	      "  -c FILE    config file (default: the system config if it "
@@ -743,6 +760,339 @@ cmd_cache_flush(const char *domain)
 	return rc;
 }
 
+/* ---- report ---- */
+
+/* The TLS-RPT store ([tlsrpt] store, or beside the policy store). */
+static struct rpt_store *
+rpt_open(void)
+{
+	char path[4096], err[512];
+	const char *cp = store_path();
+	struct rpt_store *st;
+	struct stat sb;
+
+	if (cp == NULL || need_cfg() < 0)
+		return NULL;
+	if (rpt_store_path(cfg->tlsrpt_store, cp, path, sizeof(path)) != 0) {
+		errx_msg("[tlsrpt] store: path too long");
+		return NULL;
+	}
+	if (stat(path, &sb) < 0) {
+		errx_msg("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((st = rpt_store_open(path, err, sizeof(err))) == NULL) {
+		errx_msg("%s", err);
+		return NULL;
+	}
+	if (geteuid() == 0 && sb.st_uid != 0 &&
+	    rpt_store_chown(st, sb.st_uid, sb.st_gid) < 0)
+		errx_msg("%s: chown: %s", path, strerror(errno));
+	return st;
+}
+
+static int
+dlv_print(const struct rpt_delivery *d, void *arg)
+{
+	char t[32] = "-";
+
+	(void)arg;
+	if (d->next_try > 0 && d->status != RPT_DLV_SENT &&
+	    d->status != RPT_DLV_GIVENUP)
+		fmt_time(d->next_try, t, sizeof(t), 1);
+	if (opt_json) {
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "domain", d->domain,
+		    "destination", d->dest, "report-id", d->report_id, "status",
+		    rpt_dlv_status_name(d->status), "tries", d->tries,
+		    "next-try", (json_int_t)d->next_try, "error",
+		    d->last_error);
+
+		if (o != NULL)
+			print_json(o);
+		json_decref(o);
+		return 0;
+	}
+	printf("    -> %s %s tries=%d next=%s %s%s\n", d->dest,
+	       rpt_dlv_status_name(d->status), d->tries, t,
+	       *d->last_error ? "last: " : "", d->last_error);
+	return 0;
+}
+
+struct list_ctx {
+	struct rpt_store *st;
+};
+
+static int
+list_domain(const struct rpt_store_domain *d, void *arg)
+{
+	char day[16];
+
+	(void)arg;
+	rpt_day_format(d->day, day, sizeof(day));
+	if (opt_json) {
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:I, s:I, s:I, s:i, s:b, s:s}", "day", day,
+		    "domain", d->domain, "success", (json_int_t)d->success,
+		    "failure", (json_int_t)d->failure, "dropped",
+		    (json_int_t)d->dropped, "policies", (int)d->npolicies,
+		    "closed", d->closed, "state", rpt_dom_state_name(d->state));
+
+		if (o != NULL)
+			print_json(o);
+		json_decref(o);
+		return 0;
+	}
+	printf("%s %-32s success=%llu failure=%llu dropped=%llu "
+	       "policies=%ld %s %s\n",
+	       day, d->domain, (unsigned long long)d->success,
+	       (unsigned long long)d->failure, (unsigned long long)d->dropped,
+	       d->npolicies, d->closed ? "closed" : "open",
+	       rpt_dom_state_name(d->state));
+	return 0;
+}
+
+struct list_dom {
+	int64_t day[4096];
+	char dom[4096][LIM_DOMAIN_MAX + 1];
+	size_t n;
+};
+
+static int
+collect_domain(const struct rpt_store_domain *d, void *arg)
+{
+	struct list_dom *l = arg;
+
+	if (l->n >= sizeof(l->day) / sizeof(l->day[0]))
+		return 1;
+	l->day[l->n] = d->day;
+	snprintf(l->dom[l->n], sizeof(l->dom[0]), "%s", d->domain);
+	l->n++;
+	return 0;
+}
+
+static int
+counter_print(int64_t day, const char *name, long long value, void *arg)
+{
+	char d[16];
+
+	(void)arg;
+	rpt_day_format(day, d, sizeof(d));
+	if (opt_json) {
+		json_t *o = json_pack("{s:s, s:s, s:I}", "day", d, "counter",
+				      name, "value", (json_int_t)value);
+
+		if (o != NULL)
+			print_json(o);
+		json_decref(o);
+	} else
+		printf("%s counter %s=%lld\n", d, name, value);
+	return 0;
+}
+
+static int
+cmd_report_list(void)
+{
+	struct rpt_store *st = rpt_open();
+	struct list_dom *l;
+	size_t i;
+	int rc = 0;
+
+	if (st == NULL)
+		return EXIT_ERROR;
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		rpt_store_close(st);
+		return EXIT_ERROR;
+	}
+	if (rpt_store_foreach_domain(st, -1, NULL, collect_domain, l) !=
+	    RPT_STORE_OK) {
+		errx_msg("%s", rpt_store_errmsg(st));
+		rc = EXIT_ERROR;
+	}
+	for (i = 0; rc == 0 && i < l->n; i++) {
+		rpt_store_foreach_domain(st, l->day[i], l->dom[i], list_domain,
+					 NULL);
+		rpt_store_delivery_foreach(st, l->day[i], l->dom[i], dlv_print,
+					   NULL);
+	}
+	if (rc == 0)
+		rpt_store_counters(st, -1, counter_print, NULL);
+	free(l);
+	rpt_store_close(st);
+	return rc;
+}
+
+static int
+cmd_report_show(int64_t day, const char *domain)
+{
+	struct rpt_store *st = rpt_open();
+	struct rpt_store_report *r = NULL;
+	struct rpt_report_in in;
+	enum rpt_store_err e;
+	char id[80], uid[40], err[256], *json;
+	size_t len;
+	int rc = 0;
+
+	if (st == NULL)
+		return EXIT_ERROR;
+	e = rpt_store_report(st, day, domain, &r);
+	if (e == RPT_STORE_NOTFOUND) {
+		errx_msg("%s: nothing counted that day", domain);
+		rpt_store_close(st);
+		return EXIT_NEGATIVE;
+	}
+	if (e != RPT_STORE_OK) {
+		errx_msg("%s", rpt_store_errmsg(st));
+		rpt_store_close(st);
+		return EXIT_ERROR;
+	}
+	rpt_report_id(day, domain, id, sizeof(id), uid, sizeof(uid));
+	memset(&in, 0, sizeof(in));
+	in.organization = cfg->organization;
+	in.contact = cfg->contact;
+	in.report_id = id;
+	in.submitter = cfg->submitter;
+	in.domain = r->domain;
+	in.day = day;
+	in.policies = r->policies;
+	in.npolicies = r->npolicies;
+	json = rpt_report_json(&in, &len, err, sizeof(err));
+	if (json == NULL) {
+		errx_msg("%s: %s", domain, err);
+		rc = EXIT_ERROR;
+	} else
+		printf("%s\n", json);
+	free(json);
+	rpt_store_report_free(r);
+	rpt_store_close(st);
+	return rc;
+}
+
+struct send_ctx {
+	struct rpt_deliver *dlv;
+	struct event_base *base;
+	struct event *ev;
+	uint64_t deadline;
+};
+
+static void
+send_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct send_ctx *sc = arg;
+	struct timeval tv = {0, 100000};
+
+	(void)fd;
+	(void)what;
+	if (rpt_deliver_active(sc->dlv) == 0 || ev_mono_ms() > sc->deadline)
+		event_base_loopexit(sc->base, NULL);
+	else
+		evtimer_add(sc->ev, &tv);
+}
+
+static int
+cmd_report_send(int64_t day, const char *domain)
+{
+	struct rpt_store *st = rpt_open();
+	struct list_dom *l = NULL;
+	struct dns *dns = NULL;
+	struct https *hs = NULL;
+	struct send_ctx sc;
+	struct timeval tv = {0, 100000};
+	char err[512];
+	size_t i, started = 0;
+	int rc = 0;
+
+	if (st == NULL)
+		return EXIT_ERROR;
+	memset(&sc, 0, sizeof(sc));
+	sc.base = ev_base_new();
+	if (cfg->dane_enabled || cfg->sts_enabled) {
+		dns = dns_new(sc.base, cfg, err, sizeof(err));
+		if (dns == NULL)
+			errx_msg("dns: %s (using the captured records)", err);
+	}
+	{
+		struct https_config hc = {cfg->ca_file, NULL};
+
+		hs = https_new(sc.base, &hc, err, sizeof(err));
+		if (hs == NULL)
+			errx_msg("https: %s", err);
+	}
+	sc.dlv = rpt_deliver_new(sc.base, cfg, st, dns, hs, err, sizeof(err));
+	l = calloc(1, sizeof(*l));
+	if (sc.dlv == NULL || l == NULL) {
+		errx_msg("out of memory");
+		rc = EXIT_ERROR;
+		goto out;
+	}
+	rpt_store_foreach_domain(st, day, domain, collect_domain, l);
+	for (i = 0; i < l->n; i++)
+		if (rpt_deliver_now(sc.dlv, l->day[i], l->dom[i]) == 0)
+			started++;
+	if (started == 0) {
+		errx_msg("nothing counted on that day%s%s",
+			 domain ? " for " : "", domain ? domain : "");
+		rc = EXIT_NEGATIVE;
+		goto out;
+	}
+	sc.deadline = ev_mono_ms() + 120000;
+	sc.ev = evtimer_new(sc.base, send_poll, &sc);
+	evtimer_add(sc.ev, &tv);
+	event_base_dispatch(sc.base);
+	event_free(sc.ev);
+	for (i = 0; i < l->n; i++) {
+		rpt_store_foreach_domain(st, l->day[i], l->dom[i], list_domain,
+					 NULL);
+		rpt_store_delivery_foreach(st, l->day[i], l->dom[i], dlv_print,
+					   NULL);
+	}
+out:
+	free(l);
+	rpt_deliver_free(sc.dlv);
+	https_free(hs);
+	dns_free(dns);
+	rpt_store_close(st);
+	ev_base_free();
+	return rc;
+}
+
+static int
+cmd_report(int argc, char **argv)
+{
+	const char *day_s = NULL, *domain = NULL;
+	int64_t day = -1;
+	int i;
+
+	if (argc < 1)
+		goto usage;
+	for (i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--day") == 0)
+			day_s = argv[i + 1];
+		else if (strcmp(argv[i], "--domain") == 0)
+			domain = argv[i + 1];
+		else
+			goto usage;
+	}
+	if (i != argc)
+		goto usage;
+	if (day_s != NULL && rpt_day_parse(day_s, &day) != 0) {
+		errx_msg("--day: want YYYY-MM-DD");
+		return EXIT_ERROR;
+	}
+	if (strcmp(argv[0], "list") == 0 && argc == 1)
+		return cmd_report_list();
+	if (strcmp(argv[0], "show") == 0 && day_s != NULL && domain != NULL)
+		return need_cfg() < 0 ? EXIT_ERROR
+				      : cmd_report_show(day, domain);
+	if (strcmp(argv[0], "send") == 0 && day_s != NULL)
+		return need_cfg() < 0 ? EXIT_ERROR
+				      : cmd_report_send(day, domain);
+usage:
+	errx_msg("usage: tlspolicy report list | show --day YYYY-MM-DD "
+		 "--domain D | send --day YYYY-MM-DD [--domain D]");
+	return EXIT_ERROR;
+}
+
 /* ---- main ---- */
 
 static int
@@ -770,9 +1120,7 @@ main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	static const char *const later[] = {"report"};
 	const char *cmd;
-	size_t i;
 	int ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "+c:s:d:jVh", longopts, NULL)) !=
@@ -827,12 +1175,9 @@ main(int argc, char **argv)
 				    : chk_run(cfg, argv[1], opt_json);
 	} else if (strcmp(cmd, "cache") == 0) {
 		rc = cmd_cache(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "report") == 0) {
+		rc = cmd_report(argc - 1, argv + 1);
 	} else {
-		for (i = 0; i < sizeof(later) / sizeof(later[0]); i++)
-			if (strcmp(cmd, later[i]) == 0) {
-				errx_msg("'%s' is not implemented yet", cmd);
-				return EXIT_ERROR;
-			}
 		errx_msg("unknown command '%s'", cmd);
 		usage(stderr);
 		return EXIT_ERROR;

@@ -213,8 +213,13 @@ is "$(tail -n 1 "$dir/requests.log")" \
 is $? 1 "flush through the daemon: nothing stored exits 1"
 
 # --- usage ---
-"$TOOL" report list >/dev/null 2>&1
-is $? 2 "report: not implemented yet (2)"
+"$TOOL" -c /dev/null -d "$dir/none/cache.db" report list >/dev/null 2>&1
+is $? 2 "report list: no report store (2)"
+"$TOOL" -c /dev/null report show --day 2024-02-30 --domain a.example \
+	>/dev/null 2>&1
+is $? 2 "report show: bad day (2)"
+"$TOOL" -c /dev/null report frobnicate >/dev/null 2>&1
+is $? 2 "report: unknown subcommand (2)"
 "$TOOL" frobnicate >/dev/null 2>&1
 is $? 2 "unknown command (2)"
 "$TOOL" -V | grep -q '^tlspolicy [0-9]'

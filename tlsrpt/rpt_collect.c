@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The TLS-RPT collector: the libtlsrpt datagram socket, the Postfix 3.7
+ * log follower and the query socket's "report" request, all counted into
+ * the report store on the daemon's loop (see rpt_collect.h).
+ *
+ * SPEC C1.2: the sender never waits and Linux keeps only a short datagram
+ * queue per socket, so the socket is drained until EAGAIN on each event
+ * (RPT_COLLECT_BURST at most, then the loop runs others and comes back)
+ * with a large receive buffer, and store writes are batched.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cache/cache.h"
+#include "resolver/cfg.h"
+#include "tlsrpt/rpt_collect.h"
+#include "tlsrpt/rpt_deliver.h"
+#include "tlsrpt/rpt_dgram.h"
+#include "tlsrpt/rpt_log.h"
+#include "tlsrpt/rpt_store.h"
+#include "util/ev.h"
+#include "util/limits.h"
+#include "util/log.h"
+
+/* The socket's receive buffer: room for a burst of small datagrams. */
+#define RCVBUF (8 * 1024 * 1024)
+/* One warning a minute per kind of bad input. */
+#define RATE_MS 60000
+
+enum bad_kind { BAD_MALFORMED, BAD_TOOBIG, BAD_VERSION, BAD_INVALID, BAD_N };
+
+static const char *const bad_counter[BAD_N] = {"malformed", "toobig", "version",
+					       "invalid"};
+
+struct ratelim {
+	uint64_t last_ms;
+	unsigned long suppressed;
+};
+
+struct rpt_collect {
+	struct event_base *base;
+	struct cache *cache;
+	struct rpt_store *store;
+	struct rpt_deliver *dlv;
+	char *sock_path; /* NULL when no socket */
+	int fd;
+	struct event *ev_sock, *ev_tick;
+	unsigned ticks;
+	long grace, delay;
+	char *buf; /* LIM_DATAGRAM + 1 */
+	struct ratelim rl[BAD_N + 1];
+	struct rpt_collect_stats stats;
+
+	/* Mail log follower. */
+	char *log_path;
+	int log_fd;
+	ino_t log_ino;
+	off_t log_off;
+	struct rpt_log *corr;
+	char *line; /* the partial line carried between reads */
+	size_t linelen;
+	int skipping; /* discarding the rest of an over-long line */
+	int log_failed;
+};
+
+static void
+note_bad(struct rpt_collect *c, enum bad_kind k, const char *why)
+{
+	struct ratelim *r = &c->rl[k];
+	uint64_t now = ev_mono_ms();
+
+	if (rpt_store_count(c->store, ev_now(), bad_counter[k], 1) !=
+	    RPT_STORE_OK)
+		c->stats.store_errors++;
+	if (r->last_ms != 0 && now - r->last_ms < RATE_MS) {
+		r->suppressed++;
+		return;
+	}
+	log_warnx("tlsrpt: dropped a %s datagram: %s (%lu more like it "
+		  "since the last warning)",
+		  bad_counter[k], why, r->suppressed);
+	r->last_ms = now;
+	r->suppressed = 0;
+}
+
+static void
+store_error(struct rpt_collect *c)
+{
+	struct ratelim *r = &c->rl[BAD_N];
+	uint64_t now = ev_mono_ms();
+
+	c->stats.store_errors++;
+	if (r->last_ms != 0 && now - r->last_ms < RATE_MS)
+		return;
+	r->last_ms = now;
+	log_warnx("tlsrpt: report store: %s", rpt_store_errmsg(c->store));
+}
+
+/* Parse and count one datagram; 0 or -1 with ERR. */
+static int
+ingest(struct rpt_collect *c, const char *buf, size_t len, char *err,
+       size_t errsz)
+{
+	struct rpt_dgram *dg = NULL;
+	enum rpt_dgram_status s;
+	enum bad_kind k;
+
+	c->stats.datagrams++;
+	s = rpt_dgram_parse(buf, len, &dg, err, errsz);
+	if (s != RPT_DGRAM_OK) {
+		switch (s) {
+		case RPT_DGRAM_TOOBIG:
+			k = BAD_TOOBIG;
+			c->stats.toobig++;
+			break;
+		case RPT_DGRAM_VERSION:
+			k = BAD_VERSION;
+			c->stats.version++;
+			break;
+		case RPT_DGRAM_INVALID:
+			k = BAD_INVALID;
+			c->stats.invalid++;
+			break;
+		default:
+			k = BAD_MALFORMED;
+			c->stats.malformed++;
+			break;
+		}
+		note_bad(c, k, err);
+		return -1;
+	}
+	if (dg->repaired > 0) {
+		c->stats.repaired++;
+		if (rpt_store_count(c->store, ev_now(), "repaired", 1) !=
+		    RPT_STORE_OK)
+			store_error(c);
+	}
+	if (rpt_store_add(c->store, dg, ev_now()) != RPT_STORE_OK) {
+		store_error(c);
+		snprintf(err, errsz, "report store error");
+		rpt_dgram_free(dg);
+		return -1;
+	}
+	c->stats.counted++;
+	rpt_dgram_free(dg);
+	return 0;
+}
+
+static void
+sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpt_collect *c = arg;
+	char err[256];
+	ssize_t n;
+	int i;
+
+	(void)what;
+	for (i = 0; i < RPT_COLLECT_BURST; i++) {
+		/* MSG_TRUNC: the real length even when it did not fit. */
+		n = recv(fd, c->buf, LIM_DATAGRAM + 1,
+			 MSG_DONTWAIT | MSG_TRUNC);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR)
+				log_warn("tlsrpt: recv %s", c->sock_path);
+			return;
+		}
+		if ((size_t)n > LIM_DATAGRAM) {
+			c->stats.datagrams++;
+			c->stats.toobig++;
+			snprintf(err, sizeof(err), "%zd bytes, limit %d", n,
+				 LIM_DATAGRAM);
+			note_bad(c, BAD_TOOBIG, err);
+			continue;
+		}
+		ingest(c, c->buf, (size_t)n, err, sizeof(err));
+	}
+}
+
+int
+rpt_collect_feed(struct rpt_collect *c, const char *buf, size_t len, char *err,
+		 size_t errsz)
+{
+	return ingest(c, buf, len, err, errsz);
+}
+
+int
+rpt_collect_feed_cb(void *arg, const char *buf, size_t len, char *err,
+		    size_t errsz)
+{
+	return rpt_collect_feed(arg, buf, len, err, errsz);
+}
+
+/* --- the mail log ------------------------------------------------------ */
+
+/* The policy the daemon answered for DOMAIN, from the policy store. */
+static void
+policy_for(struct rpt_collect *c, const char *domain, struct rpt_policy *p,
+	   char **strs, size_t nstrs, char bufs[][LIM_DOMAIN_MAX + 16],
+	   char **mx)
+{
+	const struct cache_entry *e = NULL;
+	size_t n = 0, nmx = 0;
+	const char *s, *nl;
+
+	p->type = RPT_POLICY_NONE;
+	p->domain = (char *)domain;
+	if (cache_lookup(c->cache, domain, &e) != CACHE_OK || e == NULL)
+		return;
+	/* DESIGN 6.1: DANE first, MTA-STS only without DANE. */
+	if (e->has_dane && strcmp(e->dane.verdict, "none") != 0) {
+		p->type = RPT_POLICY_TLSA;
+		return;
+	}
+	if (!e->has_sts || e->sts.mode == CACHE_STS_NONE)
+		return;
+	p->type = RPT_POLICY_STS;
+	/* RFC 8460 §4.4: policy-string holds the policy's lines. */
+	snprintf(bufs[n], sizeof(bufs[0]), "version: STSv1");
+	strs[n] = bufs[n];
+	n++;
+	snprintf(bufs[n], sizeof(bufs[0]), "mode: %s",
+		 cache_sts_mode_name(e->sts.mode));
+	strs[n] = bufs[n];
+	n++;
+	for (s = e->sts.mx; s != NULL && *s != '\0' && n + 1 < nstrs;
+	     s = nl + 1) {
+		size_t len;
+
+		nl = strchr(s, '\n');
+		len = nl ? (size_t)(nl - s) : strlen(s);
+		if (len > LIM_DOMAIN_MAX)
+			len = LIM_DOMAIN_MAX;
+		snprintf(bufs[n], sizeof(bufs[0]), "mx: %.*s", (int)len, s);
+		strs[n] = bufs[n];
+		mx[nmx++] = bufs[n] + 4;
+		n++;
+		if (nl == NULL)
+			break;
+	}
+	snprintf(bufs[n], sizeof(bufs[0]), "max_age: %lld", e->sts.max_age);
+	strs[n] = bufs[n];
+	n++;
+	p->strings = strs;
+	p->nstrings = n;
+	p->mx_hosts = mx;
+	p->nmx_hosts = nmx;
+}
+
+/* SPEC C2: one finished session from the log, counted like a datagram. */
+static void
+log_event(struct rpt_collect *c, const struct rpt_log_event *ev)
+{
+	enum { NS = LIM_MX_PATTERNS + 3 };
+	static char bufs[NS][LIM_DOMAIN_MAX + 16];
+	char *strs[NS], *mx[NS];
+	struct rpt_detail det;
+	struct rpt_policy pol;
+	struct rpt_dgram dg;
+	char domain[RPT_LOG_HOST];
+
+	memset(&pol, 0, sizeof(pol));
+	memset(&dg, 0, sizeof(dg));
+	memset(&det, 0, sizeof(det));
+	snprintf(domain, sizeof(domain), "%s", ev->domain);
+	if (*domain == '\0')
+		return;
+	policy_for(c, domain, &pol, strs, NS, bufs, mx);
+	pol.failed = ev->failed ? 1 : 0;
+	if (ev->failed && ev->code != 0) {
+		det.code = ev->code;
+		det.mx_hostname = *ev->mx_host ? (char *)ev->mx_host : NULL;
+		det.receiving_ip = *ev->mx_ip ? (char *)ev->mx_ip : NULL;
+		det.reason = *ev->reason ? (char *)ev->reason : NULL;
+		pol.details = &det;
+		pol.ndetails = 1;
+		pol.detail_count = 1;
+	}
+	dg.domain = domain;
+	dg.policies = &pol;
+	dg.npolicies = 1;
+	c->stats.log_sessions++;
+	if (rpt_store_add(c->store, &dg, ev_now()) != RPT_STORE_OK)
+		store_error(c);
+	else
+		c->stats.counted++;
+}
+
+static void
+log_line(struct rpt_collect *c, const char *line, size_t len)
+{
+	struct rpt_log_event ev[LIM_RPT_LOG_PENDING];
+	size_t i, n;
+
+	c->stats.log_lines++;
+	n = rpt_log_feed(c->corr, line, len, ev_now(), ev, LIM_RPT_LOG_PENDING);
+	for (i = 0; i < n; i++)
+		log_event(c, &ev[i]);
+}
+
+/* Split BUF into lines; the last partial line waits in c->line. */
+static void
+log_bytes(struct rpt_collect *c, const char *buf, size_t len)
+{
+	const char *p = buf, *end = buf + len, *nl;
+	size_t take;
+
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		take = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (!c->skipping) {
+			if (c->linelen + take > LIM_RPT_LOG_LINE) {
+				/* Over-long: not a line we could use. */
+				c->skipping = 1;
+				c->linelen = 0;
+			} else {
+				memcpy(c->line + c->linelen, p, take);
+				c->linelen += take;
+			}
+		}
+		if (nl == NULL)
+			break;
+		if (!c->skipping)
+			log_line(c, c->line, c->linelen);
+		c->skipping = 0;
+		c->linelen = 0;
+		p = nl + 1;
+	}
+}
+
+static int
+log_open(struct rpt_collect *c, int resume)
+{
+	long long ino = 0, off = 0;
+	struct stat sb;
+	int fd;
+
+	fd = open(c->log_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		if (!c->log_failed)
+			log_warn("tlsrpt: cannot open %s", c->log_path);
+		c->log_failed = 1;
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	c->log_failed = 0;
+	c->log_fd = fd;
+	c->log_ino = sb.st_ino;
+	c->log_off = 0;
+	if (resume) {
+		/* The position of the last run, if it is this file; a file
+		 * never seen before is followed from its end (its past is
+		 * not ours to count twice). */
+		if (rpt_store_kv_get(c->store, "log.inode", &ino) ==
+			RPT_STORE_OK &&
+		    rpt_store_kv_get(c->store, "log.offset", &off) ==
+			RPT_STORE_OK &&
+		    (ino_t)ino == sb.st_ino && off <= (long long)sb.st_size)
+			c->log_off = (off_t)off;
+		else
+			c->log_off = sb.st_size;
+	}
+	if (lseek(fd, c->log_off, SEEK_SET) < 0)
+		c->log_off = 0;
+	c->linelen = 0;
+	c->skipping = 0;
+	return 0;
+}
+
+/* Read what is new, at most RPT_COLLECT_LOG_READ bytes per tick. */
+static void
+log_poll(struct rpt_collect *c)
+{
+	char buf[65536];
+	size_t total = 0;
+	struct stat sb;
+	off_t start;
+	ssize_t n;
+
+	if (c->log_path == NULL)
+		return;
+	if (c->log_fd < 0 && log_open(c, 0) < 0)
+		return;
+	start = c->log_off;
+	if (fstat(c->log_fd, &sb) == 0 && sb.st_size < c->log_off) {
+		/* Truncated in place (copytruncate): start again. */
+		c->log_off = 0;
+		lseek(c->log_fd, 0, SEEK_SET);
+		c->linelen = 0;
+	}
+	while (total < RPT_COLLECT_LOG_READ) {
+		n = read(c->log_fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		log_bytes(c, buf, (size_t)n);
+		c->log_off += n;
+		total += (size_t)n;
+	}
+	if (total < RPT_COLLECT_LOG_READ &&
+	    (stat(c->log_path, &sb) != 0 || sb.st_ino != c->log_ino)) {
+		/* Rotated: the old file is read to its end; go on with the
+		 * new one from its start. */
+		close(c->log_fd);
+		c->log_fd = -1;
+		if (log_open(c, 0) == 0)
+			start = -1;
+	}
+	if (c->log_fd >= 0 && c->log_off != start) {
+		if (rpt_store_kv_put(c->store, "log.inode",
+				     (long long)c->log_ino) != RPT_STORE_OK ||
+		    rpt_store_kv_put(c->store, "log.offset",
+				     (long long)c->log_off) != RPT_STORE_OK)
+			store_error(c);
+	}
+}
+
+/* --- the tick ---------------------------------------------------------- */
+
+static void
+maintain(struct rpt_collect *c)
+{
+	int n = 0;
+
+	if (rpt_store_close_days(c->store, ev_now(), c->grace, c->delay, &n) !=
+	    RPT_STORE_OK)
+		store_error(c);
+	else if (n > 0)
+		log_info("tlsrpt: closed %d day(s) of counts", n);
+	if (c->dlv != NULL)
+		rpt_deliver_run(c->dlv, ev_now());
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpt_collect *c = arg;
+
+	(void)fd;
+	(void)what;
+	log_poll(c);
+	if (rpt_store_flush(c->store) != RPT_STORE_OK)
+		store_error(c);
+	if (c->ticks++ % RPT_COLLECT_MAINT == 0)
+		maintain(c);
+}
+
+/* --- set-up ------------------------------------------------------------ */
+
+static int
+make_parent(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *p;
+
+	if (strlen(path) >= sizeof(dir))
+		return -1;
+	strcpy(dir, path);
+	if ((p = strrchr(dir, '/')) == NULL || p == dir)
+		return 0;
+	*p = '\0';
+	for (p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int
+bind_dgram(const char *path, unsigned mode, const char *group, char *err,
+	   size_t errsz)
+{
+	struct sockaddr_un sun;
+	struct stat sb;
+	int fd, probe, sz = RCVBUF;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errsz, "%s: socket path too long", path);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	if (make_parent(path) != 0) {
+		snprintf(err, errsz, "%s: cannot create directory: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errsz, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (lstat(path, &sb) == 0) {
+		/* SPEC C1.2: remove a stale socket, never a live one. */
+		if (!S_ISSOCK(sb.st_mode)) {
+			snprintf(err, errsz, "%s: exists and is not a socket",
+				 path);
+			goto fail;
+		}
+		probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 &&
+		    connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(probe);
+			snprintf(err, errsz,
+				 "%s: another process is receiving there",
+				 path);
+			goto fail;
+		}
+		if (probe >= 0)
+			close(probe);
+		if (unlink(path) != 0) {
+			snprintf(err, errsz,
+				 "%s: cannot remove stale socket: %s", path,
+				 strerror(errno));
+			goto fail;
+		}
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* As root SO_RCVBUFFORCE passes net.core.rmem_max; otherwise the
+	 * kernel caps SO_RCVBUF quietly. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (group != NULL && *group != '\0') {
+		struct group *gr = getgrnam(group);
+
+		if (gr == NULL) {
+			snprintf(err, errsz, "%s: unknown group '%s'", path,
+				 group);
+			goto fail_unlink;
+		}
+		if (chown(path, (uid_t)-1, gr->gr_gid) != 0) {
+			snprintf(err, errsz, "%s: chown: %s", path,
+				 strerror(errno));
+			goto fail_unlink;
+		}
+	}
+	if (chmod(path, (mode_t)mode) != 0) {
+		snprintf(err, errsz, "%s: chmod: %s", path, strerror(errno));
+		goto fail_unlink;
+	}
+	return fd;
+fail_unlink:
+	unlink(path);
+fail:
+	close(fd);
+	return -1;
+}
+
+struct rpt_collect *
+rpt_collect_new(struct event_base *base, const struct cfg *cfg,
+		struct cache *cache, struct dns *dns, struct https *https,
+		char *err, size_t errsz)
+{
+	struct rpt_collect *c;
+	struct timeval tv = {RPT_COLLECT_TICK_MS / 1000,
+			     (RPT_COLLECT_TICK_MS % 1000) * 1000};
+	char path[4096];
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	c->base = base;
+	c->cache = cache;
+	c->fd = -1;
+	c->log_fd = -1;
+	c->grace = cfg->tlsrpt_grace;
+	c->delay = cfg->tlsrpt_delay;
+	if (rpt_store_path(cfg->tlsrpt_store, cfg->cache_path, path,
+			   sizeof(path)) != 0) {
+		snprintf(err, errsz, "[tlsrpt] store: path too long");
+		goto fail;
+	}
+	if ((c->store = rpt_store_open(path, err, errsz)) == NULL)
+		goto fail;
+	if ((c->buf = malloc(LIM_DATAGRAM + 1)) == NULL ||
+	    (c->line = malloc(LIM_RPT_LOG_LINE)) == NULL ||
+	    (c->corr = rpt_log_new()) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	if (*cfg->tlsrpt_socket != '\0') {
+		if ((c->sock_path = strdup(cfg->tlsrpt_socket)) == NULL) {
+			snprintf(err, errsz, "out of memory");
+			goto fail;
+		}
+		c->fd = bind_dgram(c->sock_path, cfg->tlsrpt_socket_mode,
+				   cfg->tlsrpt_socket_group, err, errsz);
+		if (c->fd < 0) {
+			free(c->sock_path);
+			c->sock_path = NULL;
+			goto fail;
+		}
+		c->ev_sock =
+		    event_new(base, c->fd, EV_READ | EV_PERSIST, sock_cb, c);
+		if (c->ev_sock == NULL || event_add(c->ev_sock, NULL) != 0) {
+			snprintf(err, errsz, "cannot watch %s", c->sock_path);
+			goto fail;
+		}
+	}
+	if (*cfg->postfix_log != '\0') {
+		if ((c->log_path = strdup(cfg->postfix_log)) == NULL) {
+			snprintf(err, errsz, "out of memory");
+			goto fail;
+		}
+		/* Opened as root: mail logs are rarely world-readable. */
+		log_open(c, 1);
+	}
+	c->dlv = rpt_deliver_new(base, cfg, c->store, dns, https, err, errsz);
+	if (c->dlv == NULL)
+		goto fail;
+	c->ev_tick = event_new(base, -1, EV_PERSIST, tick_cb, c);
+	if (c->ev_tick == NULL || event_add(c->ev_tick, &tv) != 0) {
+		snprintf(err, errsz, "cannot start the tlsrpt timer");
+		goto fail;
+	}
+	return c;
+fail:
+	rpt_collect_free(c);
+	return NULL;
+}
+
+int
+rpt_collect_chown(struct rpt_collect *c, uid_t uid, gid_t gid)
+{
+	return rpt_store_chown(c->store, uid, gid);
+}
+
+void
+rpt_collect_get_stats(const struct rpt_collect *c, struct rpt_collect_stats *st)
+{
+	*st = c->stats;
+}
+
+void
+rpt_collect_free(struct rpt_collect *c)
+{
+	if (c == NULL)
+		return;
+	if (c->ev_sock != NULL)
+		event_free(c->ev_sock);
+	if (c->ev_tick != NULL)
+		event_free(c->ev_tick);
+	if (c->fd >= 0) {
+		/* Whatever is still queued is counted before we go. */
+		sock_cb(c->fd, EV_READ, c);
+		close(c->fd);
+		unlink(c->sock_path);
+	}
+	if (c->log_fd >= 0)
+		close(c->log_fd);
+	rpt_deliver_free(c->dlv);
+	rpt_store_close(c->store);
+	rpt_log_free(c->corr);
+	free(c->sock_path);
+	free(c->log_path);
+	free(c->buf);
+	free(c->line);
+	free(c);
+}

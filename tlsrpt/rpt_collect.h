@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The TLS-RPT collector on the daemon's libevent loop (issue 5, SPEC C1,
+ * C2): three sources, one path into the report store.
+ *
+ *   - the libtlsrpt datagram socket ([tlsrpt] socket): drained in a tight
+ *     loop (recv MSG_DONTWAIT until EAGAIN, MSG_TRUNC to see oversize),
+ *     each datagram parsed by rpt_dgram_parse() and counted;
+ *   - a Postfix 3.7 mail log ([tlsrpt] postfix_log), followed with a poll
+ *     timer, rotation-safe (inode and offset kept in the store across
+ *     restarts), each finished session from rpt_log_feed() counted with
+ *     the policy the daemon itself answered for that domain (the policy
+ *     store: MTA-STS row -> sts, DANE verdict -> tlsa, else
+ *     no-policy-found);
+ *   - rpt_collect_feed(), for the query socket's "report" request.
+ *
+ * Writes are batched (rpt_store: a commit every 1000 datagrams or on the
+ * next tick, RPT_COLLECT_TICK_MS). Malformed, oversized, truncated and
+ * unknown-version datagrams are counted per day in the store ("malformed",
+ * "toobig", "version", "invalid"; "repaired" for repaired UTF-8) and
+ * logged at most once a minute per kind. The same tick closes finished
+ * days and runs the report sender (rpt_deliver).
+ *
+ * Ownership: the collector copies what it needs from CFG; CACHE, DNS and
+ * HTTPS are borrowed and must outlive it (DNS and HTTPS may be NULL).
+ */
+#ifndef TLSRPT_RPT_COLLECT_H
+#define TLSRPT_RPT_COLLECT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct event_base;
+struct cfg;
+struct cache;
+struct dns;
+struct https;
+
+/* The poll and flush tick; the maintenance work runs every
+ * RPT_COLLECT_MAINT ticks (and on the first). */
+#define RPT_COLLECT_TICK_MS 500
+#define RPT_COLLECT_MAINT   20
+/* Bytes of the mail log read per tick at most. */
+#define RPT_COLLECT_LOG_READ (1024 * 1024)
+/* Datagrams received per socket event before the loop runs others. */
+#define RPT_COLLECT_BURST 4096
+
+struct rpt_collect;
+
+/*
+ * Open the report store and, as root before the privilege drop, bind the
+ * datagram socket (stale socket removed, parent directory created, mode
+ * and group applied) and open the mail log. NULL with a reason in ERR.
+ */
+struct rpt_collect *rpt_collect_new(struct event_base *base,
+				    const struct cfg *cfg, struct cache *cache,
+				    struct dns *dns, struct https *https,
+				    char *err, size_t errsz);
+
+/* Give the report store files to UID:GID (before the privilege drop).
+ * 0, or -1 with errno. */
+int rpt_collect_chown(struct rpt_collect *c, uid_t uid, gid_t gid);
+
+/*
+ * Count one datagram-shaped JSON object (LEN bytes) as if it had come in
+ * on the socket. Returns 0, or -1 with the reason in ERR.
+ */
+int rpt_collect_feed(struct rpt_collect *c, const char *buf, size_t len,
+		     char *err, size_t errsz);
+
+/* The same, with the signature srv_set_report() takes. */
+int rpt_collect_feed_cb(void *arg, const char *buf, size_t len, char *err,
+			size_t errsz);
+
+/* Counters since start (for stats and tests). */
+struct rpt_collect_stats {
+	unsigned long long datagrams, counted, malformed, toobig, version,
+	    invalid, repaired, log_lines, log_sessions, store_errors;
+};
+void rpt_collect_get_stats(const struct rpt_collect *c,
+			   struct rpt_collect_stats *st);
+
+/* Commit, close the socket (and remove it), free. NULL does nothing. */
+void rpt_collect_free(struct rpt_collect *c);
+
+#endif /* TLSRPT_RPT_COLLECT_H */

@@ -1,0 +1,716 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The TLS-RPT report sender (see rpt_deliver.h): one job per (day,
+ * domain), a TXT lookup, the report built once, then one send per rua
+ * destination, each recorded in the store before and after it runs.
+ *
+ * Mail goes to [tlsrpt] sendmail on its standard input, a memfd holding
+ * the whole message, so no pipe has to be fed from the loop; the child is
+ * started with posix_spawn() and an argument vector (no shell) and reaped
+ * by a poll timer, killed after RPT_SENDMAIL_SECS.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "resolver/cfg.h"
+#include "resolver/dns.h"
+#include "resolver/https.h"
+#include "tlsrpt/rpt_deliver.h"
+#include "tlsrpt/rpt_record.h"
+#include "tlsrpt/rpt_report.h"
+#include "tlsrpt/rpt_store.h"
+#include "util/ev.h"
+#include "util/log.h"
+
+extern char **environ;
+
+#define EX_TEMPFAIL_CODE 75
+#define REAP_MS		 100
+
+struct job;
+
+/* One destination of a job. */
+struct dest {
+	struct job *job;
+	struct rpt_rua rua;
+	int active;
+	pid_t pid;
+	uint64_t started_ms;
+	struct dns_query *dq;
+	struct https_fetch *hf;
+	char host[LIM_DOMAIN_MAX + 1];
+	char path[LIM_RPT_URI + 1];
+	int port;
+};
+
+struct job {
+	struct rpt_deliver *d;
+	struct job *next;
+	int64_t day;
+	char domain[LIM_DOMAIN_MAX + 1];
+	int force;
+	struct rpt_store_report *rep;
+	struct dns_query *txt;
+	struct rpt_record rec;
+	char report_id[65], uid[40];
+	char *json;
+	size_t jsonlen;
+	unsigned char *gz;
+	size_t gzlen;
+	struct dest dests[LIM_RPT_RUA];
+	size_t ndests, running;
+};
+
+struct rpt_deliver {
+	struct event_base *base;
+	struct rpt_store *store;
+	struct dns *dns;
+	struct https *https;
+	struct job *jobs;
+	size_t njobs;
+	struct event *reap;
+	char *organization, *contact, *submitter, *from, *sendmail;
+};
+
+static void job_finish(struct job *j);
+
+static const char *
+or_empty(const char *s)
+{
+	return s ? s : "";
+}
+
+/* RFC 8460 §5.5: exponential backoff between tries. */
+static int64_t
+backoff(int tries)
+{
+	int64_t t = RPT_RETRY_FIRST;
+
+	while (--tries > 0 && t < RPT_RETRY_MAX)
+		t *= 2;
+	return t > RPT_RETRY_MAX ? RPT_RETRY_MAX : t;
+}
+
+/* Record the outcome of one send: 0 sent, 1 retry, 2 give up. */
+static void
+dest_done(struct dest *ds, int outcome, const char *why)
+{
+	struct job *j = ds->job;
+	struct rpt_deliver *d = j->d;
+	struct rpt_delivery dv;
+	time_t now = ev_now();
+	char buf[256];
+
+	ds->active = 0;
+	j->running--;
+	if (rpt_store_delivery_get(d->store, j->day, j->domain, ds->rua.uri,
+				   &dv) != RPT_STORE_OK) {
+		memset(&dv, 0, sizeof(dv));
+		dv.day = j->day;
+		snprintf(dv.domain, sizeof(dv.domain), "%s", j->domain);
+		snprintf(dv.dest, sizeof(dv.dest), "%s", ds->rua.uri);
+		snprintf(dv.report_id, sizeof(dv.report_id), "%s",
+			 j->report_id);
+		dv.first_try = now;
+		dv.tries = 1;
+	}
+	log_sanitize(why, strlen(why), buf, sizeof(buf));
+	snprintf(dv.last_error, sizeof(dv.last_error), "%s", buf);
+	if (outcome == 0) {
+		dv.status = RPT_DLV_SENT;
+		dv.next_try = 0;
+		log_info("tlsrpt: report %s for %s sent to %s", j->report_id,
+			 j->domain, ds->rua.uri);
+	} else if (outcome == 2 ||
+		   (int64_t)now - dv.first_try >= RPT_RETRY_WINDOW) {
+		dv.status = RPT_DLV_GIVENUP;
+		log_warnx("tlsrpt: report %s for %s to %s: %s; given up",
+			  j->report_id, j->domain, ds->rua.uri, buf);
+	} else {
+		dv.status = RPT_DLV_FAILED;
+		log_warnx("tlsrpt: report %s for %s to %s: %s; retry at "
+			  "+%llds",
+			  j->report_id, j->domain, ds->rua.uri, buf,
+			  (long long)(dv.next_try - now));
+	}
+	if (rpt_store_delivery_put(d->store, &dv) != RPT_STORE_OK)
+		log_warnx("tlsrpt: %s", rpt_store_errmsg(d->store));
+	if (j->running == 0 && j->txt == NULL)
+		job_finish(j);
+}
+
+/* --- mailto: ------------------------------------------------------------ */
+
+static int
+start_mail(struct dest *ds)
+{
+	struct job *j = ds->job;
+	struct rpt_deliver *d = j->d;
+	posix_spawn_file_actions_t fa;
+	char *mail, err[256];
+	size_t len;
+	char *argv[7];
+	int fd, rc;
+
+	mail = rpt_report_mail(
+	    &(struct rpt_report_in){d->organization, d->contact, j->report_id,
+				    d->submitter, j->domain, j->day,
+				    j->rep->policies, j->rep->npolicies},
+	    j->uid, d->from, ds->rua.addr, ev_now(), j->gz, j->gzlen, &len, err,
+	    sizeof(err));
+	if (mail == NULL) {
+		dest_done(ds, 2, err);
+		return -1;
+	}
+	fd = memfd_create("tlsrpt-mail", MFD_CLOEXEC);
+	if (fd < 0 || write(fd, mail, len) != (ssize_t)len ||
+	    lseek(fd, 0, SEEK_SET) != 0) {
+		free(mail);
+		if (fd >= 0)
+			close(fd);
+		dest_done(ds, 1, "cannot buffer the mail");
+		return -1;
+	}
+	free(mail);
+	/* No shell: "sendmail -i -f FROM -- RCPT". */
+	argv[0] = d->sendmail;
+	argv[1] = "-i";
+	argv[2] = "-f";
+	argv[3] = d->from;
+	argv[4] = "--";
+	argv[5] = ds->rua.addr;
+	argv[6] = NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fd, 0);
+	rc = posix_spawn(&ds->pid, d->sendmail, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fd);
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "cannot run %s: %s", d->sendmail,
+			 strerror(rc));
+		ds->pid = 0;
+		dest_done(ds, 1, err);
+		return -1;
+	}
+	ds->started_ms = ev_mono_ms();
+	if (!evtimer_pending(d->reap, NULL)) {
+		struct timeval tv = {0, REAP_MS * 1000};
+
+		evtimer_add(d->reap, &tv);
+	}
+	return 0;
+}
+
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpt_deliver *d = arg;
+	struct job *j, *next;
+	struct timeval tv = {0, REAP_MS * 1000};
+	char why[64];
+	size_t i;
+	int st, left = 0;
+	pid_t r;
+
+	(void)fd;
+	(void)what;
+	for (j = d->jobs; j != NULL; j = next) {
+		next = j->next;
+		for (i = 0; i < j->ndests; i++) {
+			struct dest *ds = &j->dests[i];
+
+			if (!ds->active || ds->pid <= 0)
+				continue;
+			r = waitpid(ds->pid, &st, WNOHANG);
+			if (r == 0) {
+				if (ev_mono_ms() - ds->started_ms >
+				    RPT_SENDMAIL_SECS * 1000ULL) {
+					kill(ds->pid, SIGKILL);
+					waitpid(ds->pid, &st, 0);
+					ds->pid = 0;
+					dest_done(ds, 1, "sendmail timed out");
+					/* J may be gone now. */
+					break;
+				}
+				left++;
+				continue;
+			}
+			ds->pid = 0;
+			if (r < 0)
+				snprintf(why, sizeof(why), "lost sendmail");
+			else if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+				snprintf(why, sizeof(why), "sent");
+			else if (WIFEXITED(st))
+				snprintf(why, sizeof(why), "sendmail exit %d%s",
+					 WEXITSTATUS(st),
+					 WEXITSTATUS(st) == EX_TEMPFAIL_CODE
+					     ? " (EX_TEMPFAIL)"
+					     : "");
+			else
+				snprintf(why, sizeof(why),
+					 "sendmail killed by signal %d",
+					 WTERMSIG(st));
+			/* Exit 0 = submitted; everything else is a local
+			 * problem worth another try (75 = EX_TEMPFAIL). */
+			dest_done(ds,
+				  r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0
+				      ? 0
+				      : 1,
+				  why);
+			break; /* J may be gone now. */
+		}
+	}
+	for (j = d->jobs; j != NULL; j = j->next)
+		for (i = 0; i < j->ndests; i++)
+			if (j->dests[i].active && j->dests[i].pid > 0)
+				left++;
+	if (left > 0)
+		evtimer_add(d->reap, &tv);
+}
+
+/* --- https: ------------------------------------------------------------- */
+
+static void
+post_cb(struct https_result *res, void *arg)
+{
+	struct dest *ds = arg;
+	char why[200];
+
+	ds->hf = NULL;
+	if (res->err == HTTPS_OK) {
+		snprintf(why, sizeof(why), "status %ld", res->status);
+		dest_done(ds, 0, why);
+		return;
+	}
+	snprintf(why, sizeof(why), "%s: %s", https_strerror(res->err),
+		 res->reason);
+	/* RFC 8460 §5.4 and our rule: 429 and 5xx are worth another try,
+	 * other 4xx are the receiver's final word. */
+	if (res->err == HTTPS_ERR_STATUS && res->status >= 400 &&
+	    res->status < 500 && res->status != 429)
+		dest_done(ds, 2, why);
+	else
+		dest_done(ds, 1, why);
+}
+
+static void
+addr_cb(const struct dns_result *res, void *arg)
+{
+	struct dest *ds = arg;
+	struct job *j = ds->job;
+	const char *addrs[HTTPS_MAX_ADDRS];
+	size_t i, n = 0;
+	char why[320];
+
+	ds->dq = NULL;
+	if (res->outcome != DNS_DATA || res->security == DNS_BOGUS) {
+		snprintf(why, sizeof(why), "%s A: %s", ds->host,
+			 dns_outcome_name(res->outcome));
+		dest_done(ds, 1, why);
+		return;
+	}
+	for (i = 0; i < res->nrr && n < HTTPS_MAX_ADDRS; i++)
+		if (res->rr[i].type == DNS_T_A)
+			addrs[n++] = res->rr[i].u.addr;
+	if (n == 0) {
+		dest_done(ds, 1, "no address");
+		return;
+	}
+	ds->hf = https_post(j->d->https, ds->host, addrs, n, ds->port, ds->path,
+			    "application/tlsrpt+gzip", j->gz, j->gzlen, NULL,
+			    post_cb, ds);
+	if (ds->hf == NULL)
+		dest_done(ds, 1, "cannot start the upload");
+}
+
+/* Split "https://host[:port]/path" (rpt_record checked the form). */
+static int
+split_https(struct dest *ds)
+{
+	const char *p = ds->rua.uri + 8, *slash, *colon;
+	size_t hl;
+
+	slash = strchr(p, '/');
+	if (slash == NULL)
+		slash = p + strlen(p);
+	colon = memchr(p, ':', (size_t)(slash - p));
+	hl = (size_t)((colon ? colon : slash) - p);
+	if (hl == 0 || hl > LIM_DOMAIN_MAX)
+		return -1;
+	memcpy(ds->host, p, hl);
+	ds->host[hl] = '\0';
+	ds->port = colon ? atoi(colon + 1) : 443;
+	if (ds->port <= 0 || ds->port > 65535)
+		return -1;
+	snprintf(ds->path, sizeof(ds->path), "%s", *slash ? slash : "/");
+	return 0;
+}
+
+static void
+start_https(struct dest *ds)
+{
+	struct rpt_deliver *d = ds->job->d;
+
+	if (split_https(ds) < 0) {
+		dest_done(ds, 2, "bad https URI");
+		return;
+	}
+	if (d->https == NULL || d->dns == NULL) {
+		dest_done(ds, 1, "no HTTPS client ([sts] enabled = no)");
+		return;
+	}
+	ds->dq = dns_query(d->dns, ds->host, DNS_T_A, addr_cb, ds);
+	if (ds->dq == NULL)
+		dest_done(ds, 1, "cannot start the address lookup");
+}
+
+/* --- jobs ---------------------------------------------------------------- */
+
+static void
+job_free(struct job *j)
+{
+	size_t i;
+
+	if (j->txt != NULL)
+		dns_cancel(j->txt);
+	for (i = 0; i < j->ndests; i++) {
+		struct dest *ds = &j->dests[i];
+
+		if (ds->dq != NULL)
+			dns_cancel(ds->dq);
+		if (ds->hf != NULL)
+			https_cancel(ds->hf);
+		/* A running sendmail is left to finish: its result is
+		 * lost and the next start sends once more (same id). */
+	}
+	rpt_store_report_free(j->rep);
+	free(j->json);
+	free(j->gz);
+	free(j);
+}
+
+/* Unlink J, update the domain's state and free it. */
+static void
+job_finish(struct job *j)
+{
+	struct rpt_deliver *d = j->d;
+	struct rpt_delivery dv;
+	struct job **pp;
+	int64_t next = 0;
+	size_t i, open = 0;
+
+	for (pp = &d->jobs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			d->njobs--;
+			break;
+		}
+	for (i = 0; i < j->ndests; i++) {
+		if (rpt_store_delivery_get(d->store, j->day, j->domain,
+					   j->dests[i].rua.uri,
+					   &dv) != RPT_STORE_OK ||
+		    dv.status == RPT_DLV_PENDING ||
+		    dv.status == RPT_DLV_FAILED) {
+			open++;
+			if (dv.next_try > 0 &&
+			    (next == 0 || dv.next_try < next))
+				next = dv.next_try;
+		}
+	}
+	if (j->ndests > 0) {
+		if (open == 0)
+			rpt_store_set_state(d->store, j->day, j->domain,
+					    RPT_DOM_DONE, -1);
+		else
+			rpt_store_set_state(
+			    d->store, j->day, j->domain, RPT_DOM_DUE,
+			    next ? next : (int64_t)ev_now() + RPT_RETRY_FIRST);
+	}
+	job_free(j);
+}
+
+/* The record is known: build the report and start every destination. */
+static void
+job_send(struct job *j)
+{
+	struct rpt_deliver *d = j->d;
+	struct rpt_delivery dv;
+	char err[256];
+	time_t now = ev_now();
+	size_t i;
+
+	j->json = rpt_report_json(
+	    &(struct rpt_report_in){d->organization, d->contact, j->report_id,
+				    d->submitter, j->domain, j->day,
+				    j->rep->policies, j->rep->npolicies},
+	    &j->jsonlen, err, sizeof(err));
+	if (j->json == NULL ||
+	    rpt_gzip(j->json, j->jsonlen, &j->gz, &j->gzlen) != 0) {
+		log_warnx("tlsrpt: report for %s: %s", j->domain,
+			  j->json ? "gzip failed" : err);
+		rpt_store_set_state(d->store, j->day, j->domain, RPT_DOM_DUE,
+				    (int64_t)now + RPT_RETRY_MAX);
+		job_finish(j);
+		return;
+	}
+	for (i = 0; i < j->rec.nrua; i++) {
+		struct dest *ds = &j->dests[j->ndests];
+
+		memset(ds, 0, sizeof(*ds));
+		ds->job = j;
+		ds->rua = j->rec.rua[i];
+		if (ds->rua.scheme == RPT_RUA_MAILTO &&
+		    !rpt_mail_addr_valid(ds->rua.addr))
+			continue; /* never into a header unchecked */
+		j->ndests++;
+		if (rpt_store_delivery_get(d->store, j->day, j->domain,
+					   ds->rua.uri, &dv) == RPT_STORE_OK) {
+			if (dv.status == RPT_DLV_SENT ||
+			    dv.status == RPT_DLV_GIVENUP)
+				continue;
+			if (!j->force && dv.next_try > (int64_t)now)
+				continue;
+		} else {
+			memset(&dv, 0, sizeof(dv));
+			dv.day = j->day;
+			snprintf(dv.domain, sizeof(dv.domain), "%s", j->domain);
+			snprintf(dv.dest, sizeof(dv.dest), "%s", ds->rua.uri);
+			dv.status = RPT_DLV_PENDING;
+			dv.first_try = now;
+		}
+		/* Written before the try: a crash resends once, with the
+		 * same report-id, never more often than the backoff. */
+		snprintf(dv.report_id, sizeof(dv.report_id), "%s",
+			 j->report_id);
+		dv.tries++;
+		dv.next_try = (int64_t)now + backoff(dv.tries);
+		if (rpt_store_delivery_put(d->store, &dv) != RPT_STORE_OK) {
+			log_warnx("tlsrpt: %s", rpt_store_errmsg(d->store));
+			continue;
+		}
+		ds->active = 1;
+		j->running++;
+	}
+	/* Start only after every row is written, so a destination that
+	 * fails at once cannot finish the job early. */
+	j->running++;
+	for (i = 0; i < j->ndests; i++) {
+		if (!j->dests[i].active)
+			continue;
+		if (j->dests[i].rua.scheme == RPT_RUA_MAILTO)
+			start_mail(&j->dests[i]);
+		else
+			start_https(&j->dests[i]);
+	}
+	if (--j->running == 0)
+		job_finish(j);
+}
+
+static void
+txt_cb(const struct dns_result *res, void *arg)
+{
+	struct job *j = arg;
+	const char *txts[LIM_RPT_TXT_RECORDS];
+	size_t lens[LIM_RPT_TXT_RECORDS], i, n = 0;
+	enum rpt_record_status rs;
+	char err[256];
+
+	j->txt = NULL;
+	if (res->outcome == DNS_DATA && res->security != DNS_BOGUS) {
+		for (i = 0; i < res->nrr && n < LIM_RPT_TXT_RECORDS; i++)
+			if (res->rr[i].type == DNS_T_TXT) {
+				txts[n] = res->rr[i].u.txt.text;
+				lens[n++] = res->rr[i].u.txt.len;
+			}
+		rs =
+		    rpt_record_select(txts, lens, n, &j->rec, err, sizeof(err));
+	} else if ((res->outcome == DNS_NODATA ||
+		    res->outcome == DNS_NXDOMAIN) &&
+		   res->security != DNS_BOGUS) {
+		rs = RPT_RECORD_NONE;
+		snprintf(err, sizeof(err), "no _smtp._tls record");
+	} else if (j->rep->record != NULL) {
+		/* A temporary failure: the record the datagrams saw. */
+		rs = rpt_record_parse(j->rep->record, strlen(j->rep->record),
+				      &j->rec, err, sizeof(err));
+	} else {
+		log_warnx("tlsrpt: _smtp._tls.%s: %s; will try again",
+			  j->domain, dns_outcome_name(res->outcome));
+		rpt_store_set_state(j->d->store, j->day, j->domain, RPT_DOM_DUE,
+				    (int64_t)ev_now() + RPT_RETRY_FIRST);
+		job_finish(j);
+		return;
+	}
+	if (rs != RPT_RECORD_OK) {
+		/* RFC 8460 §3: not exactly one valid record, no TLSRPT. */
+		log_info("tlsrpt: %s: %s (%s): no report sent", j->domain,
+			 rpt_record_strerror(rs), err);
+		rpt_store_set_state(j->d->store, j->day, j->domain,
+				    RPT_DOM_NORECORD, -1);
+		job_finish(j);
+		return;
+	}
+	job_send(j);
+}
+
+/* A job for (DAY, DOMAIN) unless one runs already. */
+static int
+job_start(struct rpt_deliver *d, int64_t day, const char *domain, int force)
+{
+	struct job *j;
+	char name[LIM_DOMAIN_MAX + 16];
+	enum rpt_store_err e;
+
+	for (j = d->jobs; j != NULL; j = j->next)
+		if (j->day == day && strcmp(j->domain, domain) == 0)
+			return 0;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -1;
+	j->d = d;
+	j->day = day;
+	j->force = force;
+	snprintf(j->domain, sizeof(j->domain), "%s", domain);
+	rpt_report_id(day, domain, j->report_id, sizeof(j->report_id), j->uid,
+		      sizeof(j->uid));
+	e = rpt_store_report(d->store, day, domain, &j->rep);
+	if (e != RPT_STORE_OK) {
+		if (e == RPT_STORE_NOTFOUND)
+			rpt_store_set_state(d->store, day, domain, RPT_DOM_DONE,
+					    -1);
+		free(j);
+		return e == RPT_STORE_NOTFOUND ? -1 : -1;
+	}
+	j->next = d->jobs;
+	d->jobs = j;
+	d->njobs++;
+	if (d->dns == NULL) {
+		/* No resolver: the captured record is all we have. */
+		struct dns_result res;
+
+		memset(&res, 0, sizeof(res));
+		res.outcome = DNS_ERROR;
+		txt_cb(&res, j);
+		return 0;
+	}
+	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+	j->txt = dns_query(d->dns, name, DNS_T_TXT, txt_cb, j);
+	if (j->txt == NULL) {
+		struct dns_result res;
+
+		memset(&res, 0, sizeof(res));
+		res.outcome = DNS_ERROR;
+		txt_cb(&res, j);
+	}
+	return 0;
+}
+
+struct due_list {
+	int64_t day[RPT_DELIVER_ACTIVE];
+	char domain[RPT_DELIVER_ACTIVE][LIM_DOMAIN_MAX + 1];
+	size_t n;
+};
+
+static int
+due_cb(int64_t day, const char *domain, void *arg)
+{
+	struct due_list *l = arg;
+
+	if (l->n >= RPT_DELIVER_ACTIVE)
+		return 1;
+	l->day[l->n] = day;
+	snprintf(l->domain[l->n], sizeof(l->domain[0]), "%s", domain);
+	l->n++;
+	return 0;
+}
+
+void
+rpt_deliver_run(struct rpt_deliver *d, time_t now)
+{
+	struct due_list l;
+	size_t i;
+
+	if (d->njobs >= RPT_DELIVER_ACTIVE)
+		return;
+	l.n = 0;
+	if (rpt_store_due(d->store, now, RPT_DELIVER_ACTIVE - d->njobs, due_cb,
+			  &l) != RPT_STORE_OK) {
+		log_warnx("tlsrpt: %s", rpt_store_errmsg(d->store));
+		return;
+	}
+	for (i = 0; i < l.n; i++)
+		job_start(d, l.day[i], l.domain[i], 0);
+}
+
+int
+rpt_deliver_now(struct rpt_deliver *d, int64_t day, const char *domain)
+{
+	return job_start(d, day, domain, 1);
+}
+
+size_t
+rpt_deliver_active(const struct rpt_deliver *d)
+{
+	return d->njobs;
+}
+
+struct rpt_deliver *
+rpt_deliver_new(struct event_base *base, const struct cfg *cfg,
+		struct rpt_store *store, struct dns *dns, struct https *https,
+		char *err, size_t errsz)
+{
+	struct rpt_deliver *d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		goto nomem;
+	d->base = base;
+	d->store = store;
+	d->dns = dns;
+	d->https = https;
+	d->organization = strdup(or_empty(cfg->organization));
+	d->contact = strdup(or_empty(cfg->contact));
+	d->submitter = strdup(or_empty(cfg->submitter));
+	d->from = strdup(or_empty(cfg->from));
+	d->sendmail = strdup(or_empty(cfg->sendmail));
+	d->reap = evtimer_new(base, reap_cb, d);
+	if (d->organization == NULL || d->contact == NULL ||
+	    d->submitter == NULL || d->from == NULL || d->sendmail == NULL ||
+	    d->reap == NULL)
+		goto nomem;
+	return d;
+nomem:
+	snprintf(err, errsz, "out of memory");
+	rpt_deliver_free(d);
+	return NULL;
+}
+
+void
+rpt_deliver_free(struct rpt_deliver *d)
+{
+	struct job *j;
+
+	if (d == NULL)
+		return;
+	while ((j = d->jobs) != NULL) {
+		d->jobs = j->next;
+		job_free(j);
+	}
+	if (d->reap != NULL)
+		event_free(d->reap);
+	free(d->organization);
+	free(d->contact);
+	free(d->submitter);
+	free(d->from);
+	free(d->sendmail);
+	free(d);
+}

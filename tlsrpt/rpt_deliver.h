@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The TLS-RPT report sender (RFC 8460 §3, §5; SPEC C3): for each closed
+ * (day, domain) of the report store, look up _smtp._tls.<domain> TXT
+ * through the dns_ module and select exactly one valid record
+ * (rpt_record_select; on a temporary DNS failure the record captured from
+ * the datagrams is used; nothing is sent without a valid record), build the
+ * report (rpt_report), and deliver it to every rua:
+ *
+ *   mailto:  rpt_report_mail() piped into [tlsrpt] sendmail run with an
+ *            argument vector (fork + exec, no shell):
+ *            "sendmail -i -f FROM -- RCPT"; a timeout; exit 0 = sent,
+ *            EX_TEMPFAIL (75) and a timeout = retry, anything else = retry
+ *            too (a local problem, not the receiver's answer);
+ *   https:   POST of the gzip with Content-Type application/tlsrpt+gzip
+ *            through https_post() (TLS verified, no redirects): 2xx =
+ *            sent, 429 / 5xx / network = retry, other 4xx = give up.
+ *
+ * The delivery state is in the store: before a try, tries and next_try
+ * are written (so a crash resends at most once, with the same report-id);
+ * status sent only after the send succeeded. Retries back off
+ * exponentially (RPT_RETRY_FIRST doubling up to RPT_RETRY_MAX) until
+ * RPT_RETRY_WINDOW after the first try (RFC 8460 §5.5), then given-up.
+ *
+ * Ownership: settings are copied from CFG; STORE, DNS and HTTPS are
+ * borrowed (DNS NULL: the captured record is used; HTTPS NULL: https:
+ * destinations wait).
+ */
+#ifndef TLSRPT_RPT_DELIVER_H
+#define TLSRPT_RPT_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct event_base;
+struct cfg;
+struct dns;
+struct https;
+struct rpt_store;
+
+#define RPT_RETRY_FIRST	  300
+#define RPT_RETRY_MAX	  7200
+#define RPT_RETRY_WINDOW  86400
+#define RPT_SENDMAIL_SECS 60
+/* (day, domain) pairs worked on at once. */
+#define RPT_DELIVER_ACTIVE 32
+
+struct rpt_deliver;
+
+struct rpt_deliver *rpt_deliver_new(struct event_base *base,
+				    const struct cfg *cfg,
+				    struct rpt_store *store, struct dns *dns,
+				    struct https *https, char *err,
+				    size_t errsz);
+
+/* Start work on every due (day, domain), up to RPT_DELIVER_ACTIVE at
+ * once; results arrive later on the loop. */
+void rpt_deliver_run(struct rpt_deliver *d, time_t now);
+
+/*
+ * Start sending (DAY, DOMAIN) now whatever its state and the retry times
+ * (tlspolicy report send); destinations already sent are skipped. 0, or
+ * -1 when nothing was counted for it.
+ */
+int rpt_deliver_now(struct rpt_deliver *d, int64_t day, const char *domain);
+
+/* (day, domain) pairs still being worked on. */
+size_t rpt_deliver_active(const struct rpt_deliver *d);
+
+/* Cancel everything (state stays in the store) and free. */
+void rpt_deliver_free(struct rpt_deliver *d);
+
+#endif /* TLSRPT_RPT_DELIVER_H */
