@@ -51,6 +51,8 @@
 #define POL_REFRESH_TICK  5
 #define POL_REFRESH_BATCH 256
 #define POL_REFRESH_MAX	  8
+/* Resolutions running at once; the rest wait in order. */
+#define POL_ACTIVE_MAX 32
 
 struct pol_res;
 
@@ -68,11 +70,15 @@ struct pol_res {
 	struct pol_res *next; /* hash chain */
 	struct pol *pol;
 	char domain[LIM_DOMAIN_MAX + 1];
-	struct dane_job *dane; /* running DANE classification */
-	struct sts_job *sts;   /* running MTA-STS discovery and fetch */
-	int dane_failed;       /* the DANE lookup failed (D6) */
-	int dane_decisive;     /* DANE decided: MTA-STS is not waited for */
-	int refresh;	       /* started by the proactive refresh */
+	struct dane_job *dane;	 /* running DANE classification */
+	struct sts_job *sts;	 /* running MTA-STS discovery and fetch */
+	int dane_failed;	 /* the DANE lookup failed (D6) */
+	int dane_decisive;	 /* DANE decided: MTA-STS is not waited for */
+	int refresh;		 /* started by the proactive refresh */
+	int active;		 /* counted in pol.nactive */
+	int queued;		 /* waits for a free slot in pol.queue */
+	int need_dane, need_sts; /* what to start when it leaves the queue */
+	struct pol_res *qnext;
 	struct pol_req *waiters;
 };
 
@@ -98,6 +104,11 @@ struct pol {
 	unsigned nrefresh;
 	struct pol_res *res[POL_RES_BUCKETS];
 	unsigned nres;
+	/* Resolutions running, and those waiting for one to finish: a burst
+	 * of cold domains must not flood the resolver (each validating
+	 * lookup brings its own DS/DNSKEY queries). */
+	unsigned nactive;
+	struct pol_res *qhead, **qtail;
 	/* Scratch space behind the borrowed pointers of the last answer. */
 	char domain[LIM_DOMAIN_MAX + 1];
 	char data[POL_MATCH_MAX];
@@ -434,6 +445,10 @@ verdict_ttl(uint32_t ttl)
  * first, and MTA-STS only when DANE leaves the decision to it (a verdict
  * of "none"). Frees the resolution when no job is left running.
  */
+static void res_dequeue(struct pol *p);
+static int res_start(struct pol *p, struct pol_res *r, int need_dane,
+		     int need_sts, const struct cache_entry *e);
+
 static void
 res_settle(struct pol *p, struct pol_res *r)
 {
@@ -449,8 +464,11 @@ res_settle(struct pol *p, struct pol_res *r)
 	if (r->dane == NULL && r->sts == NULL) {
 		if (r->refresh)
 			p->nrefresh--;
+		if (r->active)
+			p->nactive--;
 		res_unlink(p, r);
 		free(r);
+		res_dequeue(p);
 	}
 }
 
@@ -588,6 +606,63 @@ res_start(struct pol *p, struct pol_res *r, int need_dane, int need_sts,
 }
 
 /*
+ * Start R now, or queue it behind the POL_ACTIVE_MAX running ones.
+ * Returns -1 when nothing could be started.
+ */
+static int
+res_launch(struct pol *p, struct pol_res *r, int need_dane, int need_sts,
+	   const struct cache_entry *e)
+{
+	if (p->nactive >= POL_ACTIVE_MAX) {
+		r->queued = 1;
+		r->need_dane = need_dane;
+		r->need_sts = need_sts;
+		if (p->qhead == NULL)
+			p->qtail = &p->qhead;
+		*p->qtail = r;
+		p->qtail = &r->qnext;
+		return 0;
+	}
+	if (res_start(p, r, need_dane, need_sts, e) != 0)
+		return -1;
+	r->active = 1;
+	p->nactive++;
+	return 0;
+}
+
+/* Start queued resolutions while there is room. One that cannot start
+ * answers its clients from the store. */
+static void
+res_dequeue(struct pol *p)
+{
+	while (p->qhead != NULL && p->nactive < POL_ACTIVE_MAX) {
+		const struct cache_entry *e = NULL;
+		struct pol_res *r = p->qhead;
+		struct pol_req *q;
+
+		if ((p->qhead = r->qnext) == NULL)
+			p->qtail = &p->qhead;
+		r->qnext = NULL;
+		r->queued = 0;
+		if (cache_lookup(p->cache, r->domain, &e) == CACHE_OK &&
+		    res_start(p, r, r->need_dane, r->need_sts, e) == 0) {
+			r->active = 1;
+			p->nactive++;
+			continue;
+		}
+		while ((q = r->waiters) != NULL) {
+			r->waiters = q->next;
+			req_answer(p, q, 0, 0);
+			req_free(q);
+		}
+		if (r->refresh)
+			p->nrefresh--;
+		res_unlink(p, r);
+		free(r);
+	}
+}
+
+/*
  * Join or start the resolution of P->domain for a client. Returns the
  * waiting request, or NULL when none could be started (then the caller
  * answers from what is stored).
@@ -613,7 +688,7 @@ res_join(struct pol *p, pol_cb *cb, void *arg, int need_dane, int need_sts,
 			return NULL;
 		snprintf(r->domain, sizeof(r->domain), "%s", p->domain);
 		r->pol = p;
-		if (res_start(p, r, need_dane, need_sts, e) != 0) {
+		if (res_launch(p, r, need_dane, need_sts, e) != 0) {
 			free(r);
 			return NULL;
 		}
@@ -621,6 +696,9 @@ res_join(struct pol *p, pol_cb *cb, void *arg, int need_dane, int need_sts,
 		r->next = p->res[h];
 		p->res[h] = r;
 		p->nres++;
+	} else if (r->queued) {
+		r->need_dane |= need_dane;
+		r->need_sts |= need_sts;
 	} else if (r->dane == NULL && r->sts == NULL)
 		return NULL;
 	if ((q = calloc(1, sizeof(*q))) == NULL)
@@ -671,7 +749,7 @@ refresh_one(struct pol *p, const char *domain)
 	snprintf(r->domain, sizeof(r->domain), "%s", domain);
 	r->pol = p;
 	r->refresh = 1;
-	if (res_start(p, r, 0, 1, e) != 0) {
+	if (res_launch(p, r, 0, 1, e) != 0) {
 		free(r);
 		return;
 	}
