@@ -208,7 +208,7 @@ static const struct cfg_opt cfg_opts[] = {
 	  "most policies kept in memory" },
 	{ "cache", "refresh", CFG_T_INT, "86400", 3600, 604800,
 	  CFG_LONG(refresh), NULL, NULL,
-	  "seconds between proactive MTA-STS refreshes" },
+	  "age at which a cached MTA-STS policy is fetched again" },
 	/* [tlsrpt] */
 	{ "tlsrpt", "enabled", CFG_T_BOOL, "no", 0, 0,
 	  CFG_INT(tlsrpt_enabled), NULL, NULL,
