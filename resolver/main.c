@@ -35,6 +35,7 @@
 #include "tlsrpt/rpt_collect.h"
 #include "util/ev.h"
 #include "util/log.h"
+#include "util/sock.h"
 
 /* How often the trust anchor self-test is retried while DNS is silent. */
 #define SELFTEST_RETRY_S 60
@@ -90,29 +91,6 @@ load_config(const char *explicit_path, const char **used, char *err,
 	}
 	*used = NULL;
 	return cfg_load(NULL, err, errsz);
-}
-
-/* mkdir -p DIR's components, mode 0755 (the last one MODE). */
-static int
-mkdirs(const char *path, mode_t mode)
-{
-	char buf[4096];
-	char *p;
-
-	if (strlen(path) >= sizeof(buf))
-		return -1;
-	strcpy(buf, path);
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
 }
 
 /* The directory part of PATH in BUF, or "." */
@@ -456,8 +434,8 @@ main(int argc, char **argv)
 
 	pw = find_user(d.cfg->user);
 	d.base = ev_base_new();
-	if (mkdirs(dirname_of(d.cfg->cache_path, dbuf, sizeof(dbuf)), 0750) !=
-	    0)
+	if (sock_mkdirs(dirname_of(d.cfg->cache_path, dbuf, sizeof(dbuf)),
+			0750) != 0)
 		log_fatal("cannot create the store directory %s", dbuf);
 	d.cache = cache_open(d.cfg->cache_path, d.cfg->memory_entries, err,
 			     sizeof(err));

@@ -39,6 +39,7 @@
 #include "util/ev.h"
 #include "util/limits.h"
 #include "util/log.h"
+#include "util/sock.h"
 
 enum srv_proto { PROTO_SMAP, PROTO_QRY };
 
@@ -160,116 +161,6 @@ warn_allowed(struct srv *s)
 
 /* --- listeners --------------------------------------------------------- */
 
-/* mkdir -p for the parent directory of PATH. */
-static int
-make_parent(const char *path)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *p;
-
-	if (strlen(path) >= sizeof(dir))
-		return -1;
-	strcpy(dir, path);
-	if ((p = strrchr(dir, '/')) == NULL || p == dir)
-		return 0;
-	*p = '\0';
-	for (p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
-static int
-bind_unix(const char *path, unsigned mode, const char *group, char *err,
-	  size_t errsz)
-{
-	struct sockaddr_un sun;
-	struct stat sb;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errsz, "%s: socket path too long", path);
-		return -1;
-	}
-	strcpy(sun.sun_path, path);
-	if (make_parent(path) != 0) {
-		snprintf(err, errsz, "%s: cannot create directory: %s", path,
-			 strerror(errno));
-		return -1;
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			 0)) < 0) {
-		snprintf(err, errsz, "socket: %s", strerror(errno));
-		return -1;
-	}
-	if (lstat(path, &sb) == 0) {
-		/* A live socket belongs to another daemon: never steal it.
-		 * A dead one is stale from an earlier run: remove it. */
-		int probe;
-
-		if (!S_ISSOCK(sb.st_mode)) {
-			snprintf(err, errsz, "%s: exists and is not a socket",
-				 path);
-			goto fail;
-		}
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 &&
-		    connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(probe);
-			snprintf(err, errsz,
-				 "%s: another process is listening there",
-				 path);
-			goto fail;
-		}
-		if (probe >= 0)
-			close(probe);
-		if (unlink(path) != 0) {
-			snprintf(err, errsz,
-				 "%s: cannot remove stale socket: %s", path,
-				 strerror(errno));
-			goto fail;
-		}
-	}
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    listen(fd, 1024) != 0) {
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (group != NULL && *group != '\0') {
-		struct group *gr = getgrnam(group);
-
-		if (gr == NULL) {
-			snprintf(err, errsz, "%s: unknown group '%s'", path,
-				 group);
-			goto fail_unlink;
-		}
-		if (chown(path, (uid_t)-1, gr->gr_gid) != 0) {
-			snprintf(err, errsz, "%s: chown: %s", path,
-				 strerror(errno));
-			goto fail_unlink;
-		}
-	}
-	if (chmod(path, (mode_t)mode) != 0) {
-		snprintf(err, errsz, "%s: chmod: %s", path, strerror(errno));
-		goto fail_unlink;
-	}
-	return fd;
-fail_unlink:
-	unlink(path);
-fail:
-	close(fd);
-	return -1;
-}
-
 /* "inet:127.0.0.1:8461" or "inet:[::1]:8461" (cfg checked the form). */
 static int
 bind_inet(const char *spec, char *err, size_t errsz)
@@ -342,7 +233,8 @@ add_listener(struct srv *s, enum srv_proto proto, const char *spec, size_t len,
 	memcpy(buf, spec, len);
 	buf[len] = '\0';
 	if (strncmp(buf, "unix:", 5) == 0)
-		fd = bind_unix(buf + 5, mode, group, err, errsz);
+		fd = sock_unix_bind(buf + 5, SOCK_STREAM, mode, group, err,
+				    errsz);
 	else if (strncmp(buf, "inet:", 5) == 0)
 		fd = bind_inet(buf + 5, err, errsz);
 	else {

@@ -32,6 +32,7 @@
 #include "util/ev.h"
 #include "util/limits.h"
 #include "util/log.h"
+#include "util/sock.h"
 
 /* The socket's receive buffer: room for a burst of small datagrams. */
 #define RCVBUF (8 * 1024 * 1024)
@@ -458,113 +459,20 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- set-up ------------------------------------------------------------ */
 
-static int
-make_parent(const char *path)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *p;
-
-	if (strlen(path) >= sizeof(dir))
-		return -1;
-	strcpy(dir, path);
-	if ((p = strrchr(dir, '/')) == NULL || p == dir)
-		return 0;
-	*p = '\0';
-	for (p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
+/* The datagram socket, with a receive buffer sized for bursts. */
 static int
 bind_dgram(const char *path, unsigned mode, const char *group, char *err,
 	   size_t errsz)
 {
-	struct sockaddr_un sun;
-	struct stat sb;
-	int fd, probe, sz = RCVBUF;
+	int fd = sock_unix_bind(path, SOCK_DGRAM, mode, group, err, errsz);
+	int sz = RCVBUF;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errsz, "%s: socket path too long", path);
-		return -1;
-	}
-	strcpy(sun.sun_path, path);
-	if (make_parent(path) != 0) {
-		snprintf(err, errsz, "%s: cannot create directory: %s", path,
-			 strerror(errno));
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, errsz, "socket: %s", strerror(errno));
-		return -1;
-	}
-	if (lstat(path, &sb) == 0) {
-		/* SPEC C1.2: remove a stale socket, never a live one. */
-		if (!S_ISSOCK(sb.st_mode)) {
-			snprintf(err, errsz, "%s: exists and is not a socket",
-				 path);
-			goto fail;
-		}
-		probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 &&
-		    connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(probe);
-			snprintf(err, errsz,
-				 "%s: another process is receiving there",
-				 path);
-			goto fail;
-		}
-		if (probe >= 0)
-			close(probe);
-		if (unlink(path) != 0) {
-			snprintf(err, errsz,
-				 "%s: cannot remove stale socket: %s", path,
-				 strerror(errno));
-			goto fail;
-		}
-	}
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	/* As root SO_RCVBUFFORCE passes net.core.rmem_max; otherwise the
-	 * kernel caps SO_RCVBUF quietly. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
+	/* SPEC C1.2: drain bursts; as root SO_RCVBUFFORCE passes
+	 * net.core.rmem_max, otherwise the kernel caps SO_RCVBUF quietly. */
+	if (fd >= 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	if (group != NULL && *group != '\0') {
-		struct group *gr = getgrnam(group);
-
-		if (gr == NULL) {
-			snprintf(err, errsz, "%s: unknown group '%s'", path,
-				 group);
-			goto fail_unlink;
-		}
-		if (chown(path, (uid_t)-1, gr->gr_gid) != 0) {
-			snprintf(err, errsz, "%s: chown: %s", path,
-				 strerror(errno));
-			goto fail_unlink;
-		}
-	}
-	if (chmod(path, (mode_t)mode) != 0) {
-		snprintf(err, errsz, "%s: chmod: %s", path, strerror(errno));
-		goto fail_unlink;
-	}
 	return fd;
-fail_unlink:
-	unlink(path);
-fail:
-	close(fd);
-	return -1;
 }
 
 struct rpt_collect *
