@@ -173,10 +173,14 @@ add_store(json_t *out, const struct cfg *cfg, const char *domain)
 		if (e->has_sts)
 			json_object_set_new(
 			    st, "sts",
-			    json_pack("{s:s,s:s,s:I}", "mode",
+			    json_pack("{s:s,s:s,s:I,s:I,s:I}", "mode",
 				      cache_sts_mode_name(e->sts.mode), "id",
 				      e->sts.policy_id, "expires",
-				      (json_int_t)e->sts.expires_at));
+				      (json_int_t)e->sts.expires_at, "fetched",
+				      (json_int_t)e->sts.fetched_at,
+				      "refresh_due",
+				      (json_int_t)(e->sts.fetched_at +
+						   cfg->refresh)));
 		json_object_set_new(out, "store", st);
 	} else
 		json_object_set_new(out, "store",
@@ -285,10 +289,15 @@ print_text(const json_t *o)
 			    json_object_get(sts, "expires"));
 			strftime(tb, sizeof(tb), "%Y-%m-%d %H:%M:%S UTC",
 				 gmtime(&t));
-			printf("store:    MTA-STS %s (id %s) until %s\n",
+			printf("store:    MTA-STS %s (id %s) until %s",
 			       json_string_value(json_object_get(sts, "mode")),
 			       json_string_value(json_object_get(sts, "id")),
 			       tb);
+			t = (time_t)json_integer_value(
+			    json_object_get(sts, "refresh_due"));
+			strftime(tb, sizeof(tb), "%Y-%m-%d %H:%M:%S UTC",
+				 gmtime(&t));
+			printf(", refreshed from %s\n", tb);
 		}
 	}
 	print_sts(json_object_get(o, "mta_sts"));

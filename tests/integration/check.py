@@ -107,6 +107,11 @@ rc, out, err = check("dane201")
 ok("store:    DANE dane-only until" in out, "check shows the stored verdict",
    out + err)
 d.stop()
+d.put_sts("insecure.test", "enforce", ["mx1.insecure.test"])
+rc, out, err = check("insecure")
+ok("store:    MTA-STS enforce (id id1) until" in out
+   and ", refreshed from " in out,
+   "check shows the stored policy, its expiry and its refresh", out + err)
 
 p = subprocess.run([TOOL, "-c", d.conf, "check", "[192.0.2.1]"],
                    capture_output=True, text=True, timeout=30)
