@@ -429,7 +429,10 @@ main(int argc, char **argv)
 	if (used == NULL)
 		log_info("no config file at %s: running on embedded defaults",
 			 cfg_default_path());
-	signal(SIGPIPE, SIG_IGN);
+		signal(SIGPIPE, SIG_IGN);
+	/* Jitter (refresh timing) must differ between daemons started
+	 * together. */
+	srandom((unsigned)(ev_mono_ms() ^ ((uint64_t)getpid() << 16)));
 	raise_fd_limit(d.cfg->max_connections + 64);
 
 	pw = find_user(d.cfg->user);
