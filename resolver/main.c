@@ -429,7 +429,7 @@ main(int argc, char **argv)
 	if (used == NULL)
 		log_info("no config file at %s: running on embedded defaults",
 			 cfg_default_path());
-		signal(SIGPIPE, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
 	/* Jitter (refresh timing) must differ between daemons started
 	 * together. */
 	srandom((unsigned)(ev_mono_ms() ^ ((uint64_t)getpid() << 16)));
