@@ -50,6 +50,8 @@
 #define DNS_NEG_TTL 300
 /* Our guard fires this long after getdns's own timeout (ms). */
 #define DNS_GUARD_SLACK_MS 1500
+/* Queries handed to getdns at once; more wait in order (see struct dns). */
+#define DNS_MAX_ACTIVE 64
 /* Longest timeout we pass on to libevent for getdns (ms): one day. */
 #define DNS_LOOP_TIMEOUT_MAX (86400ULL * 1000)
 /* getdns's "no timeout" value. */
@@ -78,6 +80,12 @@ struct dns {
 	char *anchor_path;
 	char *appdata;
 	struct dns_query *queries; /* in flight, for dns_free() */
+	/* Queries handed to getdns, and those waiting for room: getdns 1.6
+	 * in stub mode loses answers with hundreds of validating queries
+	 * outstanding (they come back as timeouts). */
+	unsigned active;
+	struct dns_query *wait_head, **wait_tail;
+	int closing;
 };
 
 struct dns_query {
@@ -86,11 +94,14 @@ struct dns_query {
 	dns_cb *cb;
 	void *arg;
 	getdns_transaction_t txid;
-	int in_getdns;	  /* getdns still owes us a callback */
-	int submitting;	  /* inside getdns_general() */
-	int aborting;	  /* we are cancelling it inside getdns */
-	int deferred;	  /* RESP waits for the zero-timeout event */
-	int delivering;	  /* the user's callback runs */
+	int in_getdns;	/* getdns still owes us a callback */
+	int submitting; /* inside getdns_general() */
+	int aborting;	/* we are cancelling it inside getdns */
+	int deferred;	/* RESP waits for the zero-timeout event */
+	int delivering; /* the user's callback runs */
+	int started;	/* handed to getdns (counted in dns.active) */
+	int waiting;	/* queued for room (dns.wait_head) */
+	struct dns_query *wnext;
 	struct event *ev; /* the guard timer, or the deferred delivery */
 	getdns_dict *resp;
 	getdns_callback_type_t cbtype;
@@ -874,11 +885,23 @@ dns_ans_init(struct dns_ans *a, const char *qname, uint16_t qtype)
 
 /* Queries --------------------------------------------------------------- */
 
+static void dns_pump(struct dns *d);
+
 static void
 dns_q_free(struct dns_query *q)
 {
 	struct dns *d = q->d;
 
+	if (q->waiting) {
+		struct dns_query **qp = &d->wait_head;
+
+		while (*qp != q)
+			qp = &(*qp)->wnext;
+		if ((*qp = q->wnext) == NULL)
+			d->wait_tail = qp;
+	}
+	if (q->started)
+		d->active--;
 	if (q->ev != NULL)
 		event_free(q->ev);
 	if (q->resp != NULL)
@@ -890,6 +913,7 @@ dns_q_free(struct dns_query *q)
 	if (q->next != NULL)
 		q->next->prev = q->prev;
 	free(q);
+	dns_pump(d);
 }
 
 /* Take the query back from getdns; its callback then does nothing. */
@@ -985,13 +1009,62 @@ dns_q_timer(evutil_socket_t fd, short what, void *arg)
 	dns_q_deliver(q, GETDNS_CALLBACK_TIMEOUT, NULL);
 }
 
+/* Hand Q to getdns, with its guard timer. Returns 0, or -1 (not started). */
+static int
+dns_q_start(struct dns_query *q)
+{
+	struct dns *d = q->d;
+	uint64_t guard = d->timeout_ms + DNS_GUARD_SLACK_MS;
+	struct timeval tv;
+	getdns_return_t r;
+
+	tv.tv_sec = (time_t)(guard / 1000);
+	tv.tv_usec = (suseconds_t)(guard % 1000) * 1000;
+	if (event_add(q->ev, &tv) != 0)
+		return -1;
+	q->in_getdns = 1;
+	q->submitting = 1;
+	r = getdns_general(d->ctx, q->qname, q->qtype, d->ext, q, &q->txid,
+			   dns_q_done);
+	q->submitting = 0;
+	if (r != GETDNS_RETURN_GOOD) {
+		q->in_getdns = 0;
+		event_del(q->ev);
+		return -1;
+	}
+	q->started = 1;
+	d->active++;
+	return 0;
+}
+
+/* Start waiting queries while there is room; one that cannot start
+ * fails through its deferred delivery, never inside this call. */
+static void
+dns_pump(struct dns *d)
+{
+	static const struct timeval now = {0, 0};
+
+	while (!d->closing && d->wait_head != NULL &&
+	       d->active < DNS_MAX_ACTIVE) {
+		struct dns_query *q = d->wait_head;
+
+		if ((d->wait_head = q->wnext) == NULL)
+			d->wait_tail = &d->wait_head;
+		q->wnext = NULL;
+		q->waiting = 0;
+		if (dns_q_start(q) != 0) {
+			q->deferred = 1;
+			q->resp = NULL;
+			q->cbtype = GETDNS_CALLBACK_ERROR;
+			(void)event_add(q->ev, &now);
+		}
+	}
+}
+
 struct dns_query *
 dns_query(struct dns *d, const char *name, uint16_t type, dns_cb *cb, void *arg)
 {
 	struct dns_query *q;
-	struct timeval tv;
-	getdns_return_t r;
-	uint64_t guard;
 
 	if (d == NULL || name == NULL || cb == NULL)
 		return NULL;
@@ -1006,26 +1079,21 @@ dns_query(struct dns *d, const char *name, uint16_t type, dns_cb *cb, void *arg)
 	q->cb = cb;
 	q->arg = arg;
 	q->qtype = type;
-	guard = d->timeout_ms + DNS_GUARD_SLACK_MS;
-	tv.tv_sec = (time_t)(guard / 1000);
-	tv.tv_usec = (suseconds_t)(guard % 1000) * 1000;
-	if (event_add(q->ev, &tv) != 0) {
-		event_free(q->ev);
-		free(q);
-		return NULL;
-	}
+
 	q->next = d->queries;
 	if (d->queries != NULL)
 		d->queries->prev = q;
 	d->queries = q;
-	q->in_getdns = 1;
-	q->submitting = 1;
-	r = getdns_general(d->ctx, q->qname, type, d->ext, q, &q->txid,
-			   dns_q_done);
-	q->submitting = 0;
-	if (r != GETDNS_RETURN_GOOD) {
+	if (d->active >= DNS_MAX_ACTIVE) {
+		q->waiting = 1;
+		if (d->wait_head == NULL)
+			d->wait_tail = &d->wait_head;
+		*d->wait_tail = q;
+		d->wait_tail = &q->wnext;
+		return q;
+	}
+	if (dns_q_start(q) != 0) {
 		/* Not started: nothing will be called. */
-		q->in_getdns = 0;
 		dns_q_free(q);
 		return NULL;
 	}
@@ -1096,6 +1164,7 @@ dns_free(struct dns *d)
 	if (d == NULL)
 		return;
 	/* Queries still running end silently (their owners are going). */
+	d->closing = 1;
 	while (d->queries != NULL) {
 		dns_q_abort(d->queries);
 		dns_q_free(d->queries);

@@ -745,6 +745,9 @@ class DNSWorld:
                     "\tpidfile: \"%s/nsd.pid\"\n\tlogfile: \"%s\"\n"
                     "\tserver-count: 1\n\tverbosity: 1\n"
                     "\thide-version: yes\n\tidentity: \"dnsworld\"\n"
+                    # No response rate limiting: a burst of validating
+                    # lookups from one resolver is the test, not abuse.
+                    "\trrl-ratelimit: 0\n\trrl-whitelist-ratelimit: 0\n"
                     "remote-control:\n\tcontrol-enable: no\n" %
                     (self.nsd_addr, self.zonedir, d, d, d, d, self.nsd_log)
                     + "".join(zones))
