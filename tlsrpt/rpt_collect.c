@@ -340,12 +340,75 @@ log_bytes(struct rpt_collect *c, const char *buf, size_t len)
 	}
 }
 
+/* FNV-1a of the followed path, kept with the position: a position is
+ * only resumed for the file it was taken from. */
+static long long
+path_id(const char *path)
+{
+	unsigned long long h = 14695981039346656037ULL;
+
+	for (; *path != '\0'; path++)
+		h = (h ^ (unsigned char)*path) * 1099511628211ULL;
+	return (long long)(h >> 1);
+}
+
+/* The rotated copy of the file we were following (logrotate's PATH.1,
+ * savelog's PATH.0), if it is still there with at least OFF bytes: a
+ * descriptor, or -1. */
+static int
+open_rotated(const char *path, ino_t ino, off_t off)
+{
+	static const char *const sfx[] = {".1", ".0"};
+	char buf[4096];
+	struct stat sb;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < 2; i++) {
+		if (snprintf(buf, sizeof(buf), "%s%s", path, sfx[i]) >=
+		    (int)sizeof(buf))
+			return -1;
+		fd = open(buf, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &sb) == 0 && sb.st_ino == ino &&
+		    sb.st_size >= off)
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+/* Position the followed file at OFF; a position inside a line (an
+ * over-long line was being skipped) skips the rest of that line. */
+static void
+log_seek(struct rpt_collect *c, off_t off)
+{
+	char ch;
+
+	c->linelen = 0;
+	c->skipping = 0;
+	if (lseek(c->log_fd, off, SEEK_SET) < 0)
+		off = 0;
+	c->log_off = off;
+	if (off > 0 && pread(c->log_fd, &ch, 1, off - 1) == 1 && ch != '\n')
+		c->skipping = 1;
+}
+
+/*
+ * Open the followed file. RESUME (at start-up): continue where the last
+ * run stopped, from the position kept in the store. Without one the file
+ * is followed from its end (its past is not ours to count twice); a file
+ * other than the one the position belongs to was created since (rotated
+ * while we were down): the rest of the old one, if it is still there as
+ * PATH.1 or PATH.0, then the new one from its start.
+ */
 static int
 log_open(struct rpt_collect *c, int resume)
 {
-	long long ino = 0, off = 0;
+	long long ino = 0, off = 0, pid = 0;
 	struct stat sb;
-	int fd;
+	int fd, old;
 
 	fd = open(c->log_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &sb) != 0) {
@@ -359,49 +422,44 @@ log_open(struct rpt_collect *c, int resume)
 	c->log_failed = 0;
 	c->log_fd = fd;
 	c->log_ino = sb.st_ino;
-	c->log_off = 0;
-	if (resume) {
-		/* The position of the last run, if it is this file; a file
-		 * never seen before is followed from its end (its past is
-		 * not ours to count twice). */
-		if (rpt_store_kv_get(c->store, "log.inode", &ino) ==
-			RPT_STORE_OK &&
-		    rpt_store_kv_get(c->store, "log.offset", &off) ==
-			RPT_STORE_OK &&
-		    (ino_t)ino == sb.st_ino && off <= (long long)sb.st_size)
-			c->log_off = (off_t)off;
-		else
-			c->log_off = sb.st_size;
+	if (!resume) {
+		log_seek(c, 0);
+		return 0;
 	}
-	if (lseek(fd, c->log_off, SEEK_SET) < 0)
-		c->log_off = 0;
-	c->linelen = 0;
-	c->skipping = 0;
+	if (rpt_store_kv_get(c->store, "log.inode", &ino) != RPT_STORE_OK ||
+	    rpt_store_kv_get(c->store, "log.offset", &off) != RPT_STORE_OK ||
+	    off < 0 ||
+	    (rpt_store_kv_get(c->store, "log.path", &pid) == RPT_STORE_OK &&
+	     pid != path_id(c->log_path))) {
+		log_seek(c, sb.st_size);
+		return 0;
+	}
+	if ((ino_t)ino == sb.st_ino) {
+		/* Truncated while we were down: from the start. */
+		log_seek(c, off <= (long long)sb.st_size ? (off_t)off : 0);
+		return 0;
+	}
+	if ((old = open_rotated(c->log_path, (ino_t)ino, (off_t)off)) >= 0) {
+		/* log_poll() moves on to the new file at the old one's end. */
+		close(fd);
+		c->log_fd = old;
+		c->log_ino = (ino_t)ino;
+		log_seek(c, (off_t)off);
+		return 0;
+	}
+	log_seek(c, 0);
 	return 0;
 }
 
-/* Read what is new, at most RPT_COLLECT_LOG_READ bytes per tick. */
-static void
-log_poll(struct rpt_collect *c)
+/* Read and split up to LIMIT bytes; returns how many were read. */
+static size_t
+log_read(struct rpt_collect *c, size_t limit)
 {
 	char buf[65536];
 	size_t total = 0;
-	struct stat sb;
-	off_t start;
 	ssize_t n;
 
-	if (c->log_path == NULL)
-		return;
-	if (c->log_fd < 0 && log_open(c, 0) < 0)
-		return;
-	start = c->log_off;
-	if (fstat(c->log_fd, &sb) == 0 && sb.st_size < c->log_off) {
-		/* Truncated in place (copytruncate): start again. */
-		c->log_off = 0;
-		lseek(c->log_fd, 0, SEEK_SET);
-		c->linelen = 0;
-	}
-	while (total < RPT_COLLECT_LOG_READ) {
+	while (total < limit) {
 		n = read(c->log_fd, buf, sizeof(buf));
 		if (n <= 0)
 			break;
@@ -409,22 +467,67 @@ log_poll(struct rpt_collect *c)
 		c->log_off += n;
 		total += (size_t)n;
 	}
-	if (total < RPT_COLLECT_LOG_READ &&
-	    (stat(c->log_path, &sb) != 0 || sb.st_ino != c->log_ino)) {
-		/* Rotated: the old file is read to its end; go on with the
-		 * new one from its start. */
-		close(c->log_fd);
-		c->log_fd = -1;
-		if (log_open(c, 0) == 0)
-			start = -1;
+	return total;
+}
+
+/* Keep the position: the start of the partial line, so a restart reads
+ * it whole (inside an over-long line: where we are, log_seek skips on). */
+static void
+log_save(struct rpt_collect *c)
+{
+	off_t off = c->log_off - (c->skipping ? 0 : (off_t)c->linelen);
+
+	if (rpt_store_kv_put(c->store, "log.inode", (long long)c->log_ino) !=
+		RPT_STORE_OK ||
+	    rpt_store_kv_put(c->store, "log.offset", (long long)off) !=
+		RPT_STORE_OK ||
+	    rpt_store_kv_put(c->store, "log.path", path_id(c->log_path)) !=
+		RPT_STORE_OK)
+		store_error(c);
+}
+
+/* Read what is new, at most RPT_COLLECT_LOG_READ bytes per tick. */
+static void
+log_poll(struct rpt_collect *c)
+{
+	size_t total;
+	struct stat sb;
+	off_t start;
+	int moved = 0;
+
+	if (c->log_path == NULL)
+		return;
+	if (c->log_fd < 0) {
+		if (log_open(c, 0) < 0)
+			return;
+		moved = 1;
 	}
-	if (c->log_fd >= 0 && c->log_off != start) {
-		if (rpt_store_kv_put(c->store, "log.inode",
-				     (long long)c->log_ino) != RPT_STORE_OK ||
-		    rpt_store_kv_put(c->store, "log.offset",
-				     (long long)c->log_off) != RPT_STORE_OK)
-			store_error(c);
+	start = c->log_off;
+	if (fstat(c->log_fd, &sb) == 0 && sb.st_size < c->log_off) {
+		/* Truncated in place (copytruncate): start again. */
+		log_seek(c, 0);
+		moved = 1;
 	}
+	total = log_read(c, RPT_COLLECT_LOG_READ);
+	if (total < RPT_COLLECT_LOG_READ && stat(c->log_path, &sb) == 0 &&
+	    sb.st_ino != c->log_ino && sb.st_size > 0) {
+		/* Rotated, and the writer has moved to the new file: what it
+		 * wrote to the old one before is read to the end, then the
+		 * new file from its start. Until the new file has data (a
+		 * writer reopens its log some time after the rename), and
+		 * while the path does not exist, the old file is followed.
+		 * A backlog in the old file is read over several ticks. */
+		if (log_read(c, RPT_COLLECT_LOG_READ) < RPT_COLLECT_LOG_READ) {
+			close(c->log_fd);
+			c->log_fd = -1;
+			if (log_open(c, 0) == 0) {
+				log_read(c, RPT_COLLECT_LOG_READ);
+				moved = 1;
+			}
+		}
+	}
+	if (c->log_fd >= 0 && (moved || c->log_off != start))
+		log_save(c);
 }
 
 /* --- the tick ---------------------------------------------------------- */
@@ -532,8 +635,11 @@ rpt_collect_new(struct event_base *base, const struct cfg *cfg,
 			snprintf(err, errsz, "out of memory");
 			goto fail;
 		}
-		/* Opened as root: mail logs are rarely world-readable. */
-		log_open(c, 1);
+		/* Opened as root: mail logs are rarely world-readable. The
+		 * position is kept at once, so lines written before the
+		 * first tick and a restart are not skipped. */
+		if (log_open(c, 1) == 0)
+			log_save(c);
 	}
 	c->dlv = rpt_deliver_new(base, cfg, c->store, dns, https, err, errsz);
 	if (c->dlv == NULL)

@@ -465,5 +465,95 @@ main(void)
 	is_int(rpt_log_pending(lg), LIM_RPT_LOG_PIDS, "process table bounded");
 	rpt_log_free(lg);
 	rpt_log_free(NULL);
+
+	/* A real Postfix 3.7.11 maillog_file (syslog_name postfix-sender),
+	 * captured by tests/integration/tlsrpt_postfix.py: smtp[6989] tries
+	 * two domains in turn, smtp[6983]'s to= line comes after the others'
+	 * lines, OpenSSL 3.0 writes "no matching" in lower case. */
+	lg = rpt_log_new();
+	{
+#define PFX "Nov 23 18:53:22 sender postfix-sender/smtp"
+#define REAL_CIPHER                                                            \
+	": TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) "         \
+	"key-exchange X25519 server-signature ECDSA (prime256v1) "             \
+	"server-digest SHA256"
+		static const char *const real[] = {
+		    PFX "[6983]: Verified TLS connection established to "
+			"mx1.dane311.secure.test[127.1.54.11]:25" REAL_CIPHER,
+		    PFX "[6989]: server certificate verification failed for "
+			"mx1.mismatch.secure.test[127.1.54.18]:25: num=65:no "
+			"matching DANE TLSA records",
+		    PFX "[6989]: Untrusted TLS connection established to "
+			"mx1.mismatch.secure.test[127.1.54.18]:25" REAL_CIPHER,
+		    PFX "[6989]: 0EEFEA82D21: to=<postmaster@mismatch.secure."
+			"test>, relay=mx1.mismatch.secure.test[127.1.54.18]:"
+			"25, delay=0.12, delays=0.02/0.04/0.06/0, dsn=4.7.5, "
+			"status=deferred (Server certificate not verified)",
+		    PFX "[6993]: 111EFA82D85: to=<postmaster@notls.secure.test"
+			">, relay=mx1.notls.secure.test[127.1.54.19]:25, "
+			"delay=0.1, delays=0.01/0.06/0.04/0, dsn=4.7.4, "
+			"status=deferred (TLS is required, but was not "
+			"offered by host mx1.notls.secure.test[127.1.54.19])",
+		    PFX "[6989]: server certificate verification failed for "
+			"mx1.optout.nsec3.test[127.1.54.51]:25: "
+			"num=62:hostname mismatch",
+		    PFX "[6989]: Untrusted TLS connection established to "
+			"mx1.optout.nsec3.test[127.1.54.51]:25" REAL_CIPHER,
+		    PFX "[6989]: 180DEA833D4: to=<postmaster@optout.nsec3.test"
+			">, relay=mx1.optout.nsec3.test[127.1.54.51]:25, "
+			"delay=0.13, delays=0.01/0.09/0.02/0, dsn=4.7.5, "
+			"status=deferred (Server certificate not verified)",
+		    PFX "[6983]: 08B07A82D23: to=<postmaster@dane311.secure."
+			"test>, relay=mx1.dane311.secure.test[127.1.54.11]:25,"
+			" delay=0.2, delays=0.03/0.03/0.08/0.07, dsn=2.0.0, "
+			"status=sent (250 2.0.0 Ok: queued as 2E380A82BE1)",
+		    PFX "[6996]: Verified TLS connection established to "
+			"mx1.insecure.test[127.1.54.30]:25" REAL_CIPHER,
+		    PFX "[6996]: 1EA24A82504: to=<postmaster@insecure.test>, "
+			"relay=mx1.insecure.test[127.1.54.30]:25, delay=0.14,"
+			" delays=0.01/0.08/0.02/0.03, dsn=2.0.0, status=sent "
+			"(250 2.0.0 Ok: queued as 3EF7FA832F2)",
+		};
+		/* domain, failed, code, mx host: in to= line order. */
+		static const struct {
+			const char *domain;
+			int failed, code;
+			const char *mx;
+		} want[] = {
+		    {"mismatch.secure.test", 1, RPT_TLSA_INVALID,
+		     "mx1.mismatch.secure.test"},
+		    {"notls.secure.test", 1, RPT_STARTTLS_NOT_SUPPORTED,
+		     "mx1.notls.secure.test"},
+		    {"optout.nsec3.test", 1, RPT_CERTIFICATE_HOST_MISMATCH,
+		     "mx1.optout.nsec3.test"},
+		    {"dane311.secure.test", 0, 0, "mx1.dane311.secure.test"},
+		    {"insecure.test", 0, 0, "mx1.insecure.test"},
+		};
+		struct rpt_log_event got[8];
+		size_t j, ng = 0;
+
+		for (j = 0; j < sizeof(real) / sizeof(real[0]); j++) {
+			n = feed(lg, real[j], ev, 16);
+			if (n > 0 && ng < 8)
+				got[ng++] = ev[0];
+			if (n > 1)
+				ng = 8; /* more than one: wrong */
+		}
+		is_int(ng, 5, "real 3.7 log: five sessions");
+		for (j = 0; j < 5 && j < ng; j++) {
+			is_str(got[j].domain, want[j].domain,
+			       "real 3.7 log: session %zu domain", j);
+			is_int(got[j].failed, want[j].failed,
+			       "real 3.7 log: %s failed", want[j].domain);
+			is_int(got[j].code, want[j].code,
+			       "real 3.7 log: %s result code", want[j].domain);
+			is_str(got[j].mx_host, want[j].mx,
+			       "real 3.7 log: %s mx host", want[j].domain);
+		}
+		is_int(rpt_log_pending(lg), 0, "real 3.7 log: nothing pending");
+#undef PFX
+#undef REAL_CIPHER
+	}
+	rpt_log_free(lg);
 	return tap_done();
 }
