@@ -74,6 +74,7 @@ struct pol_res {
 	struct sts_job *sts;	 /* running MTA-STS discovery and fetch */
 	int dane_failed;	 /* the DANE lookup failed (D6) */
 	int dane_decisive;	 /* DANE decided: MTA-STS is not waited for */
+	int dane_started;	 /* DANE ran (or runs) for this resolution */
 	int refresh;		 /* started by the proactive refresh */
 	int active;		 /* counted in pol.nactive */
 	int queued;		 /* waits for a free slot in pol.queue */
@@ -586,9 +587,11 @@ res_start(struct pol *p, struct pol_res *r, int need_dane, int need_sts,
 {
 	time_t now = ev_now();
 
-	if (need_dane && r->dane == NULL &&
-	    (r->dane = dane_resolve(p->dns, r->domain, dane_done, r)) != NULL)
+	if (need_dane && r->dane == NULL && !r->dane_started &&
+	    (r->dane = dane_resolve(p->dns, r->domain, dane_done, r)) != NULL) {
 		r->dane_decisive = r->dane_failed = 0;
+		r->dane_started = 1;
+	}
 	if (need_sts && r->sts == NULL) {
 		const struct cache_sts *cached =
 		    e != NULL && e->has_sts ? &e->sts : NULL;
@@ -701,6 +704,10 @@ res_join(struct pol *p, pol_cb *cb, void *arg, int need_dane, int need_sts,
 		r->need_sts |= need_sts;
 	} else if (r->dane == NULL && r->sts == NULL)
 		return NULL;
+	else if (need_dane && !r->dane_started)
+		/* A background MTA-STS refresh is running for this domain;
+		 * a client also needs DANE decided first (RFC 8461 §2). */
+		res_start(p, r, 1, 0, e);
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->res = r;
