@@ -75,6 +75,7 @@ struct pol_res {
 	int dane_failed;	 /* the DANE lookup failed (D6) */
 	int dane_decisive;	 /* DANE decided: MTA-STS is not waited for */
 	int dane_started;	 /* DANE ran (or runs) for this resolution */
+	int sts_started;	 /* MTA-STS ran (or runs) for it */
 	int refresh;		 /* started by the proactive refresh */
 	int active;		 /* counted in pol.nactive */
 	int queued;		 /* waits for a free slot in pol.queue */
@@ -592,7 +593,7 @@ res_start(struct pol *p, struct pol_res *r, int need_dane, int need_sts,
 		r->dane_decisive = r->dane_failed = 0;
 		r->dane_started = 1;
 	}
-	if (need_sts && r->sts == NULL) {
+	if (need_sts && r->sts == NULL && !r->sts_started) {
 		const struct cache_sts *cached =
 		    e != NULL && e->has_sts ? &e->sts : NULL;
 		unsigned flags = 0;
@@ -604,6 +605,7 @@ res_start(struct pol *p, struct pol_res *r, int need_dane, int need_sts,
 			flags |= STS_PLAN_REFRESH;
 		r->sts = sts_resolve(p->dns, p->https, p->cfg, r->domain,
 				     cached, flags, sts_done, r);
+		r->sts_started = r->sts != NULL;
 	}
 	return r->dane == NULL && r->sts == NULL ? -1 : 0;
 }
@@ -704,10 +706,11 @@ res_join(struct pol *p, pol_cb *cb, void *arg, int need_dane, int need_sts,
 		r->need_sts |= need_sts;
 	} else if (r->dane == NULL && r->sts == NULL)
 		return NULL;
-	else if (need_dane && !r->dane_started)
-		/* A background MTA-STS refresh is running for this domain;
-		 * a client also needs DANE decided first (RFC 8461 §2). */
-		res_start(p, r, 1, 0, e);
+	else
+		/* Start what this client needs and the running resolution
+		 * does not do yet, e.g. DANE next to a background MTA-STS
+		 * refresh (DANE first, RFC 8461 §2). */
+		(void)res_start(p, r, need_dane, need_sts, e);
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->res = r;
