@@ -51,6 +51,8 @@
 #define POL_REFRESH_TICK  5
 #define POL_REFRESH_BATCH 256
 #define POL_REFRESH_MAX	  8
+/* Warnings about malformed lookup keys per second, at most. */
+#define POL_BAD_KEY_LOGS 10
 /* Resolutions running at once; the rest wait in order. */
 #define POL_ACTIVE_MAX 32
 
@@ -110,6 +112,8 @@ struct pol {
 	 * of cold domains must not flood the resolver (each validating
 	 * lookup brings its own DS/DNSKEY queries). */
 	unsigned nactive;
+	time_t bad_key_sec; /* rate limit for malformed-key warnings */
+	unsigned bad_key_logs;
 	struct pol_res *qhead, **qtail;
 	/* Scratch space behind the borrowed pointers of the last answer. */
 	char domain[LIM_DOMAIN_MAX + 1];
@@ -807,6 +811,19 @@ pol_start_refresh(struct pol *p)
 	return evtimer_add(p->refresh_ev, &tv);
 }
 
+/* At most POL_BAD_KEY_LOGS warnings about malformed keys a second. */
+static int
+bad_key_log_allowed(struct pol *p)
+{
+	time_t now = ev_now();
+
+	if (now != p->bad_key_sec) {
+		p->bad_key_sec = now;
+		p->bad_key_logs = 0;
+	}
+	return p->bad_key_logs++ < POL_BAD_KEY_LOGS;
+}
+
 enum pol_rc
 pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	   pol_cb *cb, void *arg, struct pol_req **reqp)
@@ -823,7 +840,16 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 			   cfg->smarthost_policy ? DOM_SMARTHOST_POLICY : 0,
 			   p->domain, sizeof(p->domain));
 	if (ds != DOM_OK) {
-		/* SPEC A2.13–A2.16: no policy domain, so no lookup. */
+		/* SPEC A2.13–A2.16: no policy domain, so no lookup. Parent
+		 * probes, IP literals and unix paths are normal traffic; a
+		 * malformed name is bad input worth a (rate-limited) line. */
+		if ((ds == DOM_INVALID || ds == DOM_TOOLONG) &&
+		    bad_key_log_allowed(p))
+			/* The logger escapes every byte a peer could use to
+			 * forge a line (STYLE rule 5). */
+			log_warnx("lookup key '%.*s': %s, answering NOTFOUND",
+				  (int)(len < 100 ? len : 100), key,
+				  dom_strerror(ds));
 		answer(ans, POL_NOTFOUND, "", POL_SRC_KEY, dom_strerror(ds));
 		return POL_DONE;
 	}

@@ -108,6 +108,8 @@ is_eq(d.ask("example.com", name="other"), "PERM unknown socketmap name",
       "unknown map name answers PERM")
 is_eq(d.ask(b"a" * 300), "NOTFOUND ", "invalid name answers NOTFOUND")
 is_eq(d.ask(b"exa\x01mple.com"), "NOTFOUND ", "control byte answers NOTFOUND")
+ok("lookup key 'exa\\x01mple.com': invalid domain name" in d.read_log(),
+   "malformed key logged, sanitised", d.read_log()[-600:])
 is_eq(d.ask(b"\xff\xfe.example"), "NOTFOUND ",
       "invalid UTF-8 answers NOTFOUND")
 is_eq(d.ask("/var/run/lmtp"), "NOTFOUND ", "unix path NOTFOUND")
