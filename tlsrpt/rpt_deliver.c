@@ -293,8 +293,11 @@ post_cb(struct https_result *res, void *arg)
 		dest_done(ds, 0, why);
 		return;
 	}
-	snprintf(why, sizeof(why), "%s: %s", https_strerror(res->err),
-		 res->reason);
+	/* The reason already names the kind ("status 404", "timeout"). */
+	snprintf(why, sizeof(why), "%s",
+		 res->reason != NULL && *res->reason != '\0'
+		     ? res->reason
+		     : https_strerror(res->err));
 	/* RFC 8460 §5.4 and our rule: 429 and 5xx are worth another try,
 	 * other 4xx are the receiver's final word. */
 	if (res->err == HTTPS_ERR_STATUS && res->status >= 400 &&
