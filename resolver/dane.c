@@ -38,7 +38,7 @@
 #include <string.h>
 
 #include "resolver/dane.h"
-#include "resolver/dns.h"
+#include "net/dns.h"
 #include "util/limits.h"
 
 /* One address lookup (A or AAAA) of one host, once it has answered. */

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "resolver/dns.h"
+#include "net/dns.h"
 
 enum dane_kind {
 	DANE_ONLY = 0, /* D1: secure MX, every host has usable secure TLSA */

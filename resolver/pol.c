@@ -20,10 +20,10 @@
 #include <event2/event.h>
 
 #include "cache/cache.h"
-#include "resolver/cfg.h"
+#include "util/cfg.h"
 #include "resolver/dane.h"
 #include "resolver/sts.h"
-#include "resolver/dom.h"
+#include "util/dom.h"
 #include "resolver/pol.h"
 #include "util/ev.h"
 #include "util/limits.h"

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "resolver/cfg.h"
-#include "resolver/dns.h"
-#include "resolver/https.h"
+#include "util/cfg.h"
+#include "net/dns.h"
+#include "net/https.h"
 #include "resolver/sts.h"
 #include "util/ev.h"
 #include "util/limits.h"

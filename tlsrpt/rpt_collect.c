@@ -23,7 +23,7 @@
 #include <event2/event.h>
 
 #include "cache/cache.h"
-#include "resolver/cfg.h"
+#include "util/cfg.h"
 #include "tlsrpt/rpt_collect.h"
 #include "tlsrpt/rpt_deliver.h"
 #include "tlsrpt/rpt_dgram.h"

@@ -23,9 +23,9 @@
 
 #include <event2/event.h>
 
-#include "resolver/cfg.h"
-#include "resolver/dns.h"
-#include "resolver/https.h"
+#include "util/cfg.h"
+#include "net/dns.h"
+#include "net/https.h"
 #include "tlsrpt/rpt_deliver.h"
 #include "tlsrpt/rpt_record.h"
 #include "tlsrpt/rpt_report.h"

@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "resolver/pol.h"
-#include "resolver/qry.h"
+#include "daemon/qry.h"
 #include "util/limits.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -23,9 +23,9 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "resolver/cfg.h"
+#include "util/cfg.h"
 #include "resolver/dane.h"
-#include "resolver/dns.h"
+#include "net/dns.h"
 #include "util/ev.h"
 
 #define DANEQ_MAX 1024

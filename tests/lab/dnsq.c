@@ -28,8 +28,8 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "resolver/cfg.h"
-#include "resolver/dns.h"
+#include "util/cfg.h"
+#include "net/dns.h"
 #include "util/ev.h"
 
 #define DNSQ_MAX 1024

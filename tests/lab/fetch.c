@@ -24,7 +24,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "resolver/https.h"
+#include "net/https.h"
 #include "util/ev.h"
 
 #define MAX_JOBS 64

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "resolver/cfg.h"
+#include "util/cfg.h"
 #include "tests/unit/tap.h"
 #include "util/limits.h"
 

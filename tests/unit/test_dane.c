@@ -16,7 +16,7 @@
 #include <event2/event.h>
 
 #include "resolver/dane.h"
-#include "resolver/dns.h"
+#include "net/dns.h"
 #include "tests/unit/tap.h"
 #include "util/ev.h"
 #include "util/limits.h"

@@ -6,7 +6,7 @@
  */
 #include <stdlib.h>
 
-#include "resolver/dom.h"
+#include "util/dom.h"
 #include "tests/unit/tap.h"
 #include "util/limits.h"
 

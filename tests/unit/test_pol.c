@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cache/cache.h"
-#include "resolver/cfg.h"
+#include "util/cfg.h"
 #include "resolver/pol.h"
 #include "tests/unit/tap.h"
 #include "util/ev.h"

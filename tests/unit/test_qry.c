@@ -8,7 +8,7 @@
 #include <jansson.h>
 
 #include "resolver/pol.h"
-#include "resolver/qry.h"
+#include "daemon/qry.h"
 #include "tests/unit/tap.h"
 #include "util/limits.h"
 

@@ -6,7 +6,7 @@
  */
 #include <stdlib.h>
 
-#include "resolver/smap.h"
+#include "daemon/smap.h"
 #include "tests/unit/tap.h"
 #include "util/limits.h"
 

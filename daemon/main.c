@@ -26,12 +26,12 @@
 #include <event2/event.h>
 
 #include "cache/cache.h"
-#include "resolver/cfg.h"
-#include "resolver/check.h"
-#include "resolver/dns.h"
-#include "resolver/https.h"
+#include "util/cfg.h"
+#include "util/postconf.h"
+#include "net/dns.h"
+#include "net/https.h"
 #include "resolver/pol.h"
-#include "resolver/srv.h"
+#include "daemon/srv.h"
 #include "tlsrpt/rpt_collect.h"
 #include "util/ev.h"
 #include "util/log.h"
@@ -287,7 +287,7 @@ warn_postfix_dns(void)
 {
 	char level[64];
 
-	if (chk_postfix_dns_level(level, sizeof(level)) == 0 &&
+	if (pfx_dns_support_level(level, sizeof(level)) == 0 &&
 	    strcmp(level, "dnssec") != 0)
 		log_warnx("Postfix has smtp_dns_support_level = %s: its dane "
 			  "and dane-only policies need \"dnssec\" and a "

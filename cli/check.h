@@ -4,8 +4,8 @@
  * domain live, the way the daemon does (same config, same resolver path),
  * and explains the verdict rule by rule.
  */
-#ifndef RESOLVER_CHECK_H
-#define RESOLVER_CHECK_H
+#ifndef CLI_CHECK_H
+#define CLI_CHECK_H
 
 struct cfg;
 
@@ -17,11 +17,4 @@ struct cfg;
  */
 int chk_run(const struct cfg *cfg, const char *domain, int json);
 
-/*
- * Postfix's smtp_dns_support_level as `postconf -h` prints it, into BUF;
- * returns 0, or -1 when postconf cannot be run. Postfix does its own TLSA
- * lookups for dane answers and needs "dnssec" (SPEC B prerequisites).
- */
-int chk_postfix_dns_level(char *buf, size_t bufsz);
-
-#endif /* RESOLVER_CHECK_H */
+#endif /* CLI_CHECK_H */

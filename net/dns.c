@@ -40,8 +40,8 @@
 #include <getdns/getdns.h>
 #include <getdns/getdns_extra.h>
 
-#include "resolver/cfg.h"
-#include "resolver/dns.h"
+#include "util/cfg.h"
+#include "net/dns.h"
 #include "util/limits.h"
 
 /* SPEC A9.70: a little clock skew allowed on signature windows (s). */

@@ -3,8 +3,8 @@
  * Socketmap netstring codec (SPEC A1): "<len>:<bytes>," on input and
  * output. Pure functions over buffers; no I/O, no allocation.
  */
-#ifndef RESOLVER_SMAP_H
-#define RESOLVER_SMAP_H
+#ifndef DAEMON_SMAP_H
+#define DAEMON_SMAP_H
 
 #include <stddef.h>
 
@@ -44,4 +44,4 @@ int smap_split(const char *payload, size_t plen, const char **name,
  */
 size_t smap_header(size_t plen, char *hdr);
 
-#endif /* RESOLVER_SMAP_H */
+#endif /* DAEMON_SMAP_H */

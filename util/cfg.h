@@ -7,8 +7,8 @@
  * Ownership: cfg_load() returns a struct cfg the caller frees with
  * cfg_free(); every string in it belongs to it.
  */
-#ifndef RESOLVER_CFG_H
-#define RESOLVER_CFG_H
+#ifndef UTIL_CFG_H
+#define UTIL_CFG_H
 
 #include <stddef.h>
 #include <stdio.h>
@@ -129,4 +129,4 @@ int cfg_word_in(const char *list, const char *name, size_t namelen);
  */
 int cfg_static_answer_valid(const char *answer, char *err, size_t errsz);
 
-#endif /* RESOLVER_CFG_H */
+#endif /* UTIL_CFG_H */

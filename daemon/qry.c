@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "resolver/pol.h"
-#include "resolver/qry.h"
+#include "daemon/qry.h"
 #include "util/limits.h"
 
 static const struct {

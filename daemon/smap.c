@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "resolver/smap.h"
+#include "daemon/smap.h"
 #include "util/limits.h"
 
 enum smap_status

@@ -14,8 +14,8 @@
  *   {"cmd": "report", "result": {…}}    one TLS result, shaped like a
  *                                       libtlsrpt datagram (SPEC C1.3)
  */
-#ifndef RESOLVER_QRY_H
-#define RESOLVER_QRY_H
+#ifndef DAEMON_QRY_H
+#define DAEMON_QRY_H
 
 #include <stddef.h>
 
@@ -54,4 +54,4 @@ char *qry_format_answer(const char *key, size_t keylen,
 /* {"error": "MSG"} on one line, malloc'd. */
 char *qry_format_error(const char *msg);
 
-#endif /* RESOLVER_QRY_H */
+#endif /* DAEMON_QRY_H */

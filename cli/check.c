@@ -21,12 +21,13 @@
 #include <event2/event.h>
 
 #include "cache/cache.h"
-#include "resolver/cfg.h"
-#include "resolver/check.h"
+#include "util/cfg.h"
+#include "cli/check.h"
+#include "util/postconf.h"
 #include "resolver/dane.h"
-#include "resolver/dns.h"
-#include "resolver/dom.h"
-#include "resolver/https.h"
+#include "net/dns.h"
+#include "util/dom.h"
+#include "net/https.h"
 #include "resolver/sts.h"
 #include "util/ev.h"
 #include "util/limits.h"
@@ -38,56 +39,6 @@ struct chk {
 	enum dane_kind kind;
 	json_t *out; /* the JSON report (also built in text mode) */
 };
-
-int
-chk_postfix_dns_level(char *buf, size_t bufsz)
-{
-	static const char *const paths[] = {"/usr/sbin/postconf",
-					    "/usr/bin/postconf"};
-	const char *postconf = NULL;
-	int fds[2], status;
-	size_t i, len = 0;
-	pid_t pid;
-	ssize_t n;
-
-	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-		if (access(paths[i], X_OK) == 0)
-			postconf = paths[i];
-	if (postconf == NULL || bufsz == 0 || pipe(fds) != 0)
-		return -1;
-	if ((pid = fork()) < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0)
-			dup2(null, 2);
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execl(postconf, "postconf", "-h", "smtp_dns_support_level",
-		      (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	while (len + 1 < bufsz &&
-	       (n = read(fds[0], buf + len, bufsz - 1 - len)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fds[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	buf[len] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
 
 static const char *
 verdict_answer(enum dane_kind k, const struct cfg *cfg)
@@ -387,7 +338,7 @@ chk_run(const struct cfg *cfg, const char *domain, int json)
 	}
 	if (dns_selftest(dns, cfg->selftest_name, err, sizeof(err)) != 0)
 		json_object_set_new(c.out, "warning", json_string(err));
-	else if (chk_postfix_dns_level(level, sizeof(level)) == 0 &&
+	else if (pfx_dns_support_level(level, sizeof(level)) == 0 &&
 		 strcmp(level, "dnssec") != 0) {
 		char w[160];
 

@@ -29,7 +29,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "resolver/https.h"
+#include "net/https.h"
 #include "util/ev.h"
 #include "util/limits.h"
 #include "util/log.h"

@@ -33,8 +33,8 @@
 
 #include <ini.h>
 
-#include "resolver/cfg.h"
-#include "resolver/dom.h"
+#include "util/cfg.h"
+#include "util/dom.h"
 #include "util/limits.h"
 #include "util/log.h"
 

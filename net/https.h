@@ -17,8 +17,8 @@
  * At most HTTPS_MAX_ACTIVE fetches run at once; up to HTTPS_MAX_QUEUED more
  * wait in order. A waiting fetch's time counts against its total timeout.
  */
-#ifndef RESOLVER_HTTPS_H
-#define RESOLVER_HTTPS_H
+#ifndef NET_HTTPS_H
+#define NET_HTTPS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -157,4 +157,4 @@ size_t https_queued(const struct https *h);
  * "status", "type", "too-large", "protocol", "internal". */
 const char *https_strerror(enum https_err e);
 
-#endif /* RESOLVER_HTTPS_H */
+#endif /* NET_HTTPS_H */

@@ -30,12 +30,12 @@
 #include <event2/event.h>
 
 #include "cache/cache.h"
-#include "resolver/cfg.h"
-#include "resolver/dom.h"
+#include "util/cfg.h"
+#include "util/dom.h"
 #include "resolver/pol.h"
-#include "resolver/qry.h"
-#include "resolver/smap.h"
-#include "resolver/srv.h"
+#include "daemon/qry.h"
+#include "daemon/smap.h"
+#include "daemon/srv.h"
 #include "util/ev.h"
 #include "util/limits.h"
 #include "util/log.h"

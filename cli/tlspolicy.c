@@ -37,11 +37,11 @@
 #include <jansson.h>
 
 #include "cache/cache.h"
-#include "resolver/cfg.h"
-#include "resolver/check.h"
-#include "resolver/dns.h"
-#include "resolver/dom.h"
-#include "resolver/https.h"
+#include "util/cfg.h"
+#include "cli/check.h"
+#include "net/dns.h"
+#include "util/dom.h"
+#include "net/https.h"
 #include "tlsrpt/rpt_deliver.h"
 #include "tlsrpt/rpt_report.h"
 #include "tlsrpt/rpt_store.h"

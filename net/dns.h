@@ -9,8 +9,8 @@
  * status is one of secure / insecure / bogus / indeterminate. A failure is
  * never reported as "no record".
  */
-#ifndef RESOLVER_DNS_H
-#define RESOLVER_DNS_H
+#ifndef NET_DNS_H
+#define NET_DNS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -130,4 +130,4 @@ void dns_free(struct dns *d);
 const char *dns_outcome_name(enum dns_outcome o);
 const char *dns_security_name(enum dns_security s);
 
-#endif /* RESOLVER_DNS_H */
+#endif /* NET_DNS_H */

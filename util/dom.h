@@ -3,8 +3,8 @@
  * Next-hop normalisation (SPEC A2): turn what Postfix sends as a lookup key
  * into the policy domain, or say why there is none.
  */
-#ifndef RESOLVER_DOM_H
-#define RESOLVER_DOM_H
+#ifndef UTIL_DOM_H
+#define UTIL_DOM_H
 
 #include <stddef.h>
 
@@ -41,4 +41,4 @@ const char *dom_strerror(enum dom_status st);
  */
 int dom_valid_hostname(const char *name, size_t len);
 
-#endif /* RESOLVER_DOM_H */
+#endif /* UTIL_DOM_H */

@@ -17,7 +17,7 @@
 
 #include <idn2.h>
 
-#include "resolver/dom.h"
+#include "util/dom.h"
 #include "util/limits.h"
 
 /* Longest text inet_pton() can take for an IPv6 address. */

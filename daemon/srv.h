@@ -4,8 +4,8 @@
  * loopback inet:) and the JSON-lines query socket. Framing, limits,
  * timeouts and ordering live here; answers come from the policy module.
  */
-#ifndef RESOLVER_SRV_H
-#define RESOLVER_SRV_H
+#ifndef DAEMON_SRV_H
+#define DAEMON_SRV_H
 
 #include <stddef.h>
 
@@ -50,4 +50,4 @@ void srv_set_report(struct srv *s, srv_report_fn *fn, void *arg);
 /* Close everything and remove our unix sockets; srv_free(NULL) is a no-op. */
 void srv_free(struct srv *s);
 
-#endif /* RESOLVER_SRV_H */
+#endif /* DAEMON_SRV_H */
