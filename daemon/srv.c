@@ -608,9 +608,11 @@ flush_json(struct srv *s, const struct qry_request *rq)
 	ce = cache_delete(s->cache, dom);
 	if (ce != CACHE_OK && ce != CACHE_NOTFOUND)
 		return qry_format_error(cache_strerror(ce));
+	pol_forget(s->pol, dom);
 	s->st.flushes++;
-	log_info("flushed %s from the store (%s)", dom,
-		 ce == CACHE_OK ? "it was there" : "nothing stored");
+	log_info("flushed %s from the store (%s); the next lookup resolves "
+		 "it afresh",
+		 dom, ce == CACHE_OK ? "it was there" : "nothing stored");
 	o = json_pack("{s:b,s:s}", "flushed", ce == CACHE_OK, "domain", dom);
 	if (o == NULL)
 		return NULL;

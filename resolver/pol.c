@@ -893,6 +893,18 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 }
 
 void
+pol_forget(struct pol *p, const char *domain)
+{
+	uint64_t h = hold_hash(domain);
+	struct pol_hold *s = &p->hold[h % POL_HOLD_SLOTS];
+
+	/* The hold belongs to what was stored: without it the next lookup
+	 * resolves afresh instead of answering NOTFOUND until it ends. */
+	if (s->hash == h)
+		s->hash = 0;
+}
+
+void
 pol_cancel(struct pol_req *req)
 {
 	if (req == NULL)

@@ -93,6 +93,13 @@ enum pol_rc pol_lookup(struct pol *p, const char *key, size_t len,
 		       struct pol_answer *ans, pol_cb *cb, void *arg,
 		       struct pol_req **reqp);
 
+/*
+ * Forget what the policy module remembers of DOMAIN (normalised) apart
+ * from the store: after the store row is deleted the next lookup
+ * resolves afresh.
+ */
+void pol_forget(struct pol *p, const char *domain);
+
 /* Forget a pending lookup's callback (client gone, shutdown). */
 void pol_cancel(struct pol_req *req);
 
