@@ -118,9 +118,9 @@ add_store(json_t *out, const struct cfg *cfg, const char *domain)
 			json_object_set_new(
 			    st, "dane",
 			    json_pack("{s:s,s:I,s:s}", "verdict",
-				      e->dane.verdict, "expires",
-				      (json_int_t)e->dane.expires_at, "detail",
-				      e->dane.detail));
+				      cache_dane_kind_name(e->dane.kind),
+				      "expires", (json_int_t)e->dane.expires_at,
+				      "detail", e->dane.detail));
 		if (e->has_sts)
 			json_object_set_new(
 			    st, "sts",

@@ -504,9 +504,10 @@ entry_json(const struct cache_entry *e)
 	}
 	if (e->has_dane)
 		dane = json_pack("{s:s,s:s,s:I,s:I}", "verdict",
-				 e->dane.verdict, "detail", e->dane.detail,
-				 "checked_at", (json_int_t)e->dane.checked_at,
-				 "expires_at", (json_int_t)e->dane.expires_at);
+				 cache_dane_kind_name(e->dane.kind), "detail",
+				 e->dane.detail, "checked_at",
+				 (json_int_t)e->dane.checked_at, "expires_at",
+				 (json_int_t)e->dane.expires_at);
 	o = json_pack("{s:s,s:o*,s:o*}", "domain", e->domain, "sts", sts,
 		      "dane", dane);
 	return o;
@@ -516,7 +517,6 @@ static int
 list_one(const struct cache_entry *e, void *arg)
 {
 	char t1[32] = "-", t2[32] = "-", dom[4 * (LIM_DOMAIN_MAX + 1)];
-	char verdict[64];
 	json_t *o;
 	int *failed = arg;
 
@@ -532,11 +532,9 @@ list_one(const struct cache_entry *e, void *arg)
 	if (e->has_dane)
 		fmt_time(e->dane.expires_at, t2, sizeof(t2), 1);
 	log_sanitize(e->domain, strlen(e->domain), dom, sizeof(dom));
-	log_sanitize(e->dane.verdict, e->has_dane ? strlen(e->dane.verdict) : 0,
-		     verdict, sizeof(verdict));
 	printf("%-32s %-8s %-20s %-9s %s\n", dom,
 	       e->has_sts ? cache_sts_mode_name(e->sts.mode) : "-", t1,
-	       e->has_dane ? verdict : "-", t2);
+	       e->has_dane ? cache_dane_kind_name(e->dane.kind) : "-", t2);
 	return 0;
 }
 
@@ -629,7 +627,7 @@ show_entry(const struct cache_entry *e)
 	if (!e->has_dane) {
 		show_str("dane:", "none stored");
 	} else {
-		show_str("dane.verdict:", e->dane.verdict);
+		show_str("dane.verdict:", cache_dane_kind_name(e->dane.kind));
 		show_str("dane.detail:", e->dane.detail);
 		show_time("dane.checked_at:", e->dane.checked_at);
 		show_time("dane.expires_at:", e->dane.expires_at);

@@ -277,19 +277,20 @@ decide(struct pol *p, const struct cache_entry *e, int dane_failed,
 	if (dn != NULL &&
 	    (dn->expires_at > now || ((dane_failed || timed_out) &&
 				      dn->expires_at + POL_DANE_GRACE > now))) {
-		if (strcmp(dn->verdict, "nullmx") == 0) {
+		if (dn->kind == CACHE_DANE_NULLMX) {
 			/* RFC 7505: the domain accepts no mail. */
 			answer(ans, POL_NOTFOUND, "", POL_SRC_DANE, "null MX");
 			ans->expires = dn->expires_at;
 			return;
 		}
-		if (strcmp(dn->verdict, "none") != 0) {
+		if (dn->kind != CACHE_DANE_NONE) {
 			/* D1–D4: DANE wins over MTA-STS (RFC 8461 §2). */
-			const char *v = dn->verdict;
+			const char *v =
+			    dn->kind == CACHE_DANE_ONLY &&
+				    cfg->dane_mode != CFG_DANE_OPPORTUNISTIC
+				? "dane-only"
+				: "dane";
 
-			if (cfg->dane_mode == CFG_DANE_OPPORTUNISTIC &&
-			    strcmp(v, "dane-only") == 0)
-				v = "dane";
 			answer(ans, POL_OK, v, POL_SRC_DANE, dn->detail);
 			ans->expires = dn->expires_at;
 			return;
@@ -493,18 +494,18 @@ dane_done(const struct dane_result *r, void *arg)
 		time_t now = ev_now();
 
 		memset(&dn, 0, sizeof(dn));
-		snprintf(dn.verdict, sizeof(dn.verdict), "%s",
-			 r->kind == DANE_ONLY	  ? "dane-only"
-			 : r->kind == DANE_DANE	  ? "dane"
-			 : r->kind == DANE_NULLMX ? "nullmx"
-						  : "none");
+		dn.kind = r->kind == DANE_ONLY	   ? CACHE_DANE_ONLY
+			  : r->kind == DANE_DANE   ? CACHE_DANE_DANE
+			  : r->kind == DANE_NULLMX ? CACHE_DANE_NULLMX
+						   : CACHE_DANE_NONE;
 		snprintf(dn.detail, sizeof(dn.detail), "%s", r->why);
 		dn.checked_at = now;
 		dn.expires_at = now + verdict_ttl(r->ttl);
 		if (cache_put_dane(p->cache, res->domain, &dn) != CACHE_OK)
 			log_warnx("%s: cannot store the DANE verdict: %s",
 				  res->domain, cache_errmsg(p->cache));
-		log_debug("%s: DANE %s (%s)", res->domain, dn.verdict, r->why);
+		log_debug("%s: DANE %s (%s)", res->domain,
+			  cache_dane_kind_name(dn.kind), r->why);
 	} else
 		log_warnx("%s: DANE lookup failed: %s", res->domain, r->why);
 	res_settle(p, res);
@@ -734,7 +735,7 @@ res_join(struct pol *p, pol_cb *cb, void *arg, int need_dane, int need_sts,
 static int
 dane_decides(const struct cache_entry *e, time_t now)
 {
-	return dane_fresh(e, now) && strcmp(e->dane.verdict, "none") != 0;
+	return dane_fresh(e, now) && e->dane.kind != CACHE_DANE_NONE;
 }
 
 /* --- proactive refresh ---------------------------------------------------- */

@@ -288,10 +288,12 @@ class Daemon:
                     now, now + max_age))
 
     def put_dane(self, domain, verdict, ttl=3600, checked_at=None):
+        """Write a DANE verdict row (enum cache_dane_kind in cache.h)."""
         now = int(time.time()) if checked_at is None else checked_at
-        self._exec("INSERT OR REPLACE INTO dane_verdict(domain, verdict, "
+        kinds = {"none": 0, "dane-only": 1, "dane": 2, "nullmx": 3}
+        self._exec("INSERT OR REPLACE INTO dane_verdict(domain, kind, "
                    "detail, checked_at, expires_at) VALUES (?,?,?,?,?)",
-                   (domain, verdict, "test row", now, now + ttl))
+                   (domain, kinds[verdict], "test row", now, now + ttl))
 
     def _exec(self, sql, args):
         con = sqlite3.connect(self.db, timeout=5)
