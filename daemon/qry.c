@@ -303,6 +303,7 @@ qry_format_answer(const char *key, size_t keylen, const struct pol_answer *ans)
 	bad |= put(o, "source", jstr_or_null(pol_source_name(ans->source)));
 	bad |= put(o, "domain", jstr_or_null(ans->domain));
 	bad |= put(o, "reason", jstr_or_null(ans->reason));
+	bad |= put(o, "rule", json_string(pol_rule_name(ans->rule)));
 	bad |= put(o, "mode", jstr_or_null(ans->mode));
 	bad |= put(o, "mx", mx_array(ans->mx));
 	bad |= put(o, "expires",

@@ -565,6 +565,7 @@ static char *
 stats_json(struct srv *s)
 {
 	struct cache_stats cs;
+	struct pol_stats ps;
 	json_t *o;
 	char *txt;
 
@@ -587,6 +588,21 @@ stats_json(struct srv *s)
 	    "entries", (json_int_t)cs.entries);
 	if (o == NULL)
 		return NULL;
+	pol_get_stats(s->pol, &ps);
+	/* DESIGN 6.9: what runs behind the answers, for operators and
+	 * tests (a re-check still running while its answer was given). */
+	json_object_set_new(
+	    o, "resolutions",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "active",
+		      (json_int_t)ps.resolving, "running",
+		      (json_int_t)ps.running, "queued", (json_int_t)ps.queued,
+		      "running_background", (json_int_t)ps.running_background,
+		      "waited", (json_int_t)ps.waited, "background_started",
+		      (json_int_t)ps.background, "refreshes",
+		      (json_int_t)ps.refreshes, "dane_failed",
+		      (json_int_t)ps.dane_failed, "store_failures",
+		      (json_int_t)ps.store_failures, "timeouts",
+		      (json_int_t)ps.timeouts));
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return txt;

@@ -799,6 +799,7 @@ cfg_policy_add(struct cfg_ps *ps, const char *key, const char *answer)
 	p = &ps->pend[ps->npend];
 	p->st.domain = strdup(dom);
 	p->st.answer = strdup(answer);
+	p->st.exempt = strcmp(answer, "none") == 0;
 	p->line = ps->lineno;
 	if (p->st.domain == NULL || p->st.answer == NULL) {
 		free(p->st.domain);

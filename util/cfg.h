@@ -20,6 +20,7 @@ enum cfg_dane_mode { CFG_DANE_STRICT = 0, CFG_DANE_OPPORTUNISTIC = 1 };
 struct cfg_static {
 	char *domain; /* A-label, lowercase, no trailing dot */
 	char *answer; /* as written: "dane-only", "secure match=…", "none" */
+	int exempt;   /* "none": never apply a policy (NOTFOUND) */
 };
 
 struct cfg {

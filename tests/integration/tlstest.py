@@ -247,6 +247,17 @@ class Daemon:
         return (p.returncode, p.stdout.decode("utf-8", "replace").strip(),
                 p.stderr.decode("utf-8", "replace").strip())
 
+    def settle(self, timeout=30):
+        """Wait until no resolution is queued or running (background
+        re-checks included); returns the last stats reply."""
+        end = time.monotonic() + timeout
+        while True:
+            st = self.jq({"cmd": "stats"})
+            if st.get("resolutions", {}).get("active", 1) == 0 or \
+                    time.monotonic() > end:
+                return st
+            time.sleep(0.05)
+
     def jq(self, req, sock=None):
         """One JSON-lines request; returns the decoded reply object."""
         own = sock is None

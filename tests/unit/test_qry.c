@@ -157,7 +157,7 @@ roundtrip(const char *key, size_t keylen, const struct pol_answer *ans,
 	ok(o != NULL && json_is_object(o), "%s: parses back: %s", what, s);
 	free(s);
 	if (o != NULL)
-		is_int(json_object_size(o), 10, "%s: exactly 10 fields", what);
+		is_int(json_object_size(o), 11, "%s: exactly 11 fields", what);
 	return o;
 }
 
@@ -186,6 +186,7 @@ test_format(void)
 	a.kind = POL_OK;
 	a.data = "dane-only";
 	a.source = POL_SRC_STATIC;
+	a.rule = POL_RULE_STATIC;
 	a.domain = "example.com";
 	a.reason = "static";
 	if ((o = roundtrip("Example.COM.", 12, &a, "static")) != NULL) {
@@ -196,6 +197,7 @@ test_format(void)
 		is_str(sget(o, "source"), "static", "static source");
 		is_str(sget(o, "domain"), "example.com", "static domain");
 		is_str(sget(o, "reason"), "static", "static reason");
+		is_str(sget(o, "rule"), "static", "static rule");
 		ok(is_null(o, "mode"), "static mode null");
 		ok(is_null(o, "mx"), "static mx null");
 		ok(is_null(o, "expires"), "static expires null");
