@@ -114,6 +114,17 @@ is_eq(d.ask(w.name("dane201")), "OK dane-only", "daemon decides dane201")
 rc, out, err = check("dane201")
 ok("store:    DANE dane-only until" in out, "check shows the stored verdict",
    out + err)
+# A flush makes the next lookup resolve afresh: the in-memory re-check
+# hold goes with the row (it used to leave NOTFOUND for 15 minutes).
+SEC = "OK secure match=mx1.insecure.test servername=hostname"
+is_eq(d.ask("insecure.test"), SEC, "daemon fetches the enforce policy")
+rc, out, err = d.tool("cache", "flush", "insecure.test")
+ok(rc == 0, "flushed while running", out + err)
+is_eq(d.ask("insecure.test"), SEC,
+      "after a flush: resolved afresh, not NOTFOUND")
+ok("flushed insecure.test from the store (it was there); the next lookup "
+   "resolves it afresh" in d.read_log(), "the flush is logged",
+   d.read_log()[-600:])
 d.stop()
 d.put_sts("insecure.test", "enforce", ["mx1.insecure.test"])
 rc, out, err = check("insecure")
