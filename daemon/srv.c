@@ -593,7 +593,7 @@ stats_json(struct srv *s)
 	 * tests (a re-check still running while its answer was given). */
 	json_object_set_new(
 	    o, "resolutions",
-	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "active",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "active",
 		      (json_int_t)ps.resolving, "running",
 		      (json_int_t)ps.running, "queued", (json_int_t)ps.queued,
 		      "running_background", (json_int_t)ps.running_background,
@@ -601,7 +601,8 @@ stats_json(struct srv *s)
 		      (json_int_t)ps.background, "refreshes",
 		      (json_int_t)ps.refreshes, "dane_failed",
 		      (json_int_t)ps.dane_failed, "store_failures",
-		      (json_int_t)ps.store_failures, "timeouts",
+		      (json_int_t)ps.store_failures, "local_failures",
+		      (json_int_t)ps.local_failures, "timeouts",
 		      (json_int_t)ps.timeouts));
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);

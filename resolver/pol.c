@@ -847,11 +847,15 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 		}
 		free(q);
 	}
+	/* DESIGN 6.10: our own shortage is not "no policy". */
+	p->st.local_failures++;
 	if (log_allowed(&p->warn))
-		log_warnx("%s: cannot start a resolution, answering from the "
-			  "store",
+		log_warnx("%s: cannot start a resolution (too many at once, or "
+			  "out of memory): answering TEMP",
 			  p->domain);
-	decide(p, e, 0, ans);
+	ans->domain = p->domain;
+	decided(ans, POL_TEMP, "policy lookup not possible now", POL_SRC_ERROR,
+		POL_RULE_LOCAL_FAILURE);
 	return POL_DONE;
 }
 

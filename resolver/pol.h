@@ -163,6 +163,7 @@ struct pol_stats {
 	unsigned long long refreshes;	/* proactive MTA-STS refreshes */
 	unsigned long long dane_failed; /* DANE resolutions that failed */
 	unsigned long long store_failures; /* TEMP answers: store failed */
+	unsigned long long local_failures; /* TEMP: no resolution possible */
 	unsigned long long timeouts; /* clients answered at the deadline */
 	unsigned resolving;	     /* resolutions queued or running */
 	unsigned running, queued, running_background;

@@ -45,6 +45,7 @@ struct res_item {
 	enum res_dane_end dane_end;
 	void *dane_h, *sts_h;
 	int background; /* running with no client (counted in nbg) */
+	int bg_item;	/* no client has ever waited (counted in nbgitems) */
 	struct res_waiter *waiters;
 	char domain[LIM_DOMAIN_MAX + 1];
 };
@@ -56,7 +57,7 @@ struct res {
 	struct res_limits lim;
 	struct res_item *bucket[RES_BUCKETS];
 	struct res_queue fg, bg;
-	unsigned nitems, nrunning, nqueued, nbg;
+	unsigned nitems, nrunning, nqueued, nbg, nbgitems;
 	unsigned long long started, joined, refused, timeouts, promoted;
 };
 
@@ -141,6 +142,8 @@ item_free(struct res_item *it)
 		it->waiters = w->next;
 		waiter_free(w);
 	}
+	if (it->bg_item)
+		r->nbgitems--;
 	r->nitems--;
 	free(it);
 }
@@ -339,9 +342,16 @@ want_new(struct res *r, const char *domain, unsigned parts, unsigned timeout_ms,
 {
 	struct res_item *it;
 
-	if ((it = item_new(r, domain)) == NULL) {
+	/* Background work may fill half the table at most: a client that
+	 * needs a resolution always finds room. */
+	if ((cb == NULL && r->nbgitems >= r->lim.total / 2) ||
+	    (it = item_new(r, domain)) == NULL) {
 		r->refused++;
 		return -1;
+	}
+	if (cb == NULL) {
+		it->bg_item = 1;
+		r->nbgitems++;
 	}
 	it->want = parts;
 	if (room_for(r, cb != NULL)) {
@@ -407,6 +417,10 @@ want_join(struct res_item *it, unsigned parts, unsigned timeout_ms, res_cb *cb,
 	if (it->phase == ITEM_RUNNING && it->background) {
 		it->background = 0;
 		r->nbg--;
+	}
+	if (it->bg_item) {
+		it->bg_item = 0;
+		r->nbgitems--;
 	}
 	return 0;
 }

@@ -63,7 +63,8 @@ struct res_hooks {
 typedef void res_cb(void *arg, const char *domain, enum res_outcome how);
 
 /* Bounds: resolutions running at once, how many of them may be
- * background work, and how many may exist at all (queued included). */
+ * background work, and how many may exist at all (queued included; at
+ * most half of them background work). */
 struct res_limits {
 	unsigned active, background, total;
 };

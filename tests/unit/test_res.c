@@ -399,6 +399,29 @@ test_bounds_and_free(void)
 	   "and calls no waiter (their owners are going too)");
 }
 
+static void
+test_background_bound(void)
+{
+	struct res *r = fresh(1, 1, 4);
+	struct client c = {0};
+	struct res_stats st;
+
+	ok(want(r, "b1.test", RES_STS, NULL, NULL) == 0 &&
+	       want(r, "b2.test", RES_STS, NULL, NULL) == 0,
+	   "background work up to half the table");
+	is_int(want(r, "b3.test", RES_STS, NULL, NULL), -1,
+	       "more background work is refused");
+	is_int(want(r, "c1.test", RES_DANE, &c, NULL), 0,
+	       "a client still finds room in the table");
+	res_get_stats(r, &st);
+	ok(st.items == 3 && st.queued == 2, "it queues behind the running one");
+	is_int(want(r, "b2.test", RES_DANE, &c, NULL), 0,
+	       "a client joins queued background work");
+	is_int(want(r, "b3.test", RES_STS, NULL, NULL), 0,
+	       "which is no longer counted as background: room again");
+	res_free(r);
+}
+
 int
 main(void)
 {
@@ -412,6 +435,7 @@ main(void)
 	test_join_background();
 	test_deadline_and_cancel();
 	test_bounds_and_free();
+	test_background_bound();
 	ev_base_free();
 	return tap_done();
 }
