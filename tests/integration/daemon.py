@@ -137,7 +137,7 @@ is_eq(d4.ask("example.com"), "OK dane-only", "serves after the drop")
 d4.stop()
 d4.put_sts("w.example", "enforce", ["mx.w.example"])
 d4.start()
-r = d4.jq({"cmd": "flush", "domain": "w.example"})
+r = d4.aq({"cmd": "flush", "domain": "w.example"})
 ok(r == {"flushed": True, "domain": "w.example"},
    "store writable after the privilege drop", r)
 is_eq(d4.stop(), 0, "dropped daemon stops cleanly")

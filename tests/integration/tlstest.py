@@ -119,6 +119,7 @@ class Daemon:
         os.chmod(self.dir, 0o755)
         self.smap = os.path.join(self.dir, "smap.sock")
         self.query = os.path.join(self.dir, "query.sock")
+        self.admin = os.path.join(self.dir, "admin.sock")
         self.db = os.path.join(self.dir, "state", "cache.db")
         self.conf = os.path.join(self.dir, "tlspolicyd.conf")
         self.log = os.path.join(self.dir, "daemon.log")
@@ -131,6 +132,7 @@ class Daemon:
                 "socketmap = unix:%s\n"
                 "socketmap_group =\n"
                 "query_socket = unix:%s\n"
+                "admin_socket = unix:%s\n"
                 "user = %s\n"
                 "%s\n"
                 "[dane]\n"
@@ -140,7 +142,8 @@ class Daemon:
                 "[cache]\n"
                 "path = %s\n"
                 "%s\n"
-                "[policy]\n%s\n" % (self.smap, self.query, self.user,
+                "[policy]\n%s\n" % (self.smap, self.query, self.admin,
+                                    self.user,
                                     server_extra,
                                     "yes" if self.dane else "no",
                                     "yes" if self.sts else "no",
@@ -247,10 +250,10 @@ class Daemon:
         return (p.returncode, p.stdout.decode("utf-8", "replace").strip(),
                 p.stderr.decode("utf-8", "replace").strip())
 
-    def jq(self, req, sock=None):
+    def jq(self, req, sock=None, path=None):
         """One JSON-lines request; returns the decoded reply object."""
         own = sock is None
-        s = sock or self.connect(self.query)
+        s = sock or self.connect(path or self.query)
         try:
             line = req if isinstance(req, (bytes, str)) else json.dumps(req)
             if isinstance(line, str):
@@ -267,6 +270,10 @@ class Daemon:
         finally:
             if own:
                 s.close()
+
+    def aq(self, req):
+        """One request on the admin socket; the decoded reply."""
+        return self.jq(req, sock=None, path=self.admin)
 
     def tool(self, *args):
         p = subprocess.run([TOOL, "-c", self.conf] + list(args),
