@@ -153,12 +153,13 @@ class Daemon:
         with open(self.conf, "w") as f:
             f.write(self.config_text(extra, policy, server_extra))
 
-    def start(self, wait=True, args=()):
+    def start(self, wait=True, args=(), wrap=()):
+        """WRAP: a command prefix, e.g. ["prlimit", "--nofile=64:64"]."""
         # Only a "ready:" line written after this start counts.
         self.log_mark = len(self.read_log())
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [DAEMON, "-f", "-v", "-c", self.conf] + list(args),
+            list(wrap) + [DAEMON, "-f", "-v", "-c", self.conf] + list(args),
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
         if wait:
