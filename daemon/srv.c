@@ -144,6 +144,7 @@ struct srv {
 	 * to what the descriptor limit leaves after the reserve. */
 	long pool_max[PROTO_N];
 	long fd_reserve;
+	long fd_base; /* descriptors open at srv_start(), clients apart */
 	/* Unread output queued over all connections (bytes). */
 	size_t outq;
 	/* Accepting paused after EMFILE/ENFILE. */
@@ -345,9 +346,9 @@ conn_output_full(const struct conn *c)
 }
 
 /*
- * Queue LEN bytes of output. What was written is dropped from the front
- * first, so the buffer holds only unread bytes and never grows past
- * OUTBUF_HARD (callers stop adding once conn_output_full()).
+ * Queue LEN bytes of output. Before the buffer grows, what was written is
+ * dropped from its front, so it never grows past OUTBUF_HARD (callers stop
+ * adding once conn_output_full()).
  */
 static int
 conn_queue(struct conn *c, const char *data, size_t len)
@@ -355,12 +356,15 @@ conn_queue(struct conn *c, const char *data, size_t len)
 	size_t need, ncap;
 	char *nb;
 
-	if (c->outoff > 0) {
+	need = c->outlen + len;
+	if (need > c->outcap && c->outoff > 0) {
+		/* Drop the written bytes rather than grow (once per growth,
+		 * not per reply: pipelined replies stay O(1) each). */
 		memmove(c->out, c->out + c->outoff, c->outlen - c->outoff);
 		c->outlen -= c->outoff;
 		c->outoff = 0;
+		need = c->outlen + len;
 	}
-	need = c->outlen + len;
 	if (need > OUTBUF_HARD)
 		return -1;
 	if (need > c->outcap) {
@@ -1313,7 +1317,7 @@ static void
 pools_size(struct srv *s, int say)
 {
 	const struct cfg *cfg = s->cfg;
-	long want[PROTO_N], budget, total, open_now = fds_open();
+	long want[PROTO_N], budget, total, open_now;
 	struct rlimit rl;
 	int p;
 
@@ -1323,8 +1327,11 @@ pools_size(struct srv *s, int say)
 	want[PROTO_ADM] =
 	    has_listener(s, PROTO_ADM) ? LIM_ADMIN_CONNECTIONS : 0;
 	total = want[PROTO_SMAP] + want[PROTO_QRY] + want[PROTO_ADM];
-	if (open_now < 0)
-		open_now = LIM_FD_BASE;
+	/* Counted once, at start: on a reload the clients' own descriptors
+	 * must not shrink the pools. */
+	if (s->fd_base == 0 && (s->fd_base = fds_open()) < 0)
+		s->fd_base = LIM_FD_BASE;
+	open_now = s->fd_base;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
 		budget = total;
 	else
