@@ -2,6 +2,7 @@
 """The daemon's life cycle: config checking, start-up failures, the store
 across restarts, SIGHUP reload with open connections, privilege drop,
 socket ownership, and clean shutdown."""
+import atexit
 import grp
 import os
 import pwd
@@ -187,6 +188,16 @@ while pid6 is None and time.time() < end:
             pid6 = int(e)
     time.sleep(0.1)
 ok(pid6 is not None, "daemon started with a relative -c runs in /")
+
+
+def kill6():
+    try:
+        os.kill(pid6, signal.SIGKILL)
+    except (OSError, TypeError):
+        pass
+
+
+atexit.register(kill6)
 while time.time() < end and not os.path.exists(d6.smap):
     time.sleep(0.05)
 is_eq(d6.ask("example.com"), "OK dane-only", "relative -c: first answer")
