@@ -72,6 +72,9 @@ static const char *const proto_names[PROTO_N] = {"socketmap", "query", "admin"};
 #define ACCEPT_BACKOFF_MS 250
 /* Descriptor warnings: at most one per this many seconds. */
 #define FD_WARN_INTERVAL_S 60
+/* How long after running out of descriptors a "nothing found" answer is
+ * not trusted (the policy module remembers a failed TXT lookup a minute). */
+#define FD_TROUBLE_S 60
 
 struct srv;
 
@@ -127,7 +130,7 @@ struct srv_stats {
 	unsigned long long answers[POL_PERM + 1];
 	unsigned long long timeouts, request_timeouts, eof_in_request;
 	unsigned long long refused[PROTO_N], admin_denied, accept_paused;
-	unsigned long long output_held;
+	unsigned long long output_held, local_temp;
 };
 
 struct srv {
@@ -152,6 +155,7 @@ struct srv {
 	int paused;
 	time_t fd_warned;
 	unsigned long long fd_suppressed;
+	time_t fd_trouble_at; /* last time we were out of descriptors */
 	/* The admin commands, or NULL. */
 	struct adm *adm;
 	unsigned long next_id;
@@ -559,13 +563,59 @@ conn_reply(struct conn *c, char *owned, size_t len)
 
 static int conn_service(struct conn *c);
 
+/*
+ * DESIGN 6.10, issue 10 item 3: "nothing found" is not trusted while the
+ * daemon is short of file descriptors, since the lookup's DNS queries or
+ * fetch may have failed for want of a socket: such an answer becomes TEMP,
+ * never NOTFOUND. Short means no descriptor is free now (probed with a
+ * dup of FD), or accept() or a probe ran out within FD_TROUBLE_S. COLD: a
+ * lookup that had to resolve (always probed); otherwise (answers from
+ * memory) only probed within FD_TROUBLE_S of trouble, so the hot path
+ * makes no system call.
+ */
+static const struct pol_answer *
+local_shortage(struct srv *s, int fd, int cold, const struct pol_answer *ans,
+	       struct pol_answer *tmp)
+{
+	time_t now = ev_now();
+	int d;
+
+	if (ans->kind != POL_NOTFOUND || ans->source != POL_SRC_NONE)
+		return ans;
+	if (!cold &&
+	    (s->fd_trouble_at == 0 || now - s->fd_trouble_at >= FD_TROUBLE_S))
+		return ans;
+	if ((d = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0)
+		close(d);
+	else if (errno == EMFILE || errno == ENFILE)
+		s->fd_trouble_at = now;
+	if (s->fd_trouble_at == 0 || now - s->fd_trouble_at >= FD_TROUBLE_S)
+		return ans;
+	*tmp = *ans;
+	tmp->kind = POL_TEMP;
+	tmp->data = "local resource shortage (out of file descriptors)";
+	tmp->source = POL_SRC_ERROR;
+	tmp->reason = "the daemon ran out of file descriptors; the lookup "
+		      "proves nothing";
+	s->st.local_temp++;
+	if (warn_allowed(s))
+		log_warnx("%s: answering TEMP, not NOTFOUND: the daemon is "
+			  "out of file descriptors, so the lookup proves "
+			  "nothing",
+			  ans->domain != NULL ? ans->domain : "(lookup)");
+	return tmp;
+}
+
 /* A pending lookup finished: frame its reply and send what is in order. */
 static void
-slot_answered(const struct pol_answer *ans, void *arg)
+slot_answered(const struct pol_answer *answer, void *arg)
 {
 	struct slot *sl = arg;
 	struct conn *c = sl->c;
 	struct srv *s = c->srv;
+	struct pol_answer tmp;
+	const struct pol_answer *ans =
+	    local_shortage(s, c->fd, 1, answer, &tmp);
 
 	sl->req = NULL;
 	count_answer(s, ans);
@@ -587,7 +637,8 @@ static int
 conn_lookup(struct conn *c, const char *key, size_t keylen, int tlsrpt)
 {
 	struct srv *s = c->srv;
-	struct pol_answer ans;
+	struct pol_answer ans, tmp;
+	const struct pol_answer *ap;
 	struct pol_req *req;
 	struct slot *sl;
 	size_t len = 0, hl;
@@ -611,16 +662,17 @@ conn_lookup(struct conn *c, const char *key, size_t keylen, int tlsrpt)
 		}
 		return 0;
 	}
-	count_answer(s, &ans);
+	ap = local_shortage(s, c->fd, 0, &ans, &tmp);
+	count_answer(s, ap);
 	if (c->head != NULL || c->proto != PROTO_SMAP) {
 		char *reply = c->proto == PROTO_SMAP
-				  ? smap_frame(s, &ans, tlsrpt, &len)
-				  : qry_frame(key, keylen, &ans, &len);
+				  ? smap_frame(s, ap, tlsrpt, &len)
+				  : qry_frame(key, keylen, ap, &len);
 
 		return conn_reply(c, reply, len);
 	}
-	len = tlsrpt ? pol_format_tlsrpt(&ans, s->reply, sizeof(s->reply))
-		     : pol_format(&ans, s->reply, sizeof(s->reply));
+	len = tlsrpt ? pol_format_tlsrpt(ap, s->reply, sizeof(s->reply))
+		     : pol_format(ap, s->reply, sizeof(s->reply));
 	log_lookup(key, keylen, s->reply);
 	hl = smap_header(len, hdr);
 	if (conn_queue(c, hdr, hl) || conn_queue(c, s->reply, len) ||
@@ -672,7 +724,7 @@ stats_json(struct srv *s)
 
 	cache_get_stats(s->cache, &cs);
 	o = json_pack(
-	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 	    "s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I},"
 	    "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "connections", (json_int_t)s->nconns, "accepted",
@@ -683,10 +735,10 @@ stats_json(struct srv *s)
 	    (json_int_t)s->st.request_timeouts, "write_timeouts",
 	    (json_int_t)s->st.timeouts, "admin_denied",
 	    (json_int_t)s->st.admin_denied, "accept_paused",
-	    (json_int_t)s->st.accept_paused, "queued_output",
-	    (json_int_t)s->outq, "flushes",
-	    (json_int_t)(s->adm != NULL ? adm_flushes(s->adm) : 0), "open",
-	    "socketmap", (json_int_t)s->nconns_by[PROTO_SMAP], "query",
+	    (json_int_t)s->st.accept_paused, "local_temp",
+	    (json_int_t)s->st.local_temp, "queued_output", (json_int_t)s->outq,
+	    "flushes", (json_int_t)(s->adm != NULL ? adm_flushes(s->adm) : 0),
+	    "open", "socketmap", (json_int_t)s->nconns_by[PROTO_SMAP], "query",
 	    (json_int_t)s->nconns_by[PROTO_QRY], "admin",
 	    (json_int_t)s->nconns_by[PROTO_ADM], "refused", "socketmap",
 	    (json_int_t)s->st.refused[PROTO_SMAP], "query",
@@ -1093,6 +1145,7 @@ accept_pause(struct srv *s, const struct listener *l, int err)
 	char what[256];
 
 	s->st.accept_paused++;
+	s->fd_trouble_at = ev_now();
 	snprintf(what, sizeof(what), "%s: accept: %s", l->name,
 		 err == EMFILE ? "the process is out of file descriptors"
 			       : "the system is out of file descriptors");
