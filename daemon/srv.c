@@ -66,7 +66,10 @@ static const char *const proto_names[PROTO_N] = {"socketmap", "query", "admin"};
  * passed (issue 10 item 7); given back once drained if it grew past
  * OUTBUF_KEEP. */
 #define OUTBUF_HARD (LIM_CONN_OUTPUT + LIM_REPLY_MAX + 64)
-#define OUTBUF_KEEP 16384
+/* The admin socket's listings of a large store are single replies of
+ * many megabytes (tlspolicy reads up to 256 MiB). */
+#define OUTBUF_HARD_ADMIN (256 * 1024 * 1024)
+#define OUTBUF_KEEP	  16384
 /* After accept() failed for want of descriptors: wait this long before
  * accepting again, instead of spinning on a listener that stays ready. */
 #define ACCEPT_BACKOFF_MS 250
@@ -130,7 +133,7 @@ struct srv_stats {
 	unsigned long long answers[POL_PERM + 1];
 	unsigned long long timeouts, request_timeouts, eof_in_request;
 	unsigned long long refused[PROTO_N], admin_denied, accept_paused;
-	unsigned long long output_held, local_temp;
+	unsigned long long local_temp;
 };
 
 struct srv {
@@ -357,7 +360,8 @@ conn_output_full(const struct conn *c)
 static int
 conn_queue(struct conn *c, const char *data, size_t len)
 {
-	size_t need, ncap;
+	size_t need, ncap,
+	    hard = c->proto == PROTO_ADM ? OUTBUF_HARD_ADMIN : OUTBUF_HARD;
 	char *nb;
 
 	need = c->outlen + len;
@@ -369,14 +373,14 @@ conn_queue(struct conn *c, const char *data, size_t len)
 		c->outoff = 0;
 		need = c->outlen + len;
 	}
-	if (need > OUTBUF_HARD)
+	if (need > hard)
 		return -1;
 	if (need > c->outcap) {
 		ncap = c->outcap ? c->outcap : OUTBUF_INITIAL;
 		while (ncap < need)
 			ncap *= 2;
-		if (ncap > OUTBUF_HARD)
-			ncap = OUTBUF_HARD;
+		if (ncap > hard)
+			ncap = hard;
 		if ((nb = realloc(c->out, ncap)) == NULL)
 			return -1;
 		c->out = nb;

@@ -12,6 +12,7 @@ that does not exist); when the daemon is stopped it opens the store.
 import json
 import os
 import pwd
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -38,6 +39,17 @@ os.chown(d.dir, nobody.pw_uid, nobody.pw_gid)
 d.start()
 d.stop()
 d.put_sts("sts.example", "enforce", ["mx.sts.example"])
+# A store whose listing is one reply larger than a lookup connection may
+# queue (256 KiB plus one reply).
+con = sqlite3.connect(d.db)
+now = int(time.time())
+con.executemany("INSERT INTO sts_policy(domain, policy_id, mode, mx, "
+                "max_age, fetched_at, expires_at) VALUES (?,?,?,?,?,?,?)",
+                [("bulk%05d.example" % i, "id1", 2,
+                  "mx1.bulk%05d.example\nmx2.bulk%05d.example" % (i, i),
+                  86400, now, now + 86400) for i in range(4000)])
+con.commit()
+con.close()
 d.start()
 NODB = os.path.join(d.dir, "nonexistent", "cache.db")
 
@@ -121,8 +133,12 @@ ok(p.returncode == 2 and b"Permission denied (the admin socket is for "
 
 # --- the thin CLI while the daemon runs --------------------------------------------
 rc, out, err = d.tool("-d", NODB, "cache", "list")
-ok(rc == 0 and out.startswith("sts.example") and "enforce" in out,
+ok(rc == 0 and "\nsts.example " in out and "enforce" in out,
    "cache list through the daemon (no store opened)", out + err)
+rc, out, err = d.tool("-d", NODB, "-j", "cache", "list")
+ok(rc == 0 and len(out.splitlines()) == 4001 and len(out) > 900000,
+   "cache list of 4001 entries (one reply of 900 KB) through the daemon",
+   (rc, len(out.splitlines()), len(out), err))
 rc, out, err = d.tool("-d", NODB, "-j", "cache", "show", "STS.example.")
 r = json.loads(out) if rc == 0 else {}
 is_eq((r.get("domain"), (r.get("sts") or {}).get("mx")),
