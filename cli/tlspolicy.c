@@ -1269,6 +1269,9 @@ report_send_daemon(const char *day, const char *domain, json_t *rep)
 	json_t *req;
 	int rc = 0;
 
+	if (json_is_true(json_object_get(rep, "more")))
+		errx_msg("more domains were counted that day than one send "
+			 "starts; run it again for the rest");
 	if (jint(rep, "started") == 0) {
 		json_decref(rep);
 		errx_msg("nothing counted on that day%s%s",

@@ -404,9 +404,13 @@ report_show(struct adm *a, const struct qry_request *rq)
 	return dump(json_pack("{s:b,s:o}", "found", 1, "report", o));
 }
 
+/* (day, domain) pairs one report_send starts at most (as the offline
+ * tool). */
+#define ADM_SEND_MAX 4096
+
 struct rs_ctx {
-	int64_t day[RPT_DELIVER_ACTIVE * 4];
-	char dom[RPT_DELIVER_ACTIVE * 4][LIM_DOMAIN_MAX + 1];
+	int64_t day[ADM_SEND_MAX];
+	char dom[ADM_SEND_MAX][LIM_DOMAIN_MAX + 1];
 	size_t n;
 	int more;
 };
