@@ -75,6 +75,10 @@ static const char *const proto_names[PROTO_N] = {"socketmap", "query", "admin"};
 #define ACCEPT_BACKOFF_MS 250
 /* Descriptor warnings: at most one per this many seconds. */
 #define FD_WARN_INTERVAL_S 60
+/* Slots of the per-user count of query connections (a power of two);
+ * a host has far fewer users. Should it fill up, a new user's connections
+ * are not counted (never refused for that). */
+#define PEER_SLOTS 4096
 /* How long after running out of descriptors a "nothing found" answer is
  * not trusted (the policy module remembers a failed TXT lookup a minute). */
 #define FD_TROUBLE_S 60
@@ -96,8 +100,9 @@ struct conn {
 	int fd;
 	unsigned long id;
 	struct event *rev, *wev;
-	struct event *dl; /* the whole-request deadline */
-	int partial;	  /* the input ends inside a request */
+	struct event *dl;  /* the whole-request deadline */
+	int partial;	   /* the input ends inside a request */
+	struct peer *peer; /* query socket: its user's count, or NULL */
 	char *in;
 	size_t inlen, incap;
 	char *out;
@@ -128,11 +133,19 @@ struct slot {
 	int tlsrpt; /* socketmap: answer with TLS-RPT attributes */
 };
 
+/* Query connections open per client uid (SO_PEERCRED), for
+ * [server] query_max_per_peer. A slot with n == 0 is free for reuse. */
+struct peer {
+	long uid; /* -1: never used */
+	long n;
+};
+
 struct srv_stats {
 	unsigned long long accepted, rejected, requests, framing_errors;
 	unsigned long long answers[POL_PERM + 1];
 	unsigned long long timeouts, request_timeouts, eof_in_request;
 	unsigned long long refused[PROTO_N], admin_denied, accept_paused;
+	unsigned long long refused_peer;
 	unsigned long long local_temp;
 };
 
@@ -161,6 +174,8 @@ struct srv {
 	time_t fd_trouble_at; /* last time we were out of descriptors */
 	/* The admin commands, or NULL. */
 	struct adm *adm;
+	/* Query connections per uid (allocated with the query listener). */
+	struct peer *peers;
 	unsigned long next_id;
 	struct srv_stats st;
 	/* Rate limit for warnings caused by clients. */
@@ -728,7 +743,7 @@ stats_json(struct srv *s)
 
 	cache_get_stats(s->cache, &cs);
 	o = json_pack(
-	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 	    "s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I},"
 	    "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "connections", (json_int_t)s->nconns, "accepted",
@@ -738,7 +753,8 @@ stats_json(struct srv *s)
 	    (json_int_t)s->st.eof_in_request, "request_timeouts",
 	    (json_int_t)s->st.request_timeouts, "write_timeouts",
 	    (json_int_t)s->st.timeouts, "admin_denied",
-	    (json_int_t)s->st.admin_denied, "accept_paused",
+	    (json_int_t)s->st.admin_denied, "refused_peer",
+	    (json_int_t)s->st.refused_peer, "accept_paused",
 	    (json_int_t)s->st.accept_paused, "local_temp",
 	    (json_int_t)s->st.local_temp, "queued_output", (json_int_t)s->outq,
 	    "flushes", (json_int_t)(s->adm != NULL ? adm_flushes(s->adm) : 0),
@@ -1083,6 +1099,8 @@ conn_close(struct conn *c)
 	if (c->dl != NULL)
 		event_free(c->dl);
 	conn_output_done(c, conn_pending(c));
+	if (c->peer != NULL)
+		c->peer->n--;
 	close(c->fd);
 	s->nconns_by[c->proto]--;
 	if (c->prev)
@@ -1185,6 +1203,69 @@ admin_peer_ok(struct srv *s, int fd)
 	return 0;
 }
 
+/*
+ * The count of query connections of the user UID: an existing slot, else
+ * a free one claimed for it; NULL when the table is full.
+ */
+static struct peer *
+peer_slot(struct srv *s, long uid)
+{
+	size_t h = ((size_t)uid * 2654435761u) & (PEER_SLOTS - 1), i;
+	struct peer *reuse = NULL;
+
+	for (i = 0; i < PEER_SLOTS; i++) {
+		struct peer *p = &s->peers[(h + i) & (PEER_SLOTS - 1)];
+
+		if (p->uid == uid)
+			return p;
+		if (p->uid == -1) {
+			p = reuse != NULL ? reuse : p;
+			p->uid = uid;
+			p->n = 0;
+			return p;
+		}
+		if (p->n == 0 && reuse == NULL)
+			reuse = p;
+	}
+	if (reuse != NULL) {
+		reuse->uid = uid;
+		reuse->n = 0;
+	}
+	return reuse;
+}
+
+/*
+ * Issue 10 item 6: one user (one MTA, one script) may hold at most
+ * [server] query_max_per_peer query connections, so it cannot take the
+ * pool from the others. Returns the user's slot to count the connection
+ * in, or NULL with *REFUSE set when the user is at its limit.
+ */
+static struct peer *
+peer_admit(struct srv *s, int fd, int *refuse)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct peer *p;
+
+	*refuse = 0;
+	if (s->peers == NULL || s->cfg->query_max_per_peer == 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
+	    len != sizeof(cr) || (p = peer_slot(s, (long)cr.uid)) == NULL)
+		return NULL;
+	if (p->n >= s->cfg->query_max_per_peer) {
+		*refuse = 1;
+		s->st.refused_peer++;
+		if (warn_allowed(s))
+			log_warnx("query socket: user %ld has %ld connections "
+				  "open, the most one user may have "
+				  "([server] query_max_per_peer); refusing "
+				  "one",
+				  (long)cr.uid, p->n);
+		return NULL;
+	}
+	return p;
+}
+
 static void
 accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
@@ -1194,6 +1275,7 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 
 	(void)what;
 	for (i = 0; i < ACCEPT_BATCH && !s->paused; i++) {
+		struct peer *peer = NULL;
 		struct conn *c;
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -1231,6 +1313,17 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			close(fd);
 			continue;
 		}
+		if (l->proto == PROTO_QRY) {
+			int refuse;
+
+			peer = peer_admit(s, fd, &refuse);
+			if (refuse) {
+				s->st.rejected++;
+				s->st.refused[l->proto]++;
+				close(fd);
+				continue;
+			}
+		}
 		if ((c = calloc(1, sizeof(*c))) == NULL) {
 			close(fd);
 			return;
@@ -1239,6 +1332,8 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 		c->proto = l->proto;
 		c->fd = fd;
 		c->id = ++s->next_id;
+		if ((c->peer = peer) != NULL)
+			peer->n++;
 		c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST,
 				   conn_read_cb, c);
 		c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST,
@@ -1299,6 +1394,15 @@ srv_new(struct event_base *base, const struct cfg *cfg, struct pol *pol,
 			 strlen(cfg->query_socket), cfg->query_socket_mode,
 			 cfg->query_socket_group, err, errsz) != 0)
 		goto fail;
+	if (*cfg->query_socket) {
+		if ((s->peers = malloc(PEER_SLOTS * sizeof(*s->peers))) ==
+		    NULL) {
+			snprintf(err, errsz, "out of memory");
+			goto fail;
+		}
+		for (i = 0; i < PEER_SLOTS; i++)
+			s->peers[i].uid = -1;
+	}
 	/* DESIGN 6.11: mode 0600; srv_chown() gives it to [server] user. */
 	if (*cfg->admin_socket &&
 	    add_listener(s, PROTO_ADM, cfg->admin_socket,
@@ -1563,5 +1667,6 @@ srv_free(struct srv *s)
 	if (s->grace)
 		event_free(s->grace);
 	free(s->ls);
+	free(s->peers);
 	free(s);
 }

@@ -144,6 +144,10 @@ static const struct cfg_opt cfg_opts[] = {
 	  CFG_LONG(query_max_connections), NULL, NULL,
 	  "most query socket connections open at once (counted apart from "
 	  "the socketmap's)" },
+	{ "server", "query_max_per_peer", CFG_T_INT, "256", 0, 65536,
+	  CFG_LONG(query_max_per_peer), NULL, NULL,
+	  "most query socket connections of one client user (uid); 0: no "
+	  "limit per user" },
 	{ "server", "admin_socket", CFG_T_STRING,
 	  "unix:" RUNSTATEDIR "/tlspolicyd/admin.sock", 0, 0,
 	  CFG_STR(admin_socket), NULL, cfg_check_query_socket,

@@ -17,6 +17,7 @@ items 6, 7 and 3), with small limits so the whole test runs in seconds:
   answers TEMP, never NOTFOUND.
 """
 import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -52,6 +53,8 @@ def connect(path):
 d = Daemon(name="hostile", policy="example.com = dane-only\n",
            server_extra="max_connections = 40\n"
                         "query_max_connections = 10\n"
+                        "query_max_per_peer = 6\n"
+                        "query_socket_mode = 0666\n"
                         "request_timeout = 2\n"
                         "idle_timeout = 60\n"
                         "write_timeout = 30\n"
@@ -118,8 +121,33 @@ for s in flood:
         alive += 1
     except OSError:
         continue
-is_eq(alive, 10, "query flood: query_max_connections (10) kept, the rest "
-      "closed at once")
+is_eq(alive, 6, "query flood by one user: query_max_per_peer (6) kept, the "
+      "rest closed at once")
+# Another user still gets the rest of the pool (10), and is answered.
+other = pwd.getpwnam("daemon").pw_uid
+probe = ("import json, os, socket, time\n"
+         "os.setgid(%d); os.setuid(%d)\n"
+         "ss = []\n"
+         "for _ in range(10):\n"
+         "    s = socket.socket(socket.AF_UNIX); s.connect(%r); ss.append(s)\n"
+         "time.sleep(0.5)\n"
+         "alive = []\n"
+         "for s in ss:\n"
+         "    s.settimeout(0.05)\n"
+         "    try:\n"
+         "        if s.recv(1) == b'': continue\n"
+         "    except socket.timeout:\n"
+         "        alive.append(s)\n"
+         "    except OSError:\n"
+         "        continue\n"
+         "s = alive[0]; s.settimeout(5); s.sendall(b'example.com\\n')\n"
+         "print(len(alive), json.loads(s.makefile().readline())['answer'])\n"
+         % (other, other, d.query))
+p = subprocess.run(["/usr/bin/python3", "-c", probe], capture_output=True,
+                   timeout=30)
+is_eq(p.stdout.decode().strip(), "4 OK dane-only",
+      "another user gets the rest of the pool (4 of query_max_connections "
+      "10) and is answered")
 rc, out, err = d.postmap("example.com")
 ok(rc == 0 and out == "dane-only",
    "postmap answered while the query socket is flooded", (rc, out, err))
@@ -133,8 +161,9 @@ for s in flood:
     s.close()
 time.sleep(0.3)
 r = d.jq({"cmd": "stats"})
-ok(r["refused"]["query"] == 50 and r["refused"]["socketmap"] == 0,
-   "stats: refusals counted per listener", r)
+ok(r["refused"]["query"] == 60 and r["refused_peer"] == 54
+   and r["refused"]["socketmap"] == 0,
+   "stats: refusals counted per listener and per user", r)
 
 # --- item 7: clients that never read their replies ----------------------------------
 base = rss_kb(pid)

@@ -105,6 +105,7 @@ test_defaults(void)
 	is_int(c->request_timeout, 10, "default request_timeout");
 	is_int(c->max_queued_output, 67108864, "default max_queued_output");
 	is_int(c->query_max_connections, 1024, "default query_max_connections");
+	is_int(c->query_max_per_peer, 256, "default query_max_per_peer");
 	is_str(c->admin_socket, "unix:" RUNSTATEDIR "/tlspolicyd/admin.sock",
 	       "default admin_socket");
 	is_str(c->resolvers, "", "default resolvers");
@@ -876,7 +877,7 @@ test_docs(void)
 	ok(d.conf != NULL, "read %s", conf);
 	ok(d.man != NULL, "read %s", man);
 	cfg_foreach_option(doc_option, &d);
-	ok(d.n == 46, "cfg_foreach_option walked %d options", d.n);
+	ok(d.n == 47, "cfg_foreach_option walked %d options", d.n);
 	c = cfg_load(conf, err, sizeof(err));
 	if (!ok(c != NULL, "contrib/tlspolicyd.conf loads"))
 		printf("#   error: %s\n", err);
