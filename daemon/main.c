@@ -31,9 +31,11 @@
 #include "net/dns.h"
 #include "net/https.h"
 #include "resolver/pol.h"
+#include "daemon/adm.h"
 #include "daemon/srv.h"
 #include "tlsrpt/rpt_collect.h"
 #include "util/ev.h"
+#include "util/limits.h"
 #include "util/log.h"
 #include "util/sock.h"
 
@@ -48,6 +50,7 @@ struct daemon {
 	struct https *https; /* NULL when [sts] enabled = no */
 	struct pol *pol;
 	struct srv *srv;
+	struct adm *adm;
 	struct rpt_collect *rpt; /* NULL when [tlsrpt] enabled = no */
 	struct event_base *base;
 	struct event *selftest; /* trust anchor self-test retry */
@@ -110,23 +113,37 @@ dirname_of(const char *path, char *buf, size_t bufsz)
 	return buf;
 }
 
+/*
+ * Issue 10 item 3: take every descriptor the hard limit allows; what that
+ * leaves for clients after the outbound reserve is logged by srv_start().
+ */
 static void
-raise_fd_limit(long want)
+raise_fd_limit(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
 		return;
-	if ((rlim_t)want > rl.rlim_cur) {
-		rl.rlim_cur =
-		    (rlim_t)want < rl.rlim_max ? (rlim_t)want : rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-			log_warn("setrlimit(RLIMIT_NOFILE)");
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)want > rl.rlim_cur)
-		log_warnx("only %llu file descriptors available for "
-			  "[server] max_connections = %ld",
-			  (unsigned long long)rl.rlim_cur, want - 64);
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("cannot raise the file descriptor limit to %llu",
+			 (unsigned long long)rl.rlim_max);
+}
+
+/* Descriptors outbound work may need at once (util/limits.h). */
+static long
+fd_reserve(const struct daemon *d)
+{
+	long r = LIM_FD_BASE;
+
+	if (d->dns != NULL)
+		r += LIM_FD_DNS;
+	if (d->https != NULL)
+		r += LIM_FD_HTTPS;
+	if (d->rpt != NULL)
+		r += LIM_FD_TLSRPT + (d->dns == NULL ? LIM_FD_DNS : 0) +
+		     (d->https == NULL ? LIM_FD_HTTPS : 0);
+	return r;
 }
 
 /*
@@ -175,6 +192,8 @@ drop_privileges(struct daemon *d, const struct passwd *pw)
 		log_fatal("chown %s", dir);
 	if (cache_chown(d->cache, pw->pw_uid, pw->pw_gid) != 0)
 		log_fatal("chown %s", d->cfg->cache_path);
+	if (srv_chown(d->srv, pw->pw_uid, pw->pw_gid) != 0)
+		log_fatal("chown %s", d->cfg->admin_socket);
 	if (d->rpt != NULL &&
 	    rpt_collect_chown(d->rpt, pw->pw_uid, pw->pw_gid) != 0)
 		log_fatal("chown the tlsrpt store");
@@ -226,6 +245,7 @@ warn_restart_needed(const struct cfg *old, const struct cfg *new)
 	    {"[server] query_socket", offsetof(struct cfg, query_socket)},
 	    {"[server] query_socket_group",
 	     offsetof(struct cfg, query_socket_group)},
+	    {"[server] admin_socket", offsetof(struct cfg, admin_socket)},
 	    {"[server] user", offsetof(struct cfg, user)},
 	    {"[cache] path", offsetof(struct cfg, cache_path)},
 	    {"[dns] resolvers", offsetof(struct cfg, resolvers)},
@@ -273,6 +293,7 @@ reload(struct daemon *d)
 	d->cfg = ncfg;
 	pol_reconfigure(d->pol, ncfg);
 	srv_reconfigure(d->srv, ncfg);
+	adm_reconfigure(d->adm, ncfg);
 	cache_set_memory_entries(d->cache, ncfg->memory_entries);
 	log_set_verbose((int)ncfg->verbose + d->verbose_flags);
 	cfg_free(old);
@@ -417,10 +438,20 @@ main(int argc, char **argv)
 		fprintf(stderr, "tlspolicyd: %s\n", err);
 		return 1;
 	}
-	d.cfgpath = used;
+	/* Issue 10 item 17: the daemon changes to "/", so SIGHUP must find
+	 * the file by its absolute name. */
+	if (used != NULL) {
+		if ((d.cfgpath = realpath(used, NULL)) == NULL) {
+			fprintf(stderr, "tlspolicyd: %s: %s\n", used,
+				strerror(errno));
+			cfg_free(d.cfg);
+			return 1;
+		}
+	}
 	if (check) {
 		cfg_print(d.cfg, stdout);
 		cfg_free(d.cfg);
+		free((char *)d.cfgpath);
 		return 0;
 	}
 
@@ -433,7 +464,7 @@ main(int argc, char **argv)
 	/* Jitter (refresh timing) must differ between daemons started
 	 * together. */
 	srandom((unsigned)(ev_mono_ms() ^ ((uint64_t)getpid() << 16)));
-	raise_fd_limit(d.cfg->max_connections + 64);
+	raise_fd_limit();
 
 	pw = find_user(d.cfg->user);
 	d.base = ev_base_new();
@@ -482,13 +513,21 @@ main(int argc, char **argv)
 	d.srv = srv_new(d.base, d.cfg, d.pol, d.cache, err, sizeof(err));
 	if (d.srv == NULL)
 		log_fatalx("listen: %s", err);
+	if ((d.adm = adm_new(d.cfg, d.cache, d.pol)) == NULL)
+		log_fatalx("out of memory");
+	srv_set_admin(d.srv, d.adm);
 	if (d.cfg->tlsrpt_enabled) {
 		d.rpt = rpt_collect_new(d.base, d.cfg, d.cache, d.dns, d.https,
 					err, sizeof(err));
 		if (d.rpt == NULL)
 			log_fatalx("tlsrpt: %s", err);
 		srv_set_report(d.srv, rpt_collect_feed_cb, d.rpt);
+		/* The admin socket's report commands use the daemon's own
+		 * store and sender (issue 8: a thin CLI). */
+		adm_set_tlsrpt(d.adm, rpt_collect_store(d.rpt),
+			       rpt_collect_deliver(d.rpt));
 	}
+	srv_set_fd_reserve(d.srv, fd_reserve(&d));
 	drop_privileges(&d, pw);
 
 	for (i = 0; i < 3; i++) {
@@ -502,10 +541,11 @@ main(int argc, char **argv)
 			log_fatalx("event_reinit failed");
 	}
 	srv_start(d.srv);
-	log_info("ready: socketmap %s; query %s; store %s; config %s; "
-		 "%zu static policies",
+	log_info("ready: socketmap %s; query %s; admin %s; store %s; "
+		 "config %s; %zu static policies",
 		 d.cfg->socketmap,
 		 *d.cfg->query_socket ? d.cfg->query_socket : "(off)",
+		 *d.cfg->admin_socket ? d.cfg->admin_socket : "(off)",
 		 d.cfg->cache_path, d.cfg->source, d.cfg->nstatics);
 
 	event_base_dispatch(d.base);
@@ -515,12 +555,14 @@ main(int argc, char **argv)
 	if (d.selftest != NULL)
 		event_free(d.selftest);
 	srv_free(d.srv);
+	adm_free(d.adm);
 	rpt_collect_free(d.rpt);
 	pol_free(d.pol);
 	https_free(d.https);
 	dns_free(d.dns);
 	cache_close(d.cache);
 	cfg_free(d.cfg);
+	free((char *)d.cfgpath);
 	ev_base_free();
 	log_info("stopped");
 	return 0;

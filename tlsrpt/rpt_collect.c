@@ -694,3 +694,15 @@ rpt_collect_free(struct rpt_collect *c)
 	free(c->line);
 	free(c);
 }
+
+struct rpt_store *
+rpt_collect_store(struct rpt_collect *c)
+{
+	return c->store;
+}
+
+struct rpt_deliver *
+rpt_collect_deliver(struct rpt_collect *c)
+{
+	return c->dlv;
+}

@@ -33,12 +33,17 @@ struct cfg {
 	char *query_socket; /* unix:PATH, or empty to disable */
 	unsigned query_socket_mode;
 	char *query_socket_group;
-	char *user;   /* empty: do not drop privileges */
-	long verbose; /* 0..2, -v adds */
+	long query_max_connections; /* a pool apart from the socketmap's */
+	long query_max_per_peer;    /* per SO_PEERCRED uid; 0: none */
+	char *admin_socket;	    /* unix:PATH, or empty to disable */
+	char *user;		    /* empty: do not drop privileges */
+	long verbose;		    /* 0..2, -v adds */
 	long lookup_timeout;
 	long max_connections;
 	long idle_timeout;
 	long write_timeout;
+	long request_timeout;	/* whole-request deadline, seconds */
+	long max_queued_output; /* unread output, all connections */
 	/* [dns] */
 	char *resolvers;
 	char *trust_anchor;

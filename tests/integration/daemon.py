@@ -2,17 +2,19 @@
 """The daemon's life cycle: config checking, start-up failures, the store
 across restarts, SIGHUP reload with open connections, privilege drop,
 socket ownership, and clean shutdown."""
+import atexit
 import grp
 import os
 import pwd
 import signal
 import stat
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tlstest import (Daemon, done, is_eq, ok, read_netstring,  # noqa
-                     run_daemon_cmd, netstring)
+from tlstest import (DAEMON, Daemon, done, is_eq, ok,  # noqa
+                     read_netstring, run_daemon_cmd, netstring)
 
 # --- config checking (-n) ------------------------------------------------------
 d = Daemon(policy="example.com = dane-only\n", name="life")
@@ -42,6 +44,29 @@ empty = os.path.join(d.dir, "empty.conf")
 open(empty, "w").close()
 rc, out, err = run_daemon_cmd(["-n", "-c", empty])
 ok(rc == 0 and "[cache]" in out, "an empty file runs on defaults", err)
+
+# Issue 10 item 16: a missing or non-PEM [sts] ca_file is refused with
+# FILE:LINE, at -n and at start-up.
+notpem = os.path.join(d.dir, "ca.txt")
+with open(notpem, "w") as f:
+    f.write("this is not a certificate\n")
+with open(bad, "w") as f:
+    f.write("[sts]\nenabled = no\nca_file = %s\n" % notpem)
+rc, out, err = run_daemon_cmd(["-n", "-c", bad])
+is_eq((rc, err.strip()),
+      (1, "tlspolicyd: %s:3: [sts] ca_file: %s holds no PEM certificate "
+          "(no \"-----BEGIN CERTIFICATE-----\" line)" % (bad, notpem)),
+      "-n refuses a non-PEM ca_file, with file and line")
+rc, out, err = run_daemon_cmd(["-f", "-c", bad])
+ok(rc == 1 and "holds no PEM certificate" in err,
+   "start-up refuses a non-PEM ca_file", err)
+with open(bad, "w") as f:
+    f.write("[sts]\nca_file = %s/none.pem\n" % d.dir)
+rc, out, err = run_daemon_cmd(["-n", "-c", bad])
+is_eq((rc, err.strip()),
+      (1, "tlspolicyd: %s:2: [sts] ca_file: %s/none.pem: No such file or "
+          "directory" % (bad, d.dir)),
+      "-n refuses a missing ca_file, with file and line")
 
 # --- the store across restarts ----------------------------------------------------
 d.start()
@@ -137,10 +162,62 @@ is_eq(d4.ask("example.com"), "OK dane-only", "serves after the drop")
 d4.stop()
 d4.put_sts("w.example", "enforce", ["mx.w.example"])
 d4.start()
-r = d4.jq({"cmd": "flush", "domain": "w.example"})
+r = d4.aq({"cmd": "flush", "domain": "w.example"})
 ok(r == {"flushed": True, "domain": "w.example"},
    "store writable after the privilege drop", r)
 is_eq(d4.stop(), 0, "dropped daemon stops cleanly")
+
+# --- issue 10 item 17: a relative -c path, reloaded after chdir("/") --------------
+d6 = Daemon(name="relcfg", policy="example.com = dane-only\n")
+p6 = subprocess.Popen([DAEMON, "-v", "-c", "tlspolicyd.conf"], cwd=d6.dir,
+                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL)
+p6.wait(10)  # the parent exits once the daemon has forked away
+pid6 = None
+end = time.time() + 10
+while pid6 is None and time.time() < end:
+    for e in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % e, "rb") as f:
+                argv = f.read().split(b"\0")
+            cwd = os.readlink("/proc/%s/cwd" % e)
+        except OSError:
+            continue
+        if argv[:4] == [DAEMON.encode(), b"-v", b"-c",
+                        b"tlspolicyd.conf"] and cwd == "/":
+            pid6 = int(e)
+    time.sleep(0.1)
+ok(pid6 is not None, "daemon started with a relative -c runs in /")
+
+
+def kill6():
+    try:
+        os.kill(pid6, signal.SIGKILL)
+    except (OSError, TypeError):
+        pass
+
+
+atexit.register(kill6)
+while time.time() < end and not os.path.exists(d6.smap):
+    time.sleep(0.05)
+is_eq(d6.ask("example.com"), "OK dane-only", "relative -c: first answer")
+with open(d6.conf, "w") as f:
+    f.write(d6.config_text(policy="example.com = dane\n"))
+if pid6:
+    os.kill(pid6, signal.SIGHUP)
+answer = None
+end = time.time() + 5
+while time.time() < end:
+    answer = d6.ask("example.com")
+    if answer == "OK dane":
+        break
+    time.sleep(0.1)
+is_eq(answer, "OK dane", "relative -c: SIGHUP after chdir(\"/\") reloads")
+if pid6:
+    os.kill(pid6, signal.SIGTERM)
+    end = time.time() + 10
+    while time.time() < end and os.path.exists("/proc/%d" % pid6):
+        time.sleep(0.05)
 
 # --- DNS silent at start-up: serve from the store, test the anchor later ------
 d5 = Daemon(name="nodns", dane=True, policy="example.com = dane-only\n",

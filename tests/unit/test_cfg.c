@@ -102,6 +102,12 @@ test_defaults(void)
 	is_int(c->max_connections, 4096, "default max_connections");
 	is_int(c->idle_timeout, 60, "default idle_timeout");
 	is_int(c->write_timeout, 30, "default write_timeout");
+	is_int(c->request_timeout, 10, "default request_timeout");
+	is_int(c->max_queued_output, 67108864, "default max_queued_output");
+	is_int(c->query_max_connections, 1024, "default query_max_connections");
+	is_int(c->query_max_per_peer, 256, "default query_max_per_peer");
+	is_str(c->admin_socket, "unix:" RUNSTATEDIR "/tlspolicyd/admin.sock",
+	       "default admin_socket");
 	is_str(c->resolvers, "", "default resolvers");
 	is_str(c->trust_anchor, "/usr/share/dns/root.key",
 	       "default trust_anchor");
@@ -625,6 +631,74 @@ test_long(void)
 	cfg_free(c);
 }
 
+/* Write TEXT to a new temp file named into PATH (a mkstemp template). */
+static int
+temp_file(char *path, const char *text)
+{
+	int fd = mkstemp(path);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Issue 10 item 16: [sts] ca_file must exist and hold a PEM certificate. */
+static void
+test_ca_file(void)
+{
+	char conf[] = "/tmp/test_cfg_caXXXXXX",
+	     ca[] = "/tmp/test_cfg_pemXXXXXX";
+	char text[256], want[512];
+	struct cfg *c;
+	FILE *fp;
+
+	if (!ok(temp_file(ca, "not a certificate\n") == 0, "temp CA file"))
+		return;
+	snprintf(text, sizeof(text), "[sts]\n\nca_file = %s\n", ca);
+	if (!ok(temp_file(conf, text) == 0, "temp config")) {
+		unlink(ca);
+		return;
+	}
+	c = cfg_load(conf, err, sizeof(err));
+	ok(c == NULL, "non-PEM ca_file refused");
+	snprintf(want, sizeof(want),
+		 "%s:3: [sts] ca_file: %s holds no PEM certificate (no "
+		 "\"-----BEGIN CERTIFICATE-----\" line)",
+		 conf, ca);
+	is_str(err, want, "non-PEM ca_file: FILE:LINE and plain words");
+	cfg_free(c);
+
+	unlink(ca);
+	c = cfg_load(conf, err, sizeof(err));
+	ok(c == NULL, "missing ca_file refused");
+	snprintf(want, sizeof(want),
+		 "%s:3: [sts] ca_file: %s: No such file or directory", conf,
+		 ca);
+	is_str(err, want, "missing ca_file: FILE:LINE and the reason");
+	cfg_free(c);
+
+	if (temp_file(ca, "# bundle\n-----BEGIN CERTIFICATE-----\nMIIB\n"
+			  "-----END CERTIFICATE-----\n") == 0) {
+		snprintf(text, sizeof(text), "[sts]\nca_file = %s\n", ca);
+		if ((fp = fopen(conf, "w")) != NULL) {
+			fputs(text, fp);
+			fclose(fp);
+		}
+		c = cfg_load(conf, err, sizeof(err));
+		ok(c != NULL, "PEM ca_file accepted: %s", err);
+		cfg_free(c);
+		unlink(ca);
+	}
+	/* The pure parser does no I/O: the path is only checked for form. */
+	c = parse("[sts]\nca_file = /nonexistent/ca.pem\n");
+	ok(c != NULL, "cfg_parse does not open ca_file");
+	cfg_free(c);
+	unlink(conf);
+}
+
 static void
 test_round_trip(void)
 {
@@ -803,7 +877,7 @@ test_docs(void)
 	ok(d.conf != NULL, "read %s", conf);
 	ok(d.man != NULL, "read %s", man);
 	cfg_foreach_option(doc_option, &d);
-	ok(d.n == 42, "cfg_foreach_option walked %d options", d.n);
+	ok(d.n == 47, "cfg_foreach_option walked %d options", d.n);
 	c = cfg_load(conf, err, sizeof(err));
 	if (!ok(c != NULL, "contrib/tlspolicyd.conf loads"))
 		printf("#   error: %s\n", err);
@@ -822,6 +896,7 @@ main(void)
 	test_answers();
 	test_long();
 	test_round_trip();
+	test_ca_file();
 	test_word_in();
 	test_docs();
 	return tap_done();
