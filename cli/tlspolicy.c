@@ -42,6 +42,7 @@
 #include <jansson.h>
 
 #include "cache/cache.h"
+#include "cache/cache_json.h"
 #include "util/cfg.h"
 #include "cli/check.h"
 #include "net/dns.h"
@@ -505,42 +506,6 @@ store_open(void)
 	return c;
 }
 
-static json_t *
-entry_json(const struct cache_entry *e)
-{
-	json_t *o, *sts = json_null(), *dane = json_null(), *mx;
-	const char *p, *nl;
-
-	if (e->has_sts) {
-		mx = json_array();
-		for (p = e->sts.mx; mx != NULL && p != NULL && *p != '\0';
-		     p = nl != NULL ? nl + 1 : p + strlen(p)) {
-			nl = strchr(p, '\n');
-			json_array_append_new(
-			    mx, json_stringn(p, nl != NULL ? (size_t)(nl - p)
-							   : strlen(p)));
-		}
-		sts = json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:s,s:I}",
-				"policy_id", e->sts.policy_id, "mode",
-				cache_sts_mode_name(e->sts.mode), "mx",
-				mx != NULL ? mx : json_null(), "max_age",
-				(json_int_t)e->sts.max_age, "fetched_at",
-				(json_int_t)e->sts.fetched_at, "expires_at",
-				(json_int_t)e->sts.expires_at, "last_error",
-				e->sts.last_error, "next_retry",
-				(json_int_t)e->sts.next_retry);
-	}
-	if (e->has_dane)
-		dane = json_pack("{s:s,s:s,s:I,s:I}", "verdict",
-				 cache_dane_kind_name(e->dane.kind), "detail",
-				 e->dane.detail, "checked_at",
-				 (json_int_t)e->dane.checked_at, "expires_at",
-				 (json_int_t)e->dane.expires_at);
-	o = json_pack("{s:s,s:o*,s:o*}", "domain", e->domain, "sts", sts,
-		      "dane", dane);
-	return o;
-}
-
 /* ---- the admin socket ---- */
 
 /* The admin socket path without "unix:", or NULL when it is disabled
@@ -643,7 +608,7 @@ print_entry_row(json_t *e)
 static int
 list_one(const struct cache_entry *e, void *arg)
 {
-	json_t *o = entry_json(e);
+	json_t *o = cache_entry_json(e);
 	int *failed = arg;
 
 	if (o == NULL || print_entry_row(o) < 0)
@@ -813,7 +778,7 @@ cmd_cache_show(const char *domain)
 		errx_msg("%s: nothing stored", dom);
 		rc = EXIT_NEGATIVE;
 	} else {
-		o = entry_json(e);
+		o = cache_entry_json(e);
 		if (o == NULL || show_entry(o) < 0)
 			rc = EXIT_ERROR;
 		json_decref(o);

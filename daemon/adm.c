@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "cache/cache.h"
+#include "cache/cache_json.h"
 #include "daemon/adm.h"
 #include "daemon/qry.h"
 #include "resolver/pol.h"
@@ -152,42 +153,6 @@ flush(struct adm *a, const struct qry_request *rq)
 	    json_pack("{s:b,s:s}", "flushed", ce == CACHE_OK, "domain", dom));
 }
 
-/* One stored entry, the fields tlspolicy cache show prints. */
-static json_t *
-entry_json(const struct cache_entry *e)
-{
-	json_t *sts = json_null(), *dane = json_null(), *mx;
-	const char *p, *nl;
-
-	if (e->has_sts) {
-		if ((mx = json_array()) == NULL)
-			return NULL;
-		for (p = e->sts.mx; p != NULL && *p != '\0';
-		     p = nl != NULL ? nl + 1 : p + strlen(p)) {
-			nl = strchr(p, '\n');
-			json_array_append_new(
-			    mx, json_stringn(p, nl != NULL ? (size_t)(nl - p)
-							   : strlen(p)));
-		}
-		sts = json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:s,s:I}",
-				"policy_id", e->sts.policy_id, "mode",
-				cache_sts_mode_name(e->sts.mode), "mx", mx,
-				"max_age", (json_int_t)e->sts.max_age,
-				"fetched_at", (json_int_t)e->sts.fetched_at,
-				"expires_at", (json_int_t)e->sts.expires_at,
-				"last_error", e->sts.last_error, "next_retry",
-				(json_int_t)e->sts.next_retry);
-	}
-	if (e->has_dane)
-		dane = json_pack("{s:s,s:s,s:I,s:I}", "verdict",
-				 cache_dane_kind_name(e->dane.kind), "detail",
-				 e->dane.detail, "checked_at",
-				 (json_int_t)e->dane.checked_at, "expires_at",
-				 (json_int_t)e->dane.expires_at);
-	return json_pack("{s:s,s:o*,s:o*}", "domain", e->domain, "sts", sts,
-			 "dane", dane);
-}
-
 struct list_ctx {
 	json_t *arr;
 	int truncated, failed;
@@ -203,7 +168,7 @@ list_one(const struct cache_entry *e, void *arg)
 		lc->truncated = 1;
 		return 1;
 	}
-	if ((o = entry_json(e)) == NULL ||
+	if ((o = cache_entry_json(e)) == NULL ||
 	    json_array_append_new(lc->arr, o) != 0) {
 		lc->failed = 1;
 		return 1;
@@ -244,7 +209,7 @@ cache_show(struct adm *a, const struct qry_request *rq)
 		return error_reply(cache_strerror(ce));
 	if (e == NULL)
 		return dump(json_pack("{s:b,s:s}", "found", 0, "domain", dom));
-	if ((o = entry_json(e)) == NULL)
+	if ((o = cache_entry_json(e)) == NULL)
 		return NULL;
 	return dump(
 	    json_pack("{s:b,s:s,s:o}", "found", 1, "domain", dom, "entry", o));
