@@ -306,19 +306,23 @@ static void
 selftest_answer(const struct dns_result *r, void *arg)
 {
 	struct daemon *d = arg;
+	char err[1024];
 
-	if (r->outcome == DNS_DATA && r->security == DNS_SECURE) {
-		log_info("dns: trust anchor validates %s now",
-			 d->cfg->selftest_name);
+	/* The same judgement as at start-up: only an answer that arrived
+	 * and does not validate stops the daemon (issue 10). */
+	switch (dns_selftest_judge(d->dns, r, err, sizeof(err))) {
+	case 0:
+		log_info("dns: trust anchor %s validates %s now",
+			 d->cfg->trust_anchor, r->qname);
 		return;
+	case -2:
+		log_debug("dns: self-test: %s; trying again in %d s", err,
+			  SELFTEST_RETRY_S);
+		selftest_later(d);
+		return;
+	default:
+		log_fatalx("dns: %s", err);
 	}
-	if (r->outcome != DNS_TIMEOUT && r->outcome != DNS_SERVFAIL &&
-	    r->outcome != DNS_ERROR)
-		log_fatalx("dns: trust anchor %s does not validate %s: %s %s",
-			   d->cfg->trust_anchor, d->cfg->selftest_name,
-			   dns_outcome_name(r->outcome),
-			   dns_security_name(r->security));
-	selftest_later(d);
 }
 
 static void
@@ -328,8 +332,8 @@ selftest_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (dns_query(d->dns, d->cfg->selftest_name, DNS_T_SOA, selftest_answer,
-		      d) == NULL)
+	if (dns_query(d->dns, dns_selftest_name(d->dns, d->cfg->selftest_name),
+		      DNS_T_SOA, selftest_answer, d) == NULL)
 		selftest_later(d);
 }
 
@@ -456,11 +460,13 @@ main(int argc, char **argv)
 			break;
 		case -2:
 			/* A mail server must come up during a network
-			 * outage: serve from the store, and prove the anchor
-			 * as soon as DNS answers. */
+			 * outage, or before its network is up: serve from
+			 * the store, and prove the anchor as soon as DNS
+			 * answers (issue 10 item 5). */
 			log_warnx("dns: %s; answering from the store until "
-				  "DNS answers, then testing the trust anchor",
-				  err);
+				  "DNS answers, then testing the trust anchor "
+				  "(every %d s)",
+				  err, SELFTEST_RETRY_S);
 			selftest_later(&d);
 			break;
 		default:

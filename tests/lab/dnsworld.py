@@ -10,6 +10,8 @@ Tests import it (Debian's /usr/bin/python3, standard library only):
     w.start()                   # sign, start NSD, unbound, silent server
     w.resolver                  # unbound, validating, port 53
     w.trust_anchor              # the private root's DS, zone format
+    w.root_hints                # hints file: "." NS -> NSD (w.nsd_addr),
+                                # for full recursion ([dns] root_hints)
     w.resolv_conf               # "nameserver <resolver>\noptions trust-ad"
     w.stop()                    # also registered with atexit
 
@@ -422,6 +424,10 @@ class DNSWorld:
         for d in (self.zonedir, self.keydir, self.pkidir):
             os.makedirs(d, exist_ok=True)
         self.trust_anchor = os.path.join(self.dir, "root.anchor")
+        # The private root's servers, for full recursion without unbound
+        # ([dns] root_hints); written by start().
+        self.root_hints = os.path.join(self.dir, "root.hints")
+        self.root_servers = [self.nsd_addr]
         self.resolv_conf = os.path.join(self.dir, "resolv.conf")
         self.nsd_conf = os.path.join(self.dir, "nsd.conf")
         self.nsd_log = os.path.join(self.dir, "nsd.log")
@@ -751,7 +757,7 @@ class DNSWorld:
                     "remote-control:\n\tcontrol-enable: no\n" %
                     (self.nsd_addr, self.zonedir, d, d, d, d, self.nsd_log)
                     + "".join(zones))
-        hints = os.path.join(d, "root.hints")
+        hints = self.root_hints
         with open(hints, "w") as f:
             f.write(". 3600000 NS ns.test.\nns.test. 3600000 A %s\n" %
                     self.nsd_addr)
