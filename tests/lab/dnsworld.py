@@ -22,6 +22,9 @@ Servers (each world takes a free "slot" S, 0..63, locked with flock on
     127.S.53.53:53   unbound: validating recursion, root hints -> NSD,
                      trust anchor = the private root's DS
     127.S.53.99:53   the silent server: UDP and TCP, never answers
+    127.S.53.98:53   the SERVFAIL server (w.servfail_addr): answers every
+                     UDP query SERVFAIL, like a resolver that serves only
+                     a private tree and cannot resolve the root
     127.S.54.N       addresses of the MX hosts (for Postfix TLS sinks);
                      w.addr(host) gives the address of a host
 
@@ -357,6 +360,51 @@ class DigResult:
                                    self.answer)
 
 
+class _Servfail:
+    """UDP on ADDR:53 that answers every query with SERVFAIL (RA set,
+    the question echoed, nothing else)."""
+
+    def __init__(self, addr):
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind((addr, 53))
+        self.udp.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def answer(q):
+        """The SERVFAIL reply to query Q (bytes), or None."""
+        if len(q) < 12 or q[2] & 0x80:
+            return None
+        p = 12
+        while p < len(q) and q[p] != 0:
+            p += 1 + q[p]
+        end = p + 5                       # root label, QTYPE, QCLASS
+        if q[4:6] != b"\0\1" or end > len(q):
+            return None
+        flags = bytes([0x80 | (q[2] & 0x79), 0x80 | 2])   # QR RD, RA 2
+        return q[:2] + flags + b"\0\1\0\0\0\0\0\0" + q[12:end]
+
+    def _loop(self):
+        while not self.stopping:
+            try:
+                q, peer = self.udp.recvfrom(65535)
+            except (socket.timeout, OSError):
+                continue
+            r = self.answer(q)
+            if r is not None:
+                try:
+                    self.udp.sendto(r, peer)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(2)
+        self.udp.close()
+
+
 class _Silent:
     """UDP and TCP on ADDR:53 that accept and never answer."""
 
@@ -412,12 +460,14 @@ class DNSWorld:
         self.log_queries = log_queries
         self.procs = {}
         self.silent = None
+        self.servfail = None
         self._lockf = None
         self.slot = self._take_slot(slot)
         s = self.slot
         self.nsd_addr = "127.%d.53.1" % s
         self.resolver = "127.%d.53.53" % s
         self.silent_addr = "127.%d.53.99" % s
+        self.servfail_addr = "127.%d.53.98" % s
         self.zonedir = os.path.join(self.dir, "zones")
         self.keydir = os.path.join(self.dir, "keys")
         self.pkidir = os.path.join(self.dir, "pki")
@@ -457,7 +507,7 @@ class DNSWorld:
                 if e.errno in (errno.EAGAIN, errno.EACCES):
                     continue
                 raise
-            addrs = ["127.%d.53.%d" % (s, n) for n in (1, 53, 99)]
+            addrs = ["127.%d.53.%d" % (s, n) for n in (1, 53, 98, 99)]
             if all(_port_free(a) for a in addrs):
                 self._lockf = f
                 return s
@@ -841,6 +891,7 @@ class DNSWorld:
         self._build_zones()
         self._write_configs()
         self.silent = _Silent(self.silent_addr)
+        self.servfail = _Servfail(self.servfail_addr)
         self._start_nsd()
         self._spawn("unbound", ["unbound", "-d", "-c", self.unbound_conf])
         self._wait_answer("unbound", self.resolver, ".", True)
@@ -903,6 +954,9 @@ class DNSWorld:
         if self.silent is not None:
             self.silent.close()
             self.silent = None
+        if self.servfail is not None:
+            self.servfail.close()
+            self.servfail = None
         if self._lockf is not None:
             self._lockf.close()
             self._lockf = None
