@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -348,6 +349,39 @@ selftest_later(struct daemon *d)
 	evtimer_add(d->selftest, &tv);
 }
 
+/*
+ * [dns] root_hints are read by getdns's libunbound at its first query,
+ * which comes after the privilege drop: prove now, as [server] user (its
+ * group only, as after the drop), that it can read them, rather than
+ * failing every lookup later.
+ */
+static void
+selftest_hints_readable(const struct cfg *cfg, const struct passwd *pw)
+{
+	gid_t groups[NGROUPS_MAX];
+	int ngroups, fd, saved;
+
+	if (*cfg->root_hints == '\0' || pw == NULL || geteuid() != 0)
+		return;
+	if ((ngroups = getgroups(NGROUPS_MAX, groups)) < 0)
+		log_fatal("getgroups");
+	if (setgroups(1, &pw->pw_gid) != 0 || setegid(pw->pw_gid) != 0 ||
+	    seteuid(pw->pw_uid) != 0)
+		log_fatal("cannot test [dns] root_hints as %s", cfg->user);
+	fd = open(cfg->root_hints, O_RDONLY | O_CLOEXEC);
+	saved = errno;
+	if (seteuid(0) != 0 || setegid(0) != 0 ||
+	    setgroups((size_t)ngroups, groups) != 0)
+		log_fatal("cannot return to root after testing [dns] "
+			  "root_hints");
+	if (fd < 0)
+		log_fatalx("dns: [dns] root_hints %s is not readable by "
+			   "[server] user %s (%s); the resolver reads it "
+			   "again after the privilege drop",
+			   cfg->root_hints, cfg->user, strerror(saved));
+	close(fd);
+}
+
 static void
 stopped(void *arg)
 {
@@ -454,6 +488,7 @@ main(int argc, char **argv)
 		d.dns = dns_new(d.base, d.cfg, err, sizeof(err));
 		if (d.dns == NULL)
 			log_fatalx("dns: %s", err);
+		selftest_hints_readable(d.cfg, pw);
 		switch (dns_selftest(d.dns, d.cfg->selftest_name, err,
 				     sizeof(err))) {
 		case 0:

@@ -479,6 +479,8 @@ struct ub_ctx;
 int ub_ctx_set_option(struct ub_ctx *ctx, const char *opt, const char *val);
 
 static char dns_ub_hints[PATH_MAX]; /* "": no root hints configured */
+/* Where getdns 1.6 writes its copy of the root servers (mkstemp). */
+#define DNS_GETDNS_HINTS_TMP P_tmpdir "/getdns-root-dns-servers-"
 
 int
 ub_ctx_set_option(struct ub_ctx *ctx, const char *opt, const char *val)
@@ -498,6 +500,12 @@ ub_ctx_set_option(struct ub_ctx *ctx, const char *opt, const char *val)
 		return next(ctx, opt, val);
 	if ((r = next(ctx, opt, dns_ub_hints)) != 0)
 		return r;
+	/* getdns's private copy is not used; removed now, while we may,
+	 * it leaves nothing behind after the privilege drop (getdns's own
+	 * unlink at the end then finds nothing, which it ignores). */
+	if (strncmp(val, DNS_GETDNS_HINTS_TMP, strlen(DNS_GETDNS_HINTS_TMP)) ==
+	    0)
+		(void)unlink(val);
 	/* "nodefault" is not honoured through ub_ctx_set_option();
 	 * a transparent zone without data passes every query on. */
 	return next(ctx, "local-zone:", "test. transparent");

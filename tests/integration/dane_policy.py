@@ -5,6 +5,7 @@ the daemon's [dns] resolver; each case asserts the exact socketmap answer,
 that no lookup failure is read as "no TLSA", single-flight resolution,
 the lookup budget, and that verdicts land in the store."""
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -219,6 +220,36 @@ ok(rc == 0 and "enforce" in out, "recursion: the policy is in the store",
 ok(not [q for q in w.query_log() if STS_D in q[1]],
    "recursion: unbound never saw these queries (NSD answered getdns)")
 is_eq(drh.stop(), 0, "recursion: stop")
+
+# Root hints after the privilege drop: libunbound reads them at its first
+# query, as [server] user. A copy that user can read works; one it cannot
+# read is refused at start-up, in words, before any lookup fails.
+dn = Daemon(name="danerhuser", dane=True, user="nobody")
+hints_ok = os.path.join(dn.dir, "root.hints")
+shutil.copy(w.root_hints, hints_ok)
+os.chmod(hints_ok, 0o644)
+anchor_ok = os.path.join(dn.dir, "root.anchor")
+shutil.copy(w.trust_anchor, anchor_ok)
+dn.write_config(extra="""
+[dns]
+root_hints = %s
+trust_anchor = %s
+timeout = 4
+""" % (hints_ok, anchor_ok))
+dn.start()
+is_eq(dn.ask(w.name("dane311")), "OK dane-only",
+      "recursion as nobody: root hints read after the privilege drop")
+dn.stop()
+os.chmod(hints_ok, 0o600)
+p = dn.start(wait=False)
+try:
+    rc = p.wait(30)
+except Exception:  # noqa: BLE001
+    rc = None
+ok(rc == 1 and "root_hints %s is not readable by [server] user nobody"
+   % hints_ok in dn.read_log(),
+   "root hints the user cannot read: refused at start-up",
+   dn.read_log()[-600:])
 
 # The start-up self-test refuses a trust anchor that does not validate.
 bad = os.path.join(d.dir, "bad.anchor")
