@@ -55,6 +55,10 @@ def no_network_child():
         res["stored_dane"] = d.ask("dane.example")
         res["static"] = d.ask("static.example")
         res["unknown"] = d.ask("unknown.example")
+        # The DANE lookup behind the stored enforce policy fails (no
+        # route): from then on SPEC B D6 with MTA-STS enforce is TEMP.
+        d.settle()
+        res["stored_after"] = d.ask("kept.example")
         time.sleep(1)
         res["alive"] = d.alive()
         res["rc"] = d.stop()
@@ -242,6 +246,9 @@ is_eq(nn.get("static"), "OK dane-only", "no network: a [policy] answer")
 # its own DANE lookups with "dane".
 is_eq(nn.get("unknown"), "OK dane",
       "no network: an unknown domain gets the failed-lookup answer")
+is_eq(nn.get("stored_after"), "TEMP dnssec lookup failure for kept.example",
+      "no network: once its DANE lookup has failed, the enforce domain "
+      "gets TEMP (D6), never NOTFOUND")
 ok(nn.get("alive"), "no network: still running after the lookups")
 ok("does not validate" not in nn.get("log", "") and
    "fatal" not in nn.get("log", ""), "no network: nothing fatal logged",
