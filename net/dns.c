@@ -4,10 +4,12 @@
  * loop (SPEC A9, DESIGN 4).
  *
  * One long-lived getdns context answers every query. With [dns] resolvers
- * empty it recurses itself (getdns's embedded libunbound); otherwise it is
- * a stub to the listed resolvers and validates every answer itself against
- * [dns] trust_anchor (SPEC A9.64, A9.67). Zero-config trust-anchor
- * fetching, search lists and name appending are off (SPEC A9.66, A8.62).
+ * empty it recurses itself (getdns's embedded libunbound), from the root
+ * servers of [dns] root_hints when set (see ub_ctx_set_option below);
+ * otherwise it is a stub to the listed resolvers and validates every
+ * answer itself against [dns] trust_anchor (SPEC A9.64, A9.67).
+ * Zero-config trust-anchor fetching, search lists and name appending are
+ * off (SPEC A9.66, A8.62).
  *
  * The loop: Debian's libgetdns_ex_event.so exports no symbols (SPEC
  * A9.69), so instead of the extension library this file carries a small
@@ -17,7 +19,14 @@
  * (0 data or NODATA, 3 NXDOMAIN, anything else SERVFAIL), then its
  * dnssec_status, which needs dnssec_return_all_statuses or a bogus reply
  * vanishes and reads like "no record". A timeout arrives as a callback
- * type, not as a status.
+ * type, not as a status. Only a reply to the question asked, with the QR
+ * bit, is an answer: getdns 1.6 hands back an unsent query (no route) or
+ * another lookup's packet (libunbound failing) in its place (issue 10).
+ *
+ * The start-up self-test (dns_selftest, dns_selftest_judge) separates an
+ * answer that does not validate (refuse to run) from no answer at all
+ * (run, retry): a network that is not up yet is found out from the
+ * routing table, without a packet.
  *
  * Callbacks (STYLE rule 8): getdns may answer from its cache inside
  * getdns_general(); such an answer is parked and delivered from a
@@ -63,6 +72,7 @@
 /* Most records read from a [dns] root_hints file. */
 #define DNS_HINTS_MAX 64
 /* RR types we read besides the ones in dns.h. */
+#define DNS_T_NS     2
 #define DNS_T_DS     43
 #define DNS_T_RRSIG  46
 #define DNS_T_DNSKEY 48
@@ -445,11 +455,11 @@ dns_hints(const char *path, char *err, size_t errsz)
 		    getdns_dict_get_int(rr, "type", &type) !=
 			GETDNS_RETURN_GOOD)
 			continue;
-		if (type != DNS_T_A && type != DNS_T_AAAA && type != 2)
+		if (type != DNS_T_A && type != DNS_T_AAAA && type != DNS_T_NS)
 			continue;
 		if (getdns_list_set_dict(keep, k, rr) == GETDNS_RETURN_GOOD) {
 			k++;
-			naddr += type != 2;
+			naddr += type != DNS_T_NS;
 		}
 	}
 	getdns_list_destroy(all);
