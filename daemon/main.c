@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -327,19 +328,23 @@ static void
 selftest_answer(const struct dns_result *r, void *arg)
 {
 	struct daemon *d = arg;
+	char err[1024];
 
-	if (r->outcome == DNS_DATA && r->security == DNS_SECURE) {
-		log_info("dns: trust anchor validates %s now",
-			 d->cfg->selftest_name);
+	/* The same judgement as at start-up: only an answer that arrived
+	 * and does not validate stops the daemon (issue 10). */
+	switch (dns_selftest_judge(d->dns, r, err, sizeof(err))) {
+	case 0:
+		log_info("dns: trust anchor %s validates %s now",
+			 d->cfg->trust_anchor, r->qname);
 		return;
+	case -2:
+		log_debug("dns: self-test: %s; trying again in %d s", err,
+			  SELFTEST_RETRY_S);
+		selftest_later(d);
+		return;
+	default:
+		log_fatalx("dns: %s", err);
 	}
-	if (r->outcome != DNS_TIMEOUT && r->outcome != DNS_SERVFAIL &&
-	    r->outcome != DNS_ERROR)
-		log_fatalx("dns: trust anchor %s does not validate %s: %s %s",
-			   d->cfg->trust_anchor, d->cfg->selftest_name,
-			   dns_outcome_name(r->outcome),
-			   dns_security_name(r->security));
-	selftest_later(d);
 }
 
 static void
@@ -349,8 +354,8 @@ selftest_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (dns_query(d->dns, d->cfg->selftest_name, DNS_T_SOA, selftest_answer,
-		      d) == NULL)
+	if (dns_query(d->dns, dns_selftest_name(d->dns, d->cfg->selftest_name),
+		      DNS_T_SOA, selftest_answer, d) == NULL)
 		selftest_later(d);
 }
 
@@ -363,6 +368,39 @@ selftest_later(struct daemon *d)
 	    (d->selftest = evtimer_new(d->base, selftest_timer, d)) == NULL)
 		log_fatalx("out of memory");
 	evtimer_add(d->selftest, &tv);
+}
+
+/*
+ * [dns] root_hints are read by getdns's libunbound at its first query,
+ * which comes after the privilege drop: prove now, as [server] user (its
+ * group only, as after the drop), that it can read them, rather than
+ * failing every lookup later.
+ */
+static void
+selftest_hints_readable(const struct cfg *cfg, const struct passwd *pw)
+{
+	gid_t groups[NGROUPS_MAX];
+	int ngroups, fd, saved;
+
+	if (*cfg->root_hints == '\0' || pw == NULL || geteuid() != 0)
+		return;
+	if ((ngroups = getgroups(NGROUPS_MAX, groups)) < 0)
+		log_fatal("getgroups");
+	if (setgroups(1, &pw->pw_gid) != 0 || setegid(pw->pw_gid) != 0 ||
+	    seteuid(pw->pw_uid) != 0)
+		log_fatal("cannot test [dns] root_hints as %s", cfg->user);
+	fd = open(cfg->root_hints, O_RDONLY | O_CLOEXEC);
+	saved = errno;
+	if (seteuid(0) != 0 || setegid(0) != 0 ||
+	    setgroups((size_t)ngroups, groups) != 0)
+		log_fatal("cannot return to root after testing [dns] "
+			  "root_hints");
+	if (fd < 0)
+		log_fatalx("dns: [dns] root_hints %s is not readable by "
+			   "[server] user %s (%s); the resolver reads it "
+			   "again after the privilege drop",
+			   cfg->root_hints, cfg->user, strerror(saved));
+	close(fd);
 }
 
 static void
@@ -481,17 +519,20 @@ main(int argc, char **argv)
 		d.dns = dns_new(d.base, d.cfg, err, sizeof(err));
 		if (d.dns == NULL)
 			log_fatalx("dns: %s", err);
+		selftest_hints_readable(d.cfg, pw);
 		switch (dns_selftest(d.dns, d.cfg->selftest_name, err,
 				     sizeof(err))) {
 		case 0:
 			break;
 		case -2:
 			/* A mail server must come up during a network
-			 * outage: serve from the store, and prove the anchor
-			 * as soon as DNS answers. */
+			 * outage, or before its network is up: serve from
+			 * the store, and prove the anchor as soon as DNS
+			 * answers (issue 10 item 5). */
 			log_warnx("dns: %s; answering from the store until "
-				  "DNS answers, then testing the trust anchor",
-				  err);
+				  "DNS answers, then testing the trust anchor "
+				  "(every %d s)",
+				  err, SELFTEST_RETRY_S);
 			selftest_later(&d);
 			break;
 		default:

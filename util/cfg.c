@@ -190,9 +190,14 @@ static const struct cfg_opt cfg_opts[] = {
 	{ "dns", "timeout", CFG_T_INT, "5", 1, 60,
 	  CFG_LONG(dns_timeout), NULL, NULL,
 	  "seconds one DNS query may take" },
-	{ "dns", "selftest_name", CFG_T_STRING, ".", 0, 0,
+	{ "dns", "selftest_name", CFG_T_STRING, "", 0, 0,
 	  CFG_STR(selftest_name), NULL, cfg_check_dnsname,
-	  "name whose SOA must validate as secure at start-up" },
+	  "name whose SOA must validate as secure at start-up; empty: the "
+	  "zone the trust anchor is for" },
+	{ "dns", "root_hints", CFG_T_STRING, "", 0, 0,
+	  CFG_STR(root_hints), NULL, cfg_check_abspath_or_empty,
+	  "root hints file: full recursion from these root servers instead "
+	  "of the built-in ones (private roots, test worlds)" },
 	/* [sts] */
 	{ "sts", "enabled", CFG_T_BOOL, "yes", 0, 0,
 	  CFG_INT(sts_enabled), NULL, NULL,
@@ -520,11 +525,12 @@ cfg_check_abspath_or_empty(const char *s, size_t len, char *why, size_t whysz)
 	return cfg_check_abspath(s, len, why, whysz);
 }
 
-/* SPEC A9.66: the self-test name, "." or a host name (trailing dot ok). */
+/* SPEC A9.66: the self-test name, empty (the anchor's own name), "." or
+ * a host name (trailing dot ok). */
 static int
 cfg_check_dnsname(const char *s, size_t len, char *why, size_t whysz)
 {
-	if (len == 1 && s[0] == '.')
+	if (len == 0 || (len == 1 && s[0] == '.'))
 		return 1;
 	if (len > 1 && s[len - 1] == '.')
 		len--;
@@ -1069,6 +1075,20 @@ cfg_cross_check(struct cfg_ps *ps)
 	const char *p = cfg->tlsrpt_names, *w;
 	char q[CFG_QUOTE];
 	size_t i, idx = 0;
+
+	/* Root hints steer full recursion; with resolvers set they would
+	 * be silently ignored. */
+	if (*cfg->root_hints != '\0' && *cfg->resolvers != '\0') {
+		for (i = 0; i < CFG_NOPTS; i++)
+			if (cfg_opts[i].off == offsetof(struct cfg, root_hints))
+				idx = i;
+		ps->lineno = ps->setline[idx];
+		cfg_error(ps, "[dns] root_hints: only for full recursion; "
+			      "[dns] resolvers is set (empty it, or remove "
+			      "root_hints)");
+		return 0;
+	}
+	idx = 0;
 
 	/* DESIGN 6.6: TLS-RPT attributes only on names we answer. */
 	while (*p != '\0') {

@@ -48,7 +48,9 @@ struct cfg {
 	char *resolvers;
 	char *trust_anchor;
 	long dns_timeout;
-	char *selftest_name; /* SOA that must validate at start-up */
+	char *selftest_name; /* SOA that must validate at start-up; empty:
+				the trust anchor's owner (dns_selftest_name) */
+	char *root_hints;    /* empty: the built-in root servers */
 	/* [sts] */
 	int sts_enabled; /* live discovery and fetch (issue 4) */
 	char *ca_file;

@@ -4,6 +4,7 @@ across restarts, SIGHUP reload with open connections, privilege drop,
 socket ownership, and clean shutdown."""
 import atexit
 import grp
+import json
 import os
 import pwd
 import signal
@@ -15,6 +16,64 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tlstest import (DAEMON, Daemon, done, is_eq, ok,  # noqa
                      read_netstring, run_daemon_cmd, netstring)
+
+
+def no_network_child():
+    """Inside `unshare -n` (loopback only): the daemon on its embedded
+    defaults, only its paths moved to a temporary directory, with DANE and
+    MTA-STS on (full recursion from the public root, which is unreachable
+    here). Prints one JSON line with what happened."""
+    res = {}
+    p = subprocess.run(["ip", "-o", "route", "show", "table", "all"],
+                       capture_output=True)
+    res["routes"] = [x for x in p.stdout.decode().splitlines()
+                     if "dev lo" not in x]
+    if res["routes"]:
+        # Not inside a loopback-only namespace: the daemon on its
+        # defaults would recurse from the public root. Never start it.
+        print(json.dumps(res))
+        sys.exit(0)
+    d = Daemon(name="nonet", policy="static.example = dane-only\n")
+    paths_only = ("[server]\nsocketmap = unix:%s\nquery_socket = unix:%s\n"
+                  "socketmap_group =\n[cache]\npath = %s\n"
+                  "[policy]\nstatic.example = dane-only\n"
+                  % (d.smap, d.query, d.db))
+
+    def start():
+        with open(d.conf, "w") as f:
+            f.write(paths_only)
+        d.start(wait=False)
+        try:
+            d.wait_ready(timeout=20)
+            return True
+        except SystemExit:
+            return False
+
+    res["started"] = start()
+    if res["started"]:
+        d.stop()
+        d.put_sts("kept.example", "enforce", ["mx.kept.example"])
+        d.put_dane("dane.example", "dane-only")
+        res["started"] = start()
+    if res["started"]:
+        res["stored"] = d.ask("kept.example")
+        res["stored_dane"] = d.ask("dane.example")
+        res["static"] = d.ask("static.example")
+        res["unknown"] = d.ask("unknown.example")
+        # The DANE lookup behind the stored enforce policy fails (no
+        # route): from then on SPEC B D6 with MTA-STS enforce is TEMP.
+        d.settle()
+        res["stored_after"] = d.ask("kept.example")
+        time.sleep(1)
+        res["alive"] = d.alive()
+        res["rc"] = d.stop()
+    res["log"] = d.read_log()
+    print(json.dumps(res))
+    sys.exit(0)
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "--no-network":
+    no_network_child()
 
 # --- config checking (-n) ------------------------------------------------------
 d = Daemon(policy="example.com = dane-only\n", name="life")
@@ -230,4 +289,49 @@ is_eq(d5.ask("unknown.example"), "OK dane",
       "unknown domain while DNS is out: SPEC B D6 (Postfix repeats the "
       "lookups)")
 is_eq(d5.stop(), 0, "stops cleanly")
+
+# --- no network at all: the embedded defaults at boot (issue 10 item 5) -----
+# A machine whose network is not up yet: full recursion from the public
+# root (the embedded default), but no route anywhere. Run only inside a
+# network namespace that has nothing but loopback, so no packet can leave
+# this machine whatever the daemon does. The child (this file with
+# --no-network) reports what it saw as one JSON line.
+r = subprocess.run(
+    ["unshare", "-n", "sh", "-c",
+     "ip link set lo up && exec /usr/bin/python3 %s --no-network"
+     % os.path.abspath(__file__)],
+    capture_output=True, timeout=120)
+out = r.stdout.decode("utf-8", "replace").strip().splitlines()
+try:
+    nn = json.loads(out[-1])
+except (IndexError, ValueError):
+    nn = {}
+ok(r.returncode == 0 and nn, "no network: the namespace run completed",
+   (r.returncode, r.stderr.decode("utf-8", "replace")[-800:], out[-3:]))
+ok(nn.get("routes") == [], "no network: nothing but loopback is routed",
+   nn.get("routes"))
+ok(nn.get("started"), "no network, embedded defaults: the daemon starts",
+   nn.get("log", "")[-800:])
+ok("dns: no route to any root server (the network is not up?)" in
+   nn.get("log", "") and "answering from the store until DNS answers" in
+   nn.get("log", ""), "no network: a warning in plain words, not a refusal",
+   nn.get("log", "")[-800:])
+is_eq(nn.get("stored"),
+      "OK secure match=mx.kept.example servername=hostname",
+      "no network: a stored MTA-STS policy is answered from the store")
+is_eq(nn.get("stored_dane"), "OK dane-only",
+      "no network: a stored DANE verdict is answered from the store")
+is_eq(nn.get("static"), "OK dane-only", "no network: a [policy] answer")
+# SPEC B D6: a lookup that fails is never "no policy"; Postfix still does
+# its own DANE lookups with "dane".
+is_eq(nn.get("unknown"), "OK dane",
+      "no network: an unknown domain gets the failed-lookup answer")
+is_eq(nn.get("stored_after"), "TEMP dnssec lookup failure for kept.example",
+      "no network: once its DANE lookup has failed, the enforce domain "
+      "gets TEMP (D6), never NOTFOUND")
+ok(nn.get("alive"), "no network: still running after the lookups")
+ok("does not validate" not in nn.get("log", "") and
+   "fatal" not in nn.get("log", ""), "no network: nothing fatal logged",
+   nn.get("log", "")[-800:])
+is_eq(nn.get("rc"), 0, "no network: stops cleanly")
 done()

@@ -112,6 +112,9 @@ test_defaults(void)
 	is_str(c->trust_anchor, "/usr/share/dns/root.key",
 	       "default trust_anchor");
 	is_int(c->dns_timeout, 5, "default dns timeout");
+	/* Issue 10: empty = the trust anchor's own name. */
+	is_str(c->selftest_name, "", "default selftest_name");
+	is_str(c->root_hints, "", "default root_hints");
 	is_str(c->ca_file, "", "default ca_file");
 	is_int(c->fetch_timeout, 20, "default fetch_timeout");
 	is_int(c->max_policy_size, 65536, "default max_policy_size");
@@ -212,6 +215,9 @@ static const struct {
     {"[dane]\nmode = opportunistic", "dane", "mode", "mode = opportunistic"},
     {"[dns]\nselftest_name = test.", "dns", "selftest_name",
      "selftest_name = test."},
+    {"[dns]\nselftest_name = .", "dns", "selftest_name", "selftest_name = ."},
+    {"[dns]\nroot_hints = /etc/tlspolicyd/root.hints", "dns", "root_hints",
+     "root_hints = /etc/tlspolicyd/root.hints"},
     /* syntax details */
     {"  [server]\n\t  verbose = 1\n", "server", "verbose", "verbose = 1"},
     {"[server]\r\nverbose = 2\r\n", "server", "verbose", "verbose = 2"},
@@ -344,6 +350,12 @@ static const struct {
     {"[server]\ntlsrpt_names = other",
      "t.conf:2: [server] tlsrpt_names: \"other\" is not in "
      "socketmap_names"},
+    {"[dns]\nroot_hints = /x/root.hints\nresolvers = 127.0.0.1",
+     "t.conf:2: [dns] root_hints: only for full recursion; [dns] "
+     "resolvers is set (empty it, or remove root_hints)"},
+    {"[dns]\nroot_hints = x/root.hints",
+     "t.conf:2: [dns] root_hints: \"x/root.hints\": want an absolute "
+     "path"},
     /* resolvers, paths, accounts, strings */
     {"[dns]\nresolvers = 127.0.0.1 localhost",
      "t.conf:2: [dns] resolvers: \"localhost\": want IP or IP@PORT"},
@@ -877,7 +889,7 @@ test_docs(void)
 	ok(d.conf != NULL, "read %s", conf);
 	ok(d.man != NULL, "read %s", man);
 	cfg_foreach_option(doc_option, &d);
-	ok(d.n == 47, "cfg_foreach_option walked %d options", d.n);
+	ok(d.n == 48, "cfg_foreach_option walked %d options", d.n);
 	c = cfg_load(conf, err, sizeof(err));
 	if (!ok(c != NULL, "contrib/tlspolicyd.conf loads"))
 		printf("#   error: %s\n", err);
