@@ -32,7 +32,7 @@
 #include "cache/cache.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
-#define CACHE_SCHEMA_VERSION 2
+#define CACHE_SCHEMA_VERSION 3
 
 /* Longest stored mx list: LIM_MX_PATTERNS patterns of at most a domain
  * name each, '\n'-separated (RFC 8461 §3.2 "mx" lines). */
@@ -46,7 +46,7 @@
 /*
  * One domain in the memory index. The strings follow the fixed part, each
  * NUL-terminated, in this order: domain, policy_id, mx, last_error,
- * detail. Lengths are kept so a lookup copies without strlen.
+ * detail, pin answer. Lengths are kept so a lookup copies without strlen.
  */
 struct rec {
 	struct rec *hnext;	 /* hash chain */
@@ -55,9 +55,11 @@ struct rec {
 	uint32_t mxlen;
 	uint8_t dlen, idlen, errlen, detlen;
 	uint8_t has_sts, has_dane, mode, dane_kind;
+	uint8_t has_pin, pin_exempt;
+	uint16_t pinlen;
 	long long max_age;
 	int64_t fetched_at, sts_expires, next_retry;
-	int64_t checked_at, dane_expires;
+	int64_t checked_at, dane_expires, pinned_at;
 	char data[];
 };
 
@@ -66,6 +68,7 @@ struct cache {
 	char *path;
 	sqlite3_stmt *st_lookup, *st_put_sts, *st_put_dane;
 	sqlite3_stmt *st_del_sts, *st_del_dane;
+	sqlite3_stmt *st_put_pin, *st_del_pin;
 	sqlite3_stmt *st_begin, *st_commit, *st_rollback;
 
 	/* Memory index. */
@@ -367,16 +370,32 @@ dane_check(const struct cache_dane *dane, size_t *detlen, const char **why)
 	return 0;
 }
 
+static int
+pin_check(const struct cache_pin *pin, size_t *pinlen, const char **why)
+{
+	*pinlen = 0;
+	if (pin->exempt)
+		return 0;
+	*pinlen =
+	    pin->answer != NULL ? strnlen(pin->answer, LIM_ANSWER_MAX + 1) : 0;
+	if (*pinlen == 0 || *pinlen > LIM_ANSWER_MAX) {
+		*why = "bad pinned answer";
+		return -1;
+	}
+	return 0;
+}
+
 /*
- * A new record for DOMAIN (LEN bytes) holding STS and DANE (either may be
- * NULL), both already checked. Copies everything, so the inputs may point
+ * A new record for DOMAIN (LEN bytes) holding STS, DANE and PIN (any may
+ * be NULL), all already checked. Copies everything, so the inputs may point
  * into a record the caller frees afterwards.
  */
 static struct rec *
 rec_new(const char *domain, size_t len, uint32_t hash,
-	const struct cache_sts *sts, const struct cache_dane *dane)
+	const struct cache_sts *sts, const struct cache_dane *dane,
+	const struct cache_pin *pin)
 {
-	size_t idlen = 0, mxlen = 0, errlen = 0, detlen = 0;
+	size_t idlen = 0, mxlen = 0, errlen = 0, detlen = 0, pinlen = 0;
 	const char *why;
 	struct rec *r;
 	char *p;
@@ -385,7 +404,10 @@ rec_new(const char *domain, size_t len, uint32_t hash,
 		return NULL;
 	if (dane != NULL && dane_check(dane, &detlen, &why) < 0)
 		return NULL;
-	r = malloc(sizeof(*r) + len + idlen + mxlen + errlen + detlen + 5);
+	if (pin != NULL && pin_check(pin, &pinlen, &why) < 0)
+		return NULL;
+	r = malloc(sizeof(*r) + len + idlen + mxlen + errlen + detlen + pinlen +
+		   6);
 	if (r == NULL)
 		return NULL;
 	memset(r, 0, sizeof(*r));
@@ -426,10 +448,18 @@ rec_new(const char *domain, size_t len, uint32_t hash,
 		r->dane_expires = dane->expires_at;
 		r->dane_kind = (uint8_t)dane->kind;
 		memcpy(p, dane->detail, detlen);
-		p[detlen] = '\0';
-	} else {
-		p[0] = '\0';
 	}
+	p[detlen] = '\0';
+	p += detlen + 1;
+	if (pin != NULL) {
+		r->has_pin = 1;
+		r->pin_exempt = (uint8_t)(pin->exempt != 0);
+		r->pinlen = (uint16_t)pinlen;
+		r->pinned_at = pin->pinned_at;
+		if (pinlen > 0)
+			memcpy(p, pin->answer, pinlen);
+	}
+	p[pinlen] = '\0';
 	return r;
 }
 
@@ -458,6 +488,12 @@ rec_detail(const struct rec *r)
 	return rec_lasterr(r) + r->errlen + 1;
 }
 
+static const char *
+rec_pin(const struct rec *r)
+{
+	return rec_detail(r) + r->detlen + 1;
+}
+
 /*
  * Fill the STS part of an entry from R. The mx pointer points into R: it
  * is borrowed like the entry itself (valid until the next cache_* call).
@@ -473,6 +509,14 @@ rec_get_sts(const struct rec *r, struct cache_sts *sts)
 	sts->expires_at = (time_t)r->sts_expires;
 	memcpy(sts->last_error, rec_lasterr(r), r->errlen + 1);
 	sts->next_retry = (time_t)r->next_retry;
+}
+
+static void
+rec_get_pin(const struct rec *r, struct cache_pin *pin)
+{
+	pin->exempt = r->pin_exempt;
+	pin->answer = (char *)rec_pin(r);
+	pin->pinned_at = (time_t)r->pinned_at;
 }
 
 static void
@@ -500,6 +544,11 @@ rec_materialise(struct cache *c, const struct rec *r)
 	e->has_dane = r->has_dane;
 	if (r->has_dane)
 		rec_get_dane(r, &e->dane);
+	e->has_pin = r->has_pin;
+	if (r->has_pin)
+		rec_get_pin(r, &e->pin);
+	else
+		e->pin.answer = NULL;
 	return e;
 }
 
@@ -509,16 +558,24 @@ rec_materialise(struct cache *c, const struct rec *r)
 #define ROW_COLUMNS                                                            \
 	"s.domain, s.policy_id, s.mode, s.mx, s.max_age, s.fetched_at, "       \
 	"s.expires_at, s.last_error, s.next_retry, "                           \
-	"v.domain, v.kind, v.detail, v.checked_at, v.expires_at "
+	"v.domain, v.kind, v.detail, v.checked_at, v.expires_at, "             \
+	"p.domain, p.exempt, p.answer, p.pinned_at "
 #define ROW_JOIN                                                               \
 	"LEFT JOIN sts_policy AS s ON s.domain = k.d "                         \
-	"LEFT JOIN dane_verdict AS v ON v.domain = k.d"
+	"LEFT JOIN dane_verdict AS v ON v.domain = k.d "                       \
+	"LEFT JOIN pin AS p ON p.domain = k.d"
 
 static const char sql_lookup[] =
     "SELECT " ROW_COLUMNS "FROM (SELECT ?1 AS d) AS k " ROW_JOIN;
 static const char sql_foreach[] =
     "SELECT k.d, " ROW_COLUMNS "FROM (SELECT domain AS d FROM sts_policy "
-    "UNION SELECT domain FROM dane_verdict) AS k " ROW_JOIN " ORDER BY k.d";
+    "UNION SELECT domain FROM dane_verdict UNION SELECT domain FROM pin) "
+    "AS k " ROW_JOIN " ORDER BY k.d";
+static const char sql_put_pin[] =
+    "INSERT INTO pin (domain, exempt, answer, pinned_at) "
+    "VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT (domain) DO UPDATE SET exempt = excluded.exempt, "
+    "answer = excluded.answer, pinned_at = excluded.pinned_at";
 static const char sql_put_sts[] =
     "INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age, "
     "fetched_at, expires_at, last_error, next_retry) "
@@ -582,6 +639,19 @@ static const char sql_schema_v2[] =
     "ALTER TABLE dane_verdict_v2 RENAME TO dane_verdict;"
     "PRAGMA user_version = 2;";
 
+/*
+ * Migration 2 → 3: the operator's runtime pins (issue 12). Not a cache of
+ * DNS: a row stays until "tlspolicy unpin", and "flush" leaves it alone.
+ * exempt is 0 or 1; answer is the pinned answer ("" when exempt).
+ */
+static const char sql_schema_v3[] = "CREATE TABLE pin ("
+				    " domain TEXT PRIMARY KEY,"
+				    " exempt INTEGER NOT NULL,"
+				    " answer TEXT NOT NULL DEFAULT '',"
+				    " pinned_at INTEGER NOT NULL"
+				    ") WITHOUT ROWID;"
+				    "PRAGMA user_version = 3;";
+
 /* Copy column COL as text into DST (size DSTSZ); NULL reads as "".
  * Returns -1 when it does not fit. */
 static int
@@ -607,13 +677,32 @@ col_copy(sqlite3_stmt *st, int col, char *dst, size_t dstsz)
  * that breaks our limits (a store edited by hand, or damaged).
  */
 static int
-row_decode(sqlite3_stmt *st, int off, struct cache_sts *sts, int *has_sts,
-	   struct cache_dane *dane, int *has_dane, const char **why)
+row_decode(sqlite3_stmt *st, int off, struct cache_entry *e, const char **why)
 {
+	struct cache_sts *sts = &e->sts;
+	struct cache_dane *dane = &e->dane;
+	int *has_sts = &e->has_sts, *has_dane = &e->has_dane;
 	long long mode;
 
 	*has_sts = sqlite3_column_type(st, off + 0) != SQLITE_NULL;
 	*has_dane = sqlite3_column_type(st, off + 9) != SQLITE_NULL;
+	e->has_pin = sqlite3_column_type(st, off + 14) != SQLITE_NULL;
+	if (e->has_pin) {
+		long long ex = sqlite3_column_int64(st, off + 15);
+		int n = sqlite3_column_bytes(st, off + 16);
+
+		e->pin.answer = (char *)sqlite3_column_text(st, off + 16);
+		if (e->pin.answer == NULL)
+			e->pin.answer = (char *)"";
+		if ((ex != 0 && ex != 1) || n > LIM_ANSWER_MAX ||
+		    strlen(e->pin.answer) != (size_t)n || (ex == 0 && n == 0)) {
+			*why = "bad pin";
+			return -1;
+		}
+		e->pin.exempt = (int)ex;
+		e->pin.pinned_at = (time_t)sqlite3_column_int64(st, off + 17);
+	} else
+		e->pin.answer = NULL;
 	if (*has_sts) {
 		if (col_copy(st, off + 1, sts->policy_id,
 			     sizeof(sts->policy_id)) < 0) {
@@ -689,9 +778,8 @@ static enum cache_err
 db_read(struct cache *c, const char *domain, size_t len, uint32_t hash,
 	struct rec **out)
 {
-	struct cache_sts sts;
-	struct cache_dane dane;
-	int has_sts = 0, has_dane = 0, rc;
+	struct cache_entry *e = &c->scratch;
+	int rc;
 	const char *why = NULL;
 	struct rec *r = NULL;
 	enum cache_err err = CACHE_OK;
@@ -708,15 +796,14 @@ db_read(struct cache *c, const char *domain, size_t len, uint32_t hash,
 		err = CACHE_EDB;
 		goto out;
 	}
-	if (row_decode(c->st_lookup, 0, &sts, &has_sts, &dane, &has_dane,
-		       &why) < 0) {
+	if (row_decode(c->st_lookup, 0, e, &why) < 0) {
 		snprintf(c->errmsg, sizeof(c->errmsg), "%s: row for %s: %s",
 			 c->path, domain, why);
 		err = CACHE_EDB;
 		goto out;
 	}
-	r = rec_new(domain, len, hash, has_sts ? &sts : NULL,
-		    has_dane ? &dane : NULL);
+	r = rec_new(domain, len, hash, e->has_sts ? &e->sts : NULL,
+		    e->has_dane ? &e->dane : NULL, e->has_pin ? &e->pin : NULL);
 	if (r == NULL)
 		err = CACHE_ENOMEM;
 out:
@@ -801,7 +888,7 @@ migrate(struct cache *c)
 	    query_int(c, "SELECT count(*) FROM sqlite_master", &objects) < 0 ||
 	    query_int(c,
 		      "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-		      " AND name IN ('sts_policy', 'dane_verdict')",
+		      " AND name IN ('sts_policy', 'dane_verdict', 'pin')",
 		      &ours) < 0) {
 		set_err(c, "cannot read");
 		goto fail;
@@ -823,13 +910,21 @@ migrate(struct cache *c)
 			goto fail;
 		}
 		version = 1;
-	} else if (ours != 2) {
+	} else if (ours != (version >= 3 ? 3 : 2)) {
 		set_errx(c, "%s", "schema damaged (tables missing)");
 		goto fail;
 	}
-	if (version == 1 &&
-	    sqlite3_exec(c->db, sql_schema_v2, NULL, NULL, NULL) != SQLITE_OK) {
-		set_err(c, "cannot migrate the store to schema 2");
+	if (version == 1) {
+		if (sqlite3_exec(c->db, sql_schema_v2, NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			set_err(c, "cannot migrate the store to schema 2");
+			goto fail;
+		}
+		version = 2;
+	}
+	if (version == 2 &&
+	    sqlite3_exec(c->db, sql_schema_v3, NULL, NULL, NULL) != SQLITE_OK) {
+		set_err(c, "cannot migrate the store to schema 3");
 		goto fail;
 	}
 	if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
@@ -908,6 +1003,9 @@ cache_open(const char *path, long memory_entries, char *err, size_t errsz)
 		    &c->st_del_sts) < 0 ||
 	    prepare(c, "DELETE FROM dane_verdict WHERE domain = ?1",
 		    &c->st_del_dane) < 0 ||
+	    prepare(c, sql_put_pin, &c->st_put_pin) < 0 ||
+	    prepare(c, "DELETE FROM pin WHERE domain = ?1", &c->st_del_pin) <
+		0 ||
 	    prepare(c, "BEGIN IMMEDIATE", &c->st_begin) < 0 ||
 	    prepare(c, "COMMIT", &c->st_commit) < 0 ||
 	    prepare(c, "ROLLBACK", &c->st_rollback) < 0)
@@ -932,6 +1030,8 @@ cache_close(struct cache *c)
 	sqlite3_finalize(c->st_put_dane);
 	sqlite3_finalize(c->st_del_sts);
 	sqlite3_finalize(c->st_del_dane);
+	sqlite3_finalize(c->st_put_pin);
+	sqlite3_finalize(c->st_del_pin);
 	sqlite3_finalize(c->st_begin);
 	sqlite3_finalize(c->st_commit);
 	sqlite3_finalize(c->st_rollback);
@@ -1012,7 +1112,7 @@ cache_lookup(struct cache *c, const char *domain,
 			lru_unlink(c, r);
 			lru_push_front(c, r);
 		}
-		if (!r->has_sts && !r->has_dane) {
+		if (!r->has_sts && !r->has_dane && !r->has_pin) {
 			c->stats.negative_hits++;
 			return CACHE_OK;
 		}
@@ -1028,7 +1128,7 @@ cache_lookup(struct cache *c, const char *domain,
 		index_insert(c, r);
 	else
 		c->loose = r;
-	if (r->has_sts || r->has_dane)
+	if (r->has_sts || r->has_dane || r->has_pin)
 		*out = rec_materialise(c, r);
 	return CACHE_OK;
 }
@@ -1040,10 +1140,12 @@ cache_lookup(struct cache *c, const char *domain,
  */
 static void
 index_update(struct cache *c, const char *domain, size_t len, uint32_t hash,
-	     const struct cache_sts *sts, const struct cache_dane *dane)
+	     const struct cache_sts *sts, const struct cache_dane *dane,
+	     const struct cache_pin *pin, int drop)
 {
 	struct cache_sts old_sts;
 	struct cache_dane old_dane;
+	struct cache_pin old_pin;
 	struct rec *old, *r;
 
 	old = index_find(c, domain, len, hash);
@@ -1057,9 +1159,18 @@ index_update(struct cache *c, const char *domain, size_t len, uint32_t hash,
 		rec_get_dane(old, &old_dane);
 		dane = &old_dane;
 	}
+	if (pin == NULL && old->has_pin) {
+		rec_get_pin(old, &old_pin);
+		pin = &old_pin;
+	}
+	/* DROP: the pin is gone (unpin), or the learned rows are (flush). */
+	if (drop == 1)
+		pin = NULL;
+	else if (drop == 2)
+		sts = NULL, dane = NULL;
 	/* Build the new record before freeing the old one: the inputs may
 	 * point into it (a borrowed entry passed back to us). */
-	r = rec_new(domain, len, hash, sts, dane);
+	r = rec_new(domain, len, hash, sts, dane, pin);
 	index_unlink(c, old);
 	free(old);
 	if (r != NULL)
@@ -1113,7 +1224,7 @@ cache_put_sts(struct cache *c, const char *domain, const struct cache_sts *sts)
 	}
 	if (exec_stmt(c, st, "put sts") < 0)
 		return CACHE_EDB;
-	index_update(c, domain, len, hash, sts, NULL);
+	index_update(c, domain, len, hash, sts, NULL, NULL, 0);
 	return CACHE_OK;
 }
 
@@ -1146,7 +1257,7 @@ cache_put_dane(struct cache *c, const char *domain,
 	}
 	if (exec_stmt(c, st, "put dane") < 0)
 		return CACHE_EDB;
-	index_update(c, domain, len, hash, NULL, dane);
+	index_update(c, domain, len, hash, NULL, dane, NULL, 0);
 	return CACHE_OK;
 }
 
@@ -1177,19 +1288,84 @@ cache_delete(struct cache *c, const char *domain)
 	changes += sqlite3_changes(c->db);
 	if (exec_stmt(c, c->st_commit, "delete") < 0)
 		goto fail;
-	/* The store now has no row: remember that (a negative record). */
+	/* The store now has no learned row: remember that (a negative
+	 * record), keeping a pin the index knew of. */
 	r = index_find(c, domain, len, hash);
+	if (r != NULL && r->has_pin) {
+		index_update(c, domain, len, hash, NULL, NULL, NULL, 2);
+		return changes > 0 ? CACHE_OK : CACHE_NOTFOUND;
+	}
 	if (r != NULL) {
 		index_unlink(c, r);
 		free(r);
+		if (c->max > 0 &&
+		    (r = rec_new(domain, len, hash, NULL, NULL, NULL)) != NULL)
+			index_insert(c, r);
 	}
-	if (c->max > 0 && (r = rec_new(domain, len, hash, NULL, NULL)) != NULL)
-		index_insert(c, r);
+	/* Not in the index: a pin may be stored; the next lookup reads. */
 	return changes > 0 ? CACHE_OK : CACHE_NOTFOUND;
 fail:
 	sqlite3_step(c->st_rollback);
 	sqlite3_reset(c->st_rollback);
 	return CACHE_EDB;
+}
+
+enum cache_err
+cache_put_pin(struct cache *c, const char *domain, const struct cache_pin *pin)
+{
+	size_t len, pinlen;
+	const char *why;
+	sqlite3_stmt *st = c->st_put_pin;
+	uint32_t hash;
+	struct rec *r;
+
+	if (c->loose != NULL)
+		loose_free(c);
+	if (pin == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
+		return CACHE_EINVAL;
+	if (pin_check(pin, &pinlen, &why) < 0) {
+		set_errx(c, "put pin: %s", why);
+		return CACHE_EINVAL;
+	}
+	if (sqlite3_bind_text(st, 1, domain, (int)len, SQLITE_STATIC) ||
+	    sqlite3_bind_int(st, 2, pin->exempt ? 1 : 0) ||
+	    sqlite3_bind_text(st, 3, pinlen > 0 ? pin->answer : "", (int)pinlen,
+			      SQLITE_STATIC) ||
+	    sqlite3_bind_int64(st, 4, (sqlite3_int64)pin->pinned_at)) {
+		set_err(c, "put pin");
+		sqlite3_clear_bindings(st);
+		return CACHE_EDB;
+	}
+	if (exec_stmt(c, st, "put pin") < 0)
+		return CACHE_EDB;
+	/* The pin must apply at once: a negative record would hide it. */
+	r = index_find(c, domain, len, hash);
+	if (r != NULL && !r->has_sts && !r->has_dane && !r->has_pin) {
+		index_unlink(c, r);
+		free(r);
+	} else
+		index_update(c, domain, len, hash, NULL, NULL, pin, 0);
+	return CACHE_OK;
+}
+
+enum cache_err
+cache_unpin(struct cache *c, const char *domain)
+{
+	size_t len;
+	uint32_t hash;
+	int changes;
+
+	if (c->loose != NULL)
+		loose_free(c);
+	if (check_domain(domain, &len, &hash) != CACHE_OK)
+		return CACHE_EINVAL;
+	if (sqlite3_bind_text(c->st_del_pin, 1, domain, (int)len,
+			      SQLITE_STATIC) != SQLITE_OK ||
+	    exec_stmt(c, c->st_del_pin, "unpin") < 0)
+		return CACHE_EDB;
+	changes = sqlite3_changes(c->db);
+	index_update(c, domain, len, hash, NULL, NULL, NULL, 1);
+	return changes > 0 ? CACHE_OK : CACHE_NOTFOUND;
 }
 
 void
@@ -1238,8 +1414,7 @@ cache_foreach(struct cache *c,
 			err = CACHE_EDB;
 			break;
 		}
-		if (row_decode(st, 1, &e->sts, &e->has_sts, &e->dane,
-			       &e->has_dane, &why) < 0) {
+		if (row_decode(st, 1, e, &why) < 0) {
 			snprintf(c->errmsg, sizeof(c->errmsg),
 				 "%s: row for %s: %s", c->path, e->domain, why);
 			err = CACHE_EDB;

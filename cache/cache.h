@@ -63,6 +63,17 @@ struct cache_dane {
 	time_t expires_at; /* smallest TTL of the RRsets involved */
 };
 
+/*
+ * An operator's runtime pin (tlspolicy pin / exempt, issue 12): an answer
+ * given for the domain whatever DNS says, until unpinned. A [policy] line
+ * in the config still wins over it.
+ */
+struct cache_pin {
+	int exempt;	  /* 1: no policy at all (NOTFOUND); answer is "" */
+	char *answer;	  /* the pinned answer as given; borrowed like mx */
+	time_t pinned_at; /* when it was set */
+};
+
 /* What the store holds for one domain. */
 struct cache_entry {
 	char domain[LIM_DOMAIN_MAX + 1];
@@ -70,6 +81,8 @@ struct cache_entry {
 	struct cache_sts sts;
 	int has_dane;
 	struct cache_dane dane;
+	int has_pin;
+	struct cache_pin pin;
 };
 
 struct cache;
@@ -104,8 +117,16 @@ enum cache_err cache_put_sts(struct cache *c, const char *domain,
 			     const struct cache_sts *sts);
 enum cache_err cache_put_dane(struct cache *c, const char *domain,
 			      const struct cache_dane *dane);
-/* Remove everything about DOMAIN (store and memory). CACHE_NOTFOUND when
- * there was nothing. */
+/*
+ * Pin DOMAIN: PIN->answer (at most LIM_ANSWER_MAX bytes, checked by the
+ * caller like a [policy] answer) or, with PIN->exempt, no policy. Replaces
+ * an earlier pin. cache_unpin removes it (CACHE_NOTFOUND: none was set).
+ */
+enum cache_err cache_put_pin(struct cache *c, const char *domain,
+			     const struct cache_pin *pin);
+enum cache_err cache_unpin(struct cache *c, const char *domain);
+/* Remove what was learned about DOMAIN (MTA-STS and DANE rows, store and
+ * memory); a pin stays. CACHE_NOTFOUND when there was nothing. */
 enum cache_err cache_delete(struct cache *c, const char *domain);
 /* Forget the memory index entry only (another process changed the row). */
 void cache_forget(struct cache *c, const char *domain);

@@ -10,7 +10,7 @@
 json_t *
 cache_entry_json(const struct cache_entry *e)
 {
-	json_t *sts = json_null(), *dane = json_null(), *mx;
+	json_t *sts = json_null(), *dane = json_null(), *pin = json_null(), *mx;
 	const char *p, *nl;
 
 	if (e->has_sts) {
@@ -38,6 +38,10 @@ cache_entry_json(const struct cache_entry *e)
 				 e->dane.detail, "checked_at",
 				 (json_int_t)e->dane.checked_at, "expires_at",
 				 (json_int_t)e->dane.expires_at);
-	return json_pack("{s:s,s:o*,s:o*}", "domain", e->domain, "sts", sts,
-			 "dane", dane);
+	if (e->has_pin)
+		pin = json_pack("{s:b,s:s?,s:I}", "exempt", e->pin.exempt,
+				"answer", e->pin.exempt ? NULL : e->pin.answer,
+				"pinned_at", (json_int_t)e->pin.pinned_at);
+	return json_pack("{s:s,s:o*,s:o*,s:o*}", "domain", e->domain, "sts",
+			 sts, "dane", dane, "pin", pin);
 }

@@ -90,7 +90,7 @@ dane_done(const struct dane_result *r, void *arg)
  */
 static void
 add_store(json_t *out, const struct cfg *cfg, const char *domain,
-	  struct cache_sts *stored, int *have)
+	  struct cache_sts *stored, int *have, struct cache_pin *pin)
 {
 	const struct cache_entry *e = NULL;
 	struct cache *cache;
@@ -134,6 +134,17 @@ add_store(json_t *out, const struct cfg *cfg, const char *domain,
 				      "refresh_due",
 				      (json_int_t)(e->sts.fetched_at +
 						   cfg->refresh)));
+		if (e->has_pin) {
+			*pin = e->pin;
+			pin->answer =
+			    strdup(e->pin.answer ? e->pin.answer : "");
+			json_object_set_new(
+			    st, "pin",
+			    json_pack("{s:b,s:s,s:I}", "exempt", e->pin.exempt,
+				      "answer", pin->answer ? pin->answer : "",
+				      "pinned_at",
+				      (json_int_t)e->pin.pinned_at));
+		}
 		json_object_set_new(out, "store", st);
 	} else
 		json_object_set_new(out, "store",
@@ -220,12 +231,14 @@ print_text(const json_t *o)
 	       json_string_value(json_object_get(o, "answer")));
 	printf("because:  %s\n",
 	       json_string_value(json_object_get(o, "reason")));
+	if ((s = json_string_value(json_object_get(o, "note"))) != NULL)
+		printf("note:     %s\n", s);
 	st = json_object_get(o, "store");
 	if (json_is_string(st))
 		printf("store:    %s\n", json_string_value(st));
 	else {
 		const json_t *dn = json_object_get(st, "dane"),
-			     *sts = json_object_get(st, "sts");
+			     *sts = json_object_get(st, "sts"), *pn;
 		char tb[32];
 		time_t t;
 
@@ -254,6 +267,12 @@ print_text(const json_t *o)
 				 gmtime(&t));
 			printf(", refreshed from %s\n", tb);
 		}
+		if ((pn = json_object_get(st, "pin")) != NULL)
+			printf("store:    pinned by the operator: %s\n",
+			       json_is_true(json_object_get(pn, "exempt"))
+				   ? "exempt (no TLS policy)"
+				   : json_string_value(
+					 json_object_get(pn, "answer")));
 	}
 	print_sts(json_object_get(o, "mta_sts"));
 	if ((s = json_string_value(json_object_get(o, "warning"))) != NULL)
@@ -328,7 +347,7 @@ check_sts(struct chk *c, const struct cfg *cfg, struct dns *dns,
  */
 static void
 decide(struct chk *c, const struct cfg *cfg, const char *dom,
-       const struct cache_sts *stored)
+       const struct cache_sts *stored, const struct cache_pin *pin)
 {
 	struct cache_entry e;
 	struct pol_answer ans;
@@ -359,6 +378,16 @@ decide(struct chk *c, const struct cfg *cfg, const char *dom,
 		e.has_sts = 1;
 		e.sts = *stored;
 	}
+	if (pin != NULL && pin->answer != NULL) {
+		e.has_pin = 1;
+		e.pin = *pin;
+		if (cfg_static_find(cfg, dom) != NULL)
+			json_object_set_new(
+			    c->out, "note",
+			    json_string("the operator's pin in the store is "
+					"not used: the [policy] line in the "
+					"config wins over it"));
+	}
 	pol_decide(cfg, dom, &e, now, flags, &ans, data, sizeof(data));
 	pol_format(&ans, text, sizeof(text));
 	json_object_set_new(c->out, "answer", json_string(text));
@@ -378,6 +407,7 @@ chk_run(const struct cfg *cfg, const char *domain, int json)
 	struct dane_job *job;
 	enum dom_status ds;
 	struct cache_sts stored;
+	struct cache_pin pin;
 	int have_stored = 0;
 
 	ds = dom_normalize(domain, strlen(domain), DOM_SMARTHOST_POLICY, dom,
@@ -389,6 +419,7 @@ chk_run(const struct cfg *cfg, const char *domain, int json)
 	}
 	memset(&c, 0, sizeof(c));
 	memset(&stored, 0, sizeof(stored));
+	memset(&pin, 0, sizeof(pin));
 	c.json = json;
 	c.out = json_pack("{s:s}", "domain", dom);
 	c.base = ev_base_new();
@@ -424,8 +455,9 @@ chk_run(const struct cfg *cfg, const char *domain, int json)
 		json_decref(c.out);
 		return 2;
 	}
-	add_store(c.out, cfg, dom, &stored, &have_stored);
-	decide(&c, cfg, dom, have_stored ? &stored : NULL);
+	add_store(c.out, cfg, dom, &stored, &have_stored, &pin);
+	decide(&c, cfg, dom, have_stored ? &stored : NULL, &pin);
+	free(pin.answer);
 	free(stored.mx);
 	free(c.sts.mx);
 	if (json) {

@@ -14,6 +14,9 @@
  *     cache list          every stored domain, one per line
  *     cache show DOMAIN   every stored field for one domain
  *     cache flush DOMAIN  forget a domain (store and daemon memory)
+ *     pin DOMAIN ANSWER   answer ANSWER for DOMAIN until unpinned
+ *     exempt DOMAIN       apply no policy to DOMAIN until unpinned
+ *     unpin DOMAIN        remove a pin or exemption
  *     report list         TLS-RPT days, domains, counts, delivery state
  *     report show --day YYYY-MM-DD --domain D    the report JSON
  *     report send --day YYYY-MM-DD [--domain D]  build and deliver now
@@ -100,6 +103,11 @@ usage(FILE *fp)
 	      "  cache list          list every domain in the store\n"
 	      "  cache show DOMAIN   show every stored field for DOMAIN\n"
 	      "  cache flush DOMAIN  forget what is stored for DOMAIN\n"
+	      "  pin DOMAIN ANSWER   answer ANSWER for DOMAIN until "
+	      "unpinned\n"
+	      "  exempt DOMAIN       apply no TLS policy to DOMAIN until "
+	      "unpinned\n"
+	      "  unpin DOMAIN        remove DOMAIN's pin or exemption\n"
 	      "  report list         TLS-RPT days, domains, counts and "
 	      "delivery state\n"
 	      "  report show --day YYYY-MM-DD --domain D\n"
@@ -586,9 +594,10 @@ static int
 print_entry_row(json_t *e)
 {
 	char t1[32] = "-", t2[32] = "-", dom[4 * (LIM_DOMAIN_MAX + 1)];
-	char verdict[64];
+	char verdict[64], pinned[4 * 80];
 	json_t *sts = json_object_get(e, "sts"),
-	       *dane = json_object_get(e, "dane");
+	       *dane = json_object_get(e, "dane"),
+	       *pin = json_object_get(e, "pin");
 	const char *d = jstr(e, "domain"), *v;
 
 	if (opt_json)
@@ -600,8 +609,15 @@ print_entry_row(json_t *e)
 	log_sanitize(d, strlen(d), dom, sizeof(dom));
 	v = json_is_object(dane) ? jstr(dane, "verdict") : "-";
 	log_sanitize(v, strlen(v), verdict, sizeof(verdict));
-	printf("%-32s %-8s %-20s %-9s %s\n", dom,
-	       json_is_object(sts) ? jstr(sts, "mode") : "-", t1, verdict, t2);
+	v = !json_is_object(pin) ? ""
+	    : json_is_true(json_object_get(pin, "exempt"))
+		? "exempt"
+		: jstr(pin, "answer");
+	log_sanitize(v, strlen(v) < 60 ? strlen(v) : 60, pinned,
+		     sizeof(pinned));
+	printf("%-32s %-8s %-20s %-9s %-20s%s%s\n", dom,
+	       json_is_object(sts) ? jstr(sts, "mode") : "-", t1, verdict, t2,
+	       pinned[0] != '\0' ? " pin: " : "", pinned);
 	return 0;
 }
 
@@ -737,6 +753,15 @@ show_entry(json_t *e)
 		show_time("dane.checked_at:", jint(dane, "checked_at"));
 		show_time("dane.expires_at:", jint(dane, "expires_at"));
 	}
+	v = json_object_get(e, "pin");
+	if (!json_is_object(v)) {
+		show_str("pin:", "none");
+	} else {
+		show_str("pin:", json_is_true(json_object_get(v, "exempt"))
+				     ? "exempt (no TLS policy)"
+				     : jstr(v, "answer"));
+		show_time("pin.pinned_at:", jint(v, "pinned_at"));
+	}
 	return 0;
 }
 
@@ -847,6 +872,93 @@ cmd_cache_flush(const char *domain)
 	ce = cache_delete(c, dom);
 	if (ce == CACHE_OK || ce == CACHE_NOTFOUND) {
 		rc = flush_result(dom, ce == CACHE_OK, "in the store");
+	} else {
+		errx_msg("%s", cache_errmsg(c)[0] != '\0' ? cache_errmsg(c)
+							  : cache_strerror(ce));
+		rc = EXIT_ERROR;
+	}
+	cache_close(c);
+	return rc;
+}
+
+/*
+ * pin / exempt / unpin: through the daemon, so its memory follows at
+ * once; only when no daemon listens do we change the store ourselves.
+ * ANSWER NULL: exempt; UNPIN: remove.
+ */
+static int
+cmd_pin(const char *domain, const char *answer, int unpin)
+{
+	char dom[LIM_DOMAIN_MAX + 1], why[256];
+	const struct cfg_static *st;
+	struct cache_pin pn;
+	struct cache *c;
+	enum cache_err ce;
+	enum talk_status ts;
+	json_t *rep;
+	int rc = 0, exempt = !unpin && answer == NULL;
+
+	if (normalise(domain, dom, sizeof(dom)) < 0)
+		return EXIT_ERROR;
+	ts = admin_call(
+	    unpin    ? json_pack("{s:s,s:s}", "cmd", "unpin", "domain", dom)
+	    : exempt ? json_pack("{s:s,s:s}", "cmd", "exempt", "domain", dom)
+		     : json_pack("{s:s,s:s,s:s}", "cmd", "pin", "domain", dom,
+				 "answer", answer),
+	    &rep);
+	if (ts == TALK_ERROR)
+		return EXIT_ERROR;
+	if (ts == TALK_OK) {
+		if (opt_json)
+			rc = print_json(rep) < 0 ? EXIT_ERROR : 0;
+		else if (unpin)
+			printf("%s: %s\n", dom,
+			       json_is_true(json_object_get(rep, "unpinned"))
+				   ? "unpinned"
+				   : "was not pinned");
+		else
+			printf("%s: %s\n", dom,
+			       json_is_true(json_object_get(rep, "exempt"))
+				   ? "exempted: no TLS policy is applied"
+				   : "pinned");
+		if (!unpin &&
+		    json_is_true(json_object_get(rep, "overridden_by_config")))
+			errx_msg("%s: the [policy] line '%s' in the config "
+				 "wins over this pin while it stays there",
+				 dom, jstr(rep, "config_answer"));
+		if (unpin && !json_is_true(json_object_get(rep, "unpinned")))
+			rc = EXIT_NEGATIVE;
+		json_decref(rep);
+		return rc;
+	}
+	/* No daemon: check and write the store directly. */
+	if (!unpin && !exempt &&
+	    cfg_static_answer_valid(answer, why, sizeof(why)) != 0) {
+		errx_msg("%s: %s", dom, why);
+		return EXIT_ERROR;
+	}
+	if ((c = store_open()) == NULL)
+		return EXIT_ERROR;
+	if (unpin) {
+		ce = cache_unpin(c, dom);
+	} else {
+		memset(&pn, 0, sizeof(pn));
+		pn.exempt = exempt || strcmp(answer, "none") == 0;
+		pn.answer = pn.exempt ? NULL : (char *)answer;
+		pn.pinned_at = time(NULL);
+		ce = cache_put_pin(c, dom, &pn);
+	}
+	if (ce == CACHE_OK || (unpin && ce == CACHE_NOTFOUND)) {
+		printf("%s: %s (in the store)\n", dom,
+		       unpin ? (ce == CACHE_OK ? "unpinned" : "was not pinned")
+		       : exempt ? "exempted: no TLS policy is applied"
+				: "pinned");
+		rc = ce == CACHE_OK ? 0 : EXIT_NEGATIVE;
+		if (!unpin && cfg != NULL &&
+		    (st = cfg_static_find(cfg, dom)) != NULL)
+			errx_msg("%s: the [policy] line '%s' in the config "
+				 "wins over this pin while it stays there",
+				 dom, st->answer);
 	} else {
 		errx_msg("%s", cache_errmsg(c)[0] != '\0' ? cache_errmsg(c)
 							  : cache_strerror(ce));
@@ -1483,6 +1595,18 @@ main(int argc, char **argv)
 		rc = cmd_cache(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "report") == 0) {
 		rc = cmd_report(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "pin") == 0) {
+		if (argc != 3) {
+			errx_msg("usage: tlspolicy pin DOMAIN ANSWER");
+			return EXIT_ERROR;
+		}
+		rc = cmd_pin(argv[1], argv[2], 0);
+	} else if (strcmp(cmd, "exempt") == 0 || strcmp(cmd, "unpin") == 0) {
+		if (argc != 2) {
+			errx_msg("usage: tlspolicy %s DOMAIN", cmd);
+			return EXIT_ERROR;
+		}
+		rc = cmd_pin(argv[1], NULL, cmd[0] == 'u');
 	} else {
 		errx_msg("unknown command '%s'", cmd);
 		usage(stderr);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -213,6 +214,75 @@ cache_show(struct adm *a, const struct qry_request *rq)
 		return NULL;
 	return dump(
 	    json_pack("{s:b,s:s,s:o}", "found", 1, "domain", dom, "entry", o));
+}
+
+/*
+ * pin / exempt / unpin (issue 12): the operator's answer for a domain,
+ * kept in the store until unpinned. The answer is checked like a [policy]
+ * answer; a [policy] line for the domain still wins, and the reply says
+ * so ("overridden_by_config").
+ */
+static char *
+pin(struct adm *a, const struct qry_request *rq)
+{
+	char dom[LIM_DOMAIN_MAX + 1], why[256], *reply = NULL;
+	struct cache_pin pn;
+	const struct cfg_static *st;
+	enum cache_err ce;
+	int exempt = rq->cmd == QRY_EXEMPT;
+
+	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
+		return reply;
+	if (!exempt) {
+		if (cfg_static_answer_valid(rq->report, why, sizeof(why)) != 0)
+			return error_reply(why);
+		/* "none" is what exempt is for: one way to say it. */
+		if (strcmp(rq->report, "none") == 0)
+			exempt = 1;
+	}
+	memset(&pn, 0, sizeof(pn));
+	pn.exempt = exempt;
+	pn.answer = exempt ? NULL : (char *)rq->report;
+	pn.pinned_at = time(NULL);
+	ce = cache_put_pin(a->cache, dom, &pn);
+	if (ce != CACHE_OK)
+		return error_reply(cache_strerror(ce));
+	st = cfg_static_find(a->cfg, dom);
+	if (exempt)
+		log_info("%s exempted by the operator: no TLS policy is "
+			 "applied%s",
+			 dom,
+			 st != NULL ? " (but a [policy] line in the config "
+				      "wins over it)"
+				    : "");
+	else
+		log_info("%s pinned by the operator to '%s'%s", dom, rq->report,
+			 st != NULL ? " (but a [policy] line in the config "
+				      "wins over it)"
+				    : "");
+	return dump(json_pack(
+	    "{s:s,s:b,s:s?,s:b,s:s?}", "domain", dom, "exempt", exempt,
+	    "answer", exempt ? NULL : rq->report, "overridden_by_config",
+	    st != NULL, "config_answer", st != NULL ? st->answer : NULL));
+}
+
+static char *
+unpin(struct adm *a, const struct qry_request *rq)
+{
+	char dom[LIM_DOMAIN_MAX + 1], *reply = NULL;
+	enum cache_err ce;
+
+	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
+		return reply;
+	ce = cache_unpin(a->cache, dom);
+	if (ce != CACHE_OK && ce != CACHE_NOTFOUND)
+		return error_reply(cache_strerror(ce));
+	if (ce == CACHE_OK)
+		log_info("%s unpinned by the operator: its policy is looked "
+			 "up again",
+			 dom);
+	return dump(
+	    json_pack("{s:b,s:s}", "unpinned", ce == CACHE_OK, "domain", dom));
 }
 
 /* --- TLS-RPT ------------------------------------------------------------- */
@@ -454,6 +524,11 @@ adm_answer(struct adm *a, const struct qry_request *rq)
 		return report_show(a, rq);
 	case QRY_REPORT_SEND:
 		return report_send(a, rq);
+	case QRY_PIN:
+	case QRY_EXEMPT:
+		return pin(a, rq);
+	case QRY_UNPIN:
+		return unpin(a, rq);
 	default:
 		return error_reply("not an administrative command");
 	}

@@ -35,6 +35,9 @@ static const struct {
     {"report_list", QRY_REPORT_LIST},
     {"report_show", QRY_REPORT_SHOW},
     {"report_send", QRY_REPORT_SEND},
+    {"pin", QRY_PIN},
+    {"exempt", QRY_EXEMPT},
+    {"unpin", QRY_UNPIN},
     /* clang-format on */
 };
 
@@ -92,7 +95,8 @@ parse_args(json_t *root, struct qry_request *req, char *err, size_t errsz)
 {
 	int need_domain = req->cmd == QRY_QUERY || req->cmd == QRY_FLUSH ||
 			  req->cmd == QRY_CACHE_SHOW ||
-			  req->cmd == QRY_REPORT_SHOW;
+			  req->cmd == QRY_REPORT_SHOW || req->cmd == QRY_PIN ||
+			  req->cmd == QRY_EXEMPT || req->cmd == QRY_UNPIN;
 	int need_day =
 	    req->cmd == QRY_REPORT_SHOW || req->cmd == QRY_REPORT_SEND;
 	int may_domain = need_domain || req->cmd == QRY_REPORT_LIST ||
@@ -182,6 +186,23 @@ parse_json(const char *s, size_t n, struct qry_request *req, char *err,
 			goto out;
 		}
 		req->report[len] = '\0';
+		req->reportlen = len;
+	}
+	if (req->cmd == QRY_PIN) {
+		/* Checked like a [policy] answer by the admin command. */
+		int r = opt_string(root, "answer", &str, &len, err, errsz);
+
+		if (r < 0)
+			goto out;
+		if (r == 0 || len == 0) {
+			fail(err, errsz, "missing answer");
+			goto out;
+		}
+		if (len >= sizeof(req->report) || strlen(str) != len) {
+			fail(err, errsz, "answer too long or with a NUL byte");
+			goto out;
+		}
+		memcpy(req->report, str, len + 1);
 		req->reportlen = len;
 	}
 	rc = 0;

@@ -46,6 +46,9 @@ enum qry_cmd {
 	QRY_REPORT_LIST,
 	QRY_REPORT_SHOW,
 	QRY_REPORT_SEND,
+	QRY_PIN,    /* {"cmd":"pin","domain":D,"answer":A} */
+	QRY_EXEMPT, /* {"cmd":"exempt","domain":D} */
+	QRY_UNPIN,  /* {"cmd":"unpin","domain":D} */
 };
 
 struct qry_request {
@@ -56,7 +59,7 @@ struct qry_request {
 	size_t keylen;
 	char day[16]; /* REPORT_*: "YYYY-MM-DD" as given, or "" */
 	char report[LIM_QUERY_LINE + 1]; /* REPORT: "result" as compact
-					    JSON */
+					    JSON; PIN: the "answer" */
 	size_t reportlen;
 };
 

@@ -282,6 +282,9 @@ static const struct {
     [POL_RULE_STORE_FAILURE] = {"store-failure", "the policy store failed"},
     [POL_RULE_LOCAL_FAILURE] = {"local-failure",
 				"the daemon ran short of a local resource"},
+    [POL_RULE_PIN] = {"pin", "pinned by the operator (tlspolicy pin)"},
+    [POL_RULE_EXEMPT] = {"exempt",
+			 "exempted by the operator (tlspolicy exempt)"},
 };
 
 const char *
@@ -362,6 +365,17 @@ pol_decide(const struct cfg *cfg, const char *domain,
 		else
 			decided(ans, POL_OK, st->answer, POL_SRC_STATIC,
 				POL_RULE_STATIC);
+		return;
+	}
+	if (e != NULL && e->has_pin) {
+		/* Issue 12: the operator's pin, after [policy], before all
+		 * that was learned; it does not expire. */
+		if (e->pin.exempt)
+			decided(ans, POL_NOTFOUND, "", POL_SRC_PIN,
+				POL_RULE_EXEMPT);
+		else
+			decided(ans, POL_OK, e->pin.answer, POL_SRC_PIN,
+				POL_RULE_PIN);
 		return;
 	}
 	/* D7: a verdict answers within its TTL, and for a short grace
@@ -815,9 +829,10 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 			POL_RULE_STORE_FAILURE);
 		return POL_DONE;
 	}
-	if (p->dns == NULL || cb == NULL) {
-		/* No live resolution (or a caller that never waits, like
-		 * the TLS-RPT collector): what the store holds decides. */
+	if (p->dns == NULL || cb == NULL || (e != NULL && e->has_pin)) {
+		/* No live resolution, a caller that never waits (the
+		 * TLS-RPT collector), or a pinned domain (nothing learned
+		 * would change its answer): what the store holds decides. */
 		decide(p, e, 0, ans);
 		return POL_DONE;
 	}
@@ -1030,6 +1045,8 @@ pol_source_name(enum pol_source s)
 		return "dane";
 	case POL_SRC_STS:
 		return "sts";
+	case POL_SRC_PIN:
+		return "pin";
 	case POL_SRC_ERROR:
 		return "error";
 	}

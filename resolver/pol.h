@@ -2,7 +2,8 @@
 /*
  * The policy decision (DESIGN 2, SPEC B): the only module that talks to
  * both the resolvers and the store. It turns a raw next-hop key into an
- * answer: static [policy] first, then the cached DANE verdict, then the
+ * answer: static [policy] first, then a runtime pin (tlspolicy pin /
+ * exempt, kept in the store), then the cached DANE verdict, then the
  * cached MTA-STS policy, else NOTFOUND. Later issues plug live DANE and
  * MTA-STS resolution in behind the same call.
  */
@@ -29,6 +30,7 @@ enum pol_source {
 	POL_SRC_DANE,	  /* DANE verdict */
 	POL_SRC_STS,	  /* MTA-STS policy */
 	POL_SRC_ERROR,	  /* internal failure: TEMP */
+	POL_SRC_PIN,	  /* a runtime pin or exemption (tlspolicy pin) */
 };
 
 /*
@@ -56,8 +58,10 @@ enum pol_rule {
 	POL_RULE_PENDING_NONE, /* F9: budget ran out, nothing known */
 	POL_RULE_STORE_FAILURE, /* the store failed: TEMP */
 	POL_RULE_LOCAL_FAILURE, /* a local resource ran out: TEMP */
+	POL_RULE_PIN,		/* tlspolicy pin: the operator's answer */
+	POL_RULE_EXEMPT,	/* tlspolicy exempt: no policy, NOTFOUND */
 };
-#define POL_RULE_COUNT (POL_RULE_LOCAL_FAILURE + 1)
+#define POL_RULE_COUNT (POL_RULE_EXEMPT + 1)
 
 /*
  * An answer. Every pointer is borrowed: valid until control returns to the

@@ -714,7 +714,7 @@ test_bad_files(void)
 	open_fails("", "no store path", "empty path");
 
 	path = tpath("newer.db");
-	sqlite_exec(path, "PRAGMA user_version = 3");
+	sqlite_exec(path, "PRAGMA user_version = 4");
 	open_fails(path, "newer tlspolicyd", "newer user_version");
 
 	path = tpath("foreign.db");
@@ -764,6 +764,136 @@ test_bad_rows(void)
 	is_int(cache_foreach(c, collect, (char[1024]){0}), CACHE_EDB,
 	       "foreach stops at a bad row");
 	cache_close(c);
+}
+
+/* Runtime pins (issue 12): stored, read back through the index and the
+ * file, kept by flush, removed by unpin, listed, surviving a reopen. */
+static void
+test_pin(void)
+{
+	const char *path = tpath("pin.db");
+	struct cache *c = open_ok(path, 16);
+	const struct cache_entry *e = NULL;
+	struct cache_pin pn = {0, (char *)"secure match=.example.com", 1234};
+	struct cache_pin ex = {1, NULL, 5678};
+	struct cache_dane dn;
+	char buf[1024] = "";
+
+	if (c == NULL)
+		return;
+	/* A negative record first: the pin must replace it at once. */
+	is_int(cache_lookup(c, "pinned.example", &e), CACHE_OK, "lookup");
+	ok(e == NULL, "nothing stored yet");
+	is_int(cache_put_pin(c, "pinned.example", &pn), CACHE_OK, "put pin");
+	is_int(cache_lookup(c, "pinned.example", &e), CACHE_OK, "lookup");
+	ok(e != NULL && e->has_pin && !e->pin.exempt && !e->has_sts &&
+	       !e->has_dane &&
+	       strcmp(e->pin.answer, "secure match=.example.com") == 0 &&
+	       e->pin.pinned_at == 1234,
+	   "pin read back at once (no stale negative record)");
+	fill_dane(&dn, &dane_cases[0]);
+	is_int(cache_put_dane(c, "pinned.example", &dn), CACHE_OK,
+	       "a DANE verdict next to the pin");
+	cache_lookup(c, "pinned.example", &e);
+	ok(e != NULL && e->has_pin && e->has_dane &&
+	       strcmp(e->pin.answer, "secure match=.example.com") == 0,
+	   "the pin stays when a verdict is stored");
+	is_int(cache_put_pin(c, "exempt.example", &ex), CACHE_OK, "exempt");
+	is_int(cache_delete(c, "pinned.example"), CACHE_OK, "flush");
+	cache_lookup(c, "pinned.example", &e);
+	ok(e != NULL && e->has_pin && !e->has_dane,
+	   "flush forgets what was learned, keeps the pin");
+	cache_close(c);
+
+	if ((c = open_ok(path, 16)) == NULL)
+		return;
+	cache_lookup(c, "pinned.example", &e);
+	ok(e != NULL && e->has_pin && !e->has_dane &&
+	       strcmp(e->pin.answer, "secure match=.example.com") == 0,
+	   "pin survives a reopen");
+	cache_lookup(c, "exempt.example", &e);
+	ok(e != NULL && e->has_pin && e->pin.exempt &&
+	       e->pin.answer[0] == '\0' && e->pin.pinned_at == 5678,
+	   "exemption survives a reopen");
+	is_int(cache_foreach(c, collect, buf), CACHE_OK, "foreach");
+	ok(strstr(buf, "pinned.example") != NULL &&
+	       strstr(buf, "exempt.example") != NULL,
+	   "pin-only domains are listed: %s", buf);
+	is_int(cache_unpin(c, "pinned.example"), CACHE_OK, "unpin");
+	cache_lookup(c, "pinned.example", &e);
+	ok(e == NULL, "unpinned: nothing left");
+	is_int(cache_unpin(c, "pinned.example"), CACHE_NOTFOUND,
+	       "unpin again: nothing to remove");
+	pn.answer = (char *)"";
+	is_int(cache_put_pin(c, "bad.example", &pn), CACHE_EINVAL,
+	       "an empty pinned answer is refused");
+	pn.answer = NULL;
+	is_int(cache_put_pin(c, "bad.example", &pn), CACHE_EINVAL,
+	       "no answer and not exempt is refused");
+	cache_close(c);
+	/* A row edited by hand to mean nothing is an error. */
+	sqlite_exec(path, "INSERT INTO pin VALUES ('x.example', 7, '', 1);"
+			  "INSERT INTO pin VALUES ('y.example', 0, '', 1);");
+	if ((c = open_ok(path, 16)) == NULL)
+		return;
+	is_int(cache_lookup(c, "x.example", &e), CACHE_EDB, "exempt = 7");
+	ok(strstr(cache_errmsg(c), "bad pin") != NULL, "message says why: %s",
+	   cache_errmsg(c));
+	is_int(cache_lookup(c, "y.example", &e), CACHE_EDB,
+	       "pin with no answer");
+	cache_close(c);
+}
+
+/* A schema 2 store opens as schema 3: a pin table, the rows intact. */
+static void
+test_migrate_v2(void)
+{
+	const char *path = tpath("v2.db");
+	const struct cache_entry *e = NULL;
+	struct cache_pin pn = {0, (char *)"dane-only", 1};
+	struct cache *c;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int version = -1;
+
+	sqlite_exec(path,
+		    "CREATE TABLE sts_policy (domain TEXT PRIMARY KEY,"
+		    " policy_id TEXT NOT NULL, mode INTEGER NOT NULL,"
+		    " mx TEXT NOT NULL, max_age INTEGER NOT NULL,"
+		    " fetched_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+		    " last_error TEXT NOT NULL DEFAULT '',"
+		    " next_retry INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+		    "CREATE TABLE dane_verdict (domain TEXT PRIMARY KEY,"
+		    " kind INTEGER NOT NULL, detail TEXT NOT NULL DEFAULT '',"
+		    " checked_at INTEGER NOT NULL, expires_at INTEGER NOT NULL"
+		    ") WITHOUT ROWID;"
+		    "INSERT INTO sts_policy VALUES ('sts.example', 'id1', 2,"
+		    " 'mx.sts.example', 86400, 10, 86410, '', 0);"
+		    "INSERT INTO dane_verdict VALUES ('d.example', 1, 'why',"
+		    " 1, 99);"
+		    "PRAGMA user_version = 2;");
+	if ((c = open_ok(path, 16)) == NULL)
+		return;
+	cache_lookup(c, "sts.example", &e);
+	ok(e != NULL && e->has_sts && !e->has_pin && e->sts.expires_at == 86410,
+	   "schema 2 MTA-STS row kept");
+	cache_lookup(c, "d.example", &e);
+	ok(e != NULL && e->has_dane && e->dane.kind == CACHE_DANE_ONLY,
+	   "schema 2 DANE row kept");
+	is_int(cache_put_pin(c, "d.example", &pn), CACHE_OK,
+	       "the migrated store takes pins");
+	cache_close(c);
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
+		SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			version = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	is_int(version, 3, "user_version is 3 after the migration");
+	sqlite_exec(path, "DROP TABLE pin");
+	open_fails(path, "tables missing", "schema 3 without its pin table");
 }
 
 /* As root, drop to nobody in a child and open a store it may not write. */
@@ -879,6 +1009,8 @@ main(void)
 	test_bad_files();
 	test_bad_rows();
 	test_migrate_v1();
+	test_pin();
+	test_migrate_v2();
 	test_readonly();
 	test_volume();
 	cleanup();

@@ -207,6 +207,69 @@ main(void)
 	}
 	ev_set_offset(0);
 
+	/* Runtime pins (issue 12): after [policy], before everything
+	 * learned, and they do not expire. */
+	{
+		struct cache_pin pn = {0, (char *)"encrypt", now};
+		struct cache_pin ex = {1, NULL, now};
+		static const struct tcase t[] = {
+		    /* [policy] wins over a pin and over an exemption. */
+		    {"example.com", "OK dane-only", "static"},
+		    {"example.org", "NOTFOUND ", "static"},
+		    /* A pin wins over a DANE verdict and MTA-STS. */
+		    {"both.example", "OK encrypt", "pin"},
+		    {"dane.example", "NOTFOUND ", "pin"},
+		    {"sts.example", "OK encrypt", "pin"},
+		    /* Nothing learned at all: the pin answers alone. */
+		    {"new.example", "OK secure match=.new.example", "pin"},
+		};
+		struct cache_pin np = {0, (char *)"secure match=.new.example",
+				       now};
+		const struct cache_entry *e = NULL;
+		struct pol_answer ans;
+		char data[POL_DATA_MAX];
+
+		cache_put_pin(c, "example.com", &pn);
+		cache_put_pin(c, "example.org", &pn);
+		cache_put_pin(c, "both.example", &pn);
+		cache_put_pin(c, "dane.example", &ex);
+		cache_put_pin(c, "sts.example", &pn);
+		cache_put_pin(c, "new.example", &np);
+		run(p, t, sizeof(t) / sizeof(t[0]), "pinned");
+
+		cache_lookup(c, "both.example", &e);
+		pol_decide(cfg, "both.example", e, now, 0, &ans, data,
+			   sizeof(data));
+		is_int(ans.rule, POL_RULE_PIN, "pin: rule pin");
+		is_str(pol_rule_name(ans.rule), "pin", "pin: rule name");
+		cache_lookup(c, "dane.example", &e);
+		pol_decide(cfg, "dane.example", e, now, POL_IN_DANE_FAILED,
+			   &ans, data, sizeof(data));
+		is_int(ans.rule, POL_RULE_EXEMPT,
+		       "exempt wins over a DANE failure");
+		cache_lookup(c, "example.com", &e);
+		pol_decide(cfg, "example.com", e, now, 0, &ans, data,
+			   sizeof(data));
+		is_int(ans.rule, POL_RULE_STATIC, "[policy] wins over a pin");
+		ev_set_offset(100000);
+		{
+			static const struct tcase t2[] = {
+			    {"both.example", "OK encrypt", "pin"},
+			};
+			run(p, t2, 1, "pinned, long after every TTL");
+		}
+		ev_set_offset(0);
+		cache_unpin(c, "both.example");
+		cache_unpin(c, "dane.example");
+		{
+			static const struct tcase t3[] = {
+			    {"both.example", "OK dane", "dane"},
+			    {"dane.example", "OK dane-only", "dane"},
+			};
+			run(p, t3, 2, "unpinned");
+		}
+	}
+
 	/* Formatting limits (SPEC A1.3). */
 	{
 		struct pol_answer ans;

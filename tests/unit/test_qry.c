@@ -100,6 +100,31 @@ test_admin_split(void)
 	       qry_cmd_admin(QRY_REPORT_LIST) &&
 	       qry_cmd_admin(QRY_REPORT_SHOW) && qry_cmd_admin(QRY_REPORT_SEND),
 	   "flush, cache and report commands are administrative");
+	ok(qry_cmd_admin(QRY_PIN) && qry_cmd_admin(QRY_EXEMPT) &&
+	       qry_cmd_admin(QRY_UNPIN),
+	   "pin, exempt and unpin are administrative");
+	{
+		struct qry_request rq;
+		char err[128] = "";
+		static const char l1[] =
+		    "{\"cmd\":\"pin\",\"domain\":\"a.example\","
+		    "\"answer\":\"dane-only\"}";
+		static const char l2[] =
+		    "{\"cmd\":\"pin\",\"domain\":\"a.example\"}";
+		static const char l3[] = "{\"cmd\":\"exempt\"}";
+
+		memset(&rq, 0, sizeof(rq));
+		ok(qry_parse(l1, sizeof(l1) - 1, &rq, err, sizeof(err)) == 0 &&
+		       rq.cmd == QRY_PIN && strcmp(rq.key, "a.example") == 0 &&
+		       strcmp(rq.report, "dane-only") == 0,
+		   "pin request parsed: domain and answer");
+		ok(qry_parse(l2, sizeof(l2) - 1, &rq, err, sizeof(err)) < 0 &&
+		       strcmp(err, "missing answer") == 0,
+		   "pin without an answer refused: %s", err);
+		ok(qry_parse(l3, sizeof(l3) - 1, &rq, err, sizeof(err)) < 0 &&
+		       strcmp(err, "missing domain") == 0,
+		   "exempt without a domain refused: %s", err);
+	}
 }
 
 static void
