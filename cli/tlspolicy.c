@@ -933,7 +933,7 @@ cmd_pin(const char *domain, const char *answer, int unpin)
 	}
 	/* No daemon: check and write the store directly. */
 	if (!unpin && !exempt &&
-	    cfg_static_answer_valid(answer, why, sizeof(why)) != 0) {
+	    !cfg_static_answer_valid(answer, why, sizeof(why))) {
 		errx_msg("%s: %s", dom, why);
 		return EXIT_ERROR;
 	}

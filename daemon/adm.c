@@ -234,7 +234,7 @@ pin(struct adm *a, const struct qry_request *rq)
 	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
 		return reply;
 	if (!exempt) {
-		if (cfg_static_answer_valid(rq->report, why, sizeof(why)) != 0)
+		if (!cfg_static_answer_valid(rq->report, why, sizeof(why)))
 			return error_reply(why);
 		/* "none" is what exempt is for: one way to say it. */
 		if (strcmp(rq->report, "none") == 0)

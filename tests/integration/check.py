@@ -139,6 +139,31 @@ ok(r.get("verdict") == "dane" and r.get("answer") == "OK dane-only"
    and r.get("answer_source") == "static",
    "check: a [policy] line wins, as in the daemon", out + err)
 
+# Runtime pins (issue 12), written to the store with no daemon running:
+# check decides with them, and says when a [policy] line wins instead.
+rc, out, err = d.tool("pin", "insecure.test", "encrypt")
+ok(rc == 0, "pin with the daemon stopped: written to the store", out + err)
+rc, out, err = check("insecure")
+ok("answer:   OK encrypt\n" in out
+   and "because:  pinned by the operator (tlspolicy pin)" in out
+   and "store:    pinned by the operator: encrypt" in out,
+   "check: the operator's pin wins over the MTA-STS policy", out + err)
+rc, out, err = d.tool("exempt", w.name("insecuremx"))
+ok(rc == 0 and "[policy] line 'dane-only' in the config wins" in err,
+   "exempt of a domain with a [policy] line: the tool says the line wins",
+   out + err)
+rc, out, err = check("insecuremx")
+ok("answer:   OK dane-only\n" in out
+   and "note:     the operator's pin in the store is not used: the "
+   "[policy] line in the config wins over it" in out
+   and "store:    pinned by the operator: exempt (no TLS policy)" in out,
+   "check: the [policy] line wins over an exemption, and says so",
+   out + err)
+d.tool("unpin", "insecure.test")
+rc, out, err = check("insecure")
+ok("answer:   OK secure match=mx1.insecure.test" in out,
+   "check after unpin: the MTA-STS answer again", out + err)
+
 p = subprocess.run([TOOL, "-c", d.conf, "check", "[192.0.2.1]"],
                    capture_output=True, text=True, timeout=30)
 ok(p.returncode == 2 and "NOTFOUND" in p.stderr,
