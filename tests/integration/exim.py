@@ -15,7 +15,9 @@ a private mount namespace, see tests/lab/eximworld.py).
       no connection is even attempted past TCP;
   notls under dane-only, and nsec3 under a secure answer (no STARTTLS):
       deferred;
-  a TEMP answer, and no tlspolicyd on the socket at all: deferred.
+  a TEMP answer, and no tlspolicyd on the socket at all: deferred;
+  a runtime pin (tlspolicy pin DOMAIN dane-only) applies at once, and
+      unpin restores the MTA-STS answer.
 Nothing leaves 127.0.0.0/8."""
 import os
 import sys
@@ -169,6 +171,21 @@ for name in ("notls", "nsec3"):
     ok("TLS" in res[name].defer_reason(),
        "%s: the deferral is about TLS" % name, res[name])
 is_eq(ex.queue(), 7, "the seven deferred messages wait in Exim's queue")
+
+# A runtime pin (tlspolicy pin) changes what Exim does at once: dane-only
+# for a domain whose MX zone is unsigned defers; after unpin the MTA-STS
+# policy applies again.
+rc, out, err = d.tool("pin", STS_DOMAIN, "dane-only")
+ok(rc == 0, "tlspolicy pin %s dane-only" % STS_DOMAIN, out + err)
+r = ex.send("postmaster@" + STS_DOMAIN)
+ok(r.status == "deferred" and "R=tlspolicyd_dane_only" in
+   "\n".join(r.lines) and pw.sink("insecure").find(r.msgid) is None,
+   "pinned dane-only: Exim requires DNSSEC for the unsigned MX and defers",
+   r)
+rc, out, err = d.tool("unpin", STS_DOMAIN)
+r = ex.send("postmaster@" + STS_DOMAIN)
+ok(r.status == "sent" and r.tls_verified() == "yes",
+   "unpinned: verified TLS under the MTA-STS policy again", r)
 is_eq(ex.panics(), "", "Exim's panic log is empty")
 with open("/etc/resolv.conf", "rb") as f:
     is_eq(f.read(), HOST_RESOLV, "the machine's resolv.conf is untouched")
