@@ -3,9 +3,10 @@
  * Fuzz target for the JSON-lines codec. Parses the input as one request
  * line: on success the key must fit LIM_KEY_MAX, be NUL-terminated and be
  * present for the commands that need a domain and absent for those that
- * take none; a non-object JSON value is never a key; on failure there must be a
- * short error. The input is also formatted as the key of an answer and as an
- * error message, and the reply must be one line of valid JSON.
+ * take none, a pin has its answer; a non-object JSON value is never a key; on
+ * failure there must be a short error. The input is also formatted as the key
+ * of an answer and as an error message, and the reply must be one line of valid
+ * JSON.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,7 +52,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		int need = req.cmd == QRY_QUERY || req.cmd == QRY_FLUSH ||
 			   req.cmd == QRY_CACHE_SHOW ||
-			   req.cmd == QRY_REPORT_SHOW;
+			   req.cmd == QRY_REPORT_SHOW || req.cmd == QRY_PIN ||
+			   req.cmd == QRY_EXEMPT || req.cmd == QRY_UNPIN;
 		int may = need || req.cmd == QRY_REPORT_LIST ||
 			  req.cmd == QRY_REPORT_SEND;
 
@@ -62,6 +64,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    req.day[0] == '\0')
 			abort();
 		if (memchr(req.day, '\0', sizeof(req.day)) == NULL)
+			abort();
+		/* pin: a non-empty answer, NUL-terminated, no NUL inside. */
+		if (req.cmd == QRY_PIN &&
+		    (req.reportlen == 0 ||
+		     req.reportlen >= sizeof(req.report) ||
+		     strlen(req.report) != req.reportlen))
 			abort();
 		if (size > LIM_QUERY_LINE)
 			abort();
