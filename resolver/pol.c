@@ -393,6 +393,25 @@ req_free(struct pol_req *q)
 	free(q);
 }
 
+/* DESIGN 6.10: a store failure that produced an answer is logged, at most
+ * one line a minute with the count of such answers since the last one. */
+static void
+store_failure_log(struct pol *p)
+{
+	static time_t last;
+	static unsigned long n;
+	time_t now = ev_now();
+
+	n++;
+	if (last != 0 && now >= last && now - last < 60)
+		return;
+	log_warnx("%s: policy store failure, answering TEMP (%lu such answers "
+		  "since the last line): %s",
+		  p->domain, n, cache_errmsg(p->cache));
+	last = now;
+	n = 0;
+}
+
 /* Answer one waiting client from the store, as things are now. */
 static void
 req_answer(struct pol *p, struct pol_req *q, int dane_failed, int timed_out)
@@ -403,10 +422,11 @@ req_answer(struct pol *p, struct pol_req *q, int dane_failed, int timed_out)
 	memset(&ans, 0, sizeof(ans));
 	snprintf(p->domain, sizeof(p->domain), "%s", q->res->domain);
 	ans.domain = p->domain;
-	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK)
+	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK) {
+		store_failure_log(p);
 		answer(&ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
 		       "store failure");
-	else
+	} else
 		decide(p, e, dane_failed, timed_out, &ans);
 	q->cb(&ans, q->arg);
 }
@@ -492,6 +512,7 @@ dane_done(const struct dane_result *r, void *arg)
 	if (!failed) {
 		struct cache_dane dn;
 		time_t now = ev_now();
+		enum cache_err ce;
 
 		memset(&dn, 0, sizeof(dn));
 		dn.kind = r->kind == DANE_ONLY	   ? CACHE_DANE_ONLY
@@ -501,7 +522,10 @@ dane_done(const struct dane_result *r, void *arg)
 		snprintf(dn.detail, sizeof(dn.detail), "%s", r->why);
 		dn.checked_at = now;
 		dn.expires_at = now + verdict_ttl(r->ttl);
-		if (cache_put_dane(p->cache, res->domain, &dn) != CACHE_OK)
+		/* CACHE_DEFERRED: the verdict applies from memory; the
+		 * daemon logs the store's trouble once (DESIGN 6.10). */
+		ce = cache_put_dane(p->cache, res->domain, &dn);
+		if (ce != CACHE_OK && ce != CACHE_DEFERRED)
 			log_warnx("%s: cannot store the DANE verdict: %s",
 				  res->domain, cache_errmsg(p->cache));
 		log_debug("%s: DANE %s (%s)", res->domain,
@@ -557,7 +581,10 @@ sts_done(const struct sts_result *r, void *arg)
 
 	res->sts = NULL;
 	if (r->store && r->row != NULL) {
-		if (cache_put_sts(p->cache, res->domain, r->row) != CACHE_OK)
+		enum cache_err ce =
+		    cache_put_sts(p->cache, res->domain, r->row);
+
+		if (ce != CACHE_OK && ce != CACHE_DEFERRED)
 			log_warnx("%s: cannot store the MTA-STS policy: %s",
 				  res->domain, cache_errmsg(p->cache));
 		else if (r->row->last_error[0] == '\0')
@@ -869,6 +896,7 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 
 	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK) {
 		/* SPEC B "Internal error": never read a failure as absence. */
+		store_failure_log(p);
 		answer(ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
 		       "store failure");
 		return POL_DONE;
