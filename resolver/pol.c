@@ -405,9 +405,9 @@ store_failure_log(struct pol *p)
 	n++;
 	if (last != 0 && now >= last && now - last < 60)
 		return;
-	log_warnx("%s: policy store failure, answering TEMP (%lu such answers "
-		  "since the last line): %s",
-		  p->domain, n, cache_errmsg(p->cache));
+	log_warnx("%s: policy store failure, answering TEMP (%lu such "
+		  "answer%s since the last line like this): %s",
+		  p->domain, n, n == 1 ? "" : "s", cache_errmsg(p->cache));
 	last = now;
 	n = 0;
 }

@@ -86,6 +86,8 @@ describe(struct db *db, int rc, char *buf, size_t sz)
 		snprintf(buf, sz, "disk quota exceeded");
 	else if (io && sys != 0)
 		snprintf(buf, sz, "%s (%s)", msg, strerror(sys));
+	else if (prim == SQLITE_CORRUPT)
+		snprintf(buf, sz, "the file is damaged (%s)", msg);
 	else
 		snprintf(buf, sz, "%s", msg);
 }
@@ -351,7 +353,7 @@ quick_check(struct db *db)
 {
 	sqlite3_stmt *st = NULL;
 	const char *txt;
-	char first[200] = "";
+	char first[300] = "", *p;
 	int rc;
 
 	rc = sqlite3_prepare_v2(db->h, "PRAGMA quick_check(1)", -1, &st, NULL);
@@ -368,8 +370,13 @@ quick_check(struct db *db)
 	sqlite3_finalize(st);
 	if (strcmp(first, "ok") == 0)
 		return OPEN_OK;
-	first[strcspn(first, "\n")] = '\0';
-	return damaged(db, "the file is damaged (integrity check: %s)", first);
+	/* The first line may only say which database ("*** in database
+	 * main ***"); the problem is on the next. */
+	p = first;
+	if (strncmp(p, "***", 3) == 0 && strchr(p, '\n') != NULL)
+		p = strchr(p, '\n') + 1;
+	p[strcspn(p, "\n")] = '\0';
+	return damaged(db, "the file is damaged (integrity check: %s)", p);
 }
 
 /* journal_mode WAL, checked that it took (":memory:" keeps "memory"). */
