@@ -57,7 +57,8 @@ struct daemon {
 	struct event *selftest;	   /* trust anchor self-test retry */
 	struct event *store_retry; /* writes the store refused, again */
 	int store_trouble;	   /* 1: refused writes logged, 2: full too */
-	int verbose_flags;	   /* -v count */
+	unsigned long long store_unsaved; /* unsaved_writes at its end */
+	int verbose_flags;		  /* -v count */
 	int stopping;
 };
 
@@ -370,7 +371,7 @@ store_retry_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	cache_get_stats(d->cache, &st);
-	if (st.pending == 0 && st.unsaved_writes == 0 && !d->store_trouble)
+	if (st.pending == 0 && !d->store_trouble)
 		return;
 	e = cache_retry_writes(d->cache);
 	cache_get_stats(d->cache, &st);
@@ -379,6 +380,7 @@ store_retry_timer(evutil_socket_t fd, short what, void *arg)
 			log_info("store: the store takes writes again; every "
 				 "change kept in memory is written");
 		d->store_trouble = 0;
+		d->store_unsaved = st.unsaved_writes;
 		return;
 	}
 	if (!d->store_trouble) {
@@ -388,7 +390,7 @@ store_retry_timer(evutil_socket_t fd, short what, void *arg)
 			  cache_errmsg(d->cache), st.pending, STORE_RETRY_S);
 		d->store_trouble = 1;
 	}
-	if (d->store_trouble == 1 && st.unsaved_writes > 0) {
+	if (d->store_trouble == 1 && st.unsaved_writes > d->store_unsaved) {
 		log_warnx("store: %d changes wait for the store, the most it "
 			  "keeps; newer ones apply only while they stay in "
 			  "memory and are lost at a restart",
