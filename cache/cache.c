@@ -842,11 +842,11 @@ cache_close(struct cache *c)
 	/* A last try for what the store refused so far. */
 	if (c->db != NULL && c->pending.n > 0)
 		cache_retry_writes(c);
-	sqlite3_finalize(c->st_lookup);
-	sqlite3_finalize(c->st_put_sts);
-	sqlite3_finalize(c->st_put_dane);
-	sqlite3_finalize(c->st_del_sts);
-	sqlite3_finalize(c->st_del_dane);
+	db_finalize(c->st_lookup);
+	db_finalize(c->st_put_sts);
+	db_finalize(c->st_put_dane);
+	db_finalize(c->st_del_sts);
+	db_finalize(c->st_del_dane);
 	db_close(c->db);
 	free_list(c->lru.head);
 	free_list(c->pending.head);
@@ -1324,7 +1324,7 @@ cache_foreach(struct cache *c,
 	}
 	if (err == CACHE_OK && rc < 0)
 		err = dberr(c);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(e);
 	return err;
 }
@@ -1358,7 +1358,7 @@ cache_sts_due(struct cache *c, const char *after, time_t due, size_t max,
 		if ((time_t)sqlite3_column_int64(st, 1) <= due)
 			fn(dom, arg);
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	if (rc < 0)
 		return dberr(c);
 	/* Fewer rows than asked: the walk is at the end of the table. */

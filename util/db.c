@@ -249,6 +249,12 @@ db_reset(sqlite3_stmt *st)
 	sqlite3_clear_bindings(st);
 }
 
+void
+db_finalize(sqlite3_stmt *st)
+{
+	sqlite3_finalize(st);
+}
+
 int
 db_exec(struct db *db, const char *sql, const char *what)
 {

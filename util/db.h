@@ -106,8 +106,8 @@ void db_fail(struct db *db, const char *fmt, ...)
 
 /* A statement kept for the life of the handle; NULL on failure. */
 sqlite3_stmt *db_prepare(struct db *db, const char *sql);
-/* Bind text of LEN bytes (-1: up to the NUL; NULL binds NULL), copied
- * only when TRANSIENT. 0 or -1. */
+/* Bind text of LEN bytes (-1: up to the NUL; NULL binds NULL); SQLite
+ * copies it. 0 or -1. */
 int db_bind_text(struct db *db, sqlite3_stmt *st, int i, const char *s,
 		 int len);
 int db_bind_int64(struct db *db, sqlite3_stmt *st, int i, int64_t v);
@@ -120,6 +120,8 @@ int db_step(struct db *db, sqlite3_stmt *st, const char *what);
 int db_run(struct db *db, sqlite3_stmt *st, const char *what);
 /* Reset ST and clear its bindings (always, also after a failure). */
 void db_reset(sqlite3_stmt *st);
+/* Free ST; NULL does nothing. */
+void db_finalize(sqlite3_stmt *st);
 /* Run SQL (no rows) with sqlite3_exec. 0 or -1. */
 int db_exec(struct db *db, const char *sql, const char *what);
 /* BEGIN IMMEDIATE / COMMIT. 0 or -1. */
