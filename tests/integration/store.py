@@ -8,7 +8,8 @@ Disk full while running: freshly fetched enforce policies are answered
 counts the deferred writes; when space returns the policies are written
 (read back with sqlite3) and survive a restart with DNS unreachable.
 Disk full at start-up: the error says "no space left on device" and names
-the file. A store truncated to 0 bytes, or with garbage in the middle, is
+the file. A fresh DANE verdict applies and is written the same way. A
+store truncated to 0 bytes, or with garbage in the middle, is
 refused at start-up in plain words; --fresh-store moves it aside as
 FILE.damaged-TIMESTAMP and starts empty. A store that breaks while the
 daemon runs answers TEMP, and those answers are logged (rate-limited)."""
@@ -42,7 +43,8 @@ def secure(d):
 
 
 w = DNSWorld()
-d0 = Daemon(name="store", dane=False, sts=True)
+d0 = Daemon(name="store", dane=True, sts=True)
+DANE = w.name("dane311")    # a signed domain whose MX has TLSA 3 1 1
 tmp = d0.dir
 ca = pki.CA(os.path.join(tmp, "ca"))
 hw = HTTPSWorld(os.path.join(tmp, "nginx"), ca, addr="127.%d.49.1" % w.slot)
@@ -129,8 +131,11 @@ try:
     wrong = {k: v for k, v in got.items() if v != secure(k)}
     ok(not wrong, "%d fresh enforce policies on a full disk: OK secure" % N,
        repr(list(wrong.items())[:3]))
+    is_eq(d0.ask(DANE), "OK dane-only",
+          "a fresh DANE verdict on a full disk applies")
     st = stats()
-    ok(st.get("deferred_writes", 0) >= N and st.get("pending_writes") == N,
+    ok(st.get("deferred_writes", 0) >= N and
+       st.get("pending_writes") == N + 1,
        "stats: the writes are deferred and pending", st)
     again = [d0.ask(dom(i)) for i in range(N)]
     ok(again == [secure(dom(i)) for i in range(N)],
@@ -159,6 +164,11 @@ try:
           sorted(dom(i) for i in range(N)),
           "every policy is on disk (read with sqlite3)")
     ok(all(rows[dom(i)] == 2 for i in range(N)), "stored as enforce")
+    con = sqlite3.connect("file:%s?mode=ro" % d0.db, uri=True, timeout=5)
+    kind = con.execute("SELECT kind FROM dane_verdict WHERE domain = ?",
+                       (DANE,)).fetchone()
+    con.close()
+    is_eq(kind, (1,), "the DANE verdict is on disk (dane-only)")
     ok("every change kept in memory is written" in log_since(mark),
        "the end of the episode is logged", log_since(mark)[-400:])
 
@@ -169,6 +179,7 @@ try:
     ok(got == [secure(dom(i)) for i in range(N)],
        "after a restart with DNS unreachable: still enforced",
        repr(got[:3]))
+    is_eq(d0.ask(DANE), "OK dane-only", "and the DANE verdict too")
     is_eq(d0.stop(), 0, "stopped")
 
     # --- disk full at start-up (item 10) ----------------------------------
@@ -195,6 +206,7 @@ ok(not mounted, "the tmpfs is unmounted")
 # From here on the daemon answers from the store alone: no DNS, no
 # MTA-STS re-checks (the stored policies still apply).
 d0.sts = False
+d0.dane = False
 d0.write_config(**config(resolvers=DEAD_DNS))
 d0.start()
 d0.stop()
