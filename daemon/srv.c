@@ -746,7 +746,7 @@ stats_json(struct srv *s)
 	o = json_pack(
 	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 	    "s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I},"
-	    "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+	    "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "connections", (json_int_t)s->nconns, "accepted",
 	    (json_int_t)s->st.accepted, "rejected", (json_int_t)s->st.rejected,
 	    "requests", (json_int_t)s->st.requests, "framing_errors",
@@ -773,7 +773,11 @@ stats_json(struct srv *s)
 	    (json_int_t)cs.hits, "misses", (json_int_t)cs.misses,
 	    "negative_hits", (json_int_t)cs.negative_hits, "evictions",
 	    (json_int_t)cs.evictions, "db_reads", (json_int_t)cs.db_reads,
-	    "entries", (json_int_t)cs.entries);
+	    "entries", (json_int_t)cs.entries, "deferred_writes",
+	    (json_int_t)cs.deferred_writes, "retried_writes",
+	    (json_int_t)cs.retried_writes, "unsaved_writes",
+	    (json_int_t)cs.unsaved_writes, "pending_writes",
+	    (json_int_t)cs.pending);
 	if (o == NULL)
 		return NULL;
 	pol_get_stats(s->pol, &ps);

@@ -94,7 +94,9 @@ struct pol {
 	char scan_pos[LIM_DOMAIN_MAX + 1];
 	char (*due)[LIM_DOMAIN_MAX + 1]; /* POL_REFRESH_BATCH domains */
 	size_t ndue, due_next;
-	struct pol_ratelimit bad_key, store_fail, warn;
+	struct pol_ratelimit bad_key, warn;
+	time_t store_fail_last; /* store failures: one line a minute */
+	unsigned long store_fail_n;
 	struct pol_stats st;
 	/* Scratch space behind the borrowed pointers of the last answer. */
 	char domain[LIM_DOMAIN_MAX + 1];
@@ -479,6 +481,26 @@ hold(struct pol_hold *tab, const char *domain, time_t until)
 	s->until = until;
 }
 
+/* DESIGN 6.10: a store failure that produced an answer is logged, at most
+ * one line a minute with the count of such answers since the last one. */
+static void
+store_failure_log(struct pol *p)
+{
+	time_t now = ev_now();
+
+	p->st.store_failures++;
+	p->store_fail_n++;
+	if (p->store_fail_last != 0 && now >= p->store_fail_last &&
+	    now - p->store_fail_last < 60)
+		return;
+	log_warnx("%s: policy store failure, answering TEMP (%lu such "
+		  "answer%s since the last line like this): %s",
+		  p->domain, p->store_fail_n, p->store_fail_n == 1 ? "" : "s",
+		  cache_errmsg(p->cache));
+	p->store_fail_last = now;
+	p->store_fail_n = 0;
+}
+
 /* --- the two parts of a resolution, run for the scheduler --------------- */
 
 /* TTL of a verdict: what DNS said, within sane bounds. */
@@ -500,6 +522,7 @@ dane_done(const struct dane_result *r, void *arg)
 	const char *domain = res_item_domain(it);
 	time_t now = ev_now();
 	struct cache_dane dn;
+	enum cache_err ce;
 
 	if (r->kind == DANE_FAILED) {
 		p->st.dane_failed++;
@@ -517,8 +540,10 @@ dane_done(const struct dane_result *r, void *arg)
 	snprintf(dn.detail, sizeof(dn.detail), "%s", r->why);
 	dn.checked_at = now;
 	dn.expires_at = now + verdict_ttl(r->ttl);
-	if (cache_put_dane(p->cache, domain, &dn) != CACHE_OK &&
-	    log_allowed(&p->warn))
+	/* CACHE_DEFERRED: the verdict applies from memory; the daemon logs
+	 * the store's trouble once (DESIGN 6.10). */
+	ce = cache_put_dane(p->cache, domain, &dn);
+	if (ce != CACHE_OK && ce != CACHE_DEFERRED && log_allowed(&p->warn))
 		log_warnx("%s: cannot store the DANE verdict: %s", domain,
 			  cache_errmsg(p->cache));
 	log_debug("%s: DANE %s (%s)", domain, cache_dane_kind_name(dn.kind),
@@ -537,7 +562,9 @@ sts_done(const struct sts_result *r, void *arg)
 	time_t now = ev_now(), until;
 
 	if (r->store && r->row != NULL) {
-		if (cache_put_sts(p->cache, domain, r->row) != CACHE_OK) {
+		enum cache_err ce = cache_put_sts(p->cache, domain, r->row);
+
+		if (ce != CACHE_OK && ce != CACHE_DEFERRED) {
 			if (log_allowed(&p->warn))
 				log_warnx("%s: cannot store the MTA-STS "
 					  "policy: %s",
@@ -613,6 +640,7 @@ req_done(void *arg, const char *domain, enum res_outcome how)
 	if (how == RES_TIMED_OUT)
 		log_info("%s: lookup_timeout reached, still resolving", domain);
 	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK) {
+		store_failure_log(p);
 		ans.domain = p->domain;
 		decided(&ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
 			POL_RULE_STORE_FAILURE);
@@ -804,12 +832,7 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	}
 	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK) {
 		/* SPEC B "Internal error": never read a failure as absence. */
-		p->st.store_failures++;
-		if (log_allowed(&p->store_fail))
-			log_warnx(
-			    "%s: answering TEMP: the policy store failed: "
-			    "%s",
-			    p->domain, cache_errmsg(p->cache));
+		store_failure_log(p);
 		ans->domain = p->domain;
 		decided(ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
 			POL_RULE_STORE_FAILURE);

@@ -26,9 +26,12 @@
 #include <sqlite3.h>
 
 #include "tlsrpt/rpt_store.h"
+#include "util/db.h"
 
 #define RPT_SCHEMA_VERSION 1
 #define DAY		   86400
+/* PRAGMA application_id of a TLS-RPT store: "TLSR". */
+#define RPT_APPLICATION_ID 0x544c5352u
 
 static const char schema_v1[] =
     "CREATE TABLE IF NOT EXISTS days ("
@@ -65,8 +68,20 @@ static const char schema_v1[] =
     " last_error TEXT NOT NULL DEFAULT '',"
     " PRIMARY KEY (day, domain, dest));"
     "CREATE TABLE IF NOT EXISTS kv ("
-    " key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-    "PRAGMA user_version = 1;";
+    " key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+
+/* The migrations (util/db.c runs them in one write transaction and sets
+ * user_version and application_id). */
+static const struct db_step rpt_steps[RPT_SCHEMA_VERSION] = {
+    {schema_v1, NULL},
+};
+static const char *const rpt_tables[] = {"days",     "domains",	 "policies",
+					 "failures", "counters", "deliveries",
+					 "kv",	     NULL};
+static const struct db_schema rpt_schema = {
+    "TLS-RPT store", RPT_APPLICATION_ID, RPT_SCHEMA_VERSION,
+    rpt_steps,	     rpt_tables,
+};
 
 enum {
 	S_DAY_INS,
@@ -118,7 +133,8 @@ static const char *const stmt_sql[S_NSTMT] = {
 };
 
 struct rpt_store {
-	sqlite3 *db;
+	struct db *dbh;
+	sqlite3 *db; /* db_sqlite(dbh) */
 	char *path;
 	sqlite3_stmt *st[S_NSTMT];
 	int in_batch;
@@ -184,47 +200,11 @@ rpt_store_path(const char *store, const char *cache_path, char *buf, size_t sz)
 	return n < 0 || (size_t)n >= sz ? -1 : 0;
 }
 
-static int
-migrate(struct rpt_store *st)
-{
-	sqlite3_stmt *s;
-	int version = -1;
-
-	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) !=
-	    SQLITE_OK) {
-		set_err(st, "cannot read the schema version");
-		return -1;
-	}
-	if (sqlite3_step(s) == SQLITE_ROW)
-		version = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	if (version < 0) {
-		set_err(st, "cannot read the schema version");
-		return -1;
-	}
-	if (version > RPT_SCHEMA_VERSION) {
-		snprintf(st->errmsg, sizeof(st->errmsg),
-			 "%s: schema version %d is newer than this program "
-			 "(%d)",
-			 st->path, version, RPT_SCHEMA_VERSION);
-		return -1;
-	}
-	if (version == RPT_SCHEMA_VERSION)
-		return 0;
-	if (exec(st, "BEGIN IMMEDIATE") < 0)
-		return -1;
-	if (exec(st, schema_v1) < 0) {
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
-	}
-	return exec(st, "COMMIT");
-}
-
 struct rpt_store *
 rpt_store_open(const char *path, char *err, size_t errsz)
 {
 	struct rpt_store *st;
-	int i, rc;
+	int i;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL ||
 	    (st->path = strdup(path)) == NULL) {
@@ -234,32 +214,14 @@ rpt_store_open(const char *path, char *err, size_t errsz)
 	}
 	st->batch = 1000;
 	st->last_day = -1;
-	rc = sqlite3_open_v2(path, &st->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				 SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(st->errmsg, sizeof(st->errmsg), "%s: cannot open: %s",
-			 path,
-			 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+	st->dbh = db_open(path, &rpt_schema, 0, st->errmsg, sizeof(st->errmsg));
+	if (st->dbh == NULL)
 		goto fail;
-	}
-	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, 5000);
-	if (sqlite3_db_readonly(st->db, "main") == 1) {
-		snprintf(st->errmsg, sizeof(st->errmsg),
-			 "%s: cannot write (opened read-only)", path);
-		goto fail;
-	}
-	if (strcmp(path, ":memory:") != 0 &&
-	    exec(st, "PRAGMA journal_mode = WAL") < 0)
-		goto fail;
-	if (exec(st, "PRAGMA synchronous = NORMAL") < 0 || migrate(st) < 0)
-		goto fail;
+	st->db = db_sqlite(st->dbh);
 	for (i = 0; i < S_NSTMT; i++)
-		if (sqlite3_prepare_v2(st->db, stmt_sql[i], -1, &st->st[i],
-				       NULL) != SQLITE_OK) {
-			set_err(st, "prepare");
+		if ((st->st[i] = db_prepare(st->dbh, stmt_sql[i])) == NULL) {
+			snprintf(st->errmsg, sizeof(st->errmsg), "%s",
+				 db_errmsg(st->dbh));
 			goto fail;
 		}
 	return st;
@@ -280,7 +242,7 @@ rpt_store_close(struct rpt_store *st)
 		rpt_store_flush(st);
 	for (i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(st->st[i]);
-	sqlite3_close(st->db);
+	db_close(st->dbh);
 	free(st->path);
 	free(st);
 }
@@ -745,10 +707,11 @@ rpt_store_close_days(struct rpt_store *st, time_t now, long grace, long delay,
 	/* RFC 8460 §4.1: a random delay after the day ends spreads the
 	 * load on receivers. */
 	e = run(st,
-		"UPDATE domains SET state = 1, due = ?2 + abs(random() % "
-		"(?3 + 1)) WHERE state = 0 AND day IN (SELECT day FROM days "
+		"UPDATE domains SET state = ?4, due = ?2 + abs(random() % "
+		"(?3 + 1)) WHERE state = ?5 AND day IN (SELECT day FROM days "
 		"WHERE closed = 0 AND day <= ?1)",
-		NULL, 0, 3, cutoff, (int64_t)now, (int64_t)delay);
+		NULL, 0, 5, cutoff, (int64_t)now, (int64_t)delay,
+		(int64_t)RPT_DOM_DUE, (int64_t)RPT_DOM_OPEN);
 	if (e == RPT_STORE_OK)
 		e = run(st,
 			"UPDATE days SET closed = 1 WHERE closed = 0 AND "
@@ -850,14 +813,19 @@ rpt_store_due(struct rpt_store *st, time_t now, size_t max,
 		return RPT_STORE_EDB;
 	if (sqlite3_prepare_v2(st->db,
 			       "SELECT day, domain FROM domains WHERE state = "
-			       "1 AND due <= ?1 ORDER BY due, day, domain "
+			       "?3 AND due <= ?1 ORDER BY due, day, domain "
 			       "LIMIT ?2",
 			       -1, &s, NULL) != SQLITE_OK) {
 		set_err(st, "prepare");
 		return RPT_STORE_EDB;
 	}
-	sqlite3_bind_int64(s, 1, (int64_t)now);
-	sqlite3_bind_int64(s, 2, (int64_t)max);
+	if (sqlite3_bind_int64(s, 1, (int64_t)now) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (int64_t)max) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 3, RPT_DOM_DUE) != SQLITE_OK) {
+		set_err(st, "bind");
+		sqlite3_finalize(s);
+		return RPT_STORE_EDB;
+	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		day = sqlite3_column_int64(s, 0);
 		snprintf(domain, sizeof(domain), "%s",

@@ -99,4 +99,13 @@
 #define LIM_RPT_DAY_DETAILS  1024
 #define LIM_RPT_DAY_DOMAINS  1000000
 
+/* SQLite stores (util/db.c): how long a statement waits for another
+ * process's lock (the tool, a second daemon) before it fails. */
+#define LIM_DB_BUSY_MS 5000
+/* Policy store (cache/cache.c): changes kept in memory while the disk
+ * refuses them (full, I/O errors), waiting to be written (DESIGN 6.10);
+ * and how many of them one retry writes in its transaction. */
+#define LIM_CACHE_PENDING     10000
+#define LIM_CACHE_RETRY_BATCH 1000
+
 #endif /* UTIL_LIMITS_H */
