@@ -38,6 +38,13 @@
 #define RCVBUF (8 * 1024 * 1024)
 /* One warning a minute per kind of bad input. */
 #define RATE_MS 60000
+/* The mail log that cannot be read is retried every tick and warned
+ * about at most this often (loudly: it loses nothing yet, but it will
+ * once the old file is rotated away). */
+#define LOG_RATE_MS 60000
+/* Linux's net.unix.max_dgram_qlen below which we warn at start-up. */
+#define QLEN_WANT 512
+#define QLEN_PATH "/proc/sys/net/unix/max_dgram_qlen"
 
 enum bad_kind { BAD_MALFORMED, BAD_TOOBIG, BAD_VERSION, BAD_INVALID, BAD_N };
 
@@ -48,6 +55,27 @@ struct ratelim {
 	uint64_t last_ms;
 	unsigned long suppressed;
 };
+
+/* Other warnings that can repeat per datagram, line or tick (SPEC: issue
+ * 10 item 19): each kind has its own limit. */
+enum rl_kind { RL_STORE = BAD_N, RL_RECV, RL_LOG, RL_N };
+
+/* 1 when a warning of kind R may be logged now (and *SUPP gets how many
+ * were suppressed since the last one), 0 when it is counted instead. */
+static int
+rl_pass(struct ratelim *r, uint64_t every_ms, unsigned long *supp)
+{
+	uint64_t now = ev_mono_ms();
+
+	if (r->last_ms != 0 && now - r->last_ms < every_ms) {
+		r->suppressed++;
+		return 0;
+	}
+	*supp = r->suppressed;
+	r->last_ms = now;
+	r->suppressed = 0;
+	return 1;
+}
 
 struct rpt_collect {
 	struct event_base *base;
@@ -60,7 +88,8 @@ struct rpt_collect {
 	unsigned ticks;
 	long grace, delay;
 	char *buf; /* LIM_DATAGRAM + 1 */
-	struct ratelim rl[BAD_N + 1];
+	struct ratelim rl[RL_N];
+	int qlen; /* net.unix.max_dgram_qlen when the socket was made */
 	struct rpt_collect_stats stats;
 
 	/* Mail log follower. */
@@ -71,41 +100,34 @@ struct rpt_collect {
 	struct rpt_log *corr;
 	char *line; /* the partial line carried between reads */
 	size_t linelen;
-	int skipping; /* discarding the rest of an over-long line */
-	int log_failed;
+	int skipping;	/* discarding the rest of an over-long line */
+	int log_failed; /* the last open or read failed */
 };
 
 static void
 note_bad(struct rpt_collect *c, enum bad_kind k, const char *why)
 {
-	struct ratelim *r = &c->rl[k];
-	uint64_t now = ev_mono_ms();
+	unsigned long supp;
 
 	if (rpt_store_count(c->store, ev_now(), bad_counter[k], 1) !=
 	    RPT_STORE_OK)
 		c->stats.store_errors++;
-	if (r->last_ms != 0 && now - r->last_ms < RATE_MS) {
-		r->suppressed++;
-		return;
-	}
-	log_warnx("tlsrpt: dropped a %s datagram: %s (%lu more like it "
-		  "since the last warning)",
-		  bad_counter[k], why, r->suppressed);
-	r->last_ms = now;
-	r->suppressed = 0;
+	if (rl_pass(&c->rl[k], RATE_MS, &supp))
+		log_warnx("tlsrpt: dropped a %s datagram: %s (%lu more like "
+			  "it since the last warning)",
+			  bad_counter[k], why, supp);
 }
 
 static void
 store_error(struct rpt_collect *c)
 {
-	struct ratelim *r = &c->rl[BAD_N];
-	uint64_t now = ev_mono_ms();
+	unsigned long supp;
 
 	c->stats.store_errors++;
-	if (r->last_ms != 0 && now - r->last_ms < RATE_MS)
-		return;
-	r->last_ms = now;
-	log_warnx("tlsrpt: report store: %s", rpt_store_errmsg(c->store));
+	if (rl_pass(&c->rl[RL_STORE], RATE_MS, &supp))
+		log_warnx("tlsrpt: report store: %s (%lu more store errors "
+			  "since the last warning)",
+			  rpt_store_errmsg(c->store), supp);
 }
 
 /* Parse and count one datagram; 0 or -1 with ERR. */
@@ -158,24 +180,33 @@ ingest(struct rpt_collect *c, const char *buf, size_t len, char *err,
 	return 0;
 }
 
-static void
-sock_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * Drain the datagram socket: up to MAX datagrams, until EAGAIN. Returns
+ * how many were received. The kernel queue holds only
+ * net.unix.max_dgram_qlen datagrams and libtlsrpt never waits, so a wake
+ * that finds the queue full means a sender may have been refused: that
+ * is counted ("queue-full"), it is the one sign of loss we can see.
+ */
+static int
+drain(struct rpt_collect *c, int max)
 {
-	struct rpt_collect *c = arg;
 	char err[256];
+	unsigned long supp;
 	ssize_t n;
-	int i;
+	int i, e;
 
-	(void)what;
-	for (i = 0; i < RPT_COLLECT_BURST; i++) {
+	for (i = 0; i < max; i++) {
 		/* MSG_TRUNC: the real length even when it did not fit. */
-		n = recv(fd, c->buf, LIM_DATAGRAM + 1,
+		n = recv(c->fd, c->buf, LIM_DATAGRAM + 1,
 			 MSG_DONTWAIT | MSG_TRUNC);
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR)
-				log_warn("tlsrpt: recv %s", c->sock_path);
-			return;
+			e = errno;
+			if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR &&
+			    rl_pass(&c->rl[RL_RECV], RATE_MS, &supp))
+				log_warnx("tlsrpt: cannot receive on %s: %s "
+					  "(%lu more since the last warning)",
+					  c->sock_path, strerror(e), supp);
+			break;
 		}
 		if ((size_t)n > LIM_DATAGRAM) {
 			c->stats.datagrams++;
@@ -187,6 +218,28 @@ sock_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		ingest(c, c->buf, (size_t)n, err, sizeof(err));
 	}
+	if (c->qlen > 0 && i >= c->qlen) {
+		c->stats.queue_full++;
+		if (rpt_store_count(c->store, ev_now(), "queue-full", 1) !=
+		    RPT_STORE_OK)
+			store_error(c);
+	}
+	return i;
+}
+
+static void
+sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	drain(arg, RPT_COLLECT_BURST);
+}
+
+void
+rpt_collect_drain(struct rpt_collect *c)
+{
+	if (c != NULL && c->fd >= 0)
+		drain(c, RPT_COLLECT_BURST);
 }
 
 int
@@ -396,6 +449,33 @@ log_seek(struct rpt_collect *c, off_t off)
 }
 
 /*
+ * The followed mail log cannot be opened or read (Debian's rsyslog makes
+ * each new mail.log root:adm 0640 at rotation): counted every time, and a
+ * warning at most every LOG_RATE_MS while it lasts. Nothing is lost yet,
+ * the new file is read from its start once it can be.
+ */
+static void
+log_unreadable(struct rpt_collect *c, int e)
+{
+	unsigned long supp;
+
+	c->log_failed = 1;
+	c->stats.log_errors++;
+	if (rpt_store_count(c->store, ev_now(), "log-unreadable", 1) !=
+	    RPT_STORE_OK)
+		store_error(c);
+	if (!rl_pass(&c->rl[RL_LOG], LOG_RATE_MS, &supp))
+		return;
+	log_warnx("tlsrpt: cannot read the mail log %s: %s; its TLS results "
+		  "are not counted until it can be read (retried every %d "
+		  "ms; %lu failed tries since the last warning)%s",
+		  c->log_path, strerror(e), RPT_COLLECT_TICK_MS, supp,
+		  e == EACCES ? "; give the daemon's user read access, on "
+				"Debian: adduser tlspolicyd adm"
+			      : "");
+}
+
+/*
  * Open the followed file. RESUME (at start-up): continue where the last
  * run stopped, from the position kept in the store. Without one the file
  * is followed from its end (its past is not ours to count twice); a file
@@ -412,13 +492,13 @@ log_open(struct rpt_collect *c, int resume)
 
 	fd = open(c->log_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &sb) != 0) {
-		if (!c->log_failed)
-			log_warn("tlsrpt: cannot open %s", c->log_path);
-		c->log_failed = 1;
+		log_unreadable(c, errno);
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
+	if (c->log_failed)
+		log_info("tlsrpt: reading the mail log %s again", c->log_path);
 	c->log_failed = 0;
 	c->log_fd = fd;
 	c->log_ino = sb.st_ino;
@@ -461,6 +541,8 @@ log_read(struct rpt_collect *c, size_t limit)
 
 	while (total < limit) {
 		n = read(c->log_fd, buf, sizeof(buf));
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			log_unreadable(c, errno);
 		if (n <= 0)
 			break;
 		log_bytes(c, buf, (size_t)n);
@@ -542,6 +624,9 @@ maintain(struct rpt_collect *c)
 		store_error(c);
 	else if (n > 0)
 		log_info("tlsrpt: closed %d day(s) of counts", n);
+	/* Closing a day of many domains takes a while: what queued meanwhile
+	 * is taken before the sender's work. */
+	rpt_collect_drain(c);
 	if (c->dlv != NULL)
 		rpt_deliver_run(c->dlv, ev_now());
 }
@@ -554,8 +639,11 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_poll(c);
+	rpt_collect_drain(c);
 	if (rpt_store_flush(c->store) != RPT_STORE_OK)
 		store_error(c);
+	/* A commit can wait for the disk: empty the queue behind it. */
+	rpt_collect_drain(c);
 	if (c->ticks++ % RPT_COLLECT_MAINT == 0)
 		maintain(c);
 }
@@ -576,6 +664,24 @@ bind_dgram(const char *path, unsigned mode, const char *group, char *err,
 	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	return fd;
+}
+
+/* net.unix.max_dgram_qlen, or 0 when it cannot be read. */
+static int
+read_qlen(void)
+{
+	char buf[32];
+	ssize_t n;
+	int fd = open(QLEN_PATH, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return atoi(buf);
 }
 
 struct rpt_collect *
@@ -623,8 +729,23 @@ rpt_collect_new(struct event_base *base, const struct cfg *cfg,
 			c->sock_path = NULL;
 			goto fail;
 		}
+		/* The queue length is fixed when the socket is made. */
+		c->qlen = read_qlen();
+		if (c->qlen > 0 && c->qlen < QLEN_WANT)
+			log_warnx("tlsrpt: net.unix.max_dgram_qlen is %d: "
+				  "Postfix's TLS results are lost whenever "
+				  "more than %d wait while the daemon is busy "
+				  "(libtlsrpt does not wait); set it to %d or "
+				  "more (sysctl net.unix.max_dgram_qlen=%d, "
+				  "and in /etc/sysctl.d) and restart "
+				  "tlspolicyd",
+				  c->qlen, c->qlen, QLEN_WANT, QLEN_WANT);
 		c->ev_sock =
 		    event_new(base, c->fd, EV_READ | EV_PERSIST, sock_cb, c);
+		/* Ahead of everything else on the loop (issue 10 item 15):
+		 * a resolution or a store write never leaves it waiting. */
+		if (c->ev_sock != NULL)
+			event_priority_set(c->ev_sock, EV_PRI_URGENT);
 		if (c->ev_sock == NULL || event_add(c->ev_sock, NULL) != 0) {
 			snprintf(err, errsz, "cannot watch %s", c->sock_path);
 			goto fail;
@@ -678,7 +799,7 @@ rpt_collect_free(struct rpt_collect *c)
 		event_free(c->ev_tick);
 	if (c->fd >= 0) {
 		/* Whatever is still queued is counted before we go. */
-		sock_cb(c->fd, EV_READ, c);
+		drain(c, RPT_COLLECT_BURST);
 		close(c->fd);
 		unlink(c->sock_path);
 	}

@@ -36,6 +36,9 @@ ev_base_new(void)
 		return ev_the_base;
 	if ((ev_the_base = event_base_new()) == NULL)
 		log_fatalx("event_base_new failed");
+	/* Before any event exists, so every event gets EV_PRI_DEFAULT. */
+	if (event_base_priority_init(ev_the_base, EV_PRIORITIES) != 0)
+		log_fatalx("event_base_priority_init failed");
 	return ev_the_base;
 }
 
