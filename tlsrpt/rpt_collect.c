@@ -34,6 +34,17 @@
 #include "util/log.h"
 #include "util/sock.h"
 
+/* Coalescing (coal_add): datagrams up to RPT_COAL_BYTES, at most
+ * RPT_COAL_MAX distinct ones between two ticks in a table of
+ * RPT_COAL_SLOTS (a power of two, twice the entries), their bytes in an
+ * arena of RPT_COAL_ARENA. Full: stored at once. */
+#define RPT_COAL_BYTES 4096
+#define RPT_COAL_MAX   8192
+#define RPT_COAL_SLOTS (2 * RPT_COAL_MAX)
+#define RPT_COAL_ARENA (4 * 1024 * 1024)
+/* Entries stored between two drains of the socket during a flush. */
+#define RPT_COAL_DRAIN 32
+
 /* The socket's receive buffer: room for a burst of small datagrams. */
 #define RCVBUF (8 * 1024 * 1024)
 /* One warning a minute per kind of bad input. */
@@ -77,6 +88,19 @@ rl_pass(struct ratelim *r, uint64_t every_ms, unsigned long *supp)
 	return 1;
 }
 
+struct coal_ent {
+	uint64_t hash;
+	uint32_t len, off, count; /* count 0: the slot is free */
+};
+
+/* One table of coalesced datagrams, all of day DAY. */
+struct coal_tab {
+	struct coal_ent *ent; /* RPT_COAL_SLOTS */
+	char *arena;	      /* RPT_COAL_ARENA */
+	size_t used, arena_used;
+	int64_t day;
+};
+
 struct rpt_collect {
 	struct event_base *base;
 	struct cache *cache;
@@ -89,6 +113,11 @@ struct rpt_collect {
 	long grace, delay;
 	char *buf; /* LIM_DATAGRAM + 1 */
 	struct ratelim rl[RL_N];
+	/* Coalesced datagrams waiting for the tick (see coal_add): two
+	 * tables, so that the socket is drained into one while the other is
+	 * being stored. */
+	struct coal_tab tab[2];
+	int cur, flushing;
 	int qlen; /* net.unix.max_dgram_qlen when the socket was made */
 	struct rpt_collect_stats stats;
 
@@ -105,17 +134,25 @@ struct rpt_collect {
 };
 
 static void
-note_bad(struct rpt_collect *c, enum bad_kind k, const char *why)
+note_bad_n(struct rpt_collect *c, enum bad_kind k, const char *why, long n)
 {
 	unsigned long supp;
 
-	if (rpt_store_count(c->store, ev_now(), bad_counter[k], 1) !=
+	if (rpt_store_count(c->store, ev_now(), bad_counter[k], n) !=
 	    RPT_STORE_OK)
 		c->stats.store_errors++;
 	if (rl_pass(&c->rl[k], RATE_MS, &supp))
 		log_warnx("tlsrpt: dropped a %s datagram: %s (%lu more like "
 			  "it since the last warning)",
-			  bad_counter[k], why, supp);
+			  bad_counter[k], why, supp + (unsigned long)(n - 1));
+	else
+		c->rl[k].suppressed += (unsigned long)(n - 1);
+}
+
+static void
+note_bad(struct rpt_collect *c, enum bad_kind k, const char *why)
+{
+	note_bad_n(c, k, why, 1);
 }
 
 static void
@@ -130,54 +167,175 @@ store_error(struct rpt_collect *c)
 			  rpt_store_errmsg(c->store), supp);
 }
 
-/* Parse and count one datagram; 0 or -1 with ERR. */
+/* Parse and count N copies of one datagram that arrived at NOW; 0 or -1
+ * with ERR. */
 static int
-ingest(struct rpt_collect *c, const char *buf, size_t len, char *err,
-       size_t errsz)
+ingest_n(struct rpt_collect *c, const char *buf, size_t len, long n, time_t now,
+	 char *err, size_t errsz)
 {
 	struct rpt_dgram *dg = NULL;
 	enum rpt_dgram_status s;
 	enum bad_kind k;
 
-	c->stats.datagrams++;
+	c->stats.datagrams += (unsigned long long)n;
 	s = rpt_dgram_parse(buf, len, &dg, err, errsz);
 	if (s != RPT_DGRAM_OK) {
 		switch (s) {
 		case RPT_DGRAM_TOOBIG:
 			k = BAD_TOOBIG;
-			c->stats.toobig++;
+			c->stats.toobig += (unsigned long long)n;
 			break;
 		case RPT_DGRAM_VERSION:
 			k = BAD_VERSION;
-			c->stats.version++;
+			c->stats.version += (unsigned long long)n;
 			break;
 		case RPT_DGRAM_INVALID:
 			k = BAD_INVALID;
-			c->stats.invalid++;
+			c->stats.invalid += (unsigned long long)n;
 			break;
 		default:
 			k = BAD_MALFORMED;
-			c->stats.malformed++;
+			c->stats.malformed += (unsigned long long)n;
 			break;
 		}
-		note_bad(c, k, err);
+		note_bad_n(c, k, err, n);
 		return -1;
 	}
 	if (dg->repaired > 0) {
-		c->stats.repaired++;
-		if (rpt_store_count(c->store, ev_now(), "repaired", 1) !=
+		c->stats.repaired += (unsigned long long)n;
+		if (rpt_store_count(c->store, now, "repaired", n) !=
 		    RPT_STORE_OK)
 			store_error(c);
 	}
-	if (rpt_store_add(c->store, dg, ev_now()) != RPT_STORE_OK) {
+	if (rpt_store_add_n(c->store, dg, now, n) != RPT_STORE_OK) {
 		store_error(c);
 		snprintf(err, errsz, "report store error");
 		rpt_dgram_free(dg);
 		return -1;
 	}
-	c->stats.counted++;
+	c->stats.counted += (unsigned long long)n;
 	rpt_dgram_free(dg);
 	return 0;
+}
+
+static int
+ingest(struct rpt_collect *c, const char *buf, size_t len, char *err,
+       size_t errsz)
+{
+	return ingest_n(c, buf, len, 1, ev_now(), err, errsz);
+}
+
+/* --- coalescing -------------------------------------------------------- */
+
+/*
+ * Postfix sends the same bytes for every session with the same outcome
+ * to the same domain (a datagram has no time or session id), so most
+ * datagrams of a busy day are copies. Copies that arrive between two
+ * ticks are kept once with a count and parsed and stored once, at the
+ * tick (issue 10 item 15: the receive path stays far cheaper than the
+ * senders, and the kernel queue never waits behind SQLite).
+ */
+static uint64_t
+coal_hash(const char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static int drain(struct rpt_collect *c, int max);
+
+/*
+ * Store what was coalesced (its day: the day it arrived in). The table
+ * is swapped out first and the socket drained into the other one every
+ * RPT_COAL_DRAIN entries: parsing and storing thousands of distinct
+ * datagrams takes long enough for the kernel queue to overflow behind it.
+ */
+static void
+coal_flush(struct rpt_collect *c, int may_drain)
+{
+	struct coal_tab *t = &c->tab[c->cur];
+	char err[256];
+	size_t i, n = 0;
+
+	if (c->flushing || t->used == 0)
+		return;
+	c->flushing = 1;
+	c->cur ^= 1;
+	for (i = 0; i < RPT_COAL_SLOTS; i++) {
+		struct coal_ent *e = &t->ent[i];
+
+		if (e->count == 0)
+			continue;
+		ingest_n(c, t->arena + e->off, e->len, (long)e->count,
+			 (time_t)t->day, err, sizeof(err));
+		e->count = 0;
+		if (may_drain && ++n % RPT_COAL_DRAIN == 0 && c->fd >= 0)
+			drain(c, RPT_COLLECT_BURST);
+	}
+	t->used = 0;
+	t->arena_used = 0;
+	c->flushing = 0;
+}
+
+/*
+ * Keep one datagram (at most RPT_COAL_BYTES) for the next flush. Called
+ * from drain() with BUF the receive buffer: a flush from here must not
+ * drain (it would receive into BUF), and after one the table is probed
+ * again.
+ */
+static void
+coal_add(struct rpt_collect *c, const char *buf, size_t len)
+{
+	int64_t day = rpt_day_of(ev_now());
+	uint64_t h = coal_hash(buf, len);
+	struct coal_tab *t;
+	struct coal_ent *e;
+	size_t i;
+	char err[256];
+
+again:
+	t = &c->tab[c->cur];
+	i = (size_t)h & (RPT_COAL_SLOTS - 1);
+	if (day != t->day && t->used > 0) {
+		if (c->flushing) {
+			/* Midnight during a flush: this one at once. */
+			ingest(c, buf, len, err, sizeof(err));
+			return;
+		}
+		coal_flush(c, 0);
+		goto again;
+	}
+	t->day = day;
+	for (;;) {
+		e = &t->ent[i];
+		if (e->count == 0)
+			break;
+		if (e->hash == h && e->len == len &&
+		    memcmp(t->arena + e->off, buf, len) == 0) {
+			e->count++;
+			return;
+		}
+		i = (i + 1) & (RPT_COAL_SLOTS - 1);
+	}
+	if (t->used >= RPT_COAL_MAX || t->arena_used + len > RPT_COAL_ARENA) {
+		if (c->flushing) {
+			ingest(c, buf, len, err, sizeof(err));
+			return;
+		}
+		coal_flush(c, 0);
+		goto again;
+	}
+	memcpy(t->arena + t->arena_used, buf, len);
+	e->hash = h;
+	e->len = (uint32_t)len;
+	e->off = (uint32_t)t->arena_used;
+	e->count = 1;
+	t->arena_used += len;
+	t->used++;
 }
 
 /*
@@ -216,7 +374,10 @@ drain(struct rpt_collect *c, int max)
 			note_bad(c, BAD_TOOBIG, err);
 			continue;
 		}
-		ingest(c, c->buf, (size_t)n, err, sizeof(err));
+		if ((size_t)n <= RPT_COAL_BYTES)
+			coal_add(c, c->buf, (size_t)n);
+		else
+			ingest(c, c->buf, (size_t)n, err, sizeof(err));
 	}
 	if (c->qlen > 0 && i >= c->qlen) {
 		c->stats.queue_full++;
@@ -619,6 +780,11 @@ maintain(struct rpt_collect *c)
 {
 	int n = 0;
 
+	/* Every datagram of a day is stored before the day can close (the
+	 * second flush: what the first one drained). */
+	coal_flush(c, 1);
+	coal_flush(c, 1);
+
 	if (rpt_store_close_days(c->store, ev_now(), c->grace, c->delay, &n) !=
 	    RPT_STORE_OK)
 		store_error(c);
@@ -640,6 +806,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_poll(c);
 	rpt_collect_drain(c);
+	coal_flush(c, 1);
 	if (rpt_store_flush(c->store) != RPT_STORE_OK)
 		store_error(c);
 	/* A commit can wait for the disk: empty the queue behind it. */
@@ -712,6 +879,12 @@ rpt_collect_new(struct event_base *base, const struct cfg *cfg,
 	if ((c->store = rpt_store_open(path, err, errsz)) == NULL)
 		goto fail;
 	if ((c->buf = malloc(LIM_DATAGRAM + 1)) == NULL ||
+	    (c->tab[0].ent = calloc(RPT_COAL_SLOTS, sizeof(struct coal_ent))) ==
+		NULL ||
+	    (c->tab[1].ent = calloc(RPT_COAL_SLOTS, sizeof(struct coal_ent))) ==
+		NULL ||
+	    (c->tab[0].arena = malloc(RPT_COAL_ARENA)) == NULL ||
+	    (c->tab[1].arena = malloc(RPT_COAL_ARENA)) == NULL ||
 	    (c->line = malloc(LIM_RPT_LOG_LINE)) == NULL ||
 	    (c->corr = rpt_log_new()) == NULL) {
 		snprintf(err, errsz, "out of memory");
@@ -791,6 +964,8 @@ rpt_collect_get_stats(const struct rpt_collect *c, struct rpt_collect_stats *st)
 void
 rpt_collect_free(struct rpt_collect *c)
 {
+	int i;
+
 	if (c == NULL)
 		return;
 	if (c->ev_sock != NULL)
@@ -800,6 +975,8 @@ rpt_collect_free(struct rpt_collect *c)
 	if (c->fd >= 0) {
 		/* Whatever is still queued is counted before we go. */
 		drain(c, RPT_COLLECT_BURST);
+		coal_flush(c, 1);
+		coal_flush(c, 1); /* what came in during the first */
 		close(c->fd);
 		unlink(c->sock_path);
 	}
@@ -812,5 +989,9 @@ rpt_collect_free(struct rpt_collect *c)
 	free(c->log_path);
 	free(c->buf);
 	free(c->line);
+	for (i = 0; i < 2; i++) {
+		free(c->tab[i].ent);
+		free(c->tab[i].arena);
+	}
 	free(c);
 }

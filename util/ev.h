@@ -24,6 +24,10 @@ struct event_base;
 #define EV_PRIORITIES  2
 #define EV_PRI_URGENT  0
 #define EV_PRI_DEFAULT 1
+/* The loop checks for newly ready events after this many default-priority
+ * callbacks or this many milliseconds, whichever comes first. */
+#define EV_CHECK_CALLBACKS 16
+#define EV_CHECK_MS	   2
 
 /* Create the process's event base (once). Fatal on failure. */
 struct event_base *ev_base_new(void);
