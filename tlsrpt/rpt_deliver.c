@@ -618,6 +618,9 @@ job_send(struct job *j)
 		ds->active = 1;
 		j->running++;
 	}
+	if (j->ndests == 0)
+		job_state(j, RPT_DOM_NORECORD, -1,
+			  "no usable destination in the _smtp._tls record");
 	/* Start only after every row is written, so a destination that
 	 * fails at once cannot finish the job early. */
 	j->running++;
