@@ -120,14 +120,14 @@ static const char *const stmt_sql[S_NSTMT] = {
 		   "WHERE day = ?1 AND domain = ?2",
     [S_POL_GET] = "SELECT id FROM policies WHERE day = ?1 AND domain = ?2 "
 		  "AND policy = ?3",
-    [S_POL_UPD] = "UPDATE policies SET total = total + 1, "
+    [S_POL_UPD] = "UPDATE policies SET total = total + ?3, "
 		  "failure = failure + ?2 WHERE id = ?1",
     [S_POL_INS] = "INSERT INTO policies (day, domain, policy, total, "
-		  "failure) VALUES (?1, ?2, ?3, 1, ?4)",
-    [S_FAIL_UPD] = "UPDATE failures SET count = count + 1 "
+		  "failure) VALUES (?1, ?2, ?3, ?5, ?4)",
+    [S_FAIL_UPD] = "UPDATE failures SET count = count + ?3 "
 		   "WHERE policy_id = ?1 AND detail = ?2",
     [S_FAIL_INS] = "INSERT INTO failures (policy_id, detail, count) "
-		   "VALUES (?1, ?2, 1)",
+		   "VALUES (?1, ?2, ?3)",
     [S_CNT] = "INSERT INTO counters (day, name, value) VALUES (?1, ?2, ?3) "
 	      "ON CONFLICT (day, name) DO UPDATE SET value = value + ?3",
 };
@@ -456,7 +456,7 @@ drop(struct rpt_store *st, int64_t day, const char *domain, long n)
  */
 static int
 domain_row(struct rpt_store *st, int64_t day, const char *domain,
-	   const char *record)
+	   const char *record, long n)
 {
 	sqlite3_stmt *s;
 
@@ -484,9 +484,9 @@ domain_row(struct rpt_store *st, int64_t day, const char *domain,
 
 		/* LIM_RPT_DAY_DOMAINS: count the refusal on the day. */
 		snprintf(sql, sizeof(sql),
-			 "UPDATE days SET dropped = dropped + 1 WHERE day = "
-			 "%lld",
-			 (long long)day);
+			 "UPDATE days SET dropped = dropped + %ld WHERE day "
+			 "= %lld",
+			 n, (long long)day);
 		return exec(st, sql) < 0 ? -1 : 0;
 	}
 	s = st->st[S_DOM_INS];
@@ -517,10 +517,10 @@ domain_counts(struct rpt_store *st, int64_t day, const char *domain, long *npol,
 	return 0;
 }
 
-/* Count one policy of a datagram. */
+/* Count one policy of N identical datagrams. */
 static int
 add_policy(struct rpt_store *st, int64_t day, const char *domain,
-	   const struct rpt_policy *p)
+	   const struct rpt_policy *p, long n)
 {
 	sqlite3_stmt *s;
 	char *key, *dk;
@@ -548,18 +548,20 @@ add_policy(struct rpt_store *st, int64_t day, const char *domain,
 	if (id >= 0) {
 		s = st->st[S_POL_UPD];
 		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_int(s, 2, p->failed ? 1 : 0);
+		sqlite3_bind_int64(s, 2, p->failed ? n : 0);
+		sqlite3_bind_int64(s, 3, n);
 		if (step_done(st, s) < 0)
 			goto fail;
 	} else if (npol >= LIM_RPT_DAY_POLICIES) {
 		/* The session is not counted at all; say so. */
 		free(key);
-		return drop(st, day, domain, 1);
+		return drop(st, day, domain, n);
 	} else {
 		s = st->st[S_POL_INS];
 		bind_dd(s, day, domain);
 		sqlite3_bind_text(s, 3, key, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int(s, 4, p->failed ? 1 : 0);
+		sqlite3_bind_int64(s, 4, p->failed ? n : 0);
+		sqlite3_bind_int64(s, 5, n);
 		if (step_done(st, s) < 0)
 			goto fail;
 		id = sqlite3_last_insert_rowid(st->db);
@@ -576,6 +578,7 @@ add_policy(struct rpt_store *st, int64_t day, const char *domain,
 		s = st->st[S_FAIL_UPD];
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_text(s, 2, dk, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 3, n);
 		if (step_done(st, s) < 0) {
 			free(dk);
 			goto fail;
@@ -586,13 +589,14 @@ add_policy(struct rpt_store *st, int64_t day, const char *domain,
 		}
 		if (ndet >= LIM_RPT_DAY_DETAILS) {
 			free(dk);
-			if (drop(st, day, domain, 1) < 0)
+			if (drop(st, day, domain, n) < 0)
 				goto fail;
 			continue;
 		}
 		s = st->st[S_FAIL_INS];
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_text(s, 2, dk, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 3, n);
 		rc = step_done(st, s);
 		free(dk);
 		if (rc < 0)
@@ -612,22 +616,29 @@ fail:
 enum rpt_store_err
 rpt_store_add(struct rpt_store *st, const struct rpt_dgram *dg, time_t now)
 {
+	return rpt_store_add_n(st, dg, now, 1);
+}
+
+enum rpt_store_err
+rpt_store_add_n(struct rpt_store *st, const struct rpt_dgram *dg, time_t now,
+		long n)
+{
 	int64_t day = rpt_day_of(now);
 	size_t i;
 	int r;
 
 	if (dg == NULL || dg->domain == NULL || *dg->domain == '\0' ||
-	    strlen(dg->domain) > LIM_DOMAIN_MAX)
+	    strlen(dg->domain) > LIM_DOMAIN_MAX || n < 1)
 		return RPT_STORE_EINVAL;
 	if (begin_batch(st) < 0)
 		return RPT_STORE_EDB;
 	if (exec(st, "SAVEPOINT dg") < 0)
 		return RPT_STORE_EDB;
-	r = domain_row(st, day, dg->domain, dg->record);
+	r = domain_row(st, day, dg->domain, dg->record, n);
 	if (r < 0)
 		goto fail;
 	for (i = 0; r > 0 && i < dg->npolicies; i++)
-		if (add_policy(st, day, dg->domain, &dg->policies[i]) < 0)
+		if (add_policy(st, day, dg->domain, &dg->policies[i], n) < 0)
 			goto fail;
 	if (exec(st, "RELEASE dg") < 0)
 		goto fail;

@@ -101,6 +101,7 @@ static int cfg_check_resolver(const char *, size_t, char *, size_t);
 static int cfg_check_abspath(const char *, size_t, char *, size_t);
 static int cfg_check_abspath_or_empty(const char *, size_t, char *, size_t);
 static int cfg_check_dnsname(const char *, size_t, char *, size_t);
+static int cfg_check_smtp(const char *, size_t, char *, size_t);
 
 static const char *const cfg_testing_names[] = {"report", "enforce", NULL};
 static const char *const cfg_dane_names[] = {"strict", "opportunistic", NULL};
@@ -274,9 +275,12 @@ static const struct cfg_opt cfg_opts[] = {
 	{ "tlsrpt", "from", CFG_T_STRING, "tlsrpt-noreply@example.org", 0, 0,
 	  CFG_STR(from), NULL, NULL,
 	  "From: address of report mail" },
-	{ "tlsrpt", "sendmail", CFG_T_STRING, "/usr/sbin/sendmail", 0, 0,
-	  CFG_STR(sendmail), NULL, cfg_check_abspath,
-	  "sendmail program that submits report mail" },
+	{ "tlsrpt", "smtp", CFG_T_STRING, "127.0.0.1:25", 0, 0,
+	  CFG_STR(tlsrpt_smtp), NULL, cfg_check_smtp,
+	  "IP:PORT of the MTA that takes report mail over SMTP" },
+	{ "tlsrpt", "sendmail", CFG_T_STRING, "", 0, 0,
+	  CFG_STR(sendmail), NULL, cfg_check_abspath_or_empty,
+	  "sendmail program for report mail instead of SMTP; empty: SMTP" },
 };
 /* clang-format on */
 
@@ -446,6 +450,39 @@ cfg_check_socketmap(const char *s, size_t len, char *why, size_t whysz)
 			   : !IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a))
 		return cfg_why(why, whysz,
 			       "only loopback (127.0.0.0/8, ::1) is allowed");
+	return 1;
+}
+
+/*
+ * [tlsrpt] smtp: "IP:PORT" or "[IPv6]:PORT", an address literal so that no
+ * name is looked up outside the configured resolver (DESIGN 5); empty
+ * when [tlsrpt] sendmail is used instead.
+ */
+static int
+cfg_check_smtp(const char *s, size_t len, char *why, size_t whysz)
+{
+	unsigned char a[16];
+	const char *end = s + len, *colon;
+
+	if (len == 0)
+		return 1;
+	if (*s == '[') {
+		const char *rb = memchr(s, ']', len);
+
+		if (rb == NULL || rb + 1 >= end || rb[1] != ':' ||
+		    cfg_ip(s + 1, (size_t)(rb - s - 1), a) != AF_INET6)
+			return cfg_why(why, whysz, "want [IPv6]:PORT");
+		colon = rb + 1;
+	} else {
+		colon = memrchr(s, ':', len);
+		if (colon == NULL ||
+		    cfg_ip(s, (size_t)(colon - s), a) != AF_INET)
+			return cfg_why(why, whysz,
+				       "want IP:PORT, e.g. 127.0.0.1:25 "
+				       "(write IPv6 as [::1]:25)");
+	}
+	if (!cfg_port(colon + 1, (size_t)(end - colon - 1)))
+		return cfg_why(why, whysz, "port must be 1 to 65535");
 	return 1;
 }
 
@@ -1170,6 +1207,58 @@ cfg_check_ca_file(struct cfg_ps *ps)
 	return 1;
 }
 
+/*
+ * [tlsrpt] enabled = yes sends mail in the operator's name: refuse the
+ * example identity (issue 10 item 13) and a configuration with no way to
+ * send mail. The example values are the built-in defaults.
+ */
+static int
+cfg_tlsrpt_check(struct cfg_ps *ps)
+{
+	static const struct {
+		const char *name, *example;
+		size_t off;
+	} id[] = {
+	    {"organization", "Example Org", offsetof(struct cfg, organization)},
+	    {"contact", "mailto:postmaster@example.org",
+	     offsetof(struct cfg, contact)},
+	    {"submitter", "example.org", offsetof(struct cfg, submitter)},
+	    {"from", "tlsrpt-noreply@example.org", offsetof(struct cfg, from)},
+	};
+	struct cfg *cfg = ps->cfg;
+	char bad[160];
+	size_t i, n = 0, len = 0;
+
+	if (!cfg->tlsrpt_enabled)
+		return 1;
+	bad[0] = '\0';
+	for (i = 0; i < sizeof(id) / sizeof(id[0]); i++) {
+		const char *v = *(char **)(void *)((char *)cfg + id[i].off);
+
+		if (*v != '\0' && strcmp(v, id[i].example) != 0)
+			continue;
+		len += (size_t)snprintf(bad + len, sizeof(bad) - len, "%s%s",
+					n ? ", " : "", id[i].name);
+		n++;
+	}
+	ps->lineno = cfg_set_line(ps, offsetof(struct cfg, tlsrpt_enabled));
+	if (n > 0) {
+		cfg_error(ps,
+			  "[tlsrpt] enabled = yes, but %s %s empty or still "
+			  "the example value: set [tlsrpt] organization, "
+			  "contact, submitter and from to your own before "
+			  "reports are sent in your name",
+			  bad, n > 1 ? "are" : "is");
+		return 0;
+	}
+	if (*cfg->tlsrpt_smtp == '\0' && *cfg->sendmail == '\0') {
+		cfg_error(ps, "[tlsrpt] enabled = yes, but smtp and sendmail "
+			      "are both empty: reports could not be mailed");
+		return 0;
+	}
+	return 1;
+}
+
 /* Defaults, then the lines from PS's source. */
 static struct cfg *
 cfg_run(struct cfg_ps *ps, const char *source)
@@ -1212,7 +1301,8 @@ cfg_run(struct cfg_ps *ps, const char *source)
 		cfg_error(ps, "syntax error: want [section], name = value "
 			      "or a ; comment");
 	}
-	if (ps->errline == 0 && cfg_cross_check(ps) && cfg_check_ca_file(ps))
+	if (ps->errline == 0 && cfg_cross_check(ps) && cfg_check_ca_file(ps) &&
+	    cfg_tlsrpt_check(ps))
 		cfg_policy_finish(ps);
 	for (i = 0; i < ps->npend; i++) {
 		free(ps->pend[i].st.domain);

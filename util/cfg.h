@@ -78,7 +78,8 @@ struct cfg {
 	char *contact;
 	char *submitter;
 	char *from;
-	char *sendmail;
+	char *tlsrpt_smtp; /* "IP:PORT" of the MTA for report mail */
+	char *sendmail;	   /* set: used instead of SMTP */
 	/* [policy] */
 	struct cfg_static *statics;
 	size_t nstatics;
