@@ -17,6 +17,7 @@
 #include "util/cfg.h"
 #include "tests/unit/tap.h"
 #include "util/limits.h"
+#include "util/paths.h"
 
 static char err[1024];
 
