@@ -178,7 +178,9 @@ drop_privileges(struct daemon *d, const struct passwd *pw)
 	if (d->rpt != NULL &&
 	    rpt_collect_chown(d->rpt, pw->pw_uid, pw->pw_gid) != 0)
 		log_fatal("chown the tlsrpt store");
-	if (setgroups(1, &pw->pw_gid) != 0 ||
+	/* The user's own supplementary groups stay (e.g. adm for the mail
+	 * log the TLS-RPT follower reopens after rotation). */
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
 		log_fatal("cannot drop privileges to %s", user);
