@@ -786,6 +786,14 @@ dns_decode(const getdns_dict *resp, uint16_t qtype, struct dns_ans *a)
 				 dns_rcode_name(rcode));
 			return;
 		}
+		/* With no server reachable, getdns's recursion hands back its
+		 * own query as the reply (QR clear, NOERROR, "insecure"): no
+		 * answer, never "no such record". */
+		if (getdns_dict_get_int(reply, "/header/qr", &v) == 0 &&
+		    v == 0) {
+			dns_fail(a, DNS_SERVFAIL, "no server answered");
+			return;
+		}
 		nx |= rcode == 3;
 		if (getdns_dict_get_int(reply, "dnssec_status", &st))
 			sec = dns_worse(sec, DNS_INDETERMINATE);
