@@ -152,8 +152,12 @@ trap 'fail "interrupted"; finish' INT TERM HUP
 
 # A private /dev: a tmpfs with the usual nodes, so nothing of the
 # machine's /dev is reachable from the root (or by its removal).
+# The root is a mount point of its own (bound onto itself), as / is on a
+# real machine: unshare -m --propagation private (the tests' Postfix
+# sender) needs that.
 mount_all() {
-	mount -t proc proc "$root/proc" &&
+	mount --bind "$root" "$root" &&
+		mount -t proc proc "$root/proc" &&
 		mount -t sysfs -o ro sysfs "$root/sys" &&
 		mount -t tmpfs -o mode=0755,nosuid tmpfs "$root/dev" || return 1
 	mknod -m 666 "$root/dev/null" c 1 3
@@ -316,8 +320,9 @@ if [ -f "$summary" ]; then
 	echo "fresh: the suite: $p passed, $f failed"
 	passed=$((passed + p))
 	failed=$((failed + f))
-	[ "$f" -eq 0 ] || grep -E '^(FAIL|ERROR|XPASS|SKIP):' "$summary" |
-		sed 's/^/    /'
+	# The failed tests' own logs, as automake collected them.
+	[ "$f" -eq 0 ] || sed -n '/^\(FAIL\|ERROR\|XPASS\|SKIP\): /,$p' \
+		"$summary" | head -300 | sed 's/^/    /'
 else
 	fail "no test-suite.log"
 fi
