@@ -192,7 +192,7 @@ in_root() {
 step_log() {
 	local name=$1 log=$2
 	shift 2
-	if "$@" >"$log" 2>&1; then
+	if "$@" >"$log" 2>&1 </dev/null; then
 		pass "$name ($(elapsed))"
 	else
 		fail "$name; the end of $log:"
@@ -228,14 +228,17 @@ readme_line() {
 run_cmd=$(readme_line '^contrib/debian/install-deps && ')
 test_cmd=$(readme_line '^contrib/debian/install-deps --test && ')
 # The first-use checks: the sh block that runs "tlspolicy query".
+# The package: the sh line that runs dpkg-buildpackage.
+pkg_cmd=$(readme_line 'dpkg-buildpackage')
 check_cmds=$(awk '/^```sh$/ { b = 1; n = ""; next }
 	/^```$/ { if (b && n ~ /tlspolicy query/) { printf "%s", n; exit } b = 0 }
 	b { n = n $0 "\n" }' "$readme")
 if [ "$(printf '%s\n' "$run_cmd" | wc -l)" -ne 1 ] || [ -z "$run_cmd" ] ||
 	[ "$(printf '%s\n' "$test_cmd" | wc -l)" -ne 1 ] || [ -z "$test_cmd" ] ||
-	[ -z "$check_cmds" ]; then
+	[ -z "$check_cmds" ] || [ "$(printf '%s\n' "$pkg_cmd" | wc -l)" -ne 1 ] ||
+	[ -z "$pkg_cmd" ]; then
 	fail "README.md: expected one run command, one test command" \
-		"and a first-use block with 'tlspolicy query'"
+		"a first-use block with 'tlspolicy query' and a package command"
 	finish
 fi
 
@@ -326,5 +329,55 @@ if [ -f "$summary" ]; then
 else
 	fail "no test-suite.log"
 fi
+
+# --- 4. the Debian package ---------------------------------------------------
+
+# A clean clone of its own (the checkout above is configured and built).
+pkg=/src/pkg/tlspolicyd
+deb_step() {
+	step_log "git clone for the package" "$logs/clone-pkg.log" \
+		sh -c 'mkdir -p "$(dirname "$2")" &&
+			git clone -q --no-hardlinks "$1" "$2" &&
+			git -C "$2" checkout -q "$3"' sh "$top" "$root$pkg" "$rev" ||
+		return
+	# The README's package command, part by part in order: installing
+	# packages with the network, the build without.
+	local part
+	while IFS= read -r part; do
+		case $part in
+		contrib/debian/install-deps* | apt-get\ * | apt\ *)
+			step_log "$part" "$logs/pkg-step.log" \
+				in_root_net "cd $pkg && DEBIAN_FRONTEND=noninteractive $part" ;;
+		*)
+			step_log "$part" "$logs/pkg-step.log" \
+				in_root "cd $pkg && $part" ;;
+		esac || return
+		cat "$logs/pkg-step.log" >>"$logs/package-build.log"
+	done < <(printf '%s\n' "$pkg_cmd" | sed 's/ && /\n/g')
+	debs=$(cd "$root/src/pkg" && ls tlspolicyd_*.deb 2>/dev/null)
+	if [ "$(echo "$debs" | wc -w)" -ne 1 ]; then
+		fail "dpkg-buildpackage made no single tlspolicyd_*.deb: $debs"
+		return
+	fi
+	pass "built and installed $debs"
+	# lintian: no errors (warnings and the rest are listed in the log).
+	step_log "packages for lintian" "$logs/deps-lintian.log" in_root_net \
+		"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends lintian >/dev/null" || return
+	step_log "lintian: no errors" "$logs/lintian.log" \
+		in_root "cd /src/pkg && lintian --fail-on error tlspolicyd_*.changes"
+	grep -E '^[EW]: ' "$logs/lintian.log" | sed 's/^/    /'
+	in_root "bash $pkg/tests/fresh/package.sh /src/pkg/$debs" \
+		>"$logs/package.log" 2>&1
+	local p f
+	p=$(grep -c '^ok ' "$logs/package.log")
+	f=$(grep -c '^not ok ' "$logs/package.log")
+	grep -q '^1\.\.' "$logs/package.log" || f=$((f + 1))
+	passed=$((passed + p))
+	failed=$((failed + f))
+	echo "fresh: package install, reinstall, purge: $p passed, $f failed ($(elapsed))"
+	[ "$f" -eq 0 ] || grep -v '^ok ' "$logs/package.log" | sed 's/^/    /'
+}
+deb_step
 
 finish
