@@ -16,7 +16,8 @@
 # 3. In the same checkout, the README's test command, exactly as written,
 #    on a machine whose packaged services are running as a freshly
 #    booted Debian would have them: NSD on 0.0.0.0:53 (Debian's default
-#    nsd.conf), nginx on port 80, Postfix on loopback.
+#    nsd.conf), nginx on port 80, Postfix on loopback. Then the run
+#    command and the first-use checks again (the other order).
 # 4. The Debian package: dpkg-buildpackage, lintian (no errors), install,
 #    install again over itself, run the installed daemon, purge.
 #
@@ -225,11 +226,11 @@ readme_line() {
 	awk -v re="$1" '/^```sh$/ { b = 1; next } /^```$/ { b = 0 }
 		b && $0 ~ re' "$readme"
 }
-run_cmd=$(readme_line '^contrib/debian/install-deps && ')
-test_cmd=$(readme_line '^contrib/debian/install-deps --test && ')
-# The first-use checks: the sh block that runs "tlspolicy query".
+run_cmd=$(readme_line '^contrib/debian/install-deps && .* \./tlspolicyd -f$')
+test_cmd=$(readme_line '^contrib/debian/install-deps --test && .* check$')
 # The package: the sh line that runs dpkg-buildpackage.
 pkg_cmd=$(readme_line 'dpkg-buildpackage')
+# The first-use checks: the sh block that runs "tlspolicy query".
 check_cmds=$(awk '/^```sh$/ { b = 1; n = ""; next }
 	/^```$/ { if (b && n ~ /tlspolicy query/) { printf "%s", n; exit } b = 0 }
 	b { n = n $0 "\n" }' "$readme")
@@ -247,39 +248,46 @@ fi
 step_log "packages for the run command" "$logs/deps.log" \
 	in_root_net "cd $src && contrib/debian/install-deps" || finish
 
-# The run command in the background, as its own process group.
-setsid unshare -n sh -c 'ip link set lo up && exec chroot "$0" "$@"' \
-	"$root" $env_root bash -c "cd $src && $run_cmd" \
-	>"$logs/run.log" 2>&1 </dev/null &
-run_pid=$!
-ready=0
-for _ in $(seq 1 1200); do
-	grep -q 'ready:' "$logs/run.log" && { ready=1; break; }
-	kill -0 "$run_pid" 2>/dev/null || break
-	sleep 1
-done
-if [ "$ready" -eq 1 ]; then
-	pass "README run command: the daemon is ready ($(elapsed))"
-	grep -m1 'ready:' "$logs/run.log" | sed 's/^/    /'
-	# The README's first-use checks, each as written, from the checkout.
-	while IFS= read -r c; do
-		[ -n "$c" ] || continue
-		if in_root "cd $src && $c" >"$logs/first-use.log" 2>&1 &&
-			[ -s "$logs/first-use.log" ]; then
-			pass "first use: $c -> $(tr '\n' ' ' <"$logs/first-use.log")"
-		else
-			fail "first use: $c:"
-			sed 's/^/    /' "$logs/first-use.log"
-		fi
-	done <<<"$check_cmds"
-else
-	fail "README run command: no 'ready:' line; the end of run.log:"
-	tail -40 "$logs/run.log" | sed 's/^/    /'
-fi
-kill -TERM -- "-$run_pid" 2>/dev/null
-wait "$run_pid" 2>/dev/null
-grep -q 'warning: the default socketmap socket' "$logs/run.log" &&
-	fail "run command: configure warned about the socket directory"
+# The run command in the background, as its own process group; once the
+# daemon is ready, the first-use checks; then the daemon is stopped.
+# $1 says when.
+run_and_check() {
+	local when=$1 run_pid ready=0 c
+	setsid unshare -n sh -c 'ip link set lo up && exec chroot "$0" "$@"' \
+		"$root" $env_root bash -c "cd $src && $run_cmd" \
+		>"$logs/run.log" 2>&1 </dev/null &
+	run_pid=$!
+	for _ in $(seq 1 1200); do
+		grep -q 'ready:' "$logs/run.log" && { ready=1; break; }
+		kill -0 "$run_pid" 2>/dev/null || break
+		sleep 1
+	done
+	if [ "$ready" -eq 1 ]; then
+		pass "README run command $when: the daemon is ready ($(elapsed))"
+		grep -m1 'ready:' "$logs/run.log" | sed 's/^/    /'
+		# The README's first-use checks, each as written.
+		while IFS= read -r c; do
+			[ -n "$c" ] || continue
+			if in_root "cd $src && $c" >"$logs/first-use.log" 2>&1 \
+				</dev/null && [ -s "$logs/first-use.log" ]; then
+				pass "first use: $c -> $(tr -s '\n ' ' ' <"$logs/first-use.log")"
+			else
+				fail "first use: $c:"
+				sed 's/^/    /' "$logs/first-use.log"
+			fi
+		done <<<"$check_cmds"
+	else
+		fail "README run command $when: no 'ready:' line; the end of run.log:"
+		tail -40 "$logs/run.log" | sed 's/^/    /'
+	fi
+	kill -TERM -- "-$run_pid" 2>/dev/null
+	wait "$run_pid" 2>/dev/null
+	if grep -q 'warning: the default socketmap socket' "$logs/run.log"; then
+		fail "run command $when: configure warned about the socket directory"
+	fi
+	cp "$logs/run.log" "$logs/run-$when.log"
+}
+run_and_check first
 
 # --- 3. the test command, with the packaged services running --------------
 
@@ -329,6 +337,10 @@ if [ -f "$summary" ]; then
 else
 	fail "no test-suite.log"
 fi
+
+# The other order: the run command again in the checkout the test command
+# just configured for /usr/local (it rebuilds what the directories reach).
+run_and_check "after the tests"
 
 # --- 4. the Debian package ---------------------------------------------------
 
