@@ -69,6 +69,9 @@ run_daemon() { # WHEN
 	ok "$1: the installed daemon starts" grep -q "ready: socketmap unix:$sock" "$log"
 	ok "$1: it runs as tlspolicyd" \
 		test "$(ps -o user= -p "$pid")" = tlspolicyd
+	ok "$1: it keeps its user's group adm (for the mail log)" sh -c \
+		"grep '^Groups:' /proc/$pid/status | tr -s ' \t' '\n' |
+			grep -qx $(getent group adm | cut -d: -f3)"
 	ok "$1: its socket belongs to group postfix" \
 		test "$(stat -c %G "$sock")" = postfix
 	ok "$1: tlspolicy query answers" \
