@@ -40,6 +40,11 @@ suite=bookworm
 PATH=$PATH:/usr/sbin:/sbin
 
 [ "$(id -u)" -eq 0 ] || { echo "fresh: must run as root" >&2; exit 2; }
+# debootstrap is the one tool this check installs on the machine itself.
+if ! command -v debootstrap >/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap \
+		>/dev/null
+fi
 for t in debootstrap git unshare ip chroot mount; do
 	command -v "$t" >/dev/null || {
 		echo "fresh: needs $t (apt-get install debootstrap git)" >&2
