@@ -58,11 +58,11 @@ check_installed() { # WHEN
 # The installed daemon on its defaults (no network here: DNS fails,
 # unknown domains get dane).
 run_daemon() { # WHEN
-	local log pid i
+	local log pid
 	log=$(mktemp)
 	/usr/sbin/tlspolicyd -f >"$log" 2>&1 &
 	pid=$!
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		grep -q 'ready:' "$log" && break
 		sleep 0.1
 	done
