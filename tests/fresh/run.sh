@@ -257,19 +257,23 @@ step_log "packages for the run command" "$logs/deps.log" \
 # daemon is ready, the first-use checks; then the daemon is stopped.
 # $1 says when.
 run_and_check() {
-	local when=$1 run_pid ready=0 c
+	local when=$1 run_pid ready=0 c log
+	# A log of its own, empty before the background job starts: a stale
+	# "ready:" line must not count.
+	log=$logs/run-${when// /-}.log
+	: >"$log"
 	setsid unshare -n sh -c 'ip link set lo up && exec chroot "$0" "$@"' \
 		"$root" $env_root bash -c "cd $src && $run_cmd" \
-		>"$logs/run.log" 2>&1 </dev/null &
+		>>"$log" 2>&1 </dev/null &
 	run_pid=$!
 	for _ in $(seq 1 1200); do
-		grep -q 'ready:' "$logs/run.log" && { ready=1; break; }
+		grep -q ': ready: ' "$log" && { ready=1; break; }
 		kill -0 "$run_pid" 2>/dev/null || break
 		sleep 1
 	done
 	if [ "$ready" -eq 1 ]; then
 		pass "README run command $when: the daemon is ready ($(elapsed))"
-		grep -m1 'ready:' "$logs/run.log" | sed 's/^/    /'
+		grep -m1 ': ready: ' "$log" | sed 's/^/    /'
 		# The README's first-use checks, each as written.
 		while IFS= read -r c; do
 			[ -n "$c" ] || continue
@@ -283,15 +287,14 @@ run_and_check() {
 			fi
 		done <<<"$check_cmds"
 	else
-		fail "README run command $when: no 'ready:' line; the end of run.log:"
-		tail -40 "$logs/run.log" | sed 's/^/    /'
+		fail "README run command $when: no 'ready:' line; the end of $log:"
+		tail -40 "$log" | sed 's/^/    /'
 	fi
 	kill -TERM -- "-$run_pid" 2>/dev/null
 	wait "$run_pid" 2>/dev/null
-	if grep -q 'warning: the default socketmap socket' "$logs/run.log"; then
+	if grep -q 'warning: the default socketmap socket' "$log"; then
 		fail "run command $when: configure warned about the socket directory"
 	fi
-	cp "$logs/run.log" "$logs/run-$when.log"
 }
 run_and_check first
 
