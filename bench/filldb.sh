@@ -16,8 +16,8 @@
 #     K    domains written to KEYFILE, spread evenly over 1..N
 #          (default: all N)
 #
-# The schema is the daemon's schema version 1 (cache/cache.c), written
-# here byte for byte, with PRAGMA user_version = 1 and WAL journal mode,
+# The schema is the daemon's schema version 2 (cache/cache.c), written
+# here byte for byte, with PRAGMA user_version = 2 and WAL journal mode,
 # so the daemon opens the file without migrating it.
 set -eu
 
@@ -66,7 +66,7 @@ PRAGMA synchronous = OFF;
 PRAGMA cache_size = -200000;
 BEGIN;
 CREATE TABLE sts_policy ( domain TEXT PRIMARY KEY, policy_id TEXT NOT NULL, mode INTEGER NOT NULL, mx TEXT NOT NULL, max_age INTEGER NOT NULL, fetched_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_error TEXT NOT NULL DEFAULT '', next_retry INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE TABLE dane_verdict ( domain TEXT PRIMARY KEY, verdict TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', checked_at INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE dane_verdict ( domain TEXT PRIMARY KEY, kind INTEGER NOT NULL, detail TEXT NOT NULL DEFAULT '', checked_at INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO sts_policy
   WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $n)
   SELECT 'd' || i || '.bench.example', 'id' || i, 2,
@@ -74,9 +74,9 @@ INSERT INTO sts_policy
          $age, $now, $now + $age, '', 0
   FROM seq ORDER BY 1;
 INSERT INTO dane_verdict
-  SELECT domain, 'none', 'bench: no DANE', $now, $now + $age
+  SELECT domain, 0, 'bench: no DANE', $now, $now + $age
   FROM sts_policy WHERE $dane = 1;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 EOF

@@ -173,6 +173,7 @@ cat >"$tmp/tlspolicyd.conf" <<EOF
 [server]
 socketmap = unix:$tmp/smap.sock
 query_socket = unix:$tmp/query.sock
+admin_socket = unix:$tmp/admin.sock
 socketmap_group =
 user =
 [dane]

@@ -32,7 +32,7 @@
 #include "cache/cache.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
-#define CACHE_SCHEMA_VERSION 1
+#define CACHE_SCHEMA_VERSION 2
 
 /* Longest stored mx list: LIM_MX_PATTERNS patterns of at most a domain
  * name each, '\n'-separated (RFC 8461 §3.2 "mx" lines). */
@@ -46,15 +46,15 @@
 /*
  * One domain in the memory index. The strings follow the fixed part, each
  * NUL-terminated, in this order: domain, policy_id, mx, last_error,
- * verdict, detail. Lengths are kept so a lookup copies without strlen.
+ * detail. Lengths are kept so a lookup copies without strlen.
  */
 struct rec {
 	struct rec *hnext;	 /* hash chain */
 	struct rec *prev, *next; /* LRU list, head = most recently used */
 	uint32_t hash;
 	uint32_t mxlen;
-	uint8_t dlen, idlen, errlen, verlen, detlen;
-	uint8_t has_sts, has_dane, mode;
+	uint8_t dlen, idlen, errlen, detlen;
+	uint8_t has_sts, has_dane, mode, dane_kind;
 	long long max_age;
 	int64_t fetched_at, sts_expires, next_retry;
 	int64_t checked_at, dane_expires;
@@ -140,6 +140,22 @@ cache_sts_mode_name(int mode)
 	if (mode < 0 || mode > CACHE_STS_ENFORCE)
 		return "unknown";
 	return sts_modes[mode];
+}
+
+const char *
+cache_dane_kind_name(int kind)
+{
+	switch (kind) {
+	case CACHE_DANE_NONE:
+		return "none";
+	case CACHE_DANE_ONLY:
+		return "dane-only";
+	case CACHE_DANE_DANE:
+		return "dane";
+	case CACHE_DANE_NULLMX:
+		return "nullmx";
+	}
+	return NULL;
 }
 
 int
@@ -337,12 +353,10 @@ sts_check(const struct cache_sts *sts, size_t *idlen, size_t *mxlen,
 }
 
 static int
-dane_check(const struct cache_dane *dane, size_t *verlen, size_t *detlen,
-	   const char **why)
+dane_check(const struct cache_dane *dane, size_t *detlen, const char **why)
 {
-	*verlen = strnlen(dane->verdict, sizeof(dane->verdict));
-	if (*verlen == sizeof(dane->verdict)) {
-		*why = "verdict too long";
+	if (cache_dane_kind_name(dane->kind) == NULL) {
+		*why = "bad DANE verdict";
 		return -1;
 	}
 	*detlen = strnlen(dane->detail, sizeof(dane->detail));
@@ -362,17 +376,16 @@ static struct rec *
 rec_new(const char *domain, size_t len, uint32_t hash,
 	const struct cache_sts *sts, const struct cache_dane *dane)
 {
-	size_t idlen = 0, mxlen = 0, errlen = 0, verlen = 0, detlen = 0;
+	size_t idlen = 0, mxlen = 0, errlen = 0, detlen = 0;
 	const char *why;
 	struct rec *r;
 	char *p;
 
 	if (sts != NULL && sts_check(sts, &idlen, &mxlen, &errlen, &why) < 0)
 		return NULL;
-	if (dane != NULL && dane_check(dane, &verlen, &detlen, &why) < 0)
+	if (dane != NULL && dane_check(dane, &detlen, &why) < 0)
 		return NULL;
-	r = malloc(sizeof(*r) + len + idlen + mxlen + errlen + verlen + detlen +
-		   6);
+	r = malloc(sizeof(*r) + len + idlen + mxlen + errlen + detlen + 5);
 	if (r == NULL)
 		return NULL;
 	memset(r, 0, sizeof(*r));
@@ -381,7 +394,6 @@ rec_new(const char *domain, size_t len, uint32_t hash,
 	r->idlen = (uint8_t)idlen;
 	r->mxlen = (uint32_t)mxlen;
 	r->errlen = (uint8_t)errlen;
-	r->verlen = (uint8_t)verlen;
 	r->detlen = (uint8_t)detlen;
 	p = r->data;
 	memcpy(p, domain, len);
@@ -412,13 +424,11 @@ rec_new(const char *domain, size_t len, uint32_t hash,
 		r->has_dane = 1;
 		r->checked_at = dane->checked_at;
 		r->dane_expires = dane->expires_at;
-		memcpy(p, dane->verdict, verlen);
-		p += verlen;
-		*p++ = '\0';
+		r->dane_kind = (uint8_t)dane->kind;
 		memcpy(p, dane->detail, detlen);
 		p[detlen] = '\0';
 	} else {
-		p[0] = p[1] = '\0';
+		p[0] = '\0';
 	}
 	return r;
 }
@@ -443,15 +453,9 @@ rec_lasterr(const struct rec *r)
 }
 
 static const char *
-rec_verdict(const struct rec *r)
-{
-	return rec_lasterr(r) + r->errlen + 1;
-}
-
-static const char *
 rec_detail(const struct rec *r)
 {
-	return rec_verdict(r) + r->verlen + 1;
+	return rec_lasterr(r) + r->errlen + 1;
 }
 
 /*
@@ -474,7 +478,7 @@ rec_get_sts(const struct rec *r, struct cache_sts *sts)
 static void
 rec_get_dane(const struct rec *r, struct cache_dane *dane)
 {
-	memcpy(dane->verdict, rec_verdict(r), r->verlen + 1);
+	dane->kind = r->dane_kind;
 	memcpy(dane->detail, rec_detail(r), r->detlen + 1);
 	dane->checked_at = (time_t)r->checked_at;
 	dane->expires_at = (time_t)r->dane_expires;
@@ -505,7 +509,7 @@ rec_materialise(struct cache *c, const struct rec *r)
 #define ROW_COLUMNS                                                            \
 	"s.domain, s.policy_id, s.mode, s.mx, s.max_age, s.fetched_at, "       \
 	"s.expires_at, s.last_error, s.next_retry, "                           \
-	"v.domain, v.verdict, v.detail, v.checked_at, v.expires_at "
+	"v.domain, v.kind, v.detail, v.checked_at, v.expires_at "
 #define ROW_JOIN                                                               \
 	"LEFT JOIN sts_policy AS s ON s.domain = k.d "                         \
 	"LEFT JOIN dane_verdict AS v ON v.domain = k.d"
@@ -524,9 +528,9 @@ static const char sql_put_sts[] =
     "fetched_at = excluded.fetched_at, expires_at = excluded.expires_at, "
     "last_error = excluded.last_error, next_retry = excluded.next_retry";
 static const char sql_put_dane[] =
-    "INSERT INTO dane_verdict (domain, verdict, detail, checked_at, "
+    "INSERT INTO dane_verdict (domain, kind, detail, checked_at, "
     "expires_at) VALUES (?1, ?2, ?3, ?4, ?5) "
-    "ON CONFLICT (domain) DO UPDATE SET verdict = excluded.verdict, "
+    "ON CONFLICT (domain) DO UPDATE SET kind = excluded.kind, "
     "detail = excluded.detail, checked_at = excluded.checked_at, "
     "expires_at = excluded.expires_at";
 
@@ -550,6 +554,33 @@ static const char sql_schema_v1[] = "CREATE TABLE sts_policy ("
 				    " expires_at INTEGER NOT NULL"
 				    ") WITHOUT ROWID;"
 				    "PRAGMA user_version = 1;";
+
+/*
+ * Migration 1 → 2: DANE verdicts as numbers (enum cache_dane_kind), so a
+ * value read back is checked against the enum, never passed on as text.
+ * Migrations are history: the numbers are frozen here, and the asserts
+ * keep the enum from moving under them. A verdict of unknown text is
+ * dropped; it is a cache of DNS and is looked up again.
+ */
+_Static_assert(CACHE_DANE_NONE == 0 && CACHE_DANE_ONLY == 1 &&
+		   CACHE_DANE_DANE == 2 && CACHE_DANE_NULLMX == 3,
+	       "schema 2 stores these numbers");
+static const char sql_schema_v2[] =
+    "CREATE TABLE dane_verdict_v2 ("
+    " domain TEXT PRIMARY KEY,"
+    " kind INTEGER NOT NULL,"
+    " detail TEXT NOT NULL DEFAULT '',"
+    " checked_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO dane_verdict_v2 SELECT domain, CASE verdict"
+    " WHEN 'none' THEN 0 WHEN 'dane-only' THEN 1 WHEN 'dane' THEN 2"
+    " WHEN 'nullmx' THEN 3 END, detail, checked_at, expires_at"
+    " FROM dane_verdict"
+    " WHERE verdict IN ('none', 'dane-only', 'dane', 'nullmx');"
+    "DROP TABLE dane_verdict;"
+    "ALTER TABLE dane_verdict_v2 RENAME TO dane_verdict;"
+    "PRAGMA user_version = 2;";
 
 /* Copy column COL as text into DST (size DSTSZ); NULL reads as "".
  * Returns -1 when it does not fit. */
@@ -615,11 +646,15 @@ row_decode(sqlite3_stmt *st, int off, struct cache_sts *sts, int *has_sts,
 		sts->next_retry = (time_t)sqlite3_column_int64(st, off + 8);
 	}
 	if (*has_dane) {
-		if (col_copy(st, off + 10, dane->verdict,
-			     sizeof(dane->verdict)) < 0) {
-			*why = "verdict too long";
+		long long kind = sqlite3_column_int64(st, off + 10);
+
+		if (sqlite3_column_type(st, off + 10) != SQLITE_INTEGER ||
+		    cache_dane_kind_name((int)kind) == NULL ||
+		    kind != (int)kind) {
+			*why = "bad DANE verdict";
 			return -1;
 		}
+		dane->kind = (int)kind;
 		if (col_copy(st, off + 11, dane->detail, sizeof(dane->detail)) <
 		    0) {
 			*why = "detail too long";
@@ -787,8 +822,14 @@ migrate(struct cache *c)
 			set_err(c, "cannot create schema");
 			goto fail;
 		}
+		version = 1;
 	} else if (ours != 2) {
 		set_errx(c, "%s", "schema damaged (tables missing)");
+		goto fail;
+	}
+	if (version == 1 &&
+	    sqlite3_exec(c->db, sql_schema_v2, NULL, NULL, NULL) != SQLITE_OK) {
+		set_err(c, "cannot migrate the store to schema 2");
 		goto fail;
 	}
 	if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
@@ -1080,7 +1121,7 @@ enum cache_err
 cache_put_dane(struct cache *c, const char *domain,
 	       const struct cache_dane *dane)
 {
-	size_t len, verlen, detlen;
+	size_t len, detlen;
 	const char *why;
 	sqlite3_stmt *st = c->st_put_dane;
 	uint32_t hash;
@@ -1089,13 +1130,12 @@ cache_put_dane(struct cache *c, const char *domain,
 		loose_free(c);
 	if (dane == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
 		return CACHE_EINVAL;
-	if (dane_check(dane, &verlen, &detlen, &why) < 0) {
+	if (dane_check(dane, &detlen, &why) < 0) {
 		set_errx(c, "put dane: %s", why);
 		return CACHE_EINVAL;
 	}
 	if (sqlite3_bind_text(st, 1, domain, (int)len, SQLITE_STATIC) ||
-	    sqlite3_bind_text(st, 2, dane->verdict, (int)verlen,
-			      SQLITE_STATIC) ||
+	    sqlite3_bind_int(st, 2, dane->kind) ||
 	    sqlite3_bind_text(st, 3, dane->detail, (int)detlen,
 			      SQLITE_STATIC) ||
 	    sqlite3_bind_int64(st, 4, (sqlite3_int64)dane->checked_at) ||

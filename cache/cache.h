@@ -47,9 +47,17 @@ struct cache_sts {
 	time_t next_retry; /* no refetch of a failed id before this (A6.42) */
 };
 
-/* One DANE verdict (SPEC B rows D1–D5). */
+/* A DANE verdict (SPEC B rows D1–D5), in memory and in the store. */
+enum cache_dane_kind {
+	CACHE_DANE_NONE = 0, /* no DANE: MTA-STS decides */
+	CACHE_DANE_ONLY,     /* every MX has usable TLSA: "dane-only" */
+	CACHE_DANE_DANE,     /* some MX without usable TLSA: "dane" */
+	CACHE_DANE_NULLMX,   /* RFC 7505 null MX: accepts no mail */
+};
+
+/* One DANE verdict. */
 struct cache_dane {
-	char verdict[16]; /* "dane-only", "dane" or "none" (no DANE) */
+	int kind;	  /* enum cache_dane_kind */
 	char detail[256]; /* human-readable reason, for tlspolicy check */
 	time_t checked_at;
 	time_t expires_at; /* smallest TTL of the RRsets involved */
@@ -141,6 +149,8 @@ const char *cache_errmsg(const struct cache *c);
 const char *cache_sts_mode_name(int mode);
 /* "enforce" → CACHE_STS_ENFORCE …; -1 when unknown. */
 int cache_sts_mode_parse(const char *s);
+/* "none", "dane-only", "dane", "nullmx"; NULL for a value out of range. */
+const char *cache_dane_kind_name(int kind);
 
 /* Release the strings inside an entry copied by the caller. */
 void cache_sts_clear(struct cache_sts *sts);

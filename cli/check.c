@@ -25,6 +25,7 @@
 #include "cli/check.h"
 #include "util/postconf.h"
 #include "resolver/dane.h"
+#include "resolver/pol.h"
 #include "net/dns.h"
 #include "util/dom.h"
 #include "net/https.h"
@@ -37,29 +38,12 @@ struct chk {
 	int json;
 	int done;
 	enum dane_kind kind;
-	json_t *out; /* the JSON report (also built in text mode) */
+	uint32_t dane_ttl;
+	char dane_why[256];
+	int have_sts;	      /* a valid policy was fetched just now */
+	struct cache_sts sts; /* that policy (mx owned) */
+	json_t *out;	      /* the JSON report (also built in text mode) */
 };
-
-static const char *
-verdict_answer(enum dane_kind k, const struct cfg *cfg)
-{
-	switch (k) {
-	case DANE_ONLY:
-		return cfg->dane_mode == CFG_DANE_OPPORTUNISTIC
-			   ? "OK dane"
-			   : "OK dane-only";
-	case DANE_DANE:
-		return "OK dane";
-	case DANE_NONE:
-		return "NOTFOUND (MTA-STS decides; no DANE)";
-	case DANE_NULLMX:
-		return "NOTFOUND (null MX: no mail)";
-	case DANE_FAILED:
-		return "OK dane, or TEMP with an MTA-STS enforce policy "
-		       "(SPEC B D6)";
-	}
-	return "?";
-}
 
 static void
 dane_done(const struct dane_result *r, void *arg)
@@ -88,15 +72,25 @@ dane_done(const struct dane_result *r, void *arg)
 	json_object_set_new(c->out, "hosts", hosts);
 	json_object_set_new(c->out, "verdict",
 			    json_string(dane_kind_name(r->kind)));
-	json_object_set_new(c->out, "rule", json_string(r->why));
+	json_object_set_new(c->out, "rule",
+			    json_string(dane_rule_name(r->rule)));
+	json_object_set_new(c->out, "why", json_string(r->why));
 	json_object_set_new(c->out, "ttl", json_integer(r->ttl));
 	c->kind = r->kind;
+	c->dane_ttl = r->ttl;
+	snprintf(c->dane_why, sizeof(c->dane_why), "%s", r->why);
 	c->done = 1;
 	event_base_loopexit(c->base, NULL);
 }
 
+/*
+ * Show what is stored for DOMAIN; copy a stored MTA-STS policy into
+ * *STORED (mx owned) and set *HAVE, for the decision: the daemon keeps
+ * applying it when a fetch fails (TOFU).
+ */
 static void
-add_store(json_t *out, const struct cfg *cfg, const char *domain)
+add_store(json_t *out, const struct cfg *cfg, const char *domain,
+	  struct cache_sts *stored, int *have)
 {
 	const struct cache_entry *e = NULL;
 	struct cache *cache;
@@ -118,9 +112,17 @@ add_store(json_t *out, const struct cfg *cfg, const char *domain)
 			json_object_set_new(
 			    st, "dane",
 			    json_pack("{s:s,s:I,s:s}", "verdict",
-				      e->dane.verdict, "expires",
-				      (json_int_t)e->dane.expires_at, "detail",
-				      e->dane.detail));
+				      cache_dane_kind_name(e->dane.kind),
+				      "expires", (json_int_t)e->dane.expires_at,
+				      "detail", e->dane.detail));
+		if (e->has_sts &&
+		    (stored->mx = strdup(e->sts.mx ? e->sts.mx : "")) != NULL) {
+			char *mx = stored->mx;
+
+			*stored = e->sts;
+			stored->mx = mx;
+			*have = 1;
+		}
 		if (e->has_sts)
 			json_object_set_new(
 			    st, "sts",
@@ -211,11 +213,13 @@ print_text(const json_t *o)
 			printf(" (%s)", s);
 		printf("\n");
 	}
-	printf("verdict:  %s\n",
-	       json_string_value(json_object_get(o, "verdict")));
-	printf("rule:     %s\n", json_string_value(json_object_get(o, "rule")));
+	printf("DANE:     %s: %s\n",
+	       json_string_value(json_object_get(o, "verdict")),
+	       json_string_value(json_object_get(o, "why")));
 	printf("answer:   %s\n",
 	       json_string_value(json_object_get(o, "answer")));
+	printf("because:  %s\n",
+	       json_string_value(json_object_get(o, "reason")));
 	st = json_object_get(o, "store");
 	if (json_is_string(st))
 		printf("store:    %s\n", json_string_value(st));
@@ -278,6 +282,14 @@ sts_done(const struct sts_result *r, void *arg)
 			      (json_int_t)r->elapsed_ms));
 	if (r->error[0] != '\0')
 		json_object_set_new(o, "error", json_string(r->error));
+	if (r->row != NULL && r->row->last_error[0] == '\0' && r->fetched &&
+	    (c->sts.mx = strdup(r->row->mx ? r->row->mx : "")) != NULL) {
+		char *mx = c->sts.mx;
+
+		c->sts = *r->row;
+		c->sts.mx = mx;
+		c->have_sts = 1;
+	}
 	if (r->row != NULL && r->row->last_error[0] == '\0' && r->fetched)
 		json_object_set_new(
 		    o, "policy",
@@ -309,6 +321,54 @@ check_sts(struct chk *c, const struct cfg *cfg, struct dns *dns,
 	https_free(https);
 }
 
+/*
+ * The answer the daemon gives, from the same decision code: what was
+ * learned just now stands in for the store (the verdict, a policy fetched
+ * now, else the stored policy the daemon keeps applying).
+ */
+static void
+decide(struct chk *c, const struct cfg *cfg, const char *dom,
+       const struct cache_sts *stored)
+{
+	struct cache_entry e;
+	struct pol_answer ans;
+	char data[POL_DATA_MAX], text[LIM_REPLY_MAX + 1];
+	time_t now = ev_now();
+	unsigned flags = 0;
+
+	memset(&e, 0, sizeof(e));
+	memset(&ans, 0, sizeof(ans));
+	snprintf(e.domain, sizeof(e.domain), "%s", dom);
+	if (cfg->dane_enabled && c->kind == DANE_FAILED)
+		flags |= POL_IN_DANE_FAILED;
+	else if (cfg->dane_enabled) {
+		e.has_dane = 1;
+		e.dane.kind = c->kind == DANE_ONLY     ? CACHE_DANE_ONLY
+			      : c->kind == DANE_DANE   ? CACHE_DANE_DANE
+			      : c->kind == DANE_NULLMX ? CACHE_DANE_NULLMX
+						       : CACHE_DANE_NONE;
+		snprintf(e.dane.detail, sizeof(e.dane.detail), "%s",
+			 c->dane_why);
+		e.dane.checked_at = now;
+		e.dane.expires_at = now + (c->dane_ttl ? c->dane_ttl : 60);
+	}
+	if (cfg->sts_enabled && c->have_sts) {
+		e.has_sts = 1;
+		e.sts = c->sts;
+	} else if (cfg->sts_enabled && stored != NULL) {
+		e.has_sts = 1;
+		e.sts = *stored;
+	}
+	pol_decide(cfg, dom, &e, now, flags, &ans, data, sizeof(data));
+	pol_format(&ans, text, sizeof(text));
+	json_object_set_new(c->out, "answer", json_string(text));
+	json_object_set_new(c->out, "reason", json_string(ans.reason));
+	json_object_set_new(c->out, "answer_rule",
+			    json_string(pol_rule_name(ans.rule)));
+	json_object_set_new(c->out, "answer_source",
+			    json_string(pol_source_name(ans.source)));
+}
+
 int
 chk_run(const struct cfg *cfg, const char *domain, int json)
 {
@@ -317,7 +377,8 @@ chk_run(const struct cfg *cfg, const char *domain, int json)
 	struct dns *dns;
 	struct dane_job *job;
 	enum dom_status ds;
-	const char *answer;
+	struct cache_sts stored;
+	int have_stored = 0;
 
 	ds = dom_normalize(domain, strlen(domain), DOM_SMARTHOST_POLICY, dom,
 			   sizeof(dom));
@@ -327,6 +388,7 @@ chk_run(const struct cfg *cfg, const char *domain, int json)
 		return 2;
 	}
 	memset(&c, 0, sizeof(c));
+	memset(&stored, 0, sizeof(stored));
 	c.json = json;
 	c.out = json_pack("{s:s}", "domain", dom);
 	c.base = ev_base_new();
@@ -362,9 +424,10 @@ chk_run(const struct cfg *cfg, const char *domain, int json)
 		json_decref(c.out);
 		return 2;
 	}
-	answer = verdict_answer(c.kind, cfg);
-	json_object_set_new(c.out, "answer", json_string(answer));
-	add_store(c.out, cfg, dom);
+	add_store(c.out, cfg, dom, &stored, &have_stored);
+	decide(&c, cfg, dom, have_stored ? &stored : NULL);
+	free(stored.mx);
+	free(c.sts.mx);
 	if (json) {
 		char *txt = json_dumps(c.out, JSON_COMPACT);
 

@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * tlspolicy(1): the administrator's command-line tool. It asks the running
- * daemon over its JSON-lines query socket (doc/PROTOCOL.md §3) and reads
- * the store directly for the offline commands:
+ * tlspolicy(1): the administrator's command-line tool, a thin client of
+ * the running daemon (issue 8, DESIGN 6.11): lookups go over the query
+ * socket (doc/PROTOCOL.md §3), the store and report commands over the
+ * admin socket (§4), and the daemon answers them from its own store
+ * handles and sends reports with its own delivery engine. Only when no
+ * daemon listens on the admin socket (absent, or connection refused) do
+ * the store commands open the stores directly:
  *
- *   tlspolicy [-c FILE] [-s SOCKET] [-d DBPATH] [-j] COMMAND ...
+ *   tlspolicy [-c FILE] [-s SOCKET] [-a SOCKET] [-d DBPATH] [-j] COMMAND
  *     query DOMAIN        ask the daemon what it answers
+ *     stats               the daemon's counters
  *     cache list          every stored domain, one per line
  *     cache show DOMAIN   every stored field for one domain
- *     cache flush DOMAIN  forget a domain (through the daemon when it runs)
+ *     cache flush DOMAIN  forget a domain (store and daemon memory)
  *     report list         TLS-RPT days, domains, counts, delivery state
  *     report show --day YYYY-MM-DD --domain D    the report JSON
  *     report send --day YYYY-MM-DD [--domain D]  build and deliver now
@@ -37,6 +42,7 @@
 #include <jansson.h>
 
 #include "cache/cache.h"
+#include "cache/cache_json.h"
 #include "util/cfg.h"
 #include "cli/check.h"
 #include "net/dns.h"
@@ -55,9 +61,14 @@
 /* How long we wait for the daemon to answer one request. A cold query
  * may take up to [server] lookup_timeout (10 s by default) first. */
 #define TOOL_TIMEOUT_MS 15000
+/* Largest admin reply read (a listing of a large store). */
+#define ADMIN_REPLY_MAX (256 * 1024 * 1024)
+/* How long "report send" through the daemon waits for the sender. */
+#define SEND_WAIT_MS 120000
 
 static const char *opt_config;
 static const char *opt_socket;
+static const char *opt_admin;
 static const char *opt_db;
 static int opt_json;
 static struct cfg *cfg;
@@ -77,14 +88,15 @@ errx_msg(const char *fmt, ...)
 static void
 usage(FILE *fp)
 {
-	fputs("usage: tlspolicy [-j] [-c FILE] [-s SOCKET] [-d DBPATH] "
-	      "COMMAND ...\n"
+	fputs("usage: tlspolicy [-j] [-c FILE] [-s SOCKET] [-a SOCKET] "
+	      "[-d DBPATH] COMMAND ...\n"
 	      "\n"
 	      "commands:\n"
 	      "  query DOMAIN        ask the running daemon for DOMAIN's "
 	      "answer\n"
 	      "  check DOMAIN        resolve DOMAIN live and explain the "
 	      "DANE verdict\n"
+	      "  stats               print the running daemon's counters\n"
 	      "  cache list          list every domain in the store\n"
 	      "  cache show DOMAIN   show every stored field for DOMAIN\n"
 	      "  cache flush DOMAIN  forget what is stored for DOMAIN\n"
@@ -101,6 +113,8 @@ usage(FILE *fp)
 	      "exists)\n"
 	      "  -s SOCKET  daemon query socket, PATH or unix:PATH\n"
 	      "             (overrides [server] query_socket)\n"
+	      "  -a SOCKET  daemon admin socket, PATH or unix:PATH\n"
+	      "             (overrides [server] admin_socket)\n"
 	      "  -d DBPATH  store path (overrides [cache] path)\n"
 	      "  -j         print JSON, one object per line\n"
 	      "  -V         print the version\n"
@@ -254,12 +268,12 @@ enum talk_status { TALK_OK = 0, TALK_UNREACHABLE, TALK_ERROR };
  * (message printed) on any other failure.
  */
 static enum talk_status
-talk(const char *path, json_t *req, char **line)
+talk(const char *path, json_t *req, char **line, size_t max)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct timespec deadline;
-	char *out = NULL, *buf = NULL, *nl;
-	size_t outlen, off = 0, len = 0;
+	char *out = NULL, *buf = NULL, *nl, *nb;
+	size_t outlen, off = 0, len = 0, cap = 65536;
 	ssize_t n;
 	int fd, saved;
 
@@ -280,15 +294,22 @@ talk(const char *path, json_t *req, char **line)
 		errno = saved;
 		if (saved == ENOENT || saved == ECONNREFUSED)
 			return TALK_UNREACHABLE;
-		errx_msg("cannot reach the daemon at %s: %s", path,
-			 strerror(saved));
+		if (saved == EACCES || saved == EPERM)
+			errx_msg("cannot reach the daemon at %s: %s (the admin "
+				 "socket is for root and the daemon's user)",
+				 path, strerror(saved));
+		else
+			errx_msg("cannot reach the daemon at %s: %s", path,
+				 strerror(saved));
 		return TALK_ERROR;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += TOOL_TIMEOUT_MS / 1000;
 
 	out = json_dumps(req, JSON_COMPACT);
-	buf = malloc(LIM_QUERY_REPLY + 1);
+	if (cap > max)
+		cap = max;
+	buf = malloc(cap + 1);
 	if (out == NULL || buf == NULL) {
 		errx_msg("out of memory");
 		goto fail;
@@ -307,7 +328,15 @@ talk(const char *path, json_t *req, char **line)
 	for (;;) {
 		if (wait_fd(fd, POLLIN, &deadline) < 0)
 			goto io_fail;
-		n = read(fd, buf + len, LIM_QUERY_REPLY + 1 - len);
+		if (len == cap + 1 && cap < max) {
+			cap = cap * 2 < max ? cap * 2 : max;
+			if ((nb = realloc(buf, cap + 1)) == NULL) {
+				errx_msg("out of memory");
+				goto fail;
+			}
+			buf = nb;
+		}
+		n = read(fd, buf + len, cap + 1 - len);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
@@ -324,9 +353,9 @@ talk(const char *path, json_t *req, char **line)
 			*nl = '\0';
 			break;
 		}
-		if (len > LIM_QUERY_REPLY) {
-			errx_msg("the daemon's reply is longer than %d bytes",
-				 LIM_QUERY_REPLY);
+		if (len > max) {
+			errx_msg("the daemon's reply is longer than %zu bytes",
+				 max);
 			goto fail;
 		}
 	}
@@ -389,7 +418,7 @@ cmd_query(const char *key)
 		errx_msg("the domain is not valid UTF-8");
 		return EXIT_ERROR;
 	}
-	ts = talk(path, req, &line);
+	ts = talk(path, req, &line, LIM_QUERY_REPLY);
 	json_decref(req);
 	if (ts == TALK_UNREACHABLE) {
 		errx_msg("cannot reach the daemon at %s: %s (is tlspolicyd "
@@ -477,77 +506,143 @@ store_open(void)
 	return c;
 }
 
-static json_t *
-entry_json(const struct cache_entry *e)
-{
-	json_t *o, *sts = json_null(), *dane = json_null(), *mx;
-	const char *p, *nl;
+/* ---- the admin socket ---- */
 
-	if (e->has_sts) {
-		mx = json_array();
-		for (p = e->sts.mx; mx != NULL && p != NULL && *p != '\0';
-		     p = nl != NULL ? nl + 1 : p + strlen(p)) {
-			nl = strchr(p, '\n');
-			json_array_append_new(
-			    mx, json_stringn(p, nl != NULL ? (size_t)(nl - p)
-							   : strlen(p)));
-		}
-		sts = json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:s,s:I}",
-				"policy_id", e->sts.policy_id, "mode",
-				cache_sts_mode_name(e->sts.mode), "mx",
-				mx != NULL ? mx : json_null(), "max_age",
-				(json_int_t)e->sts.max_age, "fetched_at",
-				(json_int_t)e->sts.fetched_at, "expires_at",
-				(json_int_t)e->sts.expires_at, "last_error",
-				e->sts.last_error, "next_retry",
-				(json_int_t)e->sts.next_retry);
+/* The admin socket path without "unix:", or NULL when it is disabled
+ * (then every store command works on the store directly). */
+static const char *
+admin_path(void)
+{
+	const char *p = opt_admin;
+
+	if (p == NULL) {
+		if (need_cfg() < 0)
+			return NULL;
+		p = cfg->admin_socket;
 	}
-	if (e->has_dane)
-		dane = json_pack("{s:s,s:s,s:I,s:I}", "verdict",
-				 e->dane.verdict, "detail", e->dane.detail,
-				 "checked_at", (json_int_t)e->dane.checked_at,
-				 "expires_at", (json_int_t)e->dane.expires_at);
-	o = json_pack("{s:s,s:o*,s:o*}", "domain", e->domain, "sts", sts,
-		      "dane", dane);
-	return o;
+	if (p == NULL)
+		return NULL;
+	if (strncmp(p, "unix:", 5) == 0)
+		p += 5;
+	return p[0] != '\0' ? p : NULL;
+}
+
+/*
+ * Send REQ (consumed) to the daemon's admin socket. TALK_OK with the reply
+ * object in *REP; TALK_UNREACHABLE when no daemon listens there (the
+ * caller then works on the store); TALK_ERROR, message printed, on any
+ * other failure, an "error" reply included.
+ */
+static enum talk_status
+admin_call(json_t *req, json_t **rep)
+{
+	const char *path;
+	char *line = NULL;
+	enum talk_status ts;
+	json_t *v;
+
+	*rep = NULL;
+	if (req == NULL) {
+		errx_msg("out of memory");
+		return TALK_ERROR;
+	}
+	if (opt_admin == NULL && need_cfg() < 0) {
+		json_decref(req);
+		return TALK_ERROR;
+	}
+	if ((path = admin_path()) == NULL) {
+		json_decref(req);
+		return TALK_UNREACHABLE;
+	}
+	ts = talk(path, req, &line, ADMIN_REPLY_MAX);
+	json_decref(req);
+	if (ts != TALK_OK)
+		return ts;
+	*rep = parse_reply(line);
+	free(line);
+	if (*rep == NULL)
+		return TALK_ERROR;
+	if ((v = json_object_get(*rep, "error")) != NULL) {
+		errx_msg("the daemon answered: %s",
+			 json_is_string(v) ? json_string_value(v) : "an error");
+		json_decref(*rep);
+		*rep = NULL;
+		return TALK_ERROR;
+	}
+	return TALK_OK;
+}
+
+/* An integer member, or 0. */
+static long long
+jint(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+}
+
+/* One line of "cache list" from an entry object (daemon or store). */
+static int
+print_entry_row(json_t *e)
+{
+	char t1[32] = "-", t2[32] = "-", dom[4 * (LIM_DOMAIN_MAX + 1)];
+	char verdict[64];
+	json_t *sts = json_object_get(e, "sts"),
+	       *dane = json_object_get(e, "dane");
+	const char *d = jstr(e, "domain"), *v;
+
+	if (opt_json)
+		return print_json(e);
+	if (json_is_object(sts))
+		fmt_time(jint(sts, "expires_at"), t1, sizeof(t1), 1);
+	if (json_is_object(dane))
+		fmt_time(jint(dane, "expires_at"), t2, sizeof(t2), 1);
+	log_sanitize(d, strlen(d), dom, sizeof(dom));
+	v = json_is_object(dane) ? jstr(dane, "verdict") : "-";
+	log_sanitize(v, strlen(v), verdict, sizeof(verdict));
+	printf("%-32s %-8s %-20s %-9s %s\n", dom,
+	       json_is_object(sts) ? jstr(sts, "mode") : "-", t1, verdict, t2);
+	return 0;
 }
 
 static int
 list_one(const struct cache_entry *e, void *arg)
 {
-	char t1[32] = "-", t2[32] = "-", dom[4 * (LIM_DOMAIN_MAX + 1)];
-	char verdict[64];
-	json_t *o;
+	json_t *o = cache_entry_json(e);
 	int *failed = arg;
 
-	if (opt_json) {
-		o = entry_json(e);
-		if (o == NULL || print_json(o) < 0)
-			*failed = 1;
-		json_decref(o);
-		return *failed;
-	}
-	if (e->has_sts)
-		fmt_time(e->sts.expires_at, t1, sizeof(t1), 1);
-	if (e->has_dane)
-		fmt_time(e->dane.expires_at, t2, sizeof(t2), 1);
-	log_sanitize(e->domain, strlen(e->domain), dom, sizeof(dom));
-	log_sanitize(e->dane.verdict, e->has_dane ? strlen(e->dane.verdict) : 0,
-		     verdict, sizeof(verdict));
-	printf("%-32s %-8s %-20s %-9s %s\n", dom,
-	       e->has_sts ? cache_sts_mode_name(e->sts.mode) : "-", t1,
-	       e->has_dane ? verdict : "-", t2);
-	return 0;
+	if (o == NULL || print_entry_row(o) < 0)
+		*failed = 1;
+	json_decref(o);
+	return *failed;
 }
 
 static int
 cmd_cache_list(void)
 {
-	struct cache *c = store_open();
+	struct cache *c;
 	enum cache_err ce;
+	enum talk_status ts;
+	json_t *rep, *v;
+	size_t i;
 	int failed = 0;
 
-	if (c == NULL)
+	ts = admin_call(json_pack("{s:s}", "cmd", "cache_list"), &rep);
+	if (ts == TALK_ERROR)
+		return EXIT_ERROR;
+	if (ts == TALK_OK) {
+		json_array_foreach(json_object_get(rep, "entries"), i, v)
+		{
+			if (print_entry_row(v) < 0)
+				failed = 1;
+		}
+		if (json_is_true(json_object_get(rep, "truncated")))
+			errx_msg("the list is cut short: the store holds more "
+				 "entries than one reply carries");
+		json_decref(rep);
+		return failed ? EXIT_ERROR : 0;
+	}
+	if ((c = store_open()) == NULL)
 		return EXIT_ERROR;
 	ce = cache_foreach(c, list_one, &failed);
 	if (ce != CACHE_OK)
@@ -581,7 +676,7 @@ show_str(const char *label, const char *s)
 }
 
 static void
-show_time(const char *label, time_t t)
+show_time(const char *label, long long t)
 {
 	char buf[64], line[96];
 
@@ -590,50 +685,59 @@ show_time(const char *label, time_t t)
 		return;
 	}
 	snprintf(line, sizeof(line), "%s (%lld)",
-		 fmt_time((long long)t, buf, sizeof(buf), 0), (long long)t);
+		 fmt_time(t, buf, sizeof(buf), 0), t);
 	show_str(label, line);
 }
 
-static void
-show_entry(const struct cache_entry *e)
+/* "cache show" from an entry object (daemon or store). */
+static int
+show_entry(json_t *e)
 {
+	json_t *sts = json_object_get(e, "sts"),
+	       *dane = json_object_get(e, "dane");
 	char num[32], mx[4 * LIM_QUERY_LINE];
-	const char *p;
-	size_t n = 0;
+	json_t *v;
+	size_t i, n = 0;
 
-	show_str("domain:", e->domain);
-	if (!e->has_sts) {
+	if (opt_json)
+		return print_json(e);
+	show_str("domain:", jstr(e, "domain"));
+	if (!json_is_object(sts)) {
 		show_str("sts:", "none stored");
 	} else {
-		show_str("sts.policy_id:", e->sts.policy_id);
-		show_str("sts.mode:", cache_sts_mode_name(e->sts.mode));
-		/* The '\n'-separated patterns on one line. */
-		for (p = e->sts.mx;
-		     p != NULL && *p != '\0' && n + 3 < sizeof(mx); p++) {
-			if (*p == '\n') {
-				mx[n++] = ',';
-				mx[n++] = ' ';
-			} else {
-				mx[n++] = *p;
-			}
+		show_str("sts.policy_id:", jstr(sts, "policy_id"));
+		show_str("sts.mode:", jstr(sts, "mode"));
+		mx[0] = '\0';
+		json_array_foreach(json_object_get(sts, "mx"), i, v)
+		{
+			const char *p = json_string_value(v);
+
+			if (p == NULL || n >= sizeof(mx))
+				continue;
+			n += (size_t)snprintf(mx + n, sizeof(mx) - n, "%s%s",
+					      n > 0 ? ", " : "", p);
 		}
-		mx[n] = '\0';
 		show_str("sts.mx:", mx);
-		snprintf(num, sizeof(num), "%lld", e->sts.max_age);
+		snprintf(num, sizeof(num), "%lld", jint(sts, "max_age"));
 		show_str("sts.max_age:", num);
-		show_time("sts.fetched_at:", e->sts.fetched_at);
-		show_time("sts.expires_at:", e->sts.expires_at);
-		show_str("sts.last_error:", e->sts.last_error);
-		show_time("sts.next_retry:", e->sts.next_retry);
+		show_time("sts.fetched_at:", jint(sts, "fetched_at"));
+		show_time("sts.expires_at:", jint(sts, "expires_at"));
+		show_str(
+		    "sts.last_error:",
+		    json_is_string(json_object_get(sts, "last_error"))
+			? json_string_value(json_object_get(sts, "last_error"))
+			: "");
+		show_time("sts.next_retry:", jint(sts, "next_retry"));
 	}
-	if (!e->has_dane) {
+	if (!json_is_object(dane)) {
 		show_str("dane:", "none stored");
 	} else {
-		show_str("dane.verdict:", e->dane.verdict);
-		show_str("dane.detail:", e->dane.detail);
-		show_time("dane.checked_at:", e->dane.checked_at);
-		show_time("dane.expires_at:", e->dane.expires_at);
+		show_str("dane.verdict:", jstr(dane, "verdict"));
+		show_str("dane.detail:", jstr(dane, "detail"));
+		show_time("dane.checked_at:", jint(dane, "checked_at"));
+		show_time("dane.expires_at:", jint(dane, "expires_at"));
 	}
+	return 0;
 }
 
 static int
@@ -643,11 +747,26 @@ cmd_cache_show(const char *domain)
 	const struct cache_entry *e = NULL;
 	struct cache *c;
 	enum cache_err ce;
+	enum talk_status ts;
 	json_t *o;
 	int rc = 0;
 
 	if (normalise(domain, dom, sizeof(dom)) < 0)
 		return EXIT_ERROR;
+	ts = admin_call(
+	    json_pack("{s:s,s:s}", "cmd", "cache_show", "domain", dom), &o);
+	if (ts == TALK_ERROR)
+		return EXIT_ERROR;
+	if (ts == TALK_OK) {
+		if (!json_is_true(json_object_get(o, "found"))) {
+			errx_msg("%s: nothing stored", dom);
+			rc = EXIT_NEGATIVE;
+		} else if (show_entry(json_object_get(o, "entry")) < 0) {
+			rc = EXIT_ERROR;
+		}
+		json_decref(o);
+		return rc;
+	}
 	if ((c = store_open()) == NULL)
 		return EXIT_ERROR;
 	ce = cache_lookup(c, dom, &e);
@@ -658,13 +777,11 @@ cmd_cache_show(const char *domain)
 	} else if (e == NULL) {
 		errx_msg("%s: nothing stored", dom);
 		rc = EXIT_NEGATIVE;
-	} else if (opt_json) {
-		o = entry_json(e);
-		if (o == NULL || print_json(o) < 0)
+	} else {
+		o = cache_entry_json(e);
+		if (o == NULL || show_entry(o) < 0)
 			rc = EXIT_ERROR;
 		json_decref(o);
-	} else {
-		show_entry(e);
 	}
 	cache_close(c);
 	return rc;
@@ -692,56 +809,35 @@ flush_result(const char *dom, int flushed, const char *how)
 
 /*
  * Safe while the daemon runs: it must forget its memory record too, so ask
- * it first; only when no daemon listens do we change the store ourselves.
+ * it over the admin socket; only when no daemon listens there do we change
+ * the store ourselves.
  */
 static int
 cmd_cache_flush(const char *domain)
 {
-	char dom[LIM_DOMAIN_MAX + 1], *line = NULL;
-	const char *path = NULL;
+	char dom[LIM_DOMAIN_MAX + 1];
 	struct cache *c;
 	enum cache_err ce;
-	enum talk_status ts = TALK_UNREACHABLE;
-	json_t *req, *rep, *v;
+	enum talk_status ts;
+	json_t *rep, *v;
 	int rc;
 
 	if (normalise(domain, dom, sizeof(dom)) < 0)
 		return EXIT_ERROR;
-	if (opt_socket != NULL ||
-	    (need_cfg() == 0 && cfg->query_socket != NULL &&
-	     cfg->query_socket[0] != '\0')) {
-		if ((path = socket_path()) == NULL)
-			return EXIT_ERROR;
-		req = json_pack("{s:s,s:s}", "cmd", "flush", "domain", dom);
-		if (req == NULL) {
-			errx_msg("out of memory");
-			return EXIT_ERROR;
-		}
-		ts = talk(path, req, &line);
-		json_decref(req);
-	} else if (cfg == NULL) {
-		return EXIT_ERROR; /* need_cfg() printed why */
-	}
+	ts = admin_call(json_pack("{s:s,s:s}", "cmd", "flush", "domain", dom),
+			&rep);
 	if (ts == TALK_ERROR)
 		return EXIT_ERROR;
 	if (ts == TALK_OK) {
-		if ((rep = parse_reply(line)) == NULL) {
-			free(line);
-			return EXIT_ERROR;
-		}
 		v = json_object_get(rep, "flushed");
 		if (json_is_boolean(v)) {
 			rc =
 			    flush_result(dom, json_is_true(v), "by the daemon");
 		} else {
-			v = json_object_get(rep, "error");
-			errx_msg("the daemon answered: %s",
-				 json_is_string(v) ? json_string_value(v)
-						   : "a malformed reply");
+			errx_msg("the daemon sent a malformed reply");
 			rc = EXIT_ERROR;
 		}
 		json_decref(rep);
-		free(line);
 		return rc;
 	}
 
@@ -758,6 +854,45 @@ cmd_cache_flush(const char *domain)
 	}
 	cache_close(c);
 	return rc;
+}
+
+/* The daemon's counters (admin socket). */
+static int
+cmd_stats(void)
+{
+	enum talk_status ts;
+	const char *key;
+	json_t *rep, *v, *w;
+
+	ts = admin_call(json_pack("{s:s}", "cmd", "stats"), &rep);
+	if (ts == TALK_UNREACHABLE) {
+		errx_msg("the daemon is not running (no answer on the admin "
+			 "socket%s%s)",
+			 admin_path() ? " " : "",
+			 admin_path() ? admin_path() : "");
+		return EXIT_ERROR;
+	}
+	if (ts != TALK_OK)
+		return EXIT_ERROR;
+	if (opt_json) {
+		print_json(rep);
+	} else {
+		json_object_foreach(rep, key, v)
+		{
+			const char *k2;
+
+			if (!json_is_object(v)) {
+				printf("%s: %lld\n", key,
+				       (long long)json_integer_value(v));
+				continue;
+			}
+			json_object_foreach(v, k2, w)
+			    printf("%s.%s: %lld\n", key, k2,
+				   (long long)json_integer_value(w));
+		}
+	}
+	json_decref(rep);
+	return 0;
 }
 
 /* ---- report ---- */
@@ -890,15 +1025,90 @@ counter_print(int64_t day, const char *name, long long value, void *arg)
 	return 0;
 }
 
+/* One "report list" day and domain with its deliveries, from the
+ * daemon's reply, printed as the store walk below prints them. */
+static void
+print_day_json(json_t *o)
+{
+	char t[32];
+	json_t *v, *dl;
+	size_t i;
+
+	dl = json_incref(json_object_get(o, "deliveries"));
+	json_object_del(o, "deliveries");
+	if (opt_json)
+		print_json(o);
+	else
+		printf("%s %-32s success=%lld failure=%lld dropped=%lld "
+		       "policies=%lld %s %s\n",
+		       jstr(o, "day"), jstr(o, "domain"), jint(o, "success"),
+		       jint(o, "failure"), jint(o, "dropped"),
+		       jint(o, "policies"),
+		       json_is_true(json_object_get(o, "closed")) ? "closed"
+								  : "open",
+		       jstr(o, "state"));
+	json_array_foreach(dl, i, v)
+	{
+		const char *st = jstr(v, "status"), *e = jstr(v, "error");
+
+		if (opt_json) {
+			json_object_set(v, "domain",
+					json_object_get(o, "domain"));
+			print_json(v);
+			continue;
+		}
+		snprintf(t, sizeof(t), "-");
+		if (jint(v, "next-try") > 0 && strcmp(st, "sent") != 0 &&
+		    strcmp(st, "given-up") != 0)
+			fmt_time(jint(v, "next-try"), t, sizeof(t), 1);
+		if (strcmp(e, "-") == 0)
+			e = "";
+		printf("    -> %s %s tries=%lld next=%s %s%s\n",
+		       jstr(v, "destination"), st, jint(v, "tries"), t,
+		       *e ? "last: " : "", e);
+	}
+	json_decref(dl);
+}
+
+/* "report list" (or what "report send" did) from the daemon. */
+static int
+report_list_daemon(json_t *rep)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(rep, "days"), i, v)
+	    print_day_json(v);
+	json_array_foreach(json_object_get(rep, "counters"), i, v)
+	{
+		if (opt_json)
+			print_json(v);
+		else
+			printf("%s counter %s=%lld\n", jstr(v, "day"),
+			       jstr(v, "counter"), jint(v, "value"));
+	}
+	return 0;
+}
+
 static int
 cmd_report_list(void)
 {
-	struct rpt_store *st = rpt_open();
+	struct rpt_store *st;
 	struct list_dom *l;
+	enum talk_status ts;
+	json_t *rep;
 	size_t i;
 	int rc = 0;
 
-	if (st == NULL)
+	ts = admin_call(json_pack("{s:s}", "cmd", "report_list"), &rep);
+	if (ts == TALK_ERROR)
+		return EXIT_ERROR;
+	if (ts == TALK_OK) {
+		rc = report_list_daemon(rep);
+		json_decref(rep);
+		return rc;
+	}
+	if ((st = rpt_open()) == NULL)
 		return EXIT_ERROR;
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		rpt_store_close(st);
@@ -925,15 +1135,37 @@ cmd_report_list(void)
 static int
 cmd_report_show(int64_t day, const char *domain)
 {
-	struct rpt_store *st = rpt_open();
+	struct rpt_store *st;
 	struct rpt_store_report *r = NULL;
 	struct rpt_report_in in;
 	enum rpt_store_err e;
 	char id[80], uid[40], err[256], *json;
 	size_t len;
 	int rc = 0;
+	enum talk_status ts;
+	json_t *rep;
 
-	if (st == NULL)
+	rpt_day_format(day, id, sizeof(id));
+	ts = admin_call(json_pack("{s:s,s:s,s:s}", "cmd", "report_show", "day",
+				  id, "domain", domain),
+			&rep);
+	if (ts == TALK_ERROR)
+		return EXIT_ERROR;
+	if (ts == TALK_OK) {
+		if (!json_is_true(json_object_get(rep, "found"))) {
+			errx_msg("%s: nothing counted that day", domain);
+			rc = EXIT_NEGATIVE;
+		} else if ((json = json_dumps(json_object_get(rep, "report"),
+					      JSON_COMPACT)) != NULL) {
+			printf("%s\n", json);
+			free(json);
+		} else {
+			rc = EXIT_ERROR;
+		}
+		json_decref(rep);
+		return rc;
+	}
+	if ((st = rpt_open()) == NULL)
 		return EXIT_ERROR;
 	e = rpt_store_report(st, day, domain, &r);
 	if (e == RPT_STORE_NOTFOUND) {
@@ -989,10 +1221,60 @@ send_poll(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(sc->ev, &tv);
 }
 
+/*
+ * "report send" through the daemon: its own sender does the work (issue
+ * 8); we wait until it has finished with what it started (or
+ * SEND_WAIT_MS), then print the day's state as "report list" does.
+ */
+static int
+report_send_daemon(const char *day, const char *domain, json_t *rep)
+{
+	struct timespec pause = {0, 200 * 1000 * 1000};
+	uint64_t end = ev_mono_ms() + SEND_WAIT_MS;
+	enum talk_status ts;
+	json_t *req;
+	int rc = 0;
+
+	if (json_is_true(json_object_get(rep, "more")))
+		errx_msg("more domains were counted that day than one send "
+			 "starts; run it again for the rest");
+	if (jint(rep, "started") == 0) {
+		json_decref(rep);
+		errx_msg("nothing counted on that day%s%s",
+			 domain ? " for " : "", domain ? domain : "");
+		return EXIT_NEGATIVE;
+	}
+	json_decref(rep);
+	for (;;) {
+		req = domain != NULL
+			  ? json_pack("{s:s,s:s,s:s}", "cmd", "report_list",
+				      "day", day, "domain", domain)
+			  : json_pack("{s:s,s:s}", "cmd", "report_list", "day",
+				      day);
+		ts = admin_call(req, &rep);
+		if (ts != TALK_OK) {
+			if (ts == TALK_UNREACHABLE)
+				errx_msg("the daemon went away while sending");
+			return EXIT_ERROR;
+		}
+		if (jint(rep, "sending") == 0 || ev_mono_ms() > end)
+			break;
+		json_decref(rep);
+		nanosleep(&pause, NULL);
+	}
+	if (jint(rep, "sending") != 0)
+		errx_msg("the daemon is still sending; see tlspolicy report "
+			 "list");
+	json_object_set_new(rep, "counters", json_array());
+	rc = report_list_daemon(rep);
+	json_decref(rep);
+	return rc;
+}
+
 static int
 cmd_report_send(int64_t day, const char *domain)
 {
-	struct rpt_store *st = rpt_open();
+	struct rpt_store *st;
 	struct list_dom *l = NULL;
 	struct dns *dns = NULL;
 	struct https *hs = NULL;
@@ -1001,8 +1283,23 @@ cmd_report_send(int64_t day, const char *domain)
 	char err[512];
 	size_t i, started = 0;
 	int rc = 0;
+	enum talk_status ts;
+	json_t *rep;
+	char dstr[16];
 
-	if (st == NULL)
+	rpt_day_format(day, dstr, sizeof(dstr));
+	ts = admin_call(
+	    domain != NULL
+		? json_pack("{s:s,s:s,s:s}", "cmd", "report_send", "day", dstr,
+			    "domain", domain)
+		: json_pack("{s:s,s:s}", "cmd", "report_send", "day", dstr),
+	    &rep);
+	if (ts == TALK_ERROR)
+		return EXIT_ERROR;
+	if (ts == TALK_OK)
+		return report_send_daemon(dstr, domain, rep);
+	/* No daemon: our own sender on the store. */
+	if ((st = rpt_open()) == NULL)
 		return EXIT_ERROR;
 	memset(&sc, 0, sizeof(sc));
 	sc.base = ev_base_new();
@@ -1123,7 +1420,7 @@ main(int argc, char **argv)
 	const char *cmd;
 	int ch, rc;
 
-	while ((ch = getopt_long(argc, argv, "+c:s:d:jVh", longopts, NULL)) !=
+	while ((ch = getopt_long(argc, argv, "+c:s:a:d:jVh", longopts, NULL)) !=
 	       -1) {
 		switch (ch) {
 		case 'c':
@@ -1131,6 +1428,9 @@ main(int argc, char **argv)
 			break;
 		case 's':
 			opt_socket = optarg;
+			break;
+		case 'a':
+			opt_admin = optarg;
 			break;
 		case 'd':
 			opt_db = optarg;
@@ -1173,6 +1473,12 @@ main(int argc, char **argv)
 		}
 		rc = need_cfg() < 0 ? EXIT_ERROR
 				    : chk_run(cfg, argv[1], opt_json);
+	} else if (strcmp(cmd, "stats") == 0) {
+		if (argc != 1) {
+			errx_msg("usage: tlspolicy stats");
+			return EXIT_ERROR;
+		}
+		rc = cmd_stats();
 	} else if (strcmp(cmd, "cache") == 0) {
 		rc = cmd_cache(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "report") == 0) {

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,9 +32,11 @@
 #include "net/dns.h"
 #include "net/https.h"
 #include "resolver/pol.h"
+#include "daemon/adm.h"
 #include "daemon/srv.h"
 #include "tlsrpt/rpt_collect.h"
 #include "util/ev.h"
+#include "util/limits.h"
 #include "util/log.h"
 #include "util/sock.h"
 
@@ -48,6 +51,7 @@ struct daemon {
 	struct https *https; /* NULL when [sts] enabled = no */
 	struct pol *pol;
 	struct srv *srv;
+	struct adm *adm;
 	struct rpt_collect *rpt; /* NULL when [tlsrpt] enabled = no */
 	struct event_base *base;
 	struct event *selftest; /* trust anchor self-test retry */
@@ -110,23 +114,37 @@ dirname_of(const char *path, char *buf, size_t bufsz)
 	return buf;
 }
 
+/*
+ * Issue 10 item 3: take every descriptor the hard limit allows; what that
+ * leaves for clients after the outbound reserve is logged by srv_start().
+ */
 static void
-raise_fd_limit(long want)
+raise_fd_limit(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
 		return;
-	if ((rlim_t)want > rl.rlim_cur) {
-		rl.rlim_cur =
-		    (rlim_t)want < rl.rlim_max ? (rlim_t)want : rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-			log_warn("setrlimit(RLIMIT_NOFILE)");
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)want > rl.rlim_cur)
-		log_warnx("only %llu file descriptors available for "
-			  "[server] max_connections = %ld",
-			  (unsigned long long)rl.rlim_cur, want - 64);
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("cannot raise the file descriptor limit to %llu",
+			 (unsigned long long)rl.rlim_max);
+}
+
+/* Descriptors outbound work may need at once (util/limits.h). */
+static long
+fd_reserve(const struct daemon *d)
+{
+	long r = LIM_FD_BASE;
+
+	if (d->dns != NULL)
+		r += LIM_FD_DNS;
+	if (d->https != NULL)
+		r += LIM_FD_HTTPS;
+	if (d->rpt != NULL)
+		r += LIM_FD_TLSRPT + (d->dns == NULL ? LIM_FD_DNS : 0) +
+		     (d->https == NULL ? LIM_FD_HTTPS : 0);
+	return r;
 }
 
 /*
@@ -175,6 +193,8 @@ drop_privileges(struct daemon *d, const struct passwd *pw)
 		log_fatal("chown %s", dir);
 	if (cache_chown(d->cache, pw->pw_uid, pw->pw_gid) != 0)
 		log_fatal("chown %s", d->cfg->cache_path);
+	if (srv_chown(d->srv, pw->pw_uid, pw->pw_gid) != 0)
+		log_fatal("chown %s", d->cfg->admin_socket);
 	if (d->rpt != NULL &&
 	    rpt_collect_chown(d->rpt, pw->pw_uid, pw->pw_gid) != 0)
 		log_fatal("chown the tlsrpt store");
@@ -228,6 +248,7 @@ warn_restart_needed(const struct cfg *old, const struct cfg *new)
 	    {"[server] query_socket", offsetof(struct cfg, query_socket)},
 	    {"[server] query_socket_group",
 	     offsetof(struct cfg, query_socket_group)},
+	    {"[server] admin_socket", offsetof(struct cfg, admin_socket)},
 	    {"[server] user", offsetof(struct cfg, user)},
 	    {"[cache] path", offsetof(struct cfg, cache_path)},
 	    {"[dns] resolvers", offsetof(struct cfg, resolvers)},
@@ -275,6 +296,7 @@ reload(struct daemon *d)
 	d->cfg = ncfg;
 	pol_reconfigure(d->pol, ncfg);
 	srv_reconfigure(d->srv, ncfg);
+	adm_reconfigure(d->adm, ncfg);
 	cache_set_memory_entries(d->cache, ncfg->memory_entries);
 	log_set_verbose((int)ncfg->verbose + d->verbose_flags);
 	cfg_free(old);
@@ -308,19 +330,23 @@ static void
 selftest_answer(const struct dns_result *r, void *arg)
 {
 	struct daemon *d = arg;
+	char err[1024];
 
-	if (r->outcome == DNS_DATA && r->security == DNS_SECURE) {
-		log_info("dns: trust anchor validates %s now",
-			 d->cfg->selftest_name);
+	/* The same judgement as at start-up: only an answer that arrived
+	 * and does not validate stops the daemon (issue 10). */
+	switch (dns_selftest_judge(d->dns, r, err, sizeof(err))) {
+	case 0:
+		log_info("dns: trust anchor %s validates %s now",
+			 d->cfg->trust_anchor, r->qname);
 		return;
+	case -2:
+		log_debug("dns: self-test: %s; trying again in %d s", err,
+			  SELFTEST_RETRY_S);
+		selftest_later(d);
+		return;
+	default:
+		log_fatalx("dns: %s", err);
 	}
-	if (r->outcome != DNS_TIMEOUT && r->outcome != DNS_SERVFAIL &&
-	    r->outcome != DNS_ERROR)
-		log_fatalx("dns: trust anchor %s does not validate %s: %s %s",
-			   d->cfg->trust_anchor, d->cfg->selftest_name,
-			   dns_outcome_name(r->outcome),
-			   dns_security_name(r->security));
-	selftest_later(d);
 }
 
 static void
@@ -330,8 +356,8 @@ selftest_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (dns_query(d->dns, d->cfg->selftest_name, DNS_T_SOA, selftest_answer,
-		      d) == NULL)
+	if (dns_query(d->dns, dns_selftest_name(d->dns, d->cfg->selftest_name),
+		      DNS_T_SOA, selftest_answer, d) == NULL)
 		selftest_later(d);
 }
 
@@ -344,6 +370,39 @@ selftest_later(struct daemon *d)
 	    (d->selftest = evtimer_new(d->base, selftest_timer, d)) == NULL)
 		log_fatalx("out of memory");
 	evtimer_add(d->selftest, &tv);
+}
+
+/*
+ * [dns] root_hints are read by getdns's libunbound at its first query,
+ * which comes after the privilege drop: prove now, as [server] user (its
+ * group only, as after the drop), that it can read them, rather than
+ * failing every lookup later.
+ */
+static void
+selftest_hints_readable(const struct cfg *cfg, const struct passwd *pw)
+{
+	gid_t groups[NGROUPS_MAX];
+	int ngroups, fd, saved;
+
+	if (*cfg->root_hints == '\0' || pw == NULL || geteuid() != 0)
+		return;
+	if ((ngroups = getgroups(NGROUPS_MAX, groups)) < 0)
+		log_fatal("getgroups");
+	if (setgroups(1, &pw->pw_gid) != 0 || setegid(pw->pw_gid) != 0 ||
+	    seteuid(pw->pw_uid) != 0)
+		log_fatal("cannot test [dns] root_hints as %s", cfg->user);
+	fd = open(cfg->root_hints, O_RDONLY | O_CLOEXEC);
+	saved = errno;
+	if (seteuid(0) != 0 || setegid(0) != 0 ||
+	    setgroups((size_t)ngroups, groups) != 0)
+		log_fatal("cannot return to root after testing [dns] "
+			  "root_hints");
+	if (fd < 0)
+		log_fatalx("dns: [dns] root_hints %s is not readable by "
+			   "[server] user %s (%s); the resolver reads it "
+			   "again after the privilege drop",
+			   cfg->root_hints, cfg->user, strerror(saved));
+	close(fd);
 }
 
 static void
@@ -419,10 +478,20 @@ main(int argc, char **argv)
 		fprintf(stderr, "tlspolicyd: %s\n", err);
 		return 1;
 	}
-	d.cfgpath = used;
+	/* Issue 10 item 17: the daemon changes to "/", so SIGHUP must find
+	 * the file by its absolute name. */
+	if (used != NULL) {
+		if ((d.cfgpath = realpath(used, NULL)) == NULL) {
+			fprintf(stderr, "tlspolicyd: %s: %s\n", used,
+				strerror(errno));
+			cfg_free(d.cfg);
+			return 1;
+		}
+	}
 	if (check) {
 		cfg_print(d.cfg, stdout);
 		cfg_free(d.cfg);
+		free((char *)d.cfgpath);
 		return 0;
 	}
 
@@ -435,7 +504,7 @@ main(int argc, char **argv)
 	/* Jitter (refresh timing) must differ between daemons started
 	 * together. */
 	srandom((unsigned)(ev_mono_ms() ^ ((uint64_t)getpid() << 16)));
-	raise_fd_limit(d.cfg->max_connections + 64);
+	raise_fd_limit();
 
 	pw = find_user(d.cfg->user);
 	d.base = ev_base_new();
@@ -452,17 +521,20 @@ main(int argc, char **argv)
 		d.dns = dns_new(d.base, d.cfg, err, sizeof(err));
 		if (d.dns == NULL)
 			log_fatalx("dns: %s", err);
+		selftest_hints_readable(d.cfg, pw);
 		switch (dns_selftest(d.dns, d.cfg->selftest_name, err,
 				     sizeof(err))) {
 		case 0:
 			break;
 		case -2:
 			/* A mail server must come up during a network
-			 * outage: serve from the store, and prove the anchor
-			 * as soon as DNS answers. */
+			 * outage, or before its network is up: serve from
+			 * the store, and prove the anchor as soon as DNS
+			 * answers (issue 10 item 5). */
 			log_warnx("dns: %s; answering from the store until "
-				  "DNS answers, then testing the trust anchor",
-				  err);
+				  "DNS answers, then testing the trust anchor "
+				  "(every %d s)",
+				  err, SELFTEST_RETRY_S);
 			selftest_later(&d);
 			break;
 		default:
@@ -484,13 +556,21 @@ main(int argc, char **argv)
 	d.srv = srv_new(d.base, d.cfg, d.pol, d.cache, err, sizeof(err));
 	if (d.srv == NULL)
 		log_fatalx("listen: %s", err);
+	if ((d.adm = adm_new(d.cfg, d.cache, d.pol)) == NULL)
+		log_fatalx("out of memory");
+	srv_set_admin(d.srv, d.adm);
 	if (d.cfg->tlsrpt_enabled) {
 		d.rpt = rpt_collect_new(d.base, d.cfg, d.cache, d.dns, d.https,
 					err, sizeof(err));
 		if (d.rpt == NULL)
 			log_fatalx("tlsrpt: %s", err);
 		srv_set_report(d.srv, rpt_collect_feed_cb, d.rpt);
+		/* The admin socket's report commands use the daemon's own
+		 * store and sender (issue 8: a thin CLI). */
+		adm_set_tlsrpt(d.adm, rpt_collect_store(d.rpt),
+			       rpt_collect_deliver(d.rpt));
 	}
+	srv_set_fd_reserve(d.srv, fd_reserve(&d));
 	drop_privileges(&d, pw);
 
 	for (i = 0; i < 3; i++) {
@@ -504,10 +584,11 @@ main(int argc, char **argv)
 			log_fatalx("event_reinit failed");
 	}
 	srv_start(d.srv);
-	log_info("ready: socketmap %s; query %s; store %s; config %s; "
-		 "%zu static policies",
+	log_info("ready: socketmap %s; query %s; admin %s; store %s; "
+		 "config %s; %zu static policies",
 		 d.cfg->socketmap,
 		 *d.cfg->query_socket ? d.cfg->query_socket : "(off)",
+		 *d.cfg->admin_socket ? d.cfg->admin_socket : "(off)",
 		 d.cfg->cache_path, d.cfg->source, d.cfg->nstatics);
 
 	event_base_dispatch(d.base);
@@ -517,12 +598,14 @@ main(int argc, char **argv)
 	if (d.selftest != NULL)
 		event_free(d.selftest);
 	srv_free(d.srv);
+	adm_free(d.adm);
 	rpt_collect_free(d.rpt);
 	pol_free(d.pol);
 	https_free(d.https);
 	dns_free(d.dns);
 	cache_close(d.cache);
 	cfg_free(d.cfg);
+	free((char *)d.cfgpath);
 	ev_base_free();
 	log_info("stopped");
 	return 0;

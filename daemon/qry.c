@@ -26,10 +26,15 @@ static const struct {
 } qry_cmds[] = {
     /* clang-format off */
     {"query", QRY_QUERY},
-    {"flush", QRY_FLUSH},
     {"stats", QRY_STATS},
     {"ping", QRY_PING},
     {"report", QRY_REPORT},
+    {"flush", QRY_FLUSH},
+    {"cache_list", QRY_CACHE_LIST},
+    {"cache_show", QRY_CACHE_SHOW},
+    {"report_list", QRY_REPORT_LIST},
+    {"report_show", QRY_REPORT_SHOW},
+    {"report_send", QRY_REPORT_SEND},
     /* clang-format on */
 };
 
@@ -62,6 +67,65 @@ set_key(struct qry_request *req, const char *s, size_t n, char *err,
 	return 0;
 }
 
+/* An optional string member NAME of ROOT: 1 present, 0 absent, -1 not a
+ * string (ERR set). */
+static int
+opt_string(json_t *root, const char *name, const char **str, size_t *len,
+	   char *err, size_t errsz)
+{
+	json_t *v = json_object_get(root, name);
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v)) {
+		snprintf(err, errsz, "%s is not a string", name);
+		return -1;
+	}
+	*str = json_string_value(v);
+	*len = json_string_length(v);
+	return 1;
+}
+
+/* The members each command needs: domain, day. */
+static int
+parse_args(json_t *root, struct qry_request *req, char *err, size_t errsz)
+{
+	int need_domain = req->cmd == QRY_QUERY || req->cmd == QRY_FLUSH ||
+			  req->cmd == QRY_CACHE_SHOW ||
+			  req->cmd == QRY_REPORT_SHOW;
+	int need_day =
+	    req->cmd == QRY_REPORT_SHOW || req->cmd == QRY_REPORT_SEND;
+	int may_domain = need_domain || req->cmd == QRY_REPORT_LIST ||
+			 req->cmd == QRY_REPORT_SEND;
+	const char *str;
+	size_t len;
+	int r;
+
+	if (may_domain) {
+		r = opt_string(root, "domain", &str, &len, err, errsz);
+		if (r < 0)
+			return -1;
+		if (r == 0 && need_domain)
+			return fail(err, errsz, "missing domain");
+		if (r > 0 && set_key(req, str, len, err, errsz) != 0)
+			return -1;
+	}
+	if (req->cmd == QRY_REPORT_LIST || need_day) {
+		r = opt_string(root, "day", &str, &len, err, errsz);
+		if (r < 0)
+			return -1;
+		if (r == 0 && need_day)
+			return fail(err, errsz, "missing day");
+		if (r > 0 && (len == 0 || len >= sizeof(req->day)))
+			return fail(err, errsz, "day: want YYYY-MM-DD");
+		if (r > 0) {
+			memcpy(req->day, str, len);
+			req->day[len] = '\0';
+		}
+	}
+	return 0;
+}
+
 static int
 parse_json(const char *s, size_t n, struct qry_request *req, char *err,
 	   size_t errsz)
@@ -76,7 +140,8 @@ parse_json(const char *s, size_t n, struct qry_request *req, char *err,
 	 * jansson's own messages quote the input, so they are not passed
 	 * on; the reply carries fixed text only.
 	 */
-	root = json_loadb(s, n, JSON_REJECT_DUPLICATES, &jerr);
+	root =
+	    json_loadb(s, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (root == NULL)
 		return fail(err, errsz, "invalid JSON");
 	if (!json_is_object(root)) {
@@ -100,20 +165,10 @@ parse_json(const char *s, size_t n, struct qry_request *req, char *err,
 			goto out;
 		}
 		req->cmd = qry_cmds[i].cmd;
+		req->name = qry_cmds[i].name;
 	}
-	if (req->cmd == QRY_QUERY || req->cmd == QRY_FLUSH) {
-		if ((v = json_object_get(root, "domain")) == NULL) {
-			fail(err, errsz, "missing domain");
-			goto out;
-		}
-		if (!json_is_string(v)) {
-			fail(err, errsz, "domain is not a string");
-			goto out;
-		}
-		if (set_key(req, json_string_value(v), json_string_length(v),
-			    err, errsz) != 0)
-			goto out;
-	}
+	if (parse_args(root, req, err, errsz) != 0)
+		goto out;
 	if (req->cmd == QRY_REPORT) {
 		v = json_object_get(root, "result");
 		if (!json_is_object(v)) {
@@ -135,6 +190,30 @@ out:
 	return rc;
 }
 
+/*
+ * Does the line look like a JSON value other than an object? Such a line
+ * is a mistake of the client's, never a next hop: "null" must not be
+ * looked up in DNS (issue 10 item 20). A next hop such as
+ * "[mx.example.com]:25" or "1.2.3.4" is not valid JSON, so it stays a key.
+ */
+static int
+is_json_value(const char *s, size_t n)
+{
+	json_error_t jerr;
+	json_t *v = json_loadb(s, n, JSON_DECODE_ANY, &jerr);
+
+	if (v == NULL)
+		return 0;
+	json_decref(v);
+	return 1;
+}
+
+int
+qry_cmd_admin(enum qry_cmd cmd)
+{
+	return cmd >= QRY_FLUSH;
+}
+
 int
 qry_parse(const char *line, size_t len, struct qry_request *req, char *err,
 	  size_t errsz)
@@ -142,8 +221,10 @@ qry_parse(const char *line, size_t len, struct qry_request *req, char *err,
 	size_t b = 0, e;
 
 	req->cmd = QRY_QUERY;
+	req->name = "query";
 	req->key[0] = '\0';
 	req->keylen = 0;
+	req->day[0] = '\0';
 	if (errsz > 0)
 		err[0] = '\0';
 	if (len > LIM_QUERY_LINE)
@@ -159,6 +240,8 @@ qry_parse(const char *line, size_t len, struct qry_request *req, char *err,
 		return fail(err, errsz, "empty request");
 	if (line[b] == '{')
 		return parse_json(line + b, e - b, req, err, errsz);
+	if (is_json_value(line + b, e - b))
+		return fail(err, errsz, "request is not a JSON object");
 	/* A bare next hop, taken as it stands (dom_normalize judges it). */
 	if (e - b > LIM_KEY_MAX)
 		return fail(err, errsz, "key too long");
@@ -303,6 +386,7 @@ qry_format_answer(const char *key, size_t keylen, const struct pol_answer *ans)
 	bad |= put(o, "source", jstr_or_null(pol_source_name(ans->source)));
 	bad |= put(o, "domain", jstr_or_null(ans->domain));
 	bad |= put(o, "reason", jstr_or_null(ans->reason));
+	bad |= put(o, "rule", json_string(pol_rule_name(ans->rule)));
 	bad |= put(o, "mode", jstr_or_null(ans->mode));
 	bad |= put(o, "mx", mx_array(ans->mx));
 	bad |= put(o, "expires",

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -33,6 +35,7 @@
 #include "util/cfg.h"
 #include "util/dom.h"
 #include "resolver/pol.h"
+#include "daemon/adm.h"
 #include "daemon/qry.h"
 #include "daemon/smap.h"
 #include "daemon/srv.h"
@@ -41,7 +44,10 @@
 #include "util/log.h"
 #include "util/sock.h"
 
-enum srv_proto { PROTO_SMAP, PROTO_QRY };
+/* The kinds of listener; each has a connection pool of its own, so a
+ * flood on the query socket cannot lock Postfix out (issue 10 item 6). */
+enum srv_proto { PROTO_SMAP, PROTO_QRY, PROTO_ADM, PROTO_N };
+static const char *const proto_names[PROTO_N] = {"socketmap", "query", "admin"};
 
 /* The largest input frame of each protocol, framing included. */
 #define SMAP_FRAME_MAX (LIM_NETSTRING_DIGITS + 1 + LIM_NETSTRING_MAX + 1)
@@ -55,6 +61,27 @@ enum srv_proto { PROTO_SMAP, PROTO_QRY };
 #define WARN_PER_SECOND 20
 /* How long shutdown waits for replies still owed. */
 #define SHUTDOWN_GRACE_S 5
+/* Output buffer of one connection: never larger than the cap plus one
+ * reply of the largest kind, since nothing is added once the cap is
+ * passed (issue 10 item 7); given back once drained if it grew past
+ * OUTBUF_KEEP. */
+#define OUTBUF_HARD (LIM_CONN_OUTPUT + LIM_REPLY_MAX + 64)
+/* The admin socket's listings of a large store are single replies of
+ * many megabytes (tlspolicy reads up to 256 MiB). */
+#define OUTBUF_HARD_ADMIN (256 * 1024 * 1024)
+#define OUTBUF_KEEP	  16384
+/* After accept() failed for want of descriptors: wait this long before
+ * accepting again, instead of spinning on a listener that stays ready. */
+#define ACCEPT_BACKOFF_MS 250
+/* Descriptor warnings: at most one per this many seconds. */
+#define FD_WARN_INTERVAL_S 60
+/* Slots of the per-user count of query connections (a power of two);
+ * a host has far fewer users. Should it fill up, a new user's connections
+ * are not counted (never refused for that). */
+#define PEER_SLOTS 4096
+/* How long after running out of descriptors a "nothing found" answer is
+ * not trusted (the policy module remembers a failed TXT lookup a minute). */
+#define FD_TROUBLE_S 60
 
 struct srv;
 
@@ -73,6 +100,9 @@ struct conn {
 	int fd;
 	unsigned long id;
 	struct event *rev, *wev;
+	struct event *dl;  /* the whole-request deadline */
+	int partial;	   /* the input ends inside a request */
+	struct peer *peer; /* query socket: its user's count, or NULL */
 	char *in;
 	size_t inlen, incap;
 	char *out;
@@ -103,10 +133,20 @@ struct slot {
 	int tlsrpt; /* socketmap: answer with TLS-RPT attributes */
 };
 
+/* Query connections open per client uid (SO_PEERCRED), for
+ * [server] query_max_per_peer. A slot with n == 0 is free for reuse. */
+struct peer {
+	long uid; /* -1: never used */
+	long n;
+};
+
 struct srv_stats {
 	unsigned long long accepted, rejected, requests, framing_errors;
 	unsigned long long answers[POL_PERM + 1];
-	unsigned long long flushes, timeouts;
+	unsigned long long timeouts, request_timeouts, eof_in_request;
+	unsigned long long refused[PROTO_N], admin_denied, accept_paused;
+	unsigned long long refused_peer;
+	unsigned long long local_temp;
 };
 
 struct srv {
@@ -118,6 +158,24 @@ struct srv {
 	size_t nls;
 	struct conn *conns;
 	long nconns;
+	long nconns_by[PROTO_N];
+	/* Connections each pool may hold: the configured limits, cut down
+	 * to what the descriptor limit leaves after the reserve. */
+	long pool_max[PROTO_N];
+	long fd_reserve;
+	long fd_base; /* descriptors open at srv_start(), clients apart */
+	/* Unread output queued over all connections (bytes). */
+	size_t outq;
+	/* Accepting paused after EMFILE/ENFILE. */
+	struct event *backoff;
+	int paused;
+	time_t fd_warned;
+	unsigned long long fd_suppressed;
+	time_t fd_trouble_at; /* last time we were out of descriptors */
+	/* The admin commands, or NULL. */
+	struct adm *adm;
+	/* Query connections per uid (allocated with the query listener). */
+	struct peer *peers;
 	unsigned long next_id;
 	struct srv_stats st;
 	/* Rate limit for warnings caused by clients. */
@@ -285,17 +343,77 @@ buf_reserve(char **buf, size_t *cap, size_t need, size_t initial)
 	return 0;
 }
 
-/* Queue LEN bytes of output. */
+/* Bytes queued for C and not yet written. */
+static size_t
+conn_pending(const struct conn *c)
+{
+	return c->outlen - c->outoff;
+}
+
+/*
+ * May C take another request (or move another reply to its output)? Not
+ * while its own unread output is over LIM_CONN_OUTPUT, nor while the
+ * output of all connections together is over [server] max_queued_output
+ * and C has some of it (issue 10 item 7): a client that does not read
+ * stops being read, and everyone else is still served.
+ */
+static int
+conn_output_full(const struct conn *c)
+{
+	const struct srv *s = c->srv;
+
+	return conn_pending(c) > LIM_CONN_OUTPUT ||
+	       (conn_pending(c) > 0 &&
+		s->outq > (size_t)s->cfg->max_queued_output);
+}
+
+/*
+ * Queue LEN bytes of output. Before the buffer grows, what was written is
+ * dropped from its front, so it never grows past OUTBUF_HARD (callers stop
+ * adding once conn_output_full()).
+ */
 static int
 conn_queue(struct conn *c, const char *data, size_t len)
 {
-	if (c->outoff > 0 && c->outoff == c->outlen)
-		c->outoff = c->outlen = 0;
-	if (buf_reserve(&c->out, &c->outcap, c->outlen + len, OUTBUF_INITIAL))
+	size_t need, ncap,
+	    hard = c->proto == PROTO_ADM ? OUTBUF_HARD_ADMIN : OUTBUF_HARD;
+	char *nb;
+
+	need = c->outlen + len;
+	if (need > c->outcap && c->outoff > 0) {
+		/* Drop the written bytes rather than grow (once per growth,
+		 * not per reply: pipelined replies stay O(1) each). */
+		memmove(c->out, c->out + c->outoff, c->outlen - c->outoff);
+		c->outlen -= c->outoff;
+		c->outoff = 0;
+		need = c->outlen + len;
+	}
+	if (need > hard)
 		return -1;
+	if (need > c->outcap) {
+		ncap = c->outcap ? c->outcap : OUTBUF_INITIAL;
+		while (ncap < need)
+			ncap *= 2;
+		if (ncap > hard)
+			ncap = hard;
+		if ((nb = realloc(c->out, ncap)) == NULL)
+			return -1;
+		c->out = nb;
+		c->outcap = ncap;
+	}
 	memcpy(c->out + c->outlen, data, len);
 	c->outlen += len;
+	c->srv->outq += len;
 	return 0;
+}
+
+/* Forget C's unread output (written, or the connection is gone). */
+static void
+conn_output_done(struct conn *c, size_t n)
+{
+	struct srv *s = c->srv;
+
+	s->outq = s->outq >= n ? s->outq - n : 0;
 }
 
 /*
@@ -311,6 +429,7 @@ conn_flush(struct conn *c)
 
 		if (n > 0) {
 			c->outoff += (size_t)n;
+			conn_output_done(c, (size_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -323,13 +442,19 @@ conn_flush(struct conn *c)
 
 			if (!event_pending(c->wev, EV_WRITE, NULL))
 				event_add(c->wev, &tv);
-			if (c->outlen - c->outoff > LIM_CONN_OUTPUT)
+			if (conn_output_full(c))
 				conn_arm_read(c, 0);
 			return 0;
 		}
 		return -1;
 	}
 	c->outoff = c->outlen = 0;
+	if (c->outcap > OUTBUF_KEEP) {
+		/* A burst is over: do not keep its buffer per idle client. */
+		free(c->out);
+		c->out = NULL;
+		c->outcap = 0;
+	}
 	if (event_pending(c->wev, EV_WRITE, NULL))
 		event_del(c->wev);
 	if (c->closing && c->head == NULL)
@@ -415,7 +540,7 @@ slot_free(struct slot *sl)
 static int
 conn_drain(struct conn *c)
 {
-	while (c->head != NULL && c->head->done) {
+	while (c->head != NULL && c->head->done && !conn_output_full(c)) {
 		struct slot *sl = c->head;
 		int rc = conn_queue(c, sl->reply, sl->len);
 
@@ -457,13 +582,59 @@ conn_reply(struct conn *c, char *owned, size_t len)
 
 static int conn_service(struct conn *c);
 
+/*
+ * DESIGN 6.10, issue 10 item 3: "nothing found" is not trusted while the
+ * daemon is short of file descriptors, since the lookup's DNS queries or
+ * fetch may have failed for want of a socket: such an answer becomes TEMP,
+ * never NOTFOUND. Short means no descriptor is free now (probed with a
+ * dup of FD), or accept() or a probe ran out within FD_TROUBLE_S. COLD: a
+ * lookup that had to resolve (always probed); otherwise (answers from
+ * memory) only probed within FD_TROUBLE_S of trouble, so the hot path
+ * makes no system call.
+ */
+static const struct pol_answer *
+local_shortage(struct srv *s, int fd, int cold, const struct pol_answer *ans,
+	       struct pol_answer *tmp)
+{
+	time_t now = ev_now();
+	int d;
+
+	if (ans->kind != POL_NOTFOUND || ans->source != POL_SRC_NONE)
+		return ans;
+	if (!cold &&
+	    (s->fd_trouble_at == 0 || now - s->fd_trouble_at >= FD_TROUBLE_S))
+		return ans;
+	if ((d = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0)
+		close(d);
+	else if (errno == EMFILE || errno == ENFILE)
+		s->fd_trouble_at = now;
+	if (s->fd_trouble_at == 0 || now - s->fd_trouble_at >= FD_TROUBLE_S)
+		return ans;
+	*tmp = *ans;
+	tmp->kind = POL_TEMP;
+	tmp->data = "local resource shortage (out of file descriptors)";
+	tmp->source = POL_SRC_ERROR;
+	tmp->reason = "the daemon ran out of file descriptors; the lookup "
+		      "proves nothing";
+	s->st.local_temp++;
+	if (warn_allowed(s))
+		log_warnx("%s: answering TEMP, not NOTFOUND: the daemon is "
+			  "out of file descriptors, so the lookup proves "
+			  "nothing",
+			  ans->domain != NULL ? ans->domain : "(lookup)");
+	return tmp;
+}
+
 /* A pending lookup finished: frame its reply and send what is in order. */
 static void
-slot_answered(const struct pol_answer *ans, void *arg)
+slot_answered(const struct pol_answer *answer, void *arg)
 {
 	struct slot *sl = arg;
 	struct conn *c = sl->c;
 	struct srv *s = c->srv;
+	struct pol_answer tmp;
+	const struct pol_answer *ans =
+	    local_shortage(s, c->fd, 1, answer, &tmp);
 
 	sl->req = NULL;
 	count_answer(s, ans);
@@ -485,7 +656,8 @@ static int
 conn_lookup(struct conn *c, const char *key, size_t keylen, int tlsrpt)
 {
 	struct srv *s = c->srv;
-	struct pol_answer ans;
+	struct pol_answer ans, tmp;
+	const struct pol_answer *ap;
 	struct pol_req *req;
 	struct slot *sl;
 	size_t len = 0, hl;
@@ -500,7 +672,7 @@ conn_lookup(struct conn *c, const char *key, size_t keylen, int tlsrpt)
 		sl->req = req;
 		sl->tlsrpt = tlsrpt;
 		slot_add(c, sl);
-		if (c->proto == PROTO_QRY) {
+		if (c->proto != PROTO_SMAP) {
 			if ((sl->key = malloc(keylen + 1)) == NULL)
 				return -1;
 			memcpy(sl->key, key, keylen);
@@ -509,16 +681,17 @@ conn_lookup(struct conn *c, const char *key, size_t keylen, int tlsrpt)
 		}
 		return 0;
 	}
-	count_answer(s, &ans);
-	if (c->head != NULL || c->proto == PROTO_QRY) {
+	ap = local_shortage(s, c->fd, 0, &ans, &tmp);
+	count_answer(s, ap);
+	if (c->head != NULL || c->proto != PROTO_SMAP) {
 		char *reply = c->proto == PROTO_SMAP
-				  ? smap_frame(s, &ans, tlsrpt, &len)
-				  : qry_frame(key, keylen, &ans, &len);
+				  ? smap_frame(s, ap, tlsrpt, &len)
+				  : qry_frame(key, keylen, ap, &len);
 
 		return conn_reply(c, reply, len);
 	}
-	len = tlsrpt ? pol_format_tlsrpt(&ans, s->reply, sizeof(s->reply))
-		     : pol_format(&ans, s->reply, sizeof(s->reply));
+	len = tlsrpt ? pol_format_tlsrpt(ap, s->reply, sizeof(s->reply))
+		     : pol_format(ap, s->reply, sizeof(s->reply));
 	log_lookup(key, keylen, s->reply);
 	hl = smap_header(len, hdr);
 	if (conn_queue(c, hdr, hl) || conn_queue(c, s->reply, len) ||
@@ -565,17 +738,33 @@ static char *
 stats_json(struct srv *s)
 {
 	struct cache_stats cs;
+	struct pol_stats ps;
 	json_t *o;
 	char *txt;
 
 	cache_get_stats(s->cache, &cs);
 	o = json_pack(
-	    "{s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},"
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I},"
 	    "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "connections", (json_int_t)s->nconns, "accepted",
 	    (json_int_t)s->st.accepted, "rejected", (json_int_t)s->st.rejected,
 	    "requests", (json_int_t)s->st.requests, "framing_errors",
-	    (json_int_t)s->st.framing_errors, "answers", "OK",
+	    (json_int_t)s->st.framing_errors, "eof_in_request",
+	    (json_int_t)s->st.eof_in_request, "request_timeouts",
+	    (json_int_t)s->st.request_timeouts, "write_timeouts",
+	    (json_int_t)s->st.timeouts, "admin_denied",
+	    (json_int_t)s->st.admin_denied, "refused_peer",
+	    (json_int_t)s->st.refused_peer, "accept_paused",
+	    (json_int_t)s->st.accept_paused, "local_temp",
+	    (json_int_t)s->st.local_temp, "queued_output", (json_int_t)s->outq,
+	    "flushes", (json_int_t)(s->adm != NULL ? adm_flushes(s->adm) : 0),
+	    "open", "socketmap", (json_int_t)s->nconns_by[PROTO_SMAP], "query",
+	    (json_int_t)s->nconns_by[PROTO_QRY], "admin",
+	    (json_int_t)s->nconns_by[PROTO_ADM], "refused", "socketmap",
+	    (json_int_t)s->st.refused[PROTO_SMAP], "query",
+	    (json_int_t)s->st.refused[PROTO_QRY], "admin",
+	    (json_int_t)s->st.refused[PROTO_ADM], "answers", "OK",
 	    (json_int_t)s->st.answers[POL_OK], "NOTFOUND",
 	    (json_int_t)s->st.answers[POL_NOTFOUND], "TEMP",
 	    (json_int_t)s->st.answers[POL_TEMP], "TIMEOUT",
@@ -587,35 +776,22 @@ stats_json(struct srv *s)
 	    "entries", (json_int_t)cs.entries);
 	if (o == NULL)
 		return NULL;
-	txt = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return txt;
-}
-
-static char *
-flush_json(struct srv *s, const struct qry_request *rq)
-{
-	char dom[LIM_DOMAIN_MAX + 1];
-	enum dom_status ds;
-	enum cache_err ce;
-	json_t *o;
-	char *txt;
-
-	ds = dom_normalize(rq->key, rq->keylen, DOM_SMARTHOST_POLICY, dom,
-			   sizeof(dom));
-	if (ds != DOM_OK)
-		return qry_format_error(dom_strerror(ds));
-	ce = cache_delete(s->cache, dom);
-	if (ce != CACHE_OK && ce != CACHE_NOTFOUND)
-		return qry_format_error(cache_strerror(ce));
-	pol_forget(s->pol, dom);
-	s->st.flushes++;
-	log_info("flushed %s from the store (%s); the next lookup resolves "
-		 "it afresh",
-		 dom, ce == CACHE_OK ? "it was there" : "nothing stored");
-	o = json_pack("{s:b,s:s}", "flushed", ce == CACHE_OK, "domain", dom);
-	if (o == NULL)
-		return NULL;
+	pol_get_stats(s->pol, &ps);
+	/* DESIGN 6.9: what runs behind the answers, for operators and
+	 * tests (a re-check still running while its answer was given). */
+	json_object_set_new(
+	    o, "resolutions",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "active",
+		      (json_int_t)ps.resolving, "running",
+		      (json_int_t)ps.running, "queued", (json_int_t)ps.queued,
+		      "running_background", (json_int_t)ps.running_background,
+		      "waited", (json_int_t)ps.waited, "background_started",
+		      (json_int_t)ps.background, "refreshes",
+		      (json_int_t)ps.refreshes, "dane_failed",
+		      (json_int_t)ps.dane_failed, "store_failures",
+		      (json_int_t)ps.store_failures, "local_failures",
+		      (json_int_t)ps.local_failures, "timeouts",
+		      (json_int_t)ps.timeouts));
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return txt;
@@ -647,19 +823,28 @@ qry_request(struct conn *c, const char *line, size_t len)
 {
 	struct srv *s = c->srv;
 	struct qry_request rq;
-	char err[128];
+	char err[256];
 	char *reply = NULL;
 	size_t rlen = 0;
 
 	if (qry_parse(line, len, &rq, err, sizeof(err)) != 0)
 		reply = qry_format_error(err);
-	else {
+	else if (qry_cmd_admin(rq.cmd) && c->proto != PROTO_ADM) {
+		/* DESIGN 6.11: the query socket is read-only for MTAs. */
+		snprintf(err, sizeof(err),
+			 "%s is an administrative command: it is answered on "
+			 "the admin socket only ([server] admin_socket; use "
+			 "tlspolicy as root or the daemon's user)",
+			 rq.name);
+		reply = qry_format_error(err);
+	} else if (qry_cmd_admin(rq.cmd)) {
+		reply = s->adm != NULL
+			    ? adm_answer(s->adm, &rq)
+			    : qry_format_error("no admin commands configured");
+	} else {
 		switch (rq.cmd) {
 		case QRY_QUERY:
 			return conn_lookup(c, rq.key, rq.keylen, 0);
-		case QRY_FLUSH:
-			reply = flush_json(s, &rq);
-			break;
 		case QRY_STATS:
 			reply = stats_json(s);
 			break;
@@ -676,10 +861,55 @@ qry_request(struct conn *c, const char *line, size_t len)
 			else
 				reply = strdup("{\"counted\":true}");
 			break;
+		default:
+			reply = qry_format_error("unknown cmd");
+			break;
 		}
 	}
 	reply = json_line(reply, &rlen);
 	return conn_reply(c, reply, rlen);
+}
+
+/*
+ * Issue 10 item 6: a request must arrive whole within [server]
+ * request_timeout of its first byte. The idle timeout restarts with every
+ * byte read, so alone it lets a client that sends one byte a second hold
+ * its slot for ever. PARTIAL: the input now ends inside a request; NEW:
+ * requests were consumed, so that partial one began just now.
+ */
+static void
+conn_deadline(struct conn *c, int partial, int new)
+{
+	struct timeval tv = {c->srv->cfg->request_timeout, 0};
+
+	c->partial = partial;
+	if (c->dl == NULL)
+		return;
+	if (!partial) {
+		if (evtimer_pending(c->dl, NULL))
+			evtimer_del(c->dl);
+	} else if (new || !evtimer_pending(c->dl, NULL)) {
+		evtimer_add(c->dl, &tv);
+	}
+}
+
+static void
+conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct srv *s = c->srv;
+
+	(void)fd;
+	(void)what;
+	if (!c->partial)
+		return;
+	s->st.request_timeouts++;
+	if (warn_allowed(s))
+		log_warnx("%s connection %lu: no whole request within %ld s "
+			  "([server] request_timeout), closing",
+			  proto_names[c->proto], c->id,
+			  s->cfg->request_timeout);
+	conn_close(c);
 }
 
 /*
@@ -693,8 +923,10 @@ conn_process(struct conn *c)
 	static const char too_long[] =
 	    "{\"error\":\"request line too long\"}\n";
 	size_t off = 0;
-	int rc = 0;
+	int rc = 0, partial = 0;
 
+	if (conn_drain(c) != 0)
+		return -1;
 	while (off < c->inlen && !c->closing) {
 		const char *p = c->in + off;
 		size_t avail = c->inlen - off, used;
@@ -706,8 +938,10 @@ conn_process(struct conn *c)
 
 			st = smap_decode(p, avail, LIM_NETSTRING_MAX, &payload,
 					 &plen, &used);
-			if (st == SMAP_MORE)
+			if (st == SMAP_MORE) {
+				partial = 1;
 				break;
+			}
 			if (st != SMAP_OK) {
 				/* SPEC B: bad framing closes the connection;
 				 * Postfix retries once (SPEC A1.7). */
@@ -716,6 +950,7 @@ conn_process(struct conn *c)
 					log_warnx("socketmap connection %lu: "
 						  "%s, closing",
 						  c->id, smap_strerror(st));
+				c->partial = 0;
 				return -1;
 			}
 			rc = smap_request(c, payload, plen);
@@ -723,12 +958,15 @@ conn_process(struct conn *c)
 			const char *nl = memchr(p, '\n', avail);
 
 			if (nl == NULL) {
+				partial = 1;
 				if (avail >= QRY_FRAME_MAX) {
+					partial = 0;
 					s->st.framing_errors++;
 					if (warn_allowed(s))
-						log_warnx("query connection "
+						log_warnx("%s connection "
 							  "%lu: request line "
 							  "too long, closing",
+							  proto_names[c->proto],
 							  c->id);
 					rc = conn_queue(c, too_long,
 							strlen(too_long));
@@ -745,14 +983,14 @@ conn_process(struct conn *c)
 		off += used;
 		/* Stop taking requests from a client that does not read,
 		 * or that has too many lookups pending. */
-		if (c->outlen - c->outoff > LIM_CONN_OUTPUT ||
-		    c->nslots >= LIM_CONN_PENDING)
+		if (conn_output_full(c) || c->nslots >= LIM_CONN_PENDING)
 			break;
 	}
 	if (off > 0) {
 		memmove(c->in, c->in + off, c->inlen - off);
 		c->inlen -= off;
 	}
+	conn_deadline(c, partial, off > 0);
 	return 0;
 }
 
@@ -813,6 +1051,20 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (n == 0) {
 		/* A half-close: the client sends no more but may still
 		 * read, so answer what it asked, then close. */
+		if (c->partial) {
+			/* PROTOCOL.md 2.4: a framing error, logged and
+			 * counted (issue 10 item 20). */
+			c->srv->st.framing_errors++;
+			c->srv->st.eof_in_request++;
+			if (warn_allowed(c->srv))
+				log_warnx("%s connection %lu: end of file in "
+					  "the middle of %s",
+					  proto_names[c->proto], c->id,
+					  c->proto == PROTO_SMAP
+					      ? "a netstring"
+					      : "a request line");
+			conn_deadline(c, 0, 0);
+		}
 		c->closing = 1;
 		conn_arm_read(c, 0);
 		if (conn_flush(c) != 0)
@@ -861,7 +1113,13 @@ conn_close(struct conn *c)
 
 	event_free(c->rev);
 	event_free(c->wev);
+	if (c->dl != NULL)
+		event_free(c->dl);
+	conn_output_done(c, conn_pending(c));
+	if (c->peer != NULL)
+		c->peer->n--;
 	close(c->fd);
+	s->nconns_by[c->proto]--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -883,6 +1141,148 @@ conn_close(struct conn *c)
 		srv_maybe_done(s);
 }
 
+static void listeners_arm(struct srv *s, int on);
+
+/* Descriptor trouble is logged once a minute at most, with a count. */
+static void
+fd_warn(struct srv *s, const char *what)
+{
+	time_t now = ev_now();
+
+	if (s->fd_warned != 0 && now - s->fd_warned < FD_WARN_INTERVAL_S) {
+		s->fd_suppressed++;
+		return;
+	}
+	log_warnx("%s; not accepting connections for %d ms (%llu similar "
+		  "warnings suppressed)",
+		  what, ACCEPT_BACKOFF_MS, s->fd_suppressed);
+	s->fd_warned = now;
+	s->fd_suppressed = 0;
+}
+
+static void
+backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->paused = 0;
+	if (!s->stopping)
+		listeners_arm(s, 1);
+}
+
+/*
+ * Issue 10 item 3: accept() failed for want of descriptors. The listener
+ * stays readable, so accepting again at once would spin; wait a moment
+ * with every listener off. Outbound DNS and HTTPS keep their reserve.
+ */
+static void
+accept_pause(struct srv *s, const struct listener *l, int err)
+{
+	struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
+	char what[256];
+
+	s->st.accept_paused++;
+	s->fd_trouble_at = ev_now();
+	snprintf(what, sizeof(what), "%s: accept: %s", l->name,
+		 err == EMFILE ? "the process is out of file descriptors"
+			       : "the system is out of file descriptors");
+	fd_warn(s, what);
+	if (s->backoff == NULL &&
+	    (s->backoff = evtimer_new(s->base, backoff_cb, s)) == NULL)
+		return;
+	listeners_arm(s, 0);
+	s->paused = 1;
+	evtimer_add(s->backoff, &tv);
+}
+
+/* DESIGN 6.11: the admin socket is for root and the daemon's user; the
+ * file mode says so, and the peer's credentials are checked again. */
+static int
+admin_peer_ok(struct srv *s, int fd)
+{
+	static const char denied[] =
+	    "{\"error\":\"the admin socket is for root and the daemon's "
+	    "user only\"}\n";
+	long uid;
+	ssize_t n;
+
+	if (adm_peer_allowed(fd, &uid))
+		return 1;
+	s->st.admin_denied++;
+	if (warn_allowed(s))
+		log_warnx("admin socket: refused a client running as uid %ld "
+			  "(only root and the daemon's user may connect)",
+			  uid);
+	n = send(fd, denied, sizeof(denied) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+	return 0;
+}
+
+/*
+ * The count of query connections of the user UID: an existing slot, else
+ * a free one claimed for it; NULL when the table is full.
+ */
+static struct peer *
+peer_slot(struct srv *s, long uid)
+{
+	size_t h = ((size_t)uid * 2654435761u) & (PEER_SLOTS - 1), i;
+	struct peer *reuse = NULL;
+
+	for (i = 0; i < PEER_SLOTS; i++) {
+		struct peer *p = &s->peers[(h + i) & (PEER_SLOTS - 1)];
+
+		if (p->uid == uid)
+			return p;
+		if (p->uid == -1) {
+			p = reuse != NULL ? reuse : p;
+			p->uid = uid;
+			p->n = 0;
+			return p;
+		}
+		if (p->n == 0 && reuse == NULL)
+			reuse = p;
+	}
+	if (reuse != NULL) {
+		reuse->uid = uid;
+		reuse->n = 0;
+	}
+	return reuse;
+}
+
+/*
+ * Issue 10 item 6: one user (one MTA, one script) may hold at most
+ * [server] query_max_per_peer query connections, so it cannot take the
+ * pool from the others. Returns the user's slot to count the connection
+ * in, or NULL with *REFUSE set when the user is at its limit.
+ */
+static struct peer *
+peer_admit(struct srv *s, int fd, int *refuse)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct peer *p;
+
+	*refuse = 0;
+	if (s->peers == NULL || s->cfg->query_max_per_peer == 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
+	    len != sizeof(cr) || (p = peer_slot(s, (long)cr.uid)) == NULL)
+		return NULL;
+	if (p->n >= s->cfg->query_max_per_peer) {
+		*refuse = 1;
+		s->st.refused_peer++;
+		if (warn_allowed(s))
+			log_warnx("query socket: user %ld has %ld connections "
+				  "open, the most one user may have "
+				  "([server] query_max_per_peer); refusing "
+				  "one",
+				  (long)cr.uid, p->n);
+		return NULL;
+	}
+	return p;
+}
+
 static void
 accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
@@ -891,11 +1291,16 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 	int i;
 
 	(void)what;
-	for (i = 0; i < ACCEPT_BATCH; i++) {
+	for (i = 0; i < ACCEPT_BATCH && !s->paused; i++) {
+		struct peer *peer = NULL;
 		struct conn *c;
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				accept_pause(s, l, errno);
+				return;
+			}
 			if (errno == EAGAIN || errno == EWOULDBLOCK ||
 			    errno == EINTR || errno == ECONNABORTED)
 				return;
@@ -903,17 +1308,38 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 				log_warn("%s: accept", l->name);
 			return;
 		}
-		if (s->nconns >= s->cfg->max_connections) {
-			/* DESIGN 6.4: bounded; the client sees EOF and
-			 * Postfix retries (SPEC A1.7). */
+		if (s->nconns_by[l->proto] >= s->pool_max[l->proto]) {
+			/* DESIGN 6.4: bounded, per listener kind; the client
+			 * sees EOF and Postfix retries (SPEC A1.7). */
 			s->st.rejected++;
+			s->st.refused[l->proto]++;
 			if (warn_allowed(s))
-				log_warnx("%s: %ld connections open, the "
-					  "[server] max_connections limit; "
-					  "refusing one",
-					  l->name, s->nconns);
+				log_warnx("%s: %ld %s connections open, the "
+					  "most allowed (%s); refusing one",
+					  l->name, s->nconns_by[l->proto],
+					  proto_names[l->proto],
+					  l->proto == PROTO_SMAP
+					      ? "[server] max_connections"
+					  : l->proto == PROTO_QRY
+					      ? "[server] query_max_connections"
+					      : "admin connections");
 			close(fd);
 			continue;
+		}
+		if (l->proto == PROTO_ADM && !admin_peer_ok(s, fd)) {
+			close(fd);
+			continue;
+		}
+		if (l->proto == PROTO_QRY) {
+			int refuse;
+
+			peer = peer_admit(s, fd, &refuse);
+			if (refuse) {
+				s->st.rejected++;
+				s->st.refused[l->proto]++;
+				close(fd);
+				continue;
+			}
 		}
 		if ((c = calloc(1, sizeof(*c))) == NULL) {
 			close(fd);
@@ -923,17 +1349,21 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 		c->proto = l->proto;
 		c->fd = fd;
 		c->id = ++s->next_id;
+		if ((c->peer = peer) != NULL)
+			peer->n++;
 		c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST,
 				   conn_read_cb, c);
 		c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST,
 				   conn_write_cb, c);
+		c->dl = evtimer_new(s->base, conn_deadline_cb, c);
 		c->next = s->conns;
 		if (s->conns)
 			s->conns->prev = c;
 		s->conns = c;
 		s->nconns++;
+		s->nconns_by[c->proto]++;
 		s->st.accepted++;
-		if (c->rev == NULL || c->wev == NULL) {
+		if (c->rev == NULL || c->wev == NULL || c->dl == NULL) {
 			conn_close(c);
 			return;
 		}
@@ -981,6 +1411,20 @@ srv_new(struct event_base *base, const struct cfg *cfg, struct pol *pol,
 			 strlen(cfg->query_socket), cfg->query_socket_mode,
 			 cfg->query_socket_group, err, errsz) != 0)
 		goto fail;
+	if (*cfg->query_socket) {
+		if ((s->peers = malloc(PEER_SLOTS * sizeof(*s->peers))) ==
+		    NULL) {
+			snprintf(err, errsz, "out of memory");
+			goto fail;
+		}
+		for (i = 0; i < PEER_SLOTS; i++)
+			s->peers[i].uid = -1;
+	}
+	/* DESIGN 6.11: mode 0600; srv_chown() gives it to [server] user. */
+	if (*cfg->admin_socket &&
+	    add_listener(s, PROTO_ADM, cfg->admin_socket,
+			 strlen(cfg->admin_socket), 0600, "", err, errsz) != 0)
+		goto fail;
 	for (i = 0; i < s->nls; i++) {
 		struct listener *l = &s->ls[i];
 
@@ -997,13 +1441,144 @@ fail:
 	return NULL;
 }
 
-void
-srv_start(struct srv *s)
+static void
+listeners_arm(struct srv *s, int on)
+{
+	size_t i;
+
+	for (i = 0; i < s->nls; i++) {
+		if (s->ls[i].ev == NULL)
+			continue;
+		if (on)
+			event_add(s->ls[i].ev, NULL);
+		else
+			event_del(s->ls[i].ev);
+	}
+}
+
+/* Descriptors open now (Linux: /proc/self/fd), or -1. */
+static long
+fds_open(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	long n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own descriptor */
+}
+
+static int
+has_listener(const struct srv *s, enum srv_proto proto)
 {
 	size_t i;
 
 	for (i = 0; i < s->nls; i++)
-		event_add(s->ls[i].ev, NULL);
+		if (s->ls[i].proto == proto)
+			return 1;
+	return 0;
+}
+
+/*
+ * Issue 10 item 3: size the connection pools so that clients can never
+ * take the descriptors outbound work needs. What RLIMIT_NOFILE allows,
+ * less what is open now and the reserve, is shared by the pools; when it
+ * is less than the configured limits, the query and admin pools get a
+ * quarter at most and Postfix's socketmap the rest.
+ */
+static void
+pools_size(struct srv *s, int say)
+{
+	const struct cfg *cfg = s->cfg;
+	long want[PROTO_N], budget, total, open_now;
+	struct rlimit rl;
+	int p;
+
+	want[PROTO_SMAP] = cfg->max_connections;
+	want[PROTO_QRY] =
+	    has_listener(s, PROTO_QRY) ? cfg->query_max_connections : 0;
+	want[PROTO_ADM] =
+	    has_listener(s, PROTO_ADM) ? LIM_ADMIN_CONNECTIONS : 0;
+	total = want[PROTO_SMAP] + want[PROTO_QRY] + want[PROTO_ADM];
+	/* Counted once, at start: on a reload the clients' own descriptors
+	 * must not shrink the pools. */
+	if (s->fd_base == 0 && (s->fd_base = fds_open()) < 0)
+		s->fd_base = LIM_FD_BASE;
+	open_now = s->fd_base;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		budget = total;
+	else
+		budget = (long)rl.rlim_cur - open_now - s->fd_reserve;
+	if (budget < 3)
+		budget = 3;
+	for (p = 0; p < PROTO_N; p++)
+		s->pool_max[p] = want[p];
+	if (total > budget) {
+		long rest = budget;
+
+		s->pool_max[PROTO_ADM] = want[PROTO_ADM] < rest / 8
+					     ? want[PROTO_ADM]
+					     : (want[PROTO_ADM] ? 1 : 0);
+		rest -= s->pool_max[PROTO_ADM];
+		s->pool_max[PROTO_QRY] = want[PROTO_QRY] < rest / 4
+					     ? want[PROTO_QRY]
+					     : (want[PROTO_QRY] ? rest / 4 : 0);
+		if (want[PROTO_QRY] && s->pool_max[PROTO_QRY] < 1)
+			s->pool_max[PROTO_QRY] = 1;
+		rest -= s->pool_max[PROTO_QRY];
+		s->pool_max[PROTO_SMAP] = rest < 1 ? 1 : rest;
+	}
+	if (!say)
+		return;
+	log_info("file descriptors: limit %lld, %ld open, %ld kept for DNS, "
+		 "HTTPS and TLS-RPT; client connections: socketmap %ld, "
+		 "query %ld, admin %ld",
+		 rl.rlim_cur == RLIM_INFINITY ? -1LL : (long long)rl.rlim_cur,
+		 open_now, s->fd_reserve, s->pool_max[PROTO_SMAP],
+		 s->pool_max[PROTO_QRY], s->pool_max[PROTO_ADM]);
+	if (total > budget)
+		log_warnx("the file descriptor limit (%lld) leaves room for "
+			  "%ld client connections, fewer than configured "
+			  "(%ld); raise it (LimitNOFILE= in the systemd unit, "
+			  "ulimit -n) or lower [server] max_connections and "
+			  "query_max_connections",
+			  (long long)rl.rlim_cur, budget, total);
+}
+
+void
+srv_set_fd_reserve(struct srv *s, long reserve)
+{
+	s->fd_reserve = reserve;
+}
+
+void
+srv_set_admin(struct srv *s, struct adm *adm)
+{
+	s->adm = adm;
+}
+
+int
+srv_chown(struct srv *s, uid_t uid, gid_t gid)
+{
+	size_t i;
+
+	for (i = 0; i < s->nls; i++)
+		if (s->ls[i].proto == PROTO_ADM && s->ls[i].path != NULL &&
+		    chown(s->ls[i].path, uid, gid) != 0)
+			return -1;
+	return 0;
+}
+
+void
+srv_start(struct srv *s)
+{
+	pools_size(s, 1);
+	listeners_arm(s, 1);
 }
 
 void
@@ -1017,6 +1592,7 @@ void
 srv_reconfigure(struct srv *s, const struct cfg *cfg)
 {
 	s->cfg = cfg;
+	pools_size(s, 0);
 }
 
 static void
@@ -1040,6 +1616,10 @@ close_listeners(struct srv *s)
 		l->path = l->name = NULL;
 	}
 	s->nls = 0;
+	if (s->backoff != NULL) {
+		event_free(s->backoff);
+		s->backoff = NULL;
+	}
 }
 
 static void
@@ -1104,5 +1684,6 @@ srv_free(struct srv *s)
 	if (s->grace)
 		event_free(s->grace);
 	free(s->ls);
+	free(s->peers);
 	free(s);
 }

@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Listeners and client connections: socketmap endpoints (unix: and
- * loopback inet:) and the JSON-lines query socket. Framing, limits,
+ * loopback inet:), the JSON-lines query socket (read-only, for MTAs) and
+ * the admin socket (daemon/adm.h), each kind with a connection pool of
+ * its own. Framing, limits,
  * timeouts and ordering live here; answers come from the policy module.
  */
 #ifndef DAEMON_SRV_H
 #define DAEMON_SRV_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct event_base;
+struct adm;
 struct cfg;
 struct pol;
 struct cache;
@@ -26,8 +30,21 @@ struct srv *srv_new(struct event_base *base, const struct cfg *cfg,
 		    struct pol *pol, struct cache *cache, char *err,
 		    size_t errsz);
 
-/* Start accepting (after the privilege drop). */
+/* Start accepting (after the privilege drop). The connection pools are
+ * sized then from RLIMIT_NOFILE, the descriptors open and the reserve. */
 void srv_start(struct srv *s);
+
+/* Descriptors to keep free for outbound work (DNS, HTTPS, TLS-RPT), sized
+ * by the caller from what runs (util/limits.h LIM_FD_*). */
+void srv_set_fd_reserve(struct srv *s, long reserve);
+
+/* The admin socket's commands (daemon/adm.h), borrowed; without them
+ * administrative requests get an error. */
+void srv_set_admin(struct srv *s, struct adm *adm);
+
+/* Give the admin socket to UID:GID (before the privilege drop); 0, or -1
+ * with errno. */
+int srv_chown(struct srv *s, uid_t uid, gid_t gid);
 
 /* New limits and map names from a reloaded config; open connections stay. */
 void srv_reconfigure(struct srv *s, const struct cfg *cfg);

@@ -4,10 +4,12 @@
  * loop (SPEC A9, DESIGN 4).
  *
  * One long-lived getdns context answers every query. With [dns] resolvers
- * empty it recurses itself (getdns's embedded libunbound); otherwise it is
- * a stub to the listed resolvers and validates every answer itself against
- * [dns] trust_anchor (SPEC A9.64, A9.67). Zero-config trust-anchor
- * fetching, search lists and name appending are off (SPEC A9.66, A8.62).
+ * empty it recurses itself (getdns's embedded libunbound), from the root
+ * servers of [dns] root_hints when set (see ub_ctx_set_option below);
+ * otherwise it is a stub to the listed resolvers and validates every
+ * answer itself against [dns] trust_anchor (SPEC A9.64, A9.67).
+ * Zero-config trust-anchor fetching, search lists and name appending are
+ * off (SPEC A9.66, A8.62).
  *
  * The loop: Debian's libgetdns_ex_event.so exports no symbols (SPEC
  * A9.69), so instead of the extension library this file carries a small
@@ -17,7 +19,14 @@
  * (0 data or NODATA, 3 NXDOMAIN, anything else SERVFAIL), then its
  * dnssec_status, which needs dnssec_return_all_statuses or a bogus reply
  * vanishes and reads like "no record". A timeout arrives as a callback
- * type, not as a status.
+ * type, not as a status. Only a reply to the question asked, with the QR
+ * bit, is an answer: getdns 1.6 hands back an unsent query (no route) or
+ * another lookup's packet (libunbound failing) in its place (issue 10).
+ *
+ * The start-up self-test (dns_selftest, dns_selftest_judge) separates an
+ * answer that does not validate (refuse to run) from no answer at all
+ * (run, retry): a network that is not up yet is found out from the
+ * routing table, without a packet.
  *
  * Callbacks (STYLE rule 8): getdns may answer from its cache inside
  * getdns_general(); such an answer is parked and delivered from a
@@ -28,6 +37,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -35,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <getdns/getdns.h>
@@ -58,10 +69,18 @@
 #define DNS_TIMEOUT_FOREVER UINT64_MAX
 /* Most trust anchors read from the anchor file. */
 #define DNS_ANCHORS_MAX 64
+/* Most records read from a [dns] root_hints file. */
+#define DNS_HINTS_MAX 64
 /* RR types we read besides the ones in dns.h. */
+#define DNS_T_NS     2
 #define DNS_T_DS     43
 #define DNS_T_RRSIG  46
 #define DNS_T_DNSKEY 48
+
+static int dns_name_norm(const char *name, char *out, size_t outsz,
+			 int root_empty);
+static int dns_wire_name(const getdns_bindata *b, char *out, size_t outsz,
+			 int root_empty);
 
 /* Our getdns_eventloop: getdns sees the first member only. */
 struct dns_loop {
@@ -76,8 +95,12 @@ struct dns {
 	getdns_dict *ext;	/* the DNSSEC extensions, for every query */
 	getdns_list *anchors;	/* DS/DNSKEY dicts from the anchor file */
 	getdns_list *upstreams; /* NULL: full recursion */
+	getdns_list *hints;	/* [dns] root_hints records, or NULL */
 	uint64_t timeout_ms;
 	char *anchor_path;
+	char *resolvers; /* [dns] resolvers as configured, for messages */
+	/* The zone the anchor is for: the self-test's default name. */
+	char anchor_owner[LIM_DOMAIN_MAX + 2];
 	char *appdata;
 	struct dns_query *queries; /* in flight, for dns_free() */
 	/* Queries handed to getdns, and those waiting for room: getdns 1.6
@@ -325,9 +348,11 @@ dns_upstreams(const char *list, getdns_list **out, char *err, size_t errsz)
  * yields no anchor is an error here, and dns_selftest() proves the rest.
  */
 static getdns_list *
-dns_anchors(const char *path, char *err, size_t errsz)
+dns_anchors(const char *path, char *owner, size_t ownersz, char *err,
+	    size_t errsz)
 {
 	getdns_list *all = NULL, *keep;
+	getdns_bindata *name;
 	getdns_dict *rr;
 	getdns_return_t r;
 	size_t i, n = 0, k = 0;
@@ -364,6 +389,20 @@ dns_anchors(const char *path, char *err, size_t errsz)
 			continue;
 		if (type != DNS_T_DS && type != DNS_T_DNSKEY)
 			continue;
+		/* The first anchor's owner is the zone the self-test asks
+		 * for by default (issue 10: the root may not be reachable
+		 * through a resolver that serves a private tree). */
+		if (k == 0 && (getdns_dict_get_bindata(rr, "name", &name) !=
+				   GETDNS_RETURN_GOOD ||
+			       dns_wire_name(name, owner, ownersz, 0) != 0)) {
+			getdns_list_destroy(all);
+			getdns_list_destroy(keep);
+			dns_err(err, errsz,
+				"trust anchor %s: a record with a bad owner "
+				"name",
+				path);
+			return NULL;
+		}
 		if (getdns_list_set_dict(keep, k, rr) == GETDNS_RETURN_GOOD)
 			k++;
 	}
@@ -376,6 +415,110 @@ dns_anchors(const char *path, char *err, size_t errsz)
 		return NULL;
 	}
 	return keep;
+}
+
+/*
+ * Read a root hints file ([dns] root_hints, the named.root format): its
+ * NS, A and AAAA records, for getdns_context_set_dns_root_servers(). A
+ * file without an address is an error, not the built-in root servers.
+ */
+static getdns_list *
+dns_hints(const char *path, char *err, size_t errsz)
+{
+	getdns_list *all = NULL, *keep;
+	getdns_dict *rr;
+	getdns_return_t r;
+	size_t i, n = 0, k = 0, naddr = 0;
+	uint32_t type;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		dns_err(err, errsz, "root hints %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	r = getdns_fp2rr_list(fp, &all, NULL, 3600);
+	fclose(fp);
+	if (r != GETDNS_RETURN_GOOD || all == NULL) {
+		dns_err(err, errsz, "root hints %s: not a zone file: %s", path,
+			dns_gerr(r));
+		getdns_list_destroy(all);
+		return NULL;
+	}
+	if ((keep = getdns_list_create()) == NULL) {
+		getdns_list_destroy(all);
+		dns_err(err, errsz, "getdns: out of memory");
+		return NULL;
+	}
+	(void)getdns_list_get_length(all, &n);
+	for (i = 0; i < n && k < DNS_HINTS_MAX; i++) {
+		if (getdns_list_get_dict(all, i, &rr) != GETDNS_RETURN_GOOD ||
+		    getdns_dict_get_int(rr, "type", &type) !=
+			GETDNS_RETURN_GOOD)
+			continue;
+		if (type != DNS_T_A && type != DNS_T_AAAA && type != DNS_T_NS)
+			continue;
+		if (getdns_list_set_dict(keep, k, rr) == GETDNS_RETURN_GOOD) {
+			k++;
+			naddr += type != DNS_T_NS;
+		}
+	}
+	getdns_list_destroy(all);
+	if (naddr == 0) {
+		getdns_list_destroy(keep);
+		dns_err(err, errsz,
+			"root hints %s: no A or AAAA record of a root server",
+			path);
+		return NULL;
+	}
+	return keep;
+}
+
+/*
+ * [dns] root_hints reach libunbound through this wrapper. getdns 1.6
+ * gives no access to the libunbound context it recurses with, and two of
+ * libunbound's defaults defeat a private root: it answers the name RFC
+ * 6761 reserves for testing ("test.") itself, and getdns copies the hints
+ * into a temporary file of its own (mode 0600) that libunbound reads only
+ * at the first query, after the privilege drop. So while root hints are
+ * configured, this definition stands in for libunbound's (the dynamic
+ * linker binds getdns's call to the executable's symbol first): it hands
+ * libunbound the configured file itself and lets the private root answer
+ * for "test.". Every other option passes through unchanged.
+ */
+struct ub_ctx;
+int ub_ctx_set_option(struct ub_ctx *ctx, const char *opt, const char *val);
+
+static char dns_ub_hints[PATH_MAX]; /* "": no root hints configured */
+/* Where getdns 1.6 writes its copy of the root servers (mkstemp). */
+#define DNS_GETDNS_HINTS_TMP P_tmpdir "/getdns-root-dns-servers-"
+
+int
+ub_ctx_set_option(struct ub_ctx *ctx, const char *opt, const char *val)
+{
+	static int (*next)(struct ub_ctx *, const char *, const char *);
+	int r;
+
+	if (next == NULL) {
+		void *sym = dlsym(RTLD_NEXT, "ub_ctx_set_option");
+
+		if (sym == NULL)
+			return -1;
+		memcpy(&next, &sym, sizeof(next));
+	}
+	if (dns_ub_hints[0] == '\0' || opt == NULL || val == NULL ||
+	    *val == '\0' || strcmp(opt, "root-hints:") != 0)
+		return next(ctx, opt, val);
+	if ((r = next(ctx, opt, dns_ub_hints)) != 0)
+		return r;
+	/* getdns's private copy is not used; removed now, while we may,
+	 * it leaves nothing behind after the privilege drop (getdns's own
+	 * unlink at the end then finds nothing, which it ignores). */
+	if (strncmp(val, DNS_GETDNS_HINTS_TMP, strlen(DNS_GETDNS_HINTS_TMP)) ==
+	    0)
+		(void)unlink(val);
+	/* "nodefault" is not honoured through ub_ctx_set_option();
+	 * a transparent zone without data passes every query on. */
+	return next(ctx, "local-zone:", "test. transparent");
 }
 
 /* A context with our settings; the caller sets the event loop. */
@@ -402,6 +545,11 @@ dns_context(const struct dns *d, char *err, size_t errsz)
 		what = "upstream resolvers";
 		r = getdns_context_set_upstream_recursive_servers(ctx,
 								  d->upstreams);
+	}
+	if (r == GETDNS_RETURN_GOOD && d->upstreams == NULL &&
+	    d->hints != NULL) {
+		what = "root servers from [dns] root_hints";
+		r = getdns_context_set_dns_root_servers(ctx, d->hints);
 	}
 	if (r == GETDNS_RETURN_GOOD) {
 		what = "namespaces";
@@ -489,17 +637,32 @@ dns_new(struct event_base *base, const struct cfg *cfg, char *err, size_t errsz)
 	    (uint64_t)(cfg->dns_timeout > 0 ? cfg->dns_timeout : 5) * 1000;
 	d->anchor_path =
 	    strdup(cfg->trust_anchor != NULL ? cfg->trust_anchor : "");
+	d->resolvers = strdup(cfg->resolvers != NULL ? cfg->resolvers : "");
 	/* Zero-config DNSSEC is off; should getdns still want a directory,
 	 * it gets the daemon's private state directory, not $HOME. */
 	d->appdata = dns_dirname(cfg->cache_path);
-	if (d->anchor_path == NULL || d->appdata == NULL) {
+	if (d->anchor_path == NULL || d->appdata == NULL ||
+	    d->resolvers == NULL) {
 		dns_err(err, errsz, "dns: %s", strerror(errno));
 		goto fail;
 	}
 	if (dns_upstreams(cfg->resolvers, &d->upstreams, err, errsz) != 0)
 		goto fail;
-	if ((d->anchors = dns_anchors(d->anchor_path, err, errsz)) == NULL)
+	if ((d->anchors = dns_anchors(d->anchor_path, d->anchor_owner,
+				      sizeof(d->anchor_owner), err, errsz)) ==
+	    NULL)
 		goto fail;
+	if (d->upstreams == NULL && cfg->root_hints != NULL &&
+	    *cfg->root_hints != '\0' &&
+	    (d->hints = dns_hints(cfg->root_hints, err, errsz)) == NULL)
+		goto fail;
+	if (d->hints != NULL) {
+		if (strlen(cfg->root_hints) >= sizeof(dns_ub_hints)) {
+			dns_err(err, errsz, "[dns] root_hints: path too long");
+			goto fail;
+		}
+		strcpy(dns_ub_hints, cfg->root_hints);
+	}
 	/* SPEC A9.65: all statuses, or a bogus reply is silently dropped. */
 	if ((d->ext = getdns_dict_create()) == NULL ||
 	    getdns_dict_set_int(d->ext, "dnssec_return_status",
@@ -743,7 +906,24 @@ dns_fail(struct dns_ans *a, enum dns_outcome o, const char *why)
 	a->res.outcome = o;
 	a->res.security = DNS_INDETERMINATE;
 	a->res.ttl = 0;
+	a->res.answered = 0;
 	snprintf(a->why, sizeof(a->why), "%s", why);
+}
+
+/* 1 when REPLY's question is QNAME (normalised, "." for the root) and
+ * QTYPE. */
+static int
+dns_reply_is_for(const getdns_dict *reply, const char *qname, uint16_t qtype)
+{
+	char name[LIM_DOMAIN_MAX + 2];
+	getdns_bindata *b;
+	uint32_t t;
+
+	if (getdns_dict_get_int(reply, "/question/qtype", &t) || t != qtype ||
+	    getdns_dict_get_bindata(reply, "/question/qname", &b) ||
+	    dns_wire_name(b, name, sizeof(name), 0) != 0)
+		return 0;
+	return strcmp(name, qname) == 0;
 }
 
 /*
@@ -757,7 +937,7 @@ dns_decode(const getdns_dict *resp, uint16_t qtype, struct dns_ans *a)
 	getdns_list *replies, *sect;
 	getdns_dict *reply, *rr;
 	getdns_bindata *cn;
-	uint32_t rcode, st, type, ttl, v, minttl = UINT32_MAX;
+	uint32_t rcode, qr, st, type, ttl, v, minttl = UINT32_MAX;
 	uint32_t negttl = UINT32_MAX;
 	size_t nrep, i, j, n, count = 0, k;
 	int nx = 0;
@@ -779,19 +959,33 @@ dns_decode(const getdns_dict *resp, uint16_t qtype, struct dns_ans *a)
 			dns_fail(a, DNS_SERVFAIL, "malformed reply");
 			return;
 		}
+		/* Issue 10: when a query cannot be sent at all (no route),
+		 * getdns 1.6 hands back the query it meant to send as the
+		 * "reply": no QR bit, rcode 0, nothing in it, labelled
+		 * insecure. That is no answer, never "no record". */
+		if (getdns_dict_get_int(reply, "/header/qr", &qr) || qr != 1) {
+			dns_fail(a, DNS_SERVFAIL,
+				 "no reply (the query could not be sent)");
+			return;
+		}
+		/* In full recursion, when libunbound fails a lookup
+		 * (SERVFAIL from a lame zone), getdns 1.6 may hand back the
+		 * last packet of libunbound's work, a reply to another
+		 * question, as if it were the answer: servfail.test MX came
+		 * back as NODATA for ns.test AAAA. Only a reply to the
+		 * question asked is an answer. */
+		if (!dns_reply_is_for(reply, a->res.qname, qtype)) {
+			dns_fail(a, DNS_SERVFAIL,
+				 "the lookup failed (a reply to another "
+				 "question came back)");
+			return;
+		}
 		if (rcode != 0 && rcode != 3) {
 			/* SPEC A9.70a: getdns labels a SERVFAIL "insecure". */
 			dns_fail(a, DNS_SERVFAIL, "");
 			snprintf(a->why, sizeof(a->why), "rcode %s",
 				 dns_rcode_name(rcode));
-			return;
-		}
-		/* With no server reachable, getdns's recursion hands back its
-		 * own query as the reply (QR clear, NOERROR, "insecure"): no
-		 * answer, never "no such record". */
-		if (getdns_dict_get_int(reply, "/header/qr", &v) == 0 &&
-		    v == 0) {
-			dns_fail(a, DNS_SERVFAIL, "no server answered");
+			a->res.answered = 1;
 			return;
 		}
 		nx |= rcode == 3;
@@ -832,6 +1026,7 @@ dns_decode(const getdns_dict *resp, uint16_t qtype, struct dns_ans *a)
 		}
 	}
 	a->res.security = sec;
+	a->res.answered = 1;
 	/* getdns follows the chain even when the CNAME itself was asked;
 	 * then the owner of the answer is the name asked. */
 	if (qtype != DNS_T_CNAME &&
@@ -1120,6 +1315,157 @@ dns_cancel(struct dns_query *q)
 
 /* Self-test ------------------------------------------------------------- */
 
+/*
+ * Root server addresses for the route check when no root hints are
+ * configured: a few of the IANA root servers' published addresses
+ * (a.root-servers.net, f, k), IPv4 and IPv6. Only a route is looked up;
+ * nothing is sent to them from here.
+ */
+static const char *const dns_root_addrs[] = {
+    "198.41.0.4",	   "192.5.5.241",    "193.0.14.129",
+    "2001:503:ba3e::2:30", "2001:500:2f::f", "2001:7fd::1",
+};
+
+/* 1 when ADDR (presentation form) has a route: connect() on a UDP socket
+ * picks a route and a source address but sends no packet. */
+static int
+dns_route_to(const char *addr)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	int fd, rc;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(53);
+		len = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(53);
+		len = sizeof(*s6);
+	} else
+		return 0;
+	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0;
+	rc = connect(fd, (struct sockaddr *)&ss, len);
+	close(fd);
+	return rc == 0;
+}
+
+/* Full recursion: 1 when at least one root server has a route. */
+static int
+dns_root_routable(const struct dns *d)
+{
+	getdns_bindata *b;
+	getdns_dict *rr;
+	char addr[INET6_ADDRSTRLEN];
+	size_t i, n = 0;
+
+	if (d->hints == NULL) {
+		for (i = 0;
+		     i < sizeof(dns_root_addrs) / sizeof(*dns_root_addrs); i++)
+			if (dns_route_to(dns_root_addrs[i]))
+				return 1;
+		return 0;
+	}
+	(void)getdns_list_get_length(d->hints, &n);
+	for (i = 0; i < n; i++) {
+		if (getdns_list_get_dict(d->hints, i, &rr) !=
+		    GETDNS_RETURN_GOOD)
+			continue;
+		if (getdns_dict_get_bindata(rr, "/rdata/ipv4_address", &b) ==
+			GETDNS_RETURN_GOOD &&
+		    b->size == 4 &&
+		    inet_ntop(AF_INET, b->data, addr, sizeof(addr)))
+			;
+		else if (getdns_dict_get_bindata(rr, "/rdata/ipv6_address",
+						 &b) == GETDNS_RETURN_GOOD &&
+			 b->size == 16 &&
+			 inet_ntop(AF_INET6, b->data, addr, sizeof(addr)))
+			;
+		else
+			continue;
+		if (dns_route_to(addr))
+			return 1;
+	}
+	return 0;
+}
+
+const char *
+dns_selftest_name(const struct dns *d, const char *name)
+{
+	if (name != NULL && *name != '\0')
+		return name;
+	return d != NULL && d->anchor_owner[0] != '\0' ? d->anchor_owner : ".";
+}
+
+int
+dns_selftest_judge(const struct dns *d, const struct dns_result *r, char *err,
+		   size_t errsz)
+{
+	const char *name = r->qname;
+	int own = strcmp(name, d->anchor_owner) == 0;
+
+	/* SPEC A9.66: the anchor must make NAME's SOA secure. */
+	if (r->outcome == DNS_DATA && r->security == DNS_SECURE)
+		return 0;
+	if (d->upstreams == NULL) {
+		/* Full recursion (issue 10 item 5): a machine whose network
+		 * is not up yet gets no answer, which says nothing about the
+		 * anchor; libunbound's SERVFAIL and timeouts are no answer
+		 * either. */
+		if (!r->answered || r->outcome == DNS_SERVFAIL ||
+		    r->outcome == DNS_TIMEOUT || r->outcome == DNS_ERROR) {
+			if (!dns_root_routable(d))
+				dns_err(err, errsz,
+					"no route to any root server%s (the "
+					"network is not up?); no answer for "
+					"%s SOA",
+					d->hints != NULL
+					    ? " in [dns] root_hints"
+					    : "",
+					name);
+			else
+				dns_err(err, errsz,
+					"no answer for %s SOA from the root "
+					"servers: %s",
+					name, r->why);
+			return -2;
+		}
+	} else {
+		/* Stub mode (issue 10 item 4): only silence is no answer;
+		 * a SERVFAIL is the configured resolver's answer. */
+		if (!r->answered || r->outcome == DNS_TIMEOUT ||
+		    r->outcome == DNS_ERROR) {
+			dns_err(err, errsz, "no answer for %s SOA: %s", name,
+				r->why);
+			return -2;
+		}
+		if (r->outcome == DNS_SERVFAIL) {
+			dns_err(err, errsz,
+				"the resolver %s answered %s for %s SOA, %s: "
+				"it cannot resolve %s, so nothing can be "
+				"validated through it; point [dns] resolvers "
+				"at a resolver that resolves %s, or %s",
+				d->resolvers, r->why, name,
+				own ? "the zone the trust anchor is for"
+				    : "the [dns] selftest_name",
+				name, name,
+				own ? "give [dns] trust_anchor the key of the "
+				      "zone it serves"
+				    : "set [dns] selftest_name to a signed "
+				      "name it resolves");
+			return -1;
+		}
+	}
+	dns_err(err, errsz, "trust anchor %s does not validate %s: status %s",
+		d->anchor_path, name, r->why);
+	return -1;
+}
+
 int
 dns_selftest(struct dns *d, const char *name, char *err, size_t errsz)
 {
@@ -1128,10 +1474,10 @@ dns_selftest(struct dns *d, const char *name, char *err, size_t errsz)
 	getdns_dict *resp = NULL;
 	getdns_return_t r;
 	struct dns_ans a;
-	int rc = -1;
+	int rc;
 
-	if (d == NULL || name == NULL ||
-	    dns_name_norm(name, qname, sizeof(qname), 0) != 0) {
+	if (d == NULL || dns_name_norm(dns_selftest_name(d, name), qname,
+				       sizeof(qname), 0) != 0) {
 		dns_err(err, errsz, "dns self-test: bad name");
 		return -1;
 	}
@@ -1145,18 +1491,7 @@ dns_selftest(struct dns *d, const char *name, char *err, size_t errsz)
 		dns_fail(&a, DNS_ERROR, dns_gerr(r));
 	else
 		dns_decode(resp, DNS_T_SOA, &a);
-	/* SPEC A9.66: the anchor must make NAME's SOA secure. */
-	if (a.res.outcome == DNS_DATA && a.res.security == DNS_SECURE)
-		rc = 0;
-	else if (a.res.outcome == DNS_TIMEOUT ||
-		 a.res.outcome == DNS_SERVFAIL || a.res.outcome == DNS_ERROR) {
-		/* No answer says nothing about the anchor. */
-		rc = -2;
-		dns_err(err, errsz, "no answer for %s SOA: %s", qname, a.why);
-	} else
-		dns_err(err, errsz,
-			"trust anchor %s does not validate %s: status %s",
-			d->anchor_path, qname, a.why);
+	rc = dns_selftest_judge(d, &a.res, err, errsz);
 	dns_ans_free(&a);
 	if (resp != NULL)
 		getdns_dict_destroy(resp);
@@ -1186,7 +1521,10 @@ dns_free(struct dns *d)
 		getdns_list_destroy(d->anchors);
 	if (d->upstreams != NULL)
 		getdns_list_destroy(d->upstreams);
+	if (d->hints != NULL)
+		getdns_list_destroy(d->hints);
 	free(d->anchor_path);
+	free(d->resolvers);
 	free(d->appdata);
 	free(d);
 }

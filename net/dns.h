@@ -84,6 +84,9 @@ struct dns_result {
 	size_t nrr;
 	const struct dns_rr *rr; /* records of qtype only (no RRSIG/CNAME) */
 	const char *why;	 /* short text for logs and tlspolicy check */
+	int answered; /* 1: a server's reply was decoded (the outcome is what
+			 it said); 0: none came (timeout, no route, getdns
+			 failed), whatever the outcome reads */
 };
 
 struct dns;
@@ -96,21 +99,39 @@ struct dns_query;
 typedef void dns_cb(const struct dns_result *res, void *arg);
 
 /*
- * Create the resolver from [dns] (resolvers empty: full recursion; else
- * stub mode to the listed servers, validating every answer against
- * [dns] trust_anchor). NULL with a reason in ERR.
+ * Create the resolver from [dns] (resolvers empty: full recursion, from
+ * [dns] root_hints when set, else from the built-in root servers; else
+ * stub mode to the listed servers), validating every answer against
+ * [dns] trust_anchor. NULL with a reason in ERR.
  */
 struct dns *dns_new(struct event_base *base, const struct cfg *cfg, char *err,
 		    size_t errsz);
 
 /*
- * Start-up self-test (SPEC A9.66): look up NAME (e.g. "." SOA, or the
- * configured [dns] selftest_name) synchronously and fail unless the answer
- * is secure. Returns 0; -1 when an answer came and did not validate (the
- * trust anchor is wrong); -2 when no answer came (timeout, SERVFAIL,
- * internal error), which says nothing about the anchor. ERR says why.
+ * The name the self-test asks: NAME when set, else (NULL or "") the owner
+ * of the trust anchor (the zone its DS/DNSKEY records are for, "." for the
+ * root). Borrowed from D (or NAME) for D's lifetime.
+ */
+const char *dns_selftest_name(const struct dns *d, const char *name);
+
+/*
+ * Start-up self-test (SPEC A9.66): look up dns_selftest_name(NAME) SOA
+ * synchronously and fail unless the answer is secure. Returns what
+ * dns_selftest_judge() says of the answer. ERR says why.
  */
 int dns_selftest(struct dns *d, const char *name, char *err, size_t errsz);
+
+/*
+ * What a self-test answer R (of dns_selftest_name() SOA) says about the
+ * trust anchor: 0 it validates; -1 an answer arrived that does not
+ * validate (the anchor, or the resolver, is wrong: refuse to run); -2 no
+ * answer came, which says nothing about the anchor (start, retry). In
+ * stub mode a SERVFAIL from the configured resolver is an answer (-1); in
+ * full recursion SERVFAIL and timeouts are no answer, and so is a network
+ * with no route to the root servers. ERR says why in plain words.
+ */
+int dns_selftest_judge(const struct dns *d, const struct dns_result *r,
+		       char *err, size_t errsz);
 
 /* Ask NAME/TYPE; CB(RES, ARG) runs exactly once later unless cancelled.
  * NULL when the query cannot be started (then nothing is called). */

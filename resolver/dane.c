@@ -156,9 +156,12 @@ job_finish(struct dane_job *job, enum dane_kind kind)
 	res.hosts = job->hosts;
 	if (job->hosts != NULL)
 		res.kind = dane_verdict(job->mx_secure, job->hosts, job->nhosts,
-					res.why, sizeof(res.why));
+					&res.rule, res.why, sizeof(res.why));
 	else {
 		res.kind = kind;
+		res.rule = kind == DANE_FAILED	 ? DANE_RULE_D6
+			   : kind == DANE_NULLMX ? DANE_RULE_NULLMX
+						 : DANE_RULE_D5;
 		snprintf(res.why, sizeof(res.why), "%s", job->why);
 	}
 	if (job->ignored > 0) {
@@ -501,15 +504,16 @@ mx_cb(const struct dns_result *res, void *arg)
 	job->pending--;
 	/* SPEC A9.70a: the outcome before the security. */
 	if (is_failure(res)) {
-		job_why(job, "SPEC B D6: MX lookup %s failed: %s (A8.54)",
-			job->domain, failure_text(res));
+		/* SPEC B D6, A8.54. */
+		job_why(job, "the MX lookup for %s failed: %s", job->domain,
+			failure_text(res));
 		job_finish(job, DANE_FAILED);
 		return;
 	}
 	take_ttl(job, res);
 	job->mx_secure = res->security == DNS_SECURE;
 	if (res->outcome == DNS_NXDOMAIN) {
-		job_why(job, "SPEC B D5: %s does not exist (%s NXDOMAIN)",
+		job_why(job, "%s does not exist (the denial is %s)",
 			job->domain, dns_security_name(res->security));
 		job_finish(job, DANE_NONE);
 		return;
@@ -530,9 +534,9 @@ mx_cb(const struct dns_result *res, void *arg)
 		goto oom;
 	if (got == 0) {
 		/* RFC 7505: "0 ." says the domain takes no mail. */
-		job_why(job, "%s: %s",
-			nnull > 0 ? "RFC 7505 null MX"
-				  : "SPEC B D5: no MX host",
+		job_why(job,
+			nnull > 0 ? "%s publishes a null MX: it accepts no mail"
+				  : "%s has no usable MX host",
 			job->domain);
 		job_finish(job, nnull > 0 ? DANE_NULLMX : DANE_NONE);
 		return;
@@ -556,7 +560,7 @@ oom:
 	job->hosts = NULL;
 	job->hj = NULL;
 	job->nhosts = 0;
-	job_why(job, "SPEC B D6: %s: out of memory", job->domain);
+	job_why(job, "%s: out of memory", job->domain);
 	job_finish(job, DANE_FAILED);
 }
 
@@ -609,7 +613,7 @@ dane_cancel(struct dane_job *job)
 
 enum dane_kind
 dane_verdict(int mx_secure, const struct dane_host *hosts, size_t nhosts,
-	     char *why, size_t whysz)
+	     enum dane_rule *rule, char *why, size_t whysz)
 {
 	size_t i, n = 0, usable = 0, unusable = 0, noaddr = 0;
 	const struct dane_host *failed = NULL;
@@ -644,50 +648,60 @@ dane_verdict(int mx_secure, const struct dane_host *hosts, size_t nhosts,
 	if (n == 0) {
 		/* Not one host can take mail: nothing for DANE to protect,
 		 * and Postfix finds no host either. */
-		snprintf(why, whysz,
-			 "SPEC B D5: none of %zu MX hosts has an address",
+		snprintf(why, whysz, "none of the %zu MX hosts has an address",
 			 nhosts);
+		*rule = DANE_RULE_D5;
 		return DANE_NONE;
 	}
 	if (failed != NULL) {
 		/* RFC 7672 §2.1.1: delay, never fall back. */
 		snprintf(why, whysz,
-			 "SPEC B D6: lookup failure for %s MX host %s",
-			 mx_secure ? "secure" : "insecure", failed->name);
+			 "looking up MX host %s failed (its MX records are %s)",
+			 failed->name, mx_secure ? "signed" : "not signed");
+		*rule = DANE_RULE_D6;
 		return DANE_FAILED;
 	}
 	if (!mx_secure) {
 		if (usable > 0) {
 			snprintf(why, whysz,
-				 "SPEC B D4: insecure MX, %zu of %zu MX hosts "
-				 "have usable TLSA",
+				 "the MX records are not signed, but %zu of "
+				 "%zu MX hosts have usable TLSA records",
 				 usable, n);
+			*rule = DANE_RULE_D4;
 			return DANE_DANE;
 		}
 		snprintf(why, whysz,
-			 "SPEC B D5: insecure MX, no MX host has usable TLSA");
+			 "the MX records are not signed and no MX host has "
+			 "usable TLSA records");
+		*rule = DANE_RULE_D5;
 		return DANE_NONE;
 	}
 	if (usable == n) {
 		snprintf(why, whysz,
-			 "SPEC B D1: all %zu MX hosts have usable TLSA", n);
+			 "all %zu MX hosts have usable TLSA records", n);
+		*rule = DANE_RULE_D1;
 		return DANE_ONLY;
 	}
 	if (usable + unusable == 0) {
 		snprintf(why, whysz,
-			 "SPEC B D5: secure MX, none of %zu MX hosts has "
-			 "secure TLSA",
+			 "the MX records are signed, but none of the %zu MX "
+			 "hosts has TLSA records",
 			 n);
+		*rule = DANE_RULE_D5;
 		return DANE_NONE;
 	}
 	if (usable == 0 && unusable == n) {
 		snprintf(why, whysz,
-			 "SPEC B D3: %zu MX hosts have TLSA, none usable", n);
+			 "all %zu MX hosts have TLSA records, none of them "
+			 "usable",
+			 n);
+		*rule = DANE_RULE_D3;
 		return DANE_DANE;
 	}
 	snprintf(why, whysz,
-		 "SPEC B D2: %zu of %zu MX hosts have TLSA (%zu usable)",
+		 "%zu of %zu MX hosts have TLSA records (%zu usable)",
 		 usable + unusable, n, usable);
+	*rule = DANE_RULE_D2;
 	return DANE_DANE;
 }
 
@@ -727,6 +741,21 @@ dane_kind_name(enum dane_kind k)
 	case DANE_FAILED:
 		return "failed";
 	}
+	return "unknown";
+}
+
+const char *
+dane_rule_name(enum dane_rule r)
+{
+	static const char *const names[] = {
+	    [DANE_RULE_D1] = "D1",	    [DANE_RULE_D2] = "D2",
+	    [DANE_RULE_D3] = "D3",	    [DANE_RULE_D4] = "D4",
+	    [DANE_RULE_D5] = "D5",	    [DANE_RULE_D6] = "D6",
+	    [DANE_RULE_NULLMX] = "null-mx",
+	};
+
+	if ((unsigned)r < sizeof(names) / sizeof(names[0]) && names[r])
+		return names[r];
 	return "unknown";
 }
 

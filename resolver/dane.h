@@ -28,6 +28,17 @@ enum dane_kind {
 };
 
 /* What one MX host contributed, for tlspolicy check and logs. */
+/* The row of the answer table that decided (SPEC B), for tests and JSON. */
+enum dane_rule {
+	DANE_RULE_D1 = 1,
+	DANE_RULE_D2,
+	DANE_RULE_D3,
+	DANE_RULE_D4,
+	DANE_RULE_D5,
+	DANE_RULE_D6,
+	DANE_RULE_NULLMX,
+};
+
 enum dane_host_state {
 	DANE_HOST_USABLE = 0, /* secure TLSA with at least one usable record */
 	DANE_HOST_UNUSABLE,   /* secure TLSA, no usable record (A8.58) */
@@ -50,6 +61,7 @@ struct dane_host {
 struct dane_result {
 	const char *domain;
 	enum dane_kind kind;
+	enum dane_rule rule;
 	int mx_secure; /* the MX RRset (or its denial) validated */
 	int implicit;  /* no MX: the domain itself is the host */
 	uint32_t ttl;  /* smallest TTL of every RRset involved */
@@ -83,13 +95,16 @@ void dane_cancel(struct dane_job *job);
  * DANE_NONE (no host can take mail, so there is nothing to protect).
  */
 enum dane_kind dane_verdict(int mx_secure, const struct dane_host *hosts,
-			    size_t nhosts, char *why, size_t whysz);
+			    size_t nhosts, enum dane_rule *rule, char *why,
+			    size_t whysz);
 
 /* Is one TLSA record usable for SMTP (A8.57)? */
 int dane_tlsa_usable(uint8_t usage, uint8_t selector, uint8_t mtype,
 		     size_t len);
 
 const char *dane_kind_name(enum dane_kind k);
+/* "D1" … "D6", "null-mx". */
+const char *dane_rule_name(enum dane_rule r);
 const char *dane_host_state_name(enum dane_host_state s);
 
 #endif /* RESOLVER_DANE_H */

@@ -25,20 +25,21 @@
 #include "resolver/sts.h"
 #include "util/dom.h"
 #include "resolver/pol.h"
+#include "resolver/res.h"
 #include "util/ev.h"
 #include "util/limits.h"
 #include "util/log.h"
-
-/* "secure match=" + patterns + " servername=hostname": patterns are at
- * most LIM_MX_PATTERNS names of at most 255 bytes with a separator. */
-#define POL_MATCH_MAX (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 3) + 64)
 
 /* D7: how long a verdict outlives its TTL when a refresh fails. */
 #define POL_DANE_GRACE 900
 /* Bounds on how long a DANE verdict is trusted without a new look. */
 #define POL_DANE_MIN_TTL 60
 #define POL_DANE_MAX_TTL 86400
-#define POL_RES_BUCKETS	 1024
+/* Prefetch (DESIGN 6.9): a verdict looked up in the last tenth of its
+ * lifetime is refreshed in the background, as unbound prefetches. After
+ * a failed background refresh, the next waits this long. */
+#define POL_PREFETCH_DIVISOR 10
+#define POL_DANE_RETRY	     30
 /* MTA-STS discovery: re-check a live policy's TXT id this often (SPEC
  * A6.45), and remember "no policy" / "lookup failed" this long in memory
  * only (A6.46). */
@@ -47,83 +48,69 @@
 #define POL_STS_HOLD_FAILED 60
 #define POL_HOLD_SLOTS	    65536
 /* Proactive refresh: a step every few seconds reads a bounded batch of
- * stored policies; a few refreshes run at once. */
+ * stored policies and queues a few at a time as background work. */
 #define POL_REFRESH_TICK  5
 #define POL_REFRESH_BATCH 256
 #define POL_REFRESH_MAX	  8
-/* Warnings about malformed lookup keys per second, at most. */
-#define POL_BAD_KEY_LOGS 10
-/* Resolutions running at once; the rest wait in order. */
-#define POL_ACTIVE_MAX 32
-
-struct pol_res;
+/* Warnings that can repeat per lookup, per second at most. */
+#define POL_WARN_LOGS 10
+/* Resolutions running at once (the rest wait in order), and how many of
+ * them may be background work, so clients always find a slot: a burst
+ * of cold domains must not flood the resolver (each validating lookup
+ * brings its own DS/DNSKEY queries). */
+#define POL_ACTIVE_MAX	   32
+#define POL_BACKGROUND_MAX 16
 
 /* A client waiting for a resolution. */
 struct pol_req {
-	struct pol_req *next;
-	struct pol_res *res;
+	struct pol *pol;
 	pol_cb *cb;
 	void *arg;
-	struct event *timer; /* [server] lookup_timeout */
+	struct res_waiter *waiter;
 };
 
-/* One domain being resolved (single-flight). */
-struct pol_res {
-	struct pol_res *next; /* hash chain */
-	struct pol *pol;
-	char domain[LIM_DOMAIN_MAX + 1];
-	struct dane_job *dane;	 /* running DANE classification */
-	struct sts_job *sts;	 /* running MTA-STS discovery and fetch */
-	int dane_failed;	 /* the DANE lookup failed (D6) */
-	int dane_decisive;	 /* DANE decided: MTA-STS is not waited for */
-	int dane_started;	 /* DANE ran (or runs) for this resolution */
-	int sts_started;	 /* MTA-STS ran (or runs) for it */
-	int refresh;		 /* started by the proactive refresh */
-	int active;		 /* counted in pol.nactive */
-	int queued;		 /* waits for a free slot in pol.queue */
-	int need_dane, need_sts; /* what to start when it leaves the queue */
-	struct pol_res *qnext;
-	struct pol_req *waiters;
-};
-
-/* When a domain's MTA-STS discovery may run again. */
+/* When a domain's next MTA-STS discovery or DANE refresh may run. */
 struct pol_hold {
 	uint64_t hash;
 	time_t until;
 };
 
-static void req_free(struct pol_req *q);
+/* A rate limit for one kind of warning. */
+struct pol_ratelimit {
+	time_t sec;
+	unsigned n;
+};
 
 struct pol {
 	const struct cfg *cfg;
 	struct cache *cache;
 	struct dns *dns;     /* NULL: answer from the store only */
 	struct https *https; /* NULL: no MTA-STS fetches */
-	struct pol_hold hold[POL_HOLD_SLOTS];
+	struct res *res;     /* the resolution scheduler */
+	struct pol_hold hold[POL_HOLD_SLOTS];	   /* MTA-STS discovery */
+	struct pol_hold dane_hold[POL_HOLD_SLOTS]; /* DANE refresh retry */
 	/* Proactive refresh (SPEC A6.44): a walk over the stored policies. */
 	struct event *refresh_ev;
 	char scan_pos[LIM_DOMAIN_MAX + 1];
 	char (*due)[LIM_DOMAIN_MAX + 1]; /* POL_REFRESH_BATCH domains */
 	size_t ndue, due_next;
-	unsigned nrefresh;
-	struct pol_res *res[POL_RES_BUCKETS];
-	unsigned nres;
-	/* Resolutions running, and those waiting for one to finish: a burst
-	 * of cold domains must not flood the resolver (each validating
-	 * lookup brings its own DS/DNSKEY queries). */
-	unsigned nactive;
-	time_t bad_key_sec; /* rate limit for malformed-key warnings */
-	unsigned bad_key_logs;
-	struct pol_res *qhead, **qtail;
+	struct pol_ratelimit bad_key, store_fail, warn;
+	struct pol_stats st;
 	/* Scratch space behind the borrowed pointers of the last answer. */
 	char domain[LIM_DOMAIN_MAX + 1];
-	char data[POL_MATCH_MAX];
+	char data[POL_DATA_MAX];
 };
+
+static void *job_start(void *ctx, struct res_item *it, unsigned part);
+static void job_cancel(void *ctx, unsigned part, void *handle);
 
 struct pol *
 pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns,
 	struct https *https)
 {
+	struct res_limits lim = {POL_ACTIVE_MAX, POL_BACKGROUND_MAX,
+				 LIM_RESOLUTIONS};
+	struct res_hooks hooks;
 	struct pol *p;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
@@ -132,37 +119,25 @@ pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns,
 	p->cache = cache;
 	p->dns = dns;
 	p->https = https;
+	hooks.ctx = p;
+	hooks.start = job_start;
+	hooks.cancel = job_cancel;
+	if ((p->res = res_new(&hooks, &lim)) == NULL) {
+		free(p);
+		return NULL;
+	}
 	return p;
 }
 
 void
 pol_free(struct pol *p)
 {
-	size_t i;
-
 	if (p == NULL)
 		return;
 	if (p->refresh_ev != NULL)
 		event_free(p->refresh_ev);
+	res_free(p->res);
 	free(p->due);
-	for (i = 0; i < POL_RES_BUCKETS; i++) {
-		struct pol_res *r;
-
-		while ((r = p->res[i]) != NULL) {
-			struct pol_req *q;
-
-			p->res[i] = r->next;
-			if (r->dane != NULL)
-				dane_cancel(r->dane);
-			if (r->sts != NULL)
-				sts_cancel(r->sts);
-			while ((q = r->waiters) != NULL) {
-				r->waiters = q->next;
-				req_free(q);
-			}
-			free(r);
-		}
-	}
 	free(p);
 }
 
@@ -170,6 +145,19 @@ void
 pol_reconfigure(struct pol *p, const struct cfg *cfg)
 {
 	p->cfg = cfg;
+}
+
+/* At most POL_WARN_LOGS lines a second of one kind. */
+static int
+log_allowed(struct pol_ratelimit *rl)
+{
+	time_t now = ev_now();
+
+	if (now != rl->sec) {
+		rl->sec = now;
+		rl->n = 0;
+	}
+	return rl->n++ < POL_WARN_LOGS;
 }
 
 static void
@@ -253,17 +241,110 @@ format_sts(const char *mx, char *out, size_t outsz)
 	return 0;
 }
 
-/*
- * The cached-state decision (SPEC B) for DOMAIN with store entry E (or
- * NULL). DANE_FAILED says a resolution just failed (D6/D7); TIMED_OUT that
- * the client's lookup budget ran out before one finished (SPEC F9).
- */
-static void
-decide(struct pol *p, const struct cache_entry *e, int dane_failed,
-       int timed_out, struct pol_answer *ans)
+static const struct {
+	const char *name, *reason;
+} rules[POL_RULE_COUNT] = {
+    [POL_RULE_UNKNOWN] = {"unknown", "no policy known"},
+    [POL_RULE_KEY] = {"not-a-domain", "the lookup key names no domain"},
+    [POL_RULE_STATIC] = {"static", "the [policy] section of the config"},
+    [POL_RULE_STATIC_NONE] = {"static-none",
+			      "exempted by the [policy] section"},
+    [POL_RULE_NULL_MX] = {"null-mx", "the domain publishes a null MX: it "
+				     "accepts no mail"},
+    [POL_RULE_DANE_ONLY] = {"dane-only", "every MX host has usable TLSA "
+					 "records"},
+    [POL_RULE_DANE] = {"dane", "some MX hosts have TLSA records"},
+    [POL_RULE_DANE_GRACE] = {"dane-grace",
+			     "the last DANE verdict, kept a little past its "
+			     "DNS lifetime while it is looked up again"},
+    [POL_RULE_DANE_FAIL_TEMP] = {"dane-failed-temp",
+				 "the DNSSEC lookups failed and the domain "
+				 "has an MTA-STS enforce policy: defer"},
+    [POL_RULE_DANE_FAIL] = {"dane-failed",
+			    "the DNSSEC lookups failed: Postfix looks the "
+			    "records up again itself"},
+    [POL_RULE_STS_ENFORCE] = {"mta-sts-enforce",
+			      "the domain's MTA-STS policy (mode enforce)"},
+    [POL_RULE_STS_TESTING] = {"mta-sts-testing",
+			      "the domain's MTA-STS policy is in testing "
+			      "mode: not enforced"},
+    [POL_RULE_STS_NONE] = {"mta-sts-none",
+			   "the domain's MTA-STS policy is mode none"},
+    [POL_RULE_STS_UNUSABLE] = {"mta-sts-unusable",
+			       "the MTA-STS enforce policy has no MX pattern "
+			       "Postfix can use"},
+    [POL_RULE_NO_POLICY] = {"no-policy", "no DANE and no MTA-STS policy"},
+    [POL_RULE_PENDING] = {"pending", "the lookup is still running and the "
+				     "domain may use DANE"},
+    [POL_RULE_PENDING_NONE] = {"pending-none",
+			       "the lookup is still running; nothing known "
+			       "yet"},
+    [POL_RULE_STORE_FAILURE] = {"store-failure", "the policy store failed"},
+    [POL_RULE_LOCAL_FAILURE] = {"local-failure",
+				"the daemon ran short of a local resource"},
+};
+
+const char *
+pol_rule_name(enum pol_rule r)
 {
-	const struct cfg *cfg = p->cfg;
-	time_t now = ev_now();
+	return (unsigned)r < POL_RULE_COUNT ? rules[r].name : "unknown";
+}
+
+const char *
+pol_rule_reason(enum pol_rule r)
+{
+	return (unsigned)r < POL_RULE_COUNT ? rules[r].reason : "unknown";
+}
+
+static void
+decided(struct pol_answer *ans, enum pol_kind kind, const char *data,
+	enum pol_source src, enum pol_rule rule)
+{
+	answer(ans, kind, data, src, pol_rule_reason(rule));
+	ans->rule = rule;
+}
+
+/* D1–D4 and null MX from a verdict that may answer; 0 when it leaves the
+ * decision to MTA-STS (D5). */
+static int
+decide_dane(const struct cfg *cfg, const struct cache_dane *dn, time_t now,
+	    struct pol_answer *ans)
+{
+	int fresh = dn->expires_at > now;
+
+	ans->expires = dn->expires_at;
+	switch (dn->kind) {
+	case CACHE_DANE_NULLMX:
+		decided(ans, POL_NOTFOUND, "", POL_SRC_DANE, POL_RULE_NULL_MX);
+		return 1;
+	case CACHE_DANE_ONLY:
+		/* D1; [dane] mode = opportunistic answers dane (SPEC B). */
+		decided(ans, POL_OK,
+			cfg->dane_mode == CFG_DANE_OPPORTUNISTIC ? "dane"
+								 : "dane-only",
+			POL_SRC_DANE,
+			fresh ? POL_RULE_DANE_ONLY : POL_RULE_DANE_GRACE);
+		break;
+	case CACHE_DANE_DANE:
+		decided(ans, POL_OK, "dane", POL_SRC_DANE,
+			fresh ? POL_RULE_DANE : POL_RULE_DANE_GRACE);
+		break;
+	default:
+		ans->expires = 0;
+		return 0;
+	}
+	/* DANE wins over MTA-STS (RFC 8461 §2); say which hosts. */
+	if (dn->detail[0] != '\0')
+		ans->reason = dn->detail;
+	return 1;
+}
+
+void
+pol_decide(const struct cfg *cfg, const char *domain,
+	   const struct cache_entry *e, time_t now, unsigned flags,
+	   struct pol_answer *ans, char *data, size_t datasz)
+{
+	const struct cfg_static *st;
 	int sts_fresh = e != NULL && e->has_sts && e->sts.expires_at > now;
 	int sts_enforce =
 	    sts_fresh && (e->sts.mode == CACHE_STS_ENFORCE ||
@@ -272,45 +353,42 @@ decide(struct pol *p, const struct cache_entry *e, int dane_failed,
 	const struct cache_dane *dn =
 	    e != NULL && e->has_dane ? &e->dane : NULL;
 
-	/* D7: within its TTL a verdict answers; after a failed refresh it
-	 * keeps answering for a short grace. */
-	if (dn != NULL &&
-	    (dn->expires_at > now || ((dane_failed || timed_out) &&
-				      dn->expires_at + POL_DANE_GRACE > now))) {
-		if (strcmp(dn->verdict, "nullmx") == 0) {
-			/* RFC 7505: the domain accepts no mail. */
-			answer(ans, POL_NOTFOUND, "", POL_SRC_DANE, "null MX");
-			ans->expires = dn->expires_at;
-			return;
-		}
-		if (strcmp(dn->verdict, "none") != 0) {
-			/* D1–D4: DANE wins over MTA-STS (RFC 8461 §2). */
-			const char *v = dn->verdict;
-
-			if (cfg->dane_mode == CFG_DANE_OPPORTUNISTIC &&
-			    strcmp(v, "dane-only") == 0)
-				v = "dane";
-			answer(ans, POL_OK, v, POL_SRC_DANE, dn->detail);
-			ans->expires = dn->expires_at;
-			return;
-		}
-	} else if (dane_failed) {
+	ans->domain = domain;
+	if ((st = cfg_static_find(cfg, domain)) != NULL) {
+		/* DESIGN 5: a static line wins; "none" exempts the domain. */
+		if (st->exempt)
+			decided(ans, POL_NOTFOUND, "", POL_SRC_STATIC,
+				POL_RULE_STATIC_NONE);
+		else
+			decided(ans, POL_OK, st->answer, POL_SRC_STATIC,
+				POL_RULE_STATIC);
+		return;
+	}
+	/* D7: a verdict answers within its TTL, and for a short grace
+	 * after it while the refresh runs or fails. */
+	if (dn != NULL && dn->expires_at + POL_DANE_GRACE > now &&
+	    decide_dane(cfg, dn, now, ans))
+		return;
+	if ((flags & POL_IN_DANE_FAILED) &&
+	    (dn == NULL || dn->expires_at + POL_DANE_GRACE <= now)) {
 		/* D6: never fall back from a DANE failure to MTA-STS. */
 		if (sts_enforce) {
-			snprintf(p->data, sizeof(p->data),
-				 "dnssec lookup failure for %s", p->domain);
-			answer(ans, POL_TEMP, p->data, POL_SRC_DANE,
-			       "SPEC B D6");
+			snprintf(data, datasz, "dnssec lookup failure for %s",
+				 domain);
+			decided(ans, POL_TEMP, data, POL_SRC_DANE,
+				POL_RULE_DANE_FAIL_TEMP);
 		} else
-			answer(ans, POL_OK, "dane", POL_SRC_DANE,
-			       "SPEC B D6: Postfix repeats the lookups");
+			decided(ans, POL_OK, "dane", POL_SRC_DANE,
+				POL_RULE_DANE_FAIL);
 		return;
-	} else if (timed_out && sts_enforce && p->dns != NULL &&
-		   cfg->dane_enabled) {
+	}
+	if ((flags & POL_IN_TIMED_OUT) && sts_enforce &&
+	    (flags & POL_IN_DANE_LIVE) &&
+	    (dn == NULL || dn->expires_at + POL_DANE_GRACE <= now)) {
 		/* SPEC F9: the domain may be DANE-signed; defer, and let
 		 * the resolution finish in the background. */
-		answer(ans, POL_TIMEOUT, "policy lookup in progress",
-		       POL_SRC_NONE, "lookup_timeout");
+		decided(ans, POL_TIMEOUT, "policy lookup in progress",
+			POL_SRC_NONE, POL_RULE_PENDING);
 		return;
 	}
 	if (sts_fresh) {
@@ -320,120 +398,88 @@ decide(struct pol *p, const struct cache_entry *e, int dane_failed,
 		ans->max_age = e->sts.max_age;
 		ans->expires = e->sts.expires_at;
 		if (sts_enforce) {
-			if (format_sts(e->sts.mx, p->data, sizeof(p->data)) ==
-			    0) {
-				answer(ans, POL_OK, p->data, POL_SRC_STS,
-				       "mta-sts policy");
-				return;
-			}
-			/* An enforce policy we cannot express must not
-			 * silently become "no policy". */
-			answer(ans, POL_TEMP, "unusable mta-sts mx patterns",
-			       POL_SRC_ERROR, "mta-sts policy");
+			if (format_sts(e->sts.mx, data, datasz) == 0)
+				decided(ans, POL_OK, data, POL_SRC_STS,
+					POL_RULE_STS_ENFORCE);
+			else
+				/* An enforce policy we cannot express must
+				 * not silently become "no policy". */
+				decided(ans, POL_TEMP,
+					"unusable mta-sts mx patterns",
+					POL_SRC_ERROR, POL_RULE_STS_UNUSABLE);
 			return;
 		}
 		/* SPEC F3: testing answers NOTFOUND; none means no policy. */
-		answer(ans, POL_NOTFOUND, "", POL_SRC_STS,
-		       e->sts.mode == CACHE_STS_TESTING ? "mta-sts testing"
-							: "mta-sts none");
+		decided(ans, POL_NOTFOUND, "", POL_SRC_STS,
+			e->sts.mode == CACHE_STS_TESTING ? POL_RULE_STS_TESTING
+							 : POL_RULE_STS_NONE);
 		return;
 	}
-	answer(ans, POL_NOTFOUND, "", POL_SRC_NONE,
-	       timed_out ? "lookup_timeout: resolving in the background"
-			 : "no policy known");
+	decided(ans, POL_NOTFOUND, "", POL_SRC_NONE,
+		(flags & POL_IN_TIMED_OUT) ? POL_RULE_PENDING_NONE
+					   : POL_RULE_NO_POLICY);
 }
 
-/* Is a fresh DANE verdict stored (no resolution needed)? */
-static int
-dane_fresh(const struct cache_entry *e, time_t now)
+/* Decide for the module's current domain (P->domain), into P->data. */
+static void
+decide(struct pol *p, const struct cache_entry *e, unsigned flags,
+       struct pol_answer *ans)
 {
-	return e != NULL && e->has_dane && e->dane.expires_at > now;
+	if (p->dns != NULL && p->cfg->dane_enabled)
+		flags |= POL_IN_DANE_LIVE;
+	pol_decide(p->cfg, p->domain, e, ev_now(), flags, ans, p->data,
+		   sizeof(p->data));
 }
 
-/* --- resolutions: one per domain, shared by every client asking -------- */
+/* --- holds: when a domain's next background look may run --------------- */
 
-static unsigned
-res_hash(const char *s)
+/*
+ * A bounded memory of when each domain's MTA-STS discovery may next run
+ * (negative results live here only, SPEC A6.46, and enforce policies are
+ * re-checked at bounded intervals, A6.45) and when a failed DANE refresh
+ * may be tried again. A slot is overwritten on a hash collision, which
+ * can only cause an extra lookup.
+ */
+static uint64_t
+hold_hash(const char *s)
 {
-	unsigned h = 2166136261u;
+	uint64_t h = 1469598103934665603ull;
 
 	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h % POL_RES_BUCKETS;
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h | 1; /* 0 marks an empty slot */
 }
 
-static struct pol_res *
-res_find(struct pol *p, const char *domain)
+static struct pol_hold *
+hold_slot(struct pol_hold *tab, const char *domain, uint64_t *h)
 {
-	struct pol_res *r;
+	*h = hold_hash(domain);
+	return &tab[*h % POL_HOLD_SLOTS];
+}
 
-	for (r = p->res[res_hash(domain)]; r != NULL; r = r->next)
-		if (strcmp(r->domain, domain) == 0)
-			return r;
-	return NULL;
+/* 1: held until later; 0: free to run; -1: never seen (no slot). */
+static int
+held(struct pol_hold *tab, const char *domain, time_t now)
+{
+	uint64_t h;
+	const struct pol_hold *s = hold_slot(tab, domain, &h);
+
+	if (s->hash != h)
+		return -1;
+	return s->until > now;
 }
 
 static void
-res_unlink(struct pol *p, struct pol_res *r)
+hold(struct pol_hold *tab, const char *domain, time_t until)
 {
-	struct pol_res **rp = &p->res[res_hash(r->domain)];
+	uint64_t h;
+	struct pol_hold *s = hold_slot(tab, domain, &h);
 
-	while (*rp != r)
-		rp = &(*rp)->next;
-	*rp = r->next;
-	p->nres--;
+	s->hash = h;
+	s->until = until;
 }
 
-static void
-req_free(struct pol_req *q)
-{
-	if (q->timer != NULL)
-		event_free(q->timer);
-	free(q);
-}
-
-/* Answer one waiting client from the store, as things are now. */
-static void
-req_answer(struct pol *p, struct pol_req *q, int dane_failed, int timed_out)
-{
-	const struct cache_entry *e = NULL;
-	struct pol_answer ans;
-
-	memset(&ans, 0, sizeof(ans));
-	snprintf(p->domain, sizeof(p->domain), "%s", q->res->domain);
-	ans.domain = p->domain;
-	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK)
-		answer(&ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
-		       "store failure");
-	else
-		decide(p, e, dane_failed, timed_out, &ans);
-	q->cb(&ans, q->arg);
-}
-
-static void
-req_detach(struct pol_req *q)
-{
-	struct pol_req **qp = &q->res->waiters;
-
-	while (*qp != q)
-		qp = &(*qp)->next;
-	*qp = q->next;
-}
-
-/* SPEC A1.6: the client's lookup budget ran out; the work goes on. */
-static void
-req_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	struct pol_req *q = arg;
-	struct pol *p = q->res->pol;
-
-	(void)fd;
-	(void)what;
-	req_detach(q);
-	log_info("%s: lookup_timeout reached, still resolving", q->res->domain);
-	req_answer(p, q, 0, 1);
-	req_free(q);
-}
+/* --- the two parts of a resolution, run for the scheduler --------------- */
 
 /* TTL of a verdict: what DNS said, within sane bounds. */
 static time_t
@@ -446,123 +492,60 @@ verdict_ttl(uint32_t ttl)
 	return (time_t)ttl;
 }
 
-/*
- * Answer the waiting clients once what they wait for is known: DANE
- * first, and MTA-STS only when DANE leaves the decision to it (a verdict
- * of "none"). Frees the resolution when no job is left running.
- */
-static void res_dequeue(struct pol *p);
-static int res_start(struct pol *p, struct pol_res *r, int need_dane,
-		     int need_sts, const struct cache_entry *e);
-
-static void
-res_settle(struct pol *p, struct pol_res *r)
-{
-	struct pol_req *q;
-
-	if (r->dane != NULL || (r->sts != NULL && !r->dane_decisive))
-		return;
-	while ((q = r->waiters) != NULL) {
-		r->waiters = q->next;
-		req_answer(p, q, r->dane_failed, 0);
-		req_free(q);
-	}
-	if (r->dane == NULL && r->sts == NULL) {
-		if (r->refresh)
-			p->nrefresh--;
-		if (r->active)
-			p->nactive--;
-		res_unlink(p, r);
-		free(r);
-		res_dequeue(p);
-	}
-}
-
 static void
 dane_done(const struct dane_result *r, void *arg)
 {
-	struct pol_res *res = arg;
-	struct pol *p = res->pol;
-	int failed = r->kind == DANE_FAILED;
+	struct res_item *it = arg;
+	struct pol *p = res_item_ctx(it);
+	const char *domain = res_item_domain(it);
+	time_t now = ev_now();
+	struct cache_dane dn;
 
-	res->dane = NULL;
-	res->dane_failed = failed;
-	res->dane_decisive = r->kind != DANE_NONE;
-	if (!failed) {
-		struct cache_dane dn;
-		time_t now = ev_now();
-
-		memset(&dn, 0, sizeof(dn));
-		snprintf(dn.verdict, sizeof(dn.verdict), "%s",
-			 r->kind == DANE_ONLY	  ? "dane-only"
-			 : r->kind == DANE_DANE	  ? "dane"
-			 : r->kind == DANE_NULLMX ? "nullmx"
-						  : "none");
-		snprintf(dn.detail, sizeof(dn.detail), "%s", r->why);
-		dn.checked_at = now;
-		dn.expires_at = now + verdict_ttl(r->ttl);
-		if (cache_put_dane(p->cache, res->domain, &dn) != CACHE_OK)
-			log_warnx("%s: cannot store the DANE verdict: %s",
-				  res->domain, cache_errmsg(p->cache));
-		log_debug("%s: DANE %s (%s)", res->domain, dn.verdict, r->why);
-	} else
-		log_warnx("%s: DANE lookup failed: %s", res->domain, r->why);
-	res_settle(p, res);
-}
-
-/* --- MTA-STS: discovery holds ------------------------------------------- */
-
-/*
- * A bounded memory of when each domain's MTA-STS discovery may next run:
- * negative results live here only (SPEC A6.46), and enforce policies are
- * re-checked at bounded intervals (A6.45). A slot is overwritten on a hash
- * collision, which can only cause an extra lookup.
- */
-static uint64_t
-hold_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h | 1; /* 0 marks an empty slot */
-}
-
-static int
-sts_held(const struct pol *p, const char *domain, time_t now)
-{
-	uint64_t h = hold_hash(domain);
-	const struct pol_hold *s = &p->hold[h % POL_HOLD_SLOTS];
-
-	return s->hash == h && s->until > now;
-}
-
-static void
-sts_hold(struct pol *p, const char *domain, time_t until)
-{
-	uint64_t h = hold_hash(domain);
-	struct pol_hold *s = &p->hold[h % POL_HOLD_SLOTS];
-
-	s->hash = h;
-	s->until = until;
+	if (r->kind == DANE_FAILED) {
+		p->st.dane_failed++;
+		hold(p->dane_hold, domain, now + POL_DANE_RETRY);
+		if (log_allowed(&p->warn))
+			log_warnx("%s: DANE lookup failed: %s", domain, r->why);
+		res_part_done(it, RES_DANE, RES_DANE_FAILED);
+		return;
+	}
+	memset(&dn, 0, sizeof(dn));
+	dn.kind = r->kind == DANE_ONLY	   ? CACHE_DANE_ONLY
+		  : r->kind == DANE_DANE   ? CACHE_DANE_DANE
+		  : r->kind == DANE_NULLMX ? CACHE_DANE_NULLMX
+					   : CACHE_DANE_NONE;
+	snprintf(dn.detail, sizeof(dn.detail), "%s", r->why);
+	dn.checked_at = now;
+	dn.expires_at = now + verdict_ttl(r->ttl);
+	if (cache_put_dane(p->cache, domain, &dn) != CACHE_OK &&
+	    log_allowed(&p->warn))
+		log_warnx("%s: cannot store the DANE verdict: %s", domain,
+			  cache_errmsg(p->cache));
+	log_debug("%s: DANE %s (%s)", domain, cache_dane_kind_name(dn.kind),
+		  r->why);
+	res_part_done(it, RES_DANE,
+		      dn.kind == CACHE_DANE_NONE ? RES_DANE_NONE
+						 : RES_DANE_DECIDED);
 }
 
 static void
 sts_done(const struct sts_result *r, void *arg)
 {
-	struct pol_res *res = arg;
-	struct pol *p = res->pol;
-	time_t now = ev_now(), hold;
+	struct res_item *it = arg;
+	struct pol *p = res_item_ctx(it);
+	const char *domain = res_item_domain(it);
+	time_t now = ev_now(), until;
 
-	res->sts = NULL;
 	if (r->store && r->row != NULL) {
-		if (cache_put_sts(p->cache, res->domain, r->row) != CACHE_OK)
-			log_warnx("%s: cannot store the MTA-STS policy: %s",
-				  res->domain, cache_errmsg(p->cache));
-		else if (r->row->last_error[0] == '\0')
+		if (cache_put_sts(p->cache, domain, r->row) != CACHE_OK) {
+			if (log_allowed(&p->warn))
+				log_warnx("%s: cannot store the MTA-STS "
+					  "policy: %s",
+					  domain, cache_errmsg(p->cache));
+		} else if (r->row->last_error[0] == '\0')
 			log_info("%s: MTA-STS policy id %s, mode %s, max_age "
 				 "%lld",
-				 res->domain, r->row->policy_id,
+				 domain, r->row->policy_id,
 				 cache_sts_mode_name(r->row->mode),
 				 r->row->max_age);
 		else if (r->row->mode != CACHE_STS_NONE)
@@ -570,171 +553,157 @@ sts_done(const struct sts_result *r, void *arg)
 			 * mode none). */
 			log_warnx("%s: MTA-STS refresh failed, keeping the "
 				  "cached policy: %s",
-				  res->domain, r->row->last_error);
+				  domain, r->row->last_error);
 	} else if (r->error[0] != '\0')
-		log_debug("%s: MTA-STS: %s (%s)", res->domain, r->error,
+		log_debug("%s: MTA-STS: %s (%s)", domain, r->error,
 			  r->why ? r->why : "");
 	if (r->disc == STS_DISC_FAILED)
-		hold = now + POL_STS_HOLD_FAILED;
+		until = now + POL_STS_HOLD_FAILED;
 	else if (r->apply == STS_APPLY_POLICY)
-		hold = now + POL_STS_RECHECK;
+		until = now + POL_STS_RECHECK;
 	else
-		hold = now + POL_STS_HOLD_NONE;
-	sts_hold(p, res->domain, hold);
-	res_settle(p, res);
+		until = now + POL_STS_HOLD_NONE;
+	hold(p->hold, domain, until);
+	res_part_done(it, RES_STS, 0);
 }
 
-/* Start what RES still needs: DANE and/or MTA-STS. Returns -1 when
- * nothing could be started. */
-static int
-res_start(struct pol *p, struct pol_res *r, int need_dane, int need_sts,
-	  const struct cache_entry *e)
+static void *
+job_start(void *ctx, struct res_item *it, unsigned part)
 {
-	time_t now = ev_now();
+	struct pol *p = ctx;
+	const char *domain = res_item_domain(it);
+	const struct cache_entry *e = NULL;
+	const struct cache_sts *cached;
+	unsigned flags = 0;
 
-	if (need_dane && r->dane == NULL && !r->dane_started &&
-	    (r->dane = dane_resolve(p->dns, r->domain, dane_done, r)) != NULL) {
-		r->dane_decisive = r->dane_failed = 0;
-		r->dane_started = 1;
-	}
-	if (need_sts && r->sts == NULL && !r->sts_started) {
-		const struct cache_sts *cached =
-		    e != NULL && e->has_sts ? &e->sts : NULL;
-		unsigned flags = 0;
+	if (part == RES_DANE)
+		return dane_resolve(p->dns, domain, dane_done, it);
+	if (cache_lookup(p->cache, domain, &e) != CACHE_OK)
+		return NULL;
+	cached = e != NULL && e->has_sts ? &e->sts : NULL;
+	/* SPEC A6.44: refresh a policy about daily, even when its id is
+	 * unchanged, so fetched_at and max_age renew. */
+	if (cached != NULL && cached->fetched_at + p->cfg->refresh <= ev_now())
+		flags |= STS_PLAN_REFRESH;
+	return sts_resolve(p->dns, p->https, p->cfg, domain, cached, flags,
+			   sts_done, it);
+}
 
-		/* SPEC A6.44: refresh a policy about daily, even when its
-		 * id is unchanged, so fetched_at and max_age renew. */
-		if (cached != NULL &&
-		    cached->fetched_at + p->cfg->refresh <= now)
-			flags |= STS_PLAN_REFRESH;
-		r->sts = sts_resolve(p->dns, p->https, p->cfg, r->domain,
-				     cached, flags, sts_done, r);
-		r->sts_started = r->sts != NULL;
-	}
-	return r->dane == NULL && r->sts == NULL ? -1 : 0;
+static void
+job_cancel(void *ctx, unsigned part, void *handle)
+{
+	(void)ctx;
+	if (part == RES_DANE)
+		dane_cancel(handle);
+	else
+		sts_cancel(handle);
+}
+
+/* A waiting client's resolution ended: decide from the store as it is. */
+static void
+req_done(void *arg, const char *domain, enum res_outcome how)
+{
+	struct pol_req *q = arg;
+	struct pol *p = q->pol;
+	const struct cache_entry *e = NULL;
+	struct pol_answer ans;
+
+	memset(&ans, 0, sizeof(ans));
+	snprintf(p->domain, sizeof(p->domain), "%s", domain);
+	if (how == RES_TIMED_OUT)
+		log_info("%s: lookup_timeout reached, still resolving", domain);
+	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK) {
+		ans.domain = p->domain;
+		decided(&ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
+			POL_RULE_STORE_FAILURE);
+	} else
+		decide(p, e,
+		       how == RES_FAILED      ? POL_IN_DANE_FAILED
+		       : how == RES_TIMED_OUT ? POL_IN_TIMED_OUT
+					      : 0,
+		       &ans);
+	q->cb(&ans, q->arg);
+	free(q);
+}
+
+/* --- what a lookup needs ---------------------------------------------- */
+
+/* Is DOMAIN's DANE verdict due for a look: absent, or in the last tenth
+ * of its lifetime or past it (prefetch), and no failed refresh just now? */
+static int
+dane_due(struct pol *p, const struct cache_entry *e, time_t now)
+{
+	const struct cache_dane *dn =
+	    e != NULL && e->has_dane ? &e->dane : NULL;
+	time_t life;
+
+	if (dn == NULL)
+		return 1;
+	life = dn->expires_at - dn->checked_at;
+	if (now < dn->expires_at - life / POL_PREFETCH_DIVISOR)
+		return 0;
+	return held(p->dane_hold, e->domain, now) != 1;
 }
 
 /*
- * Start R now, or queue it behind the POL_ACTIVE_MAX running ones.
- * Returns -1 when nothing could be started.
+ * Is DOMAIN's MTA-STS discovery due? Not while held. A stored policy not
+ * seen since start (after a restart) is due once its last fetch is a
+ * re-check interval old; until then it is held. Due re-checks of stored
+ * policies run as background work, a bounded number at a time, so a
+ * restart with a large store spreads them out instead of firing them all.
  */
 static int
-res_launch(struct pol *p, struct pol_res *r, int need_dane, int need_sts,
-	   const struct cache_entry *e)
+sts_due(struct pol *p, const char *domain, const struct cache_entry *e,
+	time_t now)
 {
-	if (p->nactive >= POL_ACTIVE_MAX) {
-		r->queued = 1;
-		r->need_dane = need_dane;
-		r->need_sts = need_sts;
-		if (p->qhead == NULL)
-			p->qtail = &p->qhead;
-		*p->qtail = r;
-		p->qtail = &r->qnext;
+	int h = held(p->hold, domain, now);
+
+	if (h == 1)
+		return 0;
+	if (h == -1 && e != NULL && e->has_sts && e->sts.expires_at > now &&
+	    e->sts.fetched_at + POL_STS_RECHECK > now) {
+		hold(p->hold, domain, e->sts.fetched_at + POL_STS_RECHECK);
 		return 0;
 	}
-	if (res_start(p, r, need_dane, need_sts, e) != 0)
-		return -1;
-	r->active = 1;
-	p->nactive++;
-	return 0;
+	return 1;
 }
 
-/* Start queued resolutions while there is room. One that cannot start
- * answers its clients from the store. */
-static void
-res_dequeue(struct pol *p)
+/* Did the last DANE look at a domain with no usable verdict fail just
+ * now (D6 stands until the retry)? */
+static int
+dane_failed_recently(struct pol *p, const struct cache_entry *e, time_t now)
 {
-	while (p->qhead != NULL && p->nactive < POL_ACTIVE_MAX) {
-		const struct cache_entry *e = NULL;
-		struct pol_res *r = p->qhead;
-		struct pol_req *q;
-
-		if ((p->qhead = r->qnext) == NULL)
-			p->qtail = &p->qhead;
-		r->qnext = NULL;
-		r->queued = 0;
-		if (cache_lookup(p->cache, r->domain, &e) == CACHE_OK &&
-		    res_start(p, r, r->need_dane, r->need_sts, e) == 0) {
-			r->active = 1;
-			p->nactive++;
-			continue;
-		}
-		while ((q = r->waiters) != NULL) {
-			r->waiters = q->next;
-			req_answer(p, q, 0, 0);
-			req_free(q);
-		}
-		if (r->refresh)
-			p->nrefresh--;
-		res_unlink(p, r);
-		free(r);
-	}
+	if (e != NULL && e->has_dane &&
+	    e->dane.expires_at + POL_DANE_GRACE > now)
+		return 0;
+	return held(p->dane_hold, p->domain, now) == 1;
 }
 
 /*
- * Join or start the resolution of P->domain for a client. Returns the
- * waiting request, or NULL when none could be started (then the caller
- * answers from what is stored).
+ * What the store can answer without waiting (DESIGN 6.9), and what must
+ * run: the parts due go in *WANT. Returns 1 when the answer is known now
+ * (the parts then run in the background), 0 when the client must wait.
  */
-static struct pol_req *
-res_join(struct pol *p, pol_cb *cb, void *arg, int need_dane, int need_sts,
-	 const struct cache_entry *e)
-{
-	struct pol_res *r = res_find(p, p->domain);
-	struct pol_req *q;
-	struct timeval tv = {p->cfg->lookup_timeout, 0};
-
-	if (r == NULL) {
-		unsigned h;
-
-		if (p->nres >= LIM_RESOLUTIONS) {
-			log_warnx("%s: %u resolutions in flight, answering "
-				  "from the store",
-				  p->domain, p->nres);
-			return NULL;
-		}
-		if ((r = calloc(1, sizeof(*r))) == NULL)
-			return NULL;
-		snprintf(r->domain, sizeof(r->domain), "%s", p->domain);
-		r->pol = p;
-		if (res_launch(p, r, need_dane, need_sts, e) != 0) {
-			free(r);
-			return NULL;
-		}
-		h = res_hash(r->domain);
-		r->next = p->res[h];
-		p->res[h] = r;
-		p->nres++;
-	} else if (r->queued) {
-		r->need_dane |= need_dane;
-		r->need_sts |= need_sts;
-	} else if (r->dane == NULL && r->sts == NULL)
-		return NULL;
-	else
-		/* Start what this client needs and the running resolution
-		 * does not do yet, e.g. DANE next to a background MTA-STS
-		 * refresh (DANE first, RFC 8461 §2). */
-		(void)res_start(p, r, need_dane, need_sts, e);
-	if ((q = calloc(1, sizeof(*q))) == NULL)
-		return NULL;
-	q->res = r;
-	q->cb = cb;
-	q->arg = arg;
-	q->timer = evtimer_new(ev_base(), req_timeout, q);
-	if (q->timer == NULL || evtimer_add(q->timer, &tv) != 0) {
-		req_free(q);
-		return NULL;
-	}
-	q->next = r->waiters;
-	r->waiters = q;
-	return q;
-}
-
-/* Does a fresh DANE verdict decide the answer without MTA-STS? */
 static int
-dane_decides(const struct cache_entry *e, time_t now)
+plan(struct pol *p, const struct cache_entry *e, time_t now, unsigned *want)
 {
-	return dane_fresh(e, now) && strcmp(e->dane.verdict, "none") != 0;
+	const struct cfg *cfg = p->cfg;
+	const struct cache_dane *dn =
+	    e != NULL && e->has_dane ? &e->dane : NULL;
+	int dane_usable = dn != NULL && dn->expires_at + POL_DANE_GRACE > now;
+	int dane_decides = dane_usable && dn->kind != CACHE_DANE_NONE;
+	int sts_usable = e != NULL && e->has_sts && e->sts.expires_at > now;
+
+	*want = 0;
+	if (cfg->dane_enabled && dane_due(p, e, now))
+		*want |= RES_DANE;
+	if (cfg->sts_enabled && p->https != NULL && !dane_decides &&
+	    sts_due(p, p->domain, e, now))
+		*want |= RES_STS;
+	if (dane_decides || sts_usable || *want == 0)
+		return 1;
+	/* DANE known to say nothing (or off): only a discovery waits. */
+	return (dane_usable || !cfg->dane_enabled) && !(*want & RES_STS);
 }
 
 /* --- proactive refresh ---------------------------------------------------- */
@@ -748,39 +717,13 @@ due_add(const char *domain, void *arg)
 		snprintf(p->due[p->ndue++], sizeof(p->due[0]), "%s", domain);
 }
 
-/* Start a refresh of DOMAIN with no client waiting for it. */
-static void
-refresh_one(struct pol *p, const char *domain)
-{
-	const struct cache_entry *e = NULL;
-	struct pol_res *r;
-	unsigned h;
-
-	if (res_find(p, domain) != NULL || p->nres >= LIM_RESOLUTIONS ||
-	    cache_lookup(p->cache, domain, &e) != CACHE_OK || e == NULL ||
-	    !e->has_sts || (r = calloc(1, sizeof(*r))) == NULL)
-		return;
-	snprintf(r->domain, sizeof(r->domain), "%s", domain);
-	r->pol = p;
-	r->refresh = 1;
-	if (res_launch(p, r, 0, 1, e) != 0) {
-		free(r);
-		return;
-	}
-	h = res_hash(r->domain);
-	r->next = p->res[h];
-	p->res[h] = r;
-	p->nres++;
-	p->nrefresh++;
-	log_debug("%s: proactive MTA-STS refresh", domain);
-}
-
 static void
 refresh_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct pol *p = arg;
 	/* Jitter, so many daemons started together do not fetch together. */
 	struct timeval tv = {POL_REFRESH_TICK + (long)(random() % 5), 0};
+	struct res_stats rs;
 
 	(void)fd;
 	(void)what;
@@ -793,8 +736,20 @@ refresh_tick(evutil_socket_t fd, short what, void *arg)
 			log_warnx("MTA-STS refresh: %s",
 				  cache_errmsg(p->cache));
 	}
-	while (p->due_next < p->ndue && p->nrefresh < POL_REFRESH_MAX)
-		refresh_one(p, p->due[p->due_next++]);
+	/* Background work with no client waiting: a few at a time, and
+	 * never while clients' resolutions queue. */
+	for (res_get_stats(p->res, &rs);
+	     p->due_next < p->ndue && rs.queued < POL_REFRESH_MAX;
+	     res_get_stats(p->res, &rs)) {
+		const char *domain = p->due[p->due_next++];
+
+		if (res_busy(p->res, domain))
+			continue;
+		if (res_want(p->res, domain, RES_STS, 0, NULL, NULL, NULL) != 0)
+			break;
+		p->st.refreshes++;
+		log_debug("%s: proactive MTA-STS refresh", domain);
+	}
 	evtimer_add(p->refresh_ev, &tv);
 }
 
@@ -811,27 +766,16 @@ pol_start_refresh(struct pol *p)
 	return evtimer_add(p->refresh_ev, &tv);
 }
 
-/* At most POL_BAD_KEY_LOGS warnings about malformed keys a second. */
-static int
-bad_key_log_allowed(struct pol *p)
-{
-	time_t now = ev_now();
-
-	if (now != p->bad_key_sec) {
-		p->bad_key_sec = now;
-		p->bad_key_logs = 0;
-	}
-	return p->bad_key_logs++ < POL_BAD_KEY_LOGS;
-}
-
 enum pol_rc
 pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	   pol_cb *cb, void *arg, struct pol_req **reqp)
 {
 	const struct cfg *cfg = p->cfg;
-	const struct cfg_static *st;
 	const struct cache_entry *e = NULL;
 	enum dom_status ds;
+	struct pol_req *q;
+	unsigned want;
+	time_t now;
 
 	if (reqp != NULL)
 		*reqp = NULL;
@@ -844,63 +788,89 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 		 * probes, IP literals and unix paths are normal traffic; a
 		 * malformed name is bad input worth a (rate-limited) line. */
 		if ((ds == DOM_INVALID || ds == DOM_TOOLONG) &&
-		    bad_key_log_allowed(p))
+		    log_allowed(&p->bad_key))
 			/* The logger escapes every byte a peer could use to
 			 * forge a line (STYLE rule 5). */
 			log_warnx("lookup key '%.*s': %s, answering NOTFOUND",
 				  (int)(len < 100 ? len : 100), key,
 				  dom_strerror(ds));
 		answer(ans, POL_NOTFOUND, "", POL_SRC_KEY, dom_strerror(ds));
+		ans->rule = POL_RULE_KEY;
 		return POL_DONE;
 	}
-	ans->domain = p->domain;
-
-	if ((st = cfg_static_find(cfg, p->domain)) != NULL) {
-		/* DESIGN 5: "none" exempts the domain from any policy. */
-		if (strcmp(st->answer, "none") == 0)
-			answer(ans, POL_NOTFOUND, "", POL_SRC_STATIC,
-			       "static policy none");
-		else
-			answer(ans, POL_OK, st->answer, POL_SRC_STATIC,
-			       "static policy");
+	if (cfg_static_find(cfg, p->domain) != NULL) {
+		decide(p, NULL, 0, ans);
 		return POL_DONE;
 	}
-
 	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK) {
 		/* SPEC B "Internal error": never read a failure as absence. */
-		answer(ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
-		       "store failure");
+		p->st.store_failures++;
+		if (log_allowed(&p->store_fail))
+			log_warnx(
+			    "%s: answering TEMP: the policy store failed: "
+			    "%s",
+			    p->domain, cache_errmsg(p->cache));
+		ans->domain = p->domain;
+		decided(ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
+			POL_RULE_STORE_FAILURE);
 		return POL_DONE;
 	}
-	if (cb != NULL && p->dns != NULL) {
-		time_t now = ev_now();
-		int need_dane = cfg->dane_enabled && !dane_fresh(e, now);
-		int need_sts = cfg->sts_enabled && p->https != NULL &&
-			       !dane_decides(e, now) &&
-			       !sts_held(p, p->domain, now);
-		struct pol_req *q;
-
-		if ((need_dane || need_sts) &&
-		    (q = res_join(p, cb, arg, need_dane, need_sts, e)) !=
-			NULL) {
+	if (p->dns == NULL || cb == NULL) {
+		/* No live resolution (or a caller that never waits, like
+		 * the TLS-RPT collector): what the store holds decides. */
+		decide(p, e, 0, ans);
+		return POL_DONE;
+	}
+	now = ev_now();
+	if (plan(p, e, now, &want)) {
+		/* DESIGN 6.9: a known answer never waits; what is due runs
+		 * in the background. */
+		decide(p, e,
+		       dane_failed_recently(p, e, now) ? POL_IN_DANE_FAILED : 0,
+		       ans);
+		if (want != 0 &&
+		    res_want(p->res, p->domain, want, 0, NULL, NULL, NULL) == 0)
+			p->st.background++;
+		return POL_DONE;
+	}
+	if ((q = calloc(1, sizeof(*q))) != NULL) {
+		q->pol = p;
+		q->cb = cb;
+		q->arg = arg;
+		if (res_want(p->res, p->domain, want,
+			     (unsigned)cfg->lookup_timeout * 1000, req_done, q,
+			     &q->waiter) == 0) {
+			p->st.waited++;
 			if (reqp != NULL)
 				*reqp = q;
 			return POL_PENDING;
 		}
+		free(q);
 	}
-	decide(p, e, 0, 0, ans);
+	/* DESIGN 6.10: our own shortage is not "no policy". */
+	p->st.local_failures++;
+	if (log_allowed(&p->warn))
+		log_warnx("%s: cannot start a resolution (too many at once, or "
+			  "out of memory): answering TEMP",
+			  p->domain);
+	ans->domain = p->domain;
+	decided(ans, POL_TEMP, "policy lookup not possible now", POL_SRC_ERROR,
+		POL_RULE_LOCAL_FAILURE);
 	return POL_DONE;
 }
 
 void
 pol_forget(struct pol *p, const char *domain)
 {
-	uint64_t h = hold_hash(domain);
-	struct pol_hold *s = &p->hold[h % POL_HOLD_SLOTS];
+	uint64_t h;
+	struct pol_hold *s;
 
-	/* The hold belongs to what was stored: without it the next lookup
-	 * resolves afresh instead of answering NOTFOUND until it ends. */
-	if (s->hash == h)
+	/* The holds belong to what was stored: without them the next
+	 * lookup resolves afresh instead of answering NOTFOUND until they
+	 * end. */
+	if ((s = hold_slot(p->hold, domain, &h))->hash == h)
+		s->hash = 0;
+	if ((s = hold_slot(p->dane_hold, domain, &h))->hash == h)
 		s->hash = 0;
 }
 
@@ -909,8 +879,22 @@ pol_cancel(struct pol_req *req)
 {
 	if (req == NULL)
 		return;
-	req_detach(req);
-	req_free(req);
+	res_cancel(req->waiter);
+	free(req);
+}
+
+void
+pol_get_stats(const struct pol *p, struct pol_stats *st)
+{
+	struct res_stats rs;
+
+	*st = p->st;
+	res_get_stats(p->res, &rs);
+	st->resolving = rs.items;
+	st->running = rs.running;
+	st->queued = rs.queued;
+	st->running_background = rs.background;
+	st->timeouts = rs.timeouts;
 }
 
 size_t

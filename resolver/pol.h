@@ -15,6 +15,7 @@
 #include "util/limits.h"
 
 struct cfg;
+struct cache_entry;
 struct cache;
 struct dns;
 struct https;
@@ -31,6 +32,34 @@ enum pol_source {
 };
 
 /*
+ * Which rule of the answer table decided (SPEC B and the other-inputs
+ * table). Tests and the JSON "rule" field use these; people read the
+ * plain-words reason next to them.
+ */
+enum pol_rule {
+	POL_RULE_UNKNOWN = 0, /* nothing stored, nothing learned: NOTFOUND */
+	POL_RULE_KEY,	      /* the key names no policy domain (A2.13–16) */
+	POL_RULE_STATIC,      /* a [policy] answer */
+	POL_RULE_STATIC_NONE, /* [policy] DOMAIN = none: exempt */
+	POL_RULE_NULL_MX,     /* RFC 7505 null MX: no mail, NOTFOUND */
+	POL_RULE_DANE_ONLY,   /* D1: every MX has usable TLSA */
+	POL_RULE_DANE,	      /* D2–D4: DANE for some hosts */
+	POL_RULE_DANE_GRACE,  /* D7: a verdict kept while its refresh fails */
+	POL_RULE_DANE_FAIL_TEMP, /* D6 with an MTA-STS enforce policy: TEMP */
+	POL_RULE_DANE_FAIL,	 /* D6 otherwise: dane, Postfix looks again */
+	POL_RULE_STS_ENFORCE,	 /* D5 + MTA-STS enforce: secure match=… */
+	POL_RULE_STS_TESTING,	 /* D5 + MTA-STS testing: NOTFOUND (F3) */
+	POL_RULE_STS_NONE,	 /* D5 + MTA-STS mode none: NOTFOUND */
+	POL_RULE_STS_UNUSABLE,	 /* enforce, but no pattern Postfix can use */
+	POL_RULE_NO_POLICY,	 /* D5 and no MTA-STS policy: NOTFOUND */
+	POL_RULE_PENDING,      /* F9: budget ran out, DANE may apply: TIMEOUT */
+	POL_RULE_PENDING_NONE, /* F9: budget ran out, nothing known */
+	POL_RULE_STORE_FAILURE, /* the store failed: TEMP */
+	POL_RULE_LOCAL_FAILURE, /* a local resource ran out: TEMP */
+};
+#define POL_RULE_COUNT (POL_RULE_LOCAL_FAILURE + 1)
+
+/*
  * An answer. Every pointer is borrowed: valid until control returns to the
  * event loop or the next pol_* call, whichever comes first.
  */
@@ -38,13 +67,39 @@ struct pol_answer {
 	enum pol_kind kind;
 	const char *data; /* after the word: "dane-only", TEMP reason; "" */
 	enum pol_source source;
+	enum pol_rule rule;
 	const char *domain; /* normalised policy domain, or NULL */
-	const char *reason; /* why: "parent domain probe", "static", … */
+	const char *reason; /* why, in plain words (or the DANE detail) */
 	const char *mode;   /* STS mode, or NULL */
 	const char *mx;	    /* STS patterns '\n'-separated, or NULL */
 	time_t expires;	    /* when the answer's source expires; 0 = never */
 	long long max_age;  /* STS max_age, when source is POL_SRC_STS */
 };
+
+/* What the decision knows beyond the store (flags of pol_decide). */
+#define POL_IN_DANE_FAILED 0x1 /* a DANE resolution just failed (D6/D7) */
+#define POL_IN_TIMED_OUT   0x2 /* the lookup budget ran out (F9) */
+#define POL_IN_DANE_LIVE   0x4 /* DANE is looked up live (DNS, [dane] on) */
+
+/* Room pol_decide needs in DATA for any answer text. */
+#define POL_DATA_MAX (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 3) + 64)
+
+/*
+ * The decision (SPEC B), a pure function: for DOMAIN (normalised) under
+ * CFG, with the stored entry E (NULL: nothing stored) at time NOW and the
+ * POL_IN_* FLAGS, fill *ANS. Text the answer needs is written to DATA
+ * (DATASZ bytes, POL_DATA_MAX is enough); ANS's pointers point into DATA,
+ * E and CFG. The daemon's lookups, `tlspolicy check` and the TLS-RPT
+ * collector all decide here.
+ */
+void pol_decide(const struct cfg *cfg, const char *domain,
+		const struct cache_entry *e, time_t now, unsigned flags,
+		struct pol_answer *ans, char *data, size_t datasz);
+
+/* Stable identifier of a rule for JSON and logs: "dane-only", "d6-temp"… */
+const char *pol_rule_name(enum pol_rule r);
+/* What the rule means, in plain words. */
+const char *pol_rule_reason(enum pol_rule r);
 
 struct pol;
 
@@ -99,6 +154,21 @@ enum pol_rc pol_lookup(struct pol *p, const char *key, size_t len,
  * resolves afresh.
  */
 void pol_forget(struct pol *p, const char *domain);
+
+/* Counters for stats and tests. */
+struct pol_stats {
+	unsigned long long waited;	/* lookups that waited on DNS/HTTPS */
+	unsigned long long background;	/* lookups answered at once that
+					   started background work */
+	unsigned long long refreshes;	/* proactive MTA-STS refreshes */
+	unsigned long long dane_failed; /* DANE resolutions that failed */
+	unsigned long long store_failures; /* TEMP answers: store failed */
+	unsigned long long local_failures; /* TEMP: no resolution possible */
+	unsigned long long timeouts; /* clients answered at the deadline */
+	unsigned resolving;	     /* resolutions queued or running */
+	unsigned running, queued, running_background;
+};
+void pol_get_stats(const struct pol *p, struct pol_stats *st);
 
 /* Forget a pending lookup's callback (client gone, shutdown). */
 void pol_cancel(struct pol_req *req);

@@ -131,6 +131,71 @@ txt_ext_value_valid(const char *s, size_t len)
 	return 1;
 }
 
+/*
+ * One sts-field NAME..END (NFIELD counts from 1) into OUT. Returns 0, or
+ * -1 with the reason in ERR.
+ */
+static int
+txt_field(const char *name, const char *end, size_t nfield, int *have_id,
+	  struct sts_txt *out, char *err, size_t errsz)
+{
+	const char *eq = memchr(name, '=', (size_t)(end - name)), *val;
+	size_t nlen, vlen;
+
+	if (eq == NULL) {
+		seterr(err, errsz, "field %zu: no '='", nfield);
+		return -1;
+	}
+	nlen = (size_t)(eq - name);
+	val = eq + 1;
+	vlen = (size_t)(end - val);
+	if (nlen == 2 && memcmp(name, "id", 2) == 0) {
+		if (!id_valid(val, vlen)) {
+			seterr(err, errsz,
+			       "field %zu: id is not 1-%d letters or digits",
+			       nfield, STS_ID_MAX);
+			return -1;
+		}
+		/* SPEC A3.20: a repeated id, the first wins. */
+		if (!*have_id) {
+			memcpy(out->id, val, vlen);
+			out->id[vlen] = '\0';
+			*have_id = 1;
+		}
+		return 0;
+	}
+	if (!ext_name_valid(name, nlen)) {
+		seterr(err, errsz, "field %zu: bad field name", nfield);
+		return -1;
+	}
+	if (!txt_ext_value_valid(val, vlen)) {
+		seterr(err, errsz, "field %zu: bad value", nfield);
+		return -1;
+	}
+	/* §3.2: unknown fields SHALL be ignored. */
+	out->n_ext++;
+	return 0;
+}
+
+/* US-ASCII only (§3.1); the grammar allows no CTL either, but say so
+ * plainly for the log line. */
+static int
+txt_ascii(const char *buf, size_t len, char *err, size_t errsz)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c >= 0x80 || c == '\0') {
+			seterr(err, errsz, "byte %zu: not printable US-ASCII",
+			       i + 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 enum sts_perr
 sts_txt_parse(const char *buf, size_t len, struct sts_txt *out, char *err,
 	      size_t errsz)
@@ -145,18 +210,8 @@ sts_txt_parse(const char *buf, size_t len, struct sts_txt *out, char *err,
 		seterr(err, errsz, "record longer than %d bytes", STS_TXT_MAX);
 		return STSP_ETOOBIG;
 	}
-	/* US-ASCII only (§3.1); the grammar below allows no CTL either, but
-	 * say so plainly for the log line. */
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)buf[i];
-
-		if (c >= 0x80 || c == '\0') {
-			seterr(err, errsz, "byte %zu: not printable US-ASCII",
-			       i + 1);
-			memset(out, 0, sizeof(*out));
-			return STSP_EINVAL;
-		}
-	}
+	if (txt_ascii(buf, len, err, errsz) != 0)
+		return STSP_EINVAL;
 	/* §3.1: the record MUST begin with the sts-version field. */
 	if (len < sizeof(ver) - 1 || memcmp(buf, ver, sizeof(ver) - 1) != 0) {
 		seterr(err, errsz, "does not begin with v=STSv1");
@@ -165,8 +220,7 @@ sts_txt_parse(const char *buf, size_t len, struct sts_txt *out, char *err,
 	i = sizeof(ver) - 1;
 	/* 1*(sts-sep sts-field) [sts-sep], sts-sep = *WSP ";" *WSP. */
 	for (;;) {
-		const char *name, *eq, *val;
-		size_t nlen, vlen;
+		const char *name;
 
 		start = i;
 		while (i < len && is_wsp((unsigned char)buf[i]))
@@ -205,41 +259,9 @@ sts_txt_parse(const char *buf, size_t len, struct sts_txt *out, char *err,
 			       nfield + 1);
 			goto bad;
 		}
-		eq = memchr(name, '=', (size_t)(buf + i - name));
-		if (eq == NULL) {
-			seterr(err, errsz, "field %zu: no '='", nfield + 1);
+		if (txt_field(name, buf + i, ++nfield, &have_id, out, err,
+			      errsz) != 0)
 			goto bad;
-		}
-		nlen = (size_t)(eq - name);
-		val = eq + 1;
-		vlen = (size_t)(buf + i - val);
-		nfield++;
-		if (nlen == 2 && memcmp(name, "id", 2) == 0) {
-			if (!id_valid(val, vlen)) {
-				seterr(err, errsz,
-				       "field %zu: id is not 1-%d letters or "
-				       "digits",
-				       nfield, STS_ID_MAX);
-				goto bad;
-			}
-			/* SPEC A3.20: a repeated id, the first wins. */
-			if (!have_id) {
-				memcpy(out->id, val, vlen);
-				out->id[vlen] = '\0';
-				have_id = 1;
-			}
-			continue;
-		}
-		if (!ext_name_valid(name, nlen)) {
-			seterr(err, errsz, "field %zu: bad field name", nfield);
-			goto bad;
-		}
-		if (!txt_ext_value_valid(val, vlen)) {
-			seterr(err, errsz, "field %zu: bad value", nfield);
-			goto bad;
-		}
-		/* §3.2: unknown fields SHALL be ignored. */
-		out->n_ext++;
 	}
 	if (!have_id) {
 		seterr(err, errsz, "no id field");

@@ -220,7 +220,8 @@ policy_for(struct rpt_collect *c, const char *domain, struct rpt_policy *p,
 	if (cache_lookup(c->cache, domain, &e) != CACHE_OK || e == NULL)
 		return;
 	/* DESIGN 6.1: DANE first, MTA-STS only without DANE. */
-	if (e->has_dane && strcmp(e->dane.verdict, "none") != 0) {
+	if (e->has_dane && (e->dane.kind == CACHE_DANE_ONLY ||
+			    e->dane.kind == CACHE_DANE_DANE)) {
 		p->type = RPT_POLICY_TLSA;
 		return;
 	}
@@ -692,4 +693,16 @@ rpt_collect_free(struct rpt_collect *c)
 	free(c->buf);
 	free(c->line);
 	free(c);
+}
+
+struct rpt_store *
+rpt_collect_store(struct rpt_collect *c)
+{
+	return c->store;
+}
+
+struct rpt_deliver *
+rpt_collect_deliver(struct rpt_collect *c)
+{
+	return c->dlv;
 }

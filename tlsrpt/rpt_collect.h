@@ -35,6 +35,8 @@ struct cfg;
 struct cache;
 struct dns;
 struct https;
+struct rpt_store;
+struct rpt_deliver;
 
 /* The poll and flush tick; the maintenance work runs every
  * RPT_COLLECT_MAINT ticks (and on the first). */
@@ -79,6 +81,15 @@ struct rpt_collect_stats {
 };
 void rpt_collect_get_stats(const struct rpt_collect *c,
 			   struct rpt_collect_stats *st);
+
+/*
+ * The collector's report store and sender, borrowed for as long as the
+ * collector lives: the daemon's admin socket lists, shows and sends
+ * reports through them (daemon/adm.c), so tlspolicy(1) never runs a
+ * second delivery engine on the same store.
+ */
+struct rpt_store *rpt_collect_store(struct rpt_collect *c);
+struct rpt_deliver *rpt_collect_deliver(struct rpt_collect *c);
 
 /* Commit, close the socket (and remove it), free. NULL does nothing. */
 void rpt_collect_free(struct rpt_collect *c);

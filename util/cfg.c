@@ -141,6 +141,20 @@ static const struct cfg_opt cfg_opts[] = {
 	{ "server", "query_socket_group", CFG_T_STRING, "", 0, 0,
 	  CFG_STR(query_socket_group), NULL, cfg_check_account,
 	  "group of the query socket; empty: leave it alone" },
+	{ "server", "query_max_connections", CFG_T_INT, "1024", 1, 65536,
+	  CFG_LONG(query_max_connections), NULL, NULL,
+	  "most query socket connections open at once (counted apart from "
+	  "the socketmap's)" },
+	{ "server", "query_max_per_peer", CFG_T_INT, "256", 0, 65536,
+	  CFG_LONG(query_max_per_peer), NULL, NULL,
+	  "most query socket connections of one client user (uid); 0: no "
+	  "limit per user" },
+	{ "server", "admin_socket", CFG_T_STRING,
+	  "unix:" RUNSTATEDIR "/tlspolicyd/admin.sock", 0, 0,
+	  CFG_STR(admin_socket), NULL, cfg_check_query_socket,
+	  "admin socket for tlspolicy (flush, cache and report commands), "
+	  "unix:/PATH, mode 0600, root and [server] user only; empty "
+	  "disables it" },
 	{ "server", "user", CFG_T_STRING, "tlspolicyd", 0, 0,
 	  CFG_STR(user), NULL, cfg_check_account,
 	  "user to run as after binding; empty: do not drop privileges" },
@@ -159,6 +173,14 @@ static const struct cfg_opt cfg_opts[] = {
 	{ "server", "write_timeout", CFG_T_INT, "30", 1, 3600,
 	  CFG_LONG(write_timeout), NULL, NULL,
 	  "seconds a client that does not read its answers is kept" },
+	{ "server", "request_timeout", CFG_T_INT, "10", 1, 3600,
+	  CFG_LONG(request_timeout), NULL, NULL,
+	  "seconds a client may take to send one whole request, however "
+	  "slowly it trickles in" },
+	{ "server", "max_queued_output", CFG_T_INT, "67108864", 1048576,
+	  1073741824, CFG_LONG(max_queued_output), NULL, NULL,
+	  "bytes of unread replies queued for all clients together before "
+	  "clients with replies pending are no longer read" },
 	/* [dns] */
 	{ "dns", "resolvers", CFG_T_WORDS, "", 0, CFG_RESOLVERS_MAX,
 	  CFG_STR(resolvers), NULL, cfg_check_resolver,
@@ -169,9 +191,14 @@ static const struct cfg_opt cfg_opts[] = {
 	{ "dns", "timeout", CFG_T_INT, "5", 1, 60,
 	  CFG_LONG(dns_timeout), NULL, NULL,
 	  "seconds one DNS query may take" },
-	{ "dns", "selftest_name", CFG_T_STRING, ".", 0, 0,
+	{ "dns", "selftest_name", CFG_T_STRING, "", 0, 0,
 	  CFG_STR(selftest_name), NULL, cfg_check_dnsname,
-	  "name whose SOA must validate as secure at start-up" },
+	  "name whose SOA must validate as secure at start-up; empty: the "
+	  "zone the trust anchor is for" },
+	{ "dns", "root_hints", CFG_T_STRING, "", 0, 0,
+	  CFG_STR(root_hints), NULL, cfg_check_abspath_or_empty,
+	  "root hints file: full recursion from these root servers instead "
+	  "of the built-in ones (private roots, test worlds)" },
 	/* [sts] */
 	{ "sts", "enabled", CFG_T_BOOL, "yes", 0, 0,
 	  CFG_INT(sts_enabled), NULL, NULL,
@@ -499,11 +526,12 @@ cfg_check_abspath_or_empty(const char *s, size_t len, char *why, size_t whysz)
 	return cfg_check_abspath(s, len, why, whysz);
 }
 
-/* SPEC A9.66: the self-test name, "." or a host name (trailing dot ok). */
+/* SPEC A9.66: the self-test name, empty (the anchor's own name), "." or
+ * a host name (trailing dot ok). */
 static int
 cfg_check_dnsname(const char *s, size_t len, char *why, size_t whysz)
 {
-	if (len == 1 && s[0] == '.')
+	if (len == 0 || (len == 1 && s[0] == '.'))
 		return 1;
 	if (len > 1 && s[len - 1] == '.')
 		len--;
@@ -800,6 +828,7 @@ cfg_policy_add(struct cfg_ps *ps, const char *key, const char *answer)
 	p = &ps->pend[ps->npend];
 	p->st.domain = strdup(dom);
 	p->st.answer = strdup(answer);
+	p->st.exempt = strcmp(answer, "none") == 0;
 	p->line = ps->lineno;
 	if (p->st.domain == NULL || p->st.answer == NULL) {
 		free(p->st.domain);
@@ -1048,6 +1077,20 @@ cfg_cross_check(struct cfg_ps *ps)
 	char q[CFG_QUOTE];
 	size_t i, idx = 0;
 
+	/* Root hints steer full recursion; with resolvers set they would
+	 * be silently ignored. */
+	if (*cfg->root_hints != '\0' && *cfg->resolvers != '\0') {
+		for (i = 0; i < CFG_NOPTS; i++)
+			if (cfg_opts[i].off == offsetof(struct cfg, root_hints))
+				idx = i;
+		ps->lineno = ps->setline[idx];
+		cfg_error(ps, "[dns] root_hints: only for full recursion; "
+			      "[dns] resolvers is set (empty it, or remove "
+			      "root_hints)");
+		return 0;
+	}
+	idx = 0;
+
 	/* DESIGN 6.6: TLS-RPT attributes only on names we answer. */
 	while (*p != '\0') {
 		while (*p == ' ')
@@ -1068,6 +1111,62 @@ cfg_cross_check(struct cfg_ps *ps)
 				  cfg_quote(w, (size_t)(p - w), q, sizeof(q)));
 			return 0;
 		}
+	}
+	return 1;
+}
+
+/* The line an option was set on, or 0 (a default). */
+static int
+cfg_set_line(const struct cfg_ps *ps, size_t off)
+{
+	size_t i;
+
+	for (i = 0; i < CFG_NOPTS; i++)
+		if (cfg_opts[i].off == off)
+			return ps->setline[i];
+	return 0;
+}
+
+/*
+ * Issue 10 item 16: a CA bundle that is missing or holds no PEM
+ * certificate would make every MTA-STS fetch fail, logged only at -v.
+ * Refuse it where the other config errors are reported. Only for a file
+ * read from disk: cfg_parse() stays free of I/O for tests and fuzzing.
+ */
+static int
+cfg_check_ca_file(struct cfg_ps *ps)
+{
+	static const char marker[] = "-----BEGIN CERTIFICATE-----";
+	static const char trusted[] = "-----BEGIN TRUSTED CERTIFICATE-----";
+	const char *path = ps->cfg->ca_file;
+	char line[256];
+	int found = 0, saved;
+	FILE *fp;
+
+	if (ps->fp == NULL || *path == '\0')
+		return 1;
+	ps->lineno = cfg_set_line(ps, offsetof(struct cfg, ca_file));
+	if ((fp = fopen(path, "re")) == NULL) {
+		saved = errno;
+		cfg_error(ps, "[sts] ca_file: %s: %s", path, strerror(saved));
+		return 0;
+	}
+	while (!found && fgets(line, sizeof(line), fp) != NULL)
+		if (strncmp(line, marker, sizeof(marker) - 1) == 0 ||
+		    strncmp(line, trusted, sizeof(trusted) - 1) == 0)
+			found = 1;
+	saved = ferror(fp) ? errno : 0;
+	fclose(fp);
+	if (saved != 0) {
+		cfg_error(ps, "[sts] ca_file: %s: %s", path, strerror(saved));
+		return 0;
+	}
+	if (!found) {
+		cfg_error(ps,
+			  "[sts] ca_file: %s holds no PEM certificate (no "
+			  "\"%s\" line)",
+			  path, marker);
+		return 0;
 	}
 	return 1;
 }
@@ -1114,7 +1213,7 @@ cfg_run(struct cfg_ps *ps, const char *source)
 		cfg_error(ps, "syntax error: want [section], name = value "
 			      "or a ; comment");
 	}
-	if (ps->errline == 0 && cfg_cross_check(ps))
+	if (ps->errline == 0 && cfg_cross_check(ps) && cfg_check_ca_file(ps))
 		cfg_policy_finish(ps);
 	for (i = 0; i < ps->npend; i++) {
 		free(ps->pend[i].st.domain);

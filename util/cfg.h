@@ -20,6 +20,7 @@ enum cfg_dane_mode { CFG_DANE_STRICT = 0, CFG_DANE_OPPORTUNISTIC = 1 };
 struct cfg_static {
 	char *domain; /* A-label, lowercase, no trailing dot */
 	char *answer; /* as written: "dane-only", "secure match=…", "none" */
+	int exempt;   /* "none": never apply a policy (NOTFOUND) */
 };
 
 struct cfg {
@@ -32,17 +33,24 @@ struct cfg {
 	char *query_socket; /* unix:PATH, or empty to disable */
 	unsigned query_socket_mode;
 	char *query_socket_group;
-	char *user;   /* empty: do not drop privileges */
-	long verbose; /* 0..2, -v adds */
+	long query_max_connections; /* a pool apart from the socketmap's */
+	long query_max_per_peer;    /* per SO_PEERCRED uid; 0: none */
+	char *admin_socket;	    /* unix:PATH, or empty to disable */
+	char *user;		    /* empty: do not drop privileges */
+	long verbose;		    /* 0..2, -v adds */
 	long lookup_timeout;
 	long max_connections;
 	long idle_timeout;
 	long write_timeout;
+	long request_timeout;	/* whole-request deadline, seconds */
+	long max_queued_output; /* unread output, all connections */
 	/* [dns] */
 	char *resolvers;
 	char *trust_anchor;
 	long dns_timeout;
-	char *selftest_name; /* SOA that must validate at start-up */
+	char *selftest_name; /* SOA that must validate at start-up; empty:
+				the trust anchor's owner (dns_selftest_name) */
+	char *root_hints;    /* empty: the built-in root servers */
 	/* [sts] */
 	int sts_enabled; /* live discovery and fetch (issue 4) */
 	char *ca_file;

@@ -329,11 +329,42 @@ normalize(const char *key, size_t len, unsigned flags, char *out, size_t outsz)
 	return copy_ascii(h, hlen, out, outsz);
 }
 
+/*
+ * Issue 10 item 20: an A-label ("xn--…") must be valid Punycode that
+ * decodes to something a U-label may hold (RFC 5891 §5.4), or it is no
+ * host name and must not reach DNS. libidn2 decodes every "xn--" label of
+ * the name; a decoding error, or a control character in the result (a
+ * label such as "xn--a" decodes to U+0080), makes the name invalid.
+ */
+static enum dom_status
+check_alabels(const char *name)
+{
+	const unsigned char *u;
+	char *uni = NULL;
+	enum dom_status st = DOM_OK;
+
+	if (strstr(name, "xn--") == NULL)
+		return DOM_OK;
+	if (idn2_to_unicode_8z8z(name, &uni, 0) != IDN2_OK || uni == NULL) {
+		idn2_free(uni);
+		return DOM_INVALID;
+	}
+	for (u = (const unsigned char *)uni; *u != '\0'; u++)
+		if (*u < 0x20 || *u == 0x7f ||
+		    (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f))
+			st = DOM_INVALID;
+	idn2_free(uni);
+	return st;
+}
+
 enum dom_status
 dom_normalize(const char *key, size_t len, unsigned flags, char *out,
 	      size_t outsz)
 {
 	enum dom_status st = normalize(key, len, flags, out, outsz);
+
+	if (st == DOM_OK)
+		st = check_alabels(out);
 
 	/* Never leave a half-written name behind for a careless caller. */
 	if (st != DOM_OK && outsz > 0)

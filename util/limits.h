@@ -49,6 +49,25 @@
 #define LIM_CONFIG_VALUE 4096
 /* Listening endpoints. */
 #define LIM_LISTENERS 16
+/* Connections to the admin socket at once (tlspolicy runs). */
+#define LIM_ADMIN_CONNECTIONS 16
+
+/*
+ * File descriptors kept free for outbound work (issue 10 item 3), so that
+ * clients can never take the sockets DNS and HTTPS need: client
+ * connections get what RLIMIT_NOFILE leaves after these. DNS: getdns gets
+ * at most 64 queries at once (net/dns.c DNS_MAX_ACTIVE), each a UDP socket
+ * and perhaps a TCP one, plus the resolver's own; HTTPS: one socket per
+ * active transfer (net/https.h HTTPS_MAX_ACTIVE) plus a second address
+ * tried, bounded by curl's connection cache; TLS-RPT: the sender's
+ * sendmail pipes and POSTs (tlsrpt/rpt_deliver.h RPT_DELIVER_ACTIVE);
+ * BASE: the stores with their -wal/-shm files, the log, signals, the
+ * datagram socket, the mail log, the listeners.
+ */
+#define LIM_FD_DNS    (2 * 64 + 16)
+#define LIM_FD_HTTPS  (128 + 32)
+#define LIM_FD_TLSRPT (2 * 32 + 8)
+#define LIM_FD_BASE   32
 
 /* TLS-RPT (tlsrpt/, SPEC C1, C2, C3): policies in one datagram; failure
  * details in one policy; policy-string and mx-host entries in one policy;

@@ -2,8 +2,9 @@
 /*
  * Fuzz target for the JSON-lines codec. Parses the input as one request
  * line: on success the key must fit LIM_KEY_MAX, be NUL-terminated and be
- * present exactly for query and flush; on failure there must be a short
- * error. The input is also formatted as the key of an answer and as an
+ * present for the commands that need a domain and absent for those that
+ * take none; a non-object JSON value is never a key; on failure there must be a
+ * short error. The input is also formatted as the key of an answer and as an
  * error message, and the reply must be one line of valid JSON.
  */
 #include <stdint.h>
@@ -48,8 +49,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (qry_parse(line, size, &req, err, sizeof(err)) == 0) {
 		if (req.keylen > LIM_KEY_MAX || req.key[req.keylen] != '\0')
 			abort();
-		if ((req.cmd == QRY_QUERY || req.cmd == QRY_FLUSH) !=
-		    (req.keylen > 0))
+		int need = req.cmd == QRY_QUERY || req.cmd == QRY_FLUSH ||
+			   req.cmd == QRY_CACHE_SHOW ||
+			   req.cmd == QRY_REPORT_SHOW;
+		int may = need || req.cmd == QRY_REPORT_LIST ||
+			  req.cmd == QRY_REPORT_SEND;
+
+		if ((need && req.keylen == 0) || (!may && req.keylen > 0))
+			abort();
+		if ((req.cmd == QRY_REPORT_SHOW ||
+		     req.cmd == QRY_REPORT_SEND) &&
+		    req.day[0] == '\0')
+			abort();
+		if (memchr(req.day, '\0', sizeof(req.day)) == NULL)
 			abort();
 		if (size > LIM_QUERY_LINE)
 			abort();

@@ -31,14 +31,16 @@ hw.policy("insecure.test", "version: STSv1\nmode: enforce\n"
 w.add_record("insecure.test", "mta-sts 300 IN A %s" % hw.addr)
 hw.start()
 w.start()
-d = Daemon(name="check", dane=True, extra="""
+d = Daemon(name="check", dane=True, sts=True, extra="""
 [dns]
 resolvers = %s
 trust_anchor = %s
 timeout = 4
 [sts]
 ca_file = %s
-""" % (w.resolver, w.trust_anchor, ca.cert_path))
+[policy]
+%s = dane-only
+""" % (w.resolver, w.trust_anchor, ca.cert_path, w.name("insecuremx")))
 
 # A Postfix config without DNSSEC, and one with it.
 pf_plain = os.path.join(d.dir, "pf-plain")
@@ -59,9 +61,9 @@ def check(key, *flags, mail_config=pf_dnssec):
 
 
 rc, out, err = check("dane311")
-ok(rc == 0 and "verdict:  dane-only" in out and "SPEC B D1" in out
-   and "answer:   OK dane-only" in out and "1 usable" in out,
-   "check: D1 explained", out + err)
+ok(rc == 0 and "DANE:     dane-only: all 1 MX hosts have usable TLSA "
+   "records" in out and "answer:   OK dane-only" in out and "1 usable" in out
+   and "SPEC" not in out, "check: D1 explained in words", out + err)
 ok("warning" not in out, "no warning when Postfix has dnssec", out)
 
 rc, out, err = check("mixed", "-j")
@@ -73,7 +75,9 @@ states = {h["host"]: h["state"] for h in r.get("hosts", [])}
 ok(rc == 0 and r.get("verdict") == "dane" and r.get("mx_dnssec") == "secure"
    and states == {"mx1." + w.name("mixed"): "usable",
                   "mx2." + w.name("mixed"): "notlsa"}
-   and "D2" in r.get("rule", ""), "check -j: D2 with per-host states", out)
+   and r.get("rule") == "D2" and r.get("answer") == "OK dane"
+   and r.get("answer_rule") == "dane",
+   "check -j: D2 with per-host states", out)
 
 rc, out, err = check("pkix", "-j")
 r = json.loads(out) if rc == 0 else {}
@@ -83,12 +87,16 @@ ok(r.get("verdict") == "dane" and h.get("state") == "unusable"
    "check: PKIX-only TLSA counted unusable (D3)", out + err)
 
 rc, out, err = check("bogus")
-ok(rc == 0 and "verdict:  failed" in out and "D6" in out,
+ok(rc == 0 and "DANE:     failed: the MX lookup for %s failed" %
+   w.name("bogus") in out and "answer:   OK dane\n" in out,
    "check: bogus MX is a failure (D6), not 'no DANE'", out + err)
 
 rc, out, err = check("insecure")
-ok(rc == 0 and "verdict:  none" in out and "MX:       insecure" in out,
+ok(rc == 0 and "DANE:     none" in out and "MX:       insecure" in out,
    "check: insecure zone (D5)", out + err)
+ok("answer:   OK secure match=mx1.insecure.test servername=hostname" in out
+   and "because:  the domain's MTA-STS policy (mode enforce)" in out,
+   "check: an MTA-STS enforce domain gets the daemon's secure answer", out)
 ok("MTA-STS:  TXT record, id 20261123T000000" in out
    and "fetch:  status 200, text/plain" in out
    and "mta-sts.insecure.test" in out.split("cert:", 1)[-1]
@@ -111,12 +119,30 @@ is_eq(d.ask(w.name("dane201")), "OK dane-only", "daemon decides dane201")
 rc, out, err = check("dane201")
 ok("store:    DANE dane-only until" in out, "check shows the stored verdict",
    out + err)
+# A flush makes the next lookup resolve afresh: the in-memory re-check
+# hold goes with the row (it used to leave NOTFOUND for 15 minutes).
+SEC = "OK secure match=mx1.insecure.test servername=hostname"
+is_eq(d.ask("insecure.test"), SEC, "daemon fetches the enforce policy")
+rc, out, err = d.tool("cache", "flush", "insecure.test")
+ok(rc == 0, "flushed while running", out + err)
+is_eq(d.ask("insecure.test"), SEC,
+      "after a flush: resolved afresh, not NOTFOUND")
+ok("flushed insecure.test from the store (it was there); the next lookup "
+   "resolves it afresh" in d.read_log(), "the flush is logged",
+   d.read_log()[-600:])
 d.stop()
 d.put_sts("insecure.test", "enforce", ["mx1.insecure.test"])
 rc, out, err = check("insecure")
 ok("store:    MTA-STS enforce (id id1) until" in out
    and ", refreshed from " in out,
    "check shows the stored policy, its expiry and its refresh", out + err)
+
+rc, out, err = check("insecuremx", "-j")
+r = json.loads(out) if rc == 0 else {}
+ok(r.get("verdict") == "dane" and r.get("answer") == "OK dane-only"
+   and r.get("answer_rule") == "static"
+   and r.get("answer_source") == "static",
+   "check: a [policy] line wins, as in the daemon", out + err)
 
 p = subprocess.run([TOOL, "-c", d.conf, "check", "[192.0.2.1]"],
                    capture_output=True, text=True, timeout=30)

@@ -71,11 +71,20 @@ with open(conf, "w") as f:
             "[dns]\nresolvers = %s\ntrust_anchor = %s\ntimeout = %d\n"
             % (os.path.join(tmp, "state", "cache.db"), w.resolver,
                w.trust_anchor, TIMEOUT))
+# Full recursion from the world's own root (issue 9): getdns's libunbound
+# asks NSD directly, no unbound in between.
+conf_rh = os.path.join(tmp, "daneq-rh.conf")
+with open(conf_rh, "w") as f:
+    f.write("[cache]\npath = %s\n"
+            "[dns]\nroot_hints = %s\ntrust_anchor = %s\ntimeout = %d\n"
+            % (os.path.join(tmp, "state", "cache.db"), w.root_hints,
+               w.trust_anchor, TIMEOUT))
 
 
-def daneq(domains, opts=(), limit=60):
+def daneq(domains, opts=(), limit=60, cfile=None):
     """Run daneq; (exit code, {domain: result}, [results], stderr)."""
-    p = subprocess.run([DANEQ, "-c", conf] + list(opts) + list(domains),
+    p = subprocess.run([DANEQ, "-c", cfile or conf] + list(opts) +
+                       list(domains),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=limit)
     res = []
@@ -92,96 +101,97 @@ def n(key):
     return w.name(key)
 
 
-# domain, kind, mx_secure (None: not checked), [(host, state)], why prefix
+# domain, kind, mx_secure (None: not checked), [(host, state)],
+# "RULE" or "RULE: start of the why"
 CASES = [
     # D1: every host has usable secure TLSA (3 1 1, 2 0 1, 3 1 2).
     (n("dane311"), "dane-only", True,
-     [("mx1.dane311." + S, "usable")], "SPEC B D1:"),
+     [("mx1.dane311." + S, "usable")], "D1"),
     (n("dane201"), "dane-only", True,
-     [("mx1.dane201." + S, "usable")], "SPEC B D1:"),
+     [("mx1.dane201." + S, "usable")], "D1"),
     (n("dane312"), "dane-only", True,
-     [("mx1.dane312." + S, "usable")], "SPEC B D1:"),
+     [("mx1.dane312." + S, "usable")], "D1"),
     # The TLSA matches no key (mismatch) or the host has no STARTTLS
     # (notls): DNS cannot tell, Postfix defers at delivery.
     (n("mismatch"), "dane-only", True,
-     [("mx1.mismatch." + S, "usable")], "SPEC B D1:"),
+     [("mx1.mismatch." + S, "usable")], "D1"),
     (n("notls"), "dane-only", True,
-     [("mx1.notls." + S, "usable")], "SPEC B D1:"),
+     [("mx1.notls." + S, "usable")], "D1"),
     (n("nsec3"), "dane-only", True,
-     [("mx1.nsec3.test", "usable")], "SPEC B D1:"),
+     [("mx1.nsec3.test", "usable")], "D1"),
     # Preference order; three usable hosts.
     ("order." + S, "dane-only", True,
      [("mx1.dane311." + S, "usable"), ("mx1.dane201." + S, "usable"),
-      ("mx1.dane312." + S, "usable")], "SPEC B D1: all 3"),
+      ("mx1.dane312." + S, "usable")], "D1: all 3"),
     # D2: some hosts with TLSA, others without (secure denial, insecure
     # addresses) or with unusable TLSA only.
     (n("mixed"), "dane", True,
      [("mx1.mixed." + S, "usable"), ("mx2.mixed." + S, "notlsa")],
-     "SPEC B D2:"),
+     "D2"),
     ("mixins." + S, "dane", True,
      [("mx1.dane311." + S, "usable"), ("mx1.insecure.test", "insecure")],
-     "SPEC B D2:"),
+     "D2"),
     ("mixpkix." + S, "dane", True,
      [("mx1.dane311." + S, "usable"), ("mx1.pkix." + S, "unusable")],
-     "SPEC B D2:"),
+     "D2"),
     # D3: TLSA present, none usable (PKIX-TA/EE; a 31-byte SHA2-256).
-    (n("pkix"), "dane", True, [("mx1.pkix." + S, "unusable")], "SPEC B D3:"),
+    (n("pkix"), "dane", True, [("mx1.pkix." + S, "unusable")], "D3"),
     (n("badtlsa"), "dane", True,
-     [("mx1.badtlsa." + S, "unusable")], "SPEC B D3:"),
+     [("mx1.badtlsa." + S, "unusable")], "D3"),
     # D4: insecure MX pointing at a secure host with usable TLSA.
     (n("insecuremx"), "dane", False,
-     [("mx1.provider." + S, "usable")], "SPEC B D4:"),
+     [("mx1.provider." + S, "usable")], "D4"),
     # D5: insecure zone; NSEC3 opt-out (insecure child); secure MX to an
     # insecure host; the secure host of insecuremx on its own is D1.
     (n("insecure"), "none", False,
-     [("mx1.insecure.test", "insecure")], "SPEC B D5:"),
+     [("mx1.insecure.test", "insecure")], "D5"),
     (n("optout"), "none", False,
-     [("mx1.optout.nsec3.test", "insecure")], "SPEC B D5:"),
+     [("mx1.optout.nsec3.test", "insecure")], "D5"),
     ("optouthost." + S, "none", True,
-     [("mx1.optout.nsec3.test", "insecure")], "SPEC B D5:"),
+     [("mx1.optout.nsec3.test", "insecure")], "D5"),
     (n("provider"), "dane-only", True,
-     [("mx1.provider." + S, "usable")], "SPEC B D1:"),
+     [("mx1.provider." + S, "usable")], "D1"),
     # Secure NXDOMAIN: nothing to protect.
-    (n("nxdomain"), "none", True, [], "SPEC B D5:"),
+    (n("nxdomain"), "none", True, [], "D5"),
     # Null MX (RFC 7505).
-    (n("nullmx"), "nullmx", True, [], "RFC 7505"),
+    (n("nullmx"), "nullmx", True, [], "null-mx"),
     # No MX, secure apex: the domain is its own host (RFC 5321 §5.1).
-    (n("nomx"), "dane-only", True, [(n("nomx"), "usable")], "SPEC B D1:"),
+    (n("nomx"), "dane-only", True, [(n("nomx"), "usable")], "D1"),
     # CNAME: TLSA at the expanded name, else at the original (A8.56).
     (n("cname"), "dane-only", True,
-     [("alias.cname." + S, "usable")], "SPEC B D1:"),
+     [("alias.cname." + S, "usable")], "D1"),
     (n("cnamefb"), "dane-only", True,
-     [("alias.cnamefb." + S, "usable")], "SPEC B D1:"),
+     [("alias.cnamefb." + S, "usable")], "D1"),
     ("chainmx." + S, "dane-only", True,
-     [("chain1." + S, "usable")], "SPEC B D1:"),
+     [("chain1." + S, "usable")], "D1"),
     # Hosts without any address are skipped; none left: no DANE.
     ("noaddr." + S, "dane-only", True,
      [("nothere." + S, "noaddr"), ("mx1.dane311." + S, "usable")],
-     "SPEC B D1:"),
+     "D1"),
     ("allgone." + S, "none", True, [("nothere." + S, "noaddr")],
-     "SPEC B D5:"),
+     "D5"),
     # D6: the MX lookup fails (bogus: edited after signing, expired;
     # SERVFAIL from a zone that does not load; a silent server).
-    (n("bogus"), "failed", None, [], "SPEC B D6: MX"),
-    (n("expired"), "failed", None, [], "SPEC B D6: MX"),
-    (n("servfail"), "failed", None, [], "SPEC B D6: MX"),
-    (n("silent"), "failed", None, [], "SPEC B D6: MX"),
+    (n("bogus"), "failed", None, [], "D6: the MX lookup"),
+    (n("expired"), "failed", None, [], "D6: the MX lookup"),
+    (n("servfail"), "failed", None, [], "D6: the MX lookup"),
+    (n("silent"), "failed", None, [], "D6: the MX lookup"),
     # D6: a host's TLSA or address lookup fails under a secure MX.
     (n("bogustlsa"), "failed", True,
-     [("mx1.tlsa.bogus.test", "failed")], "SPEC B D6:"),
+     [("mx1.tlsa.bogus.test", "failed")], "D6"),
     ("tlsafail." + S, "failed", True,
      [("mx1.dane311." + S, "usable"), ("mx1.tlsa.bogus.test", "failed")],
-     "SPEC B D6:"),
+     "D6"),
     ("tohost." + S, "failed", True,
-     [("mx1.silent.test", "failed")], "SPEC B D6:"),
+     [("mx1.silent.test", "failed")], "D6"),
     ("sfhost." + S, "failed", True,
-     [("mx1.servfail.test", "failed")], "SPEC B D6:"),
+     [("mx1.servfail.test", "failed")], "D6"),
     ("boghost." + S, "failed", True,
-     [("mx1.expired.test", "failed")], "SPEC B D6:"),
+     [("mx1.expired.test", "failed")], "D6"),
     # A CNAME loop: the address lookup fails, it is not "no address".
-    (n("loop"), "failed", True, [("loop1." + S, "failed")], "SPEC B D6:"),
+    (n("loop"), "failed", True, [("loop1." + S, "failed")], "D6"),
     ("loophost." + S, "failed", True,
-     [("loop1." + S, "failed")], "SPEC B D6:"),
+     [("loop1." + S, "failed")], "D6"),
 ]
 FAILURES = [c[0] for c in CASES if c[1] == "failed"]
 
@@ -201,7 +211,9 @@ for domain, kind, mx_secure, hosts, why in CASES:
               "%s: MX %s" % (domain, "secure" if mx_secure else "insecure"))
     is_eq([(h.get("name"), h.get("state")) for h in r.get("hosts", [])],
           hosts, "%s: host states" % domain)
-    ok(r.get("why", "").startswith(why), "%s: why %s..." % (domain, why),
+    rule, _, words = why.partition(": ")
+    is_eq(r.get("rule"), rule, "%s: rule %s" % (domain, rule))
+    ok(r.get("why", "").startswith(words), "%s: why %s..." % (domain, words),
        r.get("why"))
 
 # DESIGN 6.2: a lookup failure is never read as "no DANE".
@@ -211,6 +223,28 @@ for domain in FAILURES:
     ok(all(h.get("state") != "notlsa"
            for h in byd.get(domain, {}).get("hosts", [])),
        "%s: no host reads as no TLSA" % domain)
+
+# The same cases in full recursion through [dns] root_hints: the same
+# verdicts, and still no failure read as "no DANE" (D6) now that the
+# validation is libunbound's inside getdns.
+t0 = time.monotonic()
+rc, byd_rh, allres, err = daneq([c[0] for c in CASES], cfile=conf_rh,
+                                limit=120)
+is_eq((rc, err), (0, ""), "recursion: daneq exit 0, nothing on stderr")
+is_eq(len(allres), len(CASES), "recursion: one result per domain")
+for domain, kind, mx_secure, hosts, why in CASES:
+    r = byd_rh.get(domain, {})
+    is_eq(r.get("kind"), kind, "recursion: %s: %s" % (domain, kind))
+    if mx_secure is not None:
+        is_eq(r.get("mx_secure"), mx_secure, "recursion: %s: MX %s"
+              % (domain, "secure" if mx_secure else "insecure"))
+    is_eq([(h.get("name"), h.get("state")) for h in r.get("hosts", [])],
+          hosts, "recursion: %s: host states" % domain)
+    is_eq(r.get("rule"), why.partition(": ")[0],
+          "recursion: %s: rule %s" % (domain, why.partition(": ")[0]))
+for domain in FAILURES:
+    ok(byd_rh.get(domain, {}).get("kind") not in ("none", None),
+       "recursion: %s: a failure is not none" % domain, byd_rh.get(domain))
 
 # Details: implicit MX, TLSA base names, record counts, TTLs.
 r = byd.get(n("nomx"), {})

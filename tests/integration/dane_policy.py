@@ -5,6 +5,7 @@ the daemon's [dns] resolver; each case asserts the exact socketmap answer,
 that no lookup failure is read as "no TLSA", single-flight resolution,
 the lookup budget, and that verdicts land in the store."""
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -15,8 +16,23 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
 from tlstest import Daemon, done, is_eq, netstring, ok, read_netstring  # noqa
 from dnsworld import DNSWorld  # noqa
+from httpsworld import HTTPSWorld  # noqa
+import pki  # noqa
 
 w = DNSWorld(log_queries=True)
+# One MTA-STS enforce domain in the unsigned insecure.test (DANE: none at
+# once), its policy host on 127.S.49.1 with a test CA, for the recursion
+# run below.
+STS_D = "stsrh.insecure.test"
+ca = pki.CA(os.path.join(w.dir, "ca"))
+hw = HTTPSWorld(os.path.join(w.dir, "www"), ca, addr="127.%d.49.1" % w.slot)
+w.add_record("insecure.test", "%s. 300 IN MX 10 mx1.%s." % (STS_D, STS_D))
+w.add_record("insecure.test",
+             '_mta-sts.%s. 300 IN TXT "v=STSv1; id=1;"' % STS_D)
+w.add_record("insecure.test", "mta-sts.%s. 300 IN A %s" % (STS_D, hw.addr))
+hw.policy(STS_D, "version: STSv1\nmode: enforce\nmx: mx1.%s\n"
+          "max_age: 86400\n" % STS_D)
+hw.start()
 w.start()
 
 d = Daemon(name="dane", dane=True, extra="""
@@ -34,7 +50,7 @@ d.put_sts(w.name("bogus"), "enforce", ["mx1." + w.name("bogus")])
 d.put_dane(w.name("servfail"), "dane-only", ttl=-60)
 d.start()
 
-cases = [
+CASES = [
     ("dane311", "OK dane-only", "D1 secure MX, TLSA 3 1 1"),
     ("dane201", "OK dane-only", "D1 TLSA 2 0 1"),
     ("dane312", "OK dane-only", "D1 TLSA 3 1 2"),
@@ -54,15 +70,25 @@ cases = [
     ("expired", "OK dane", "D6 expired signatures"),
     ("loop", "OK dane", "D6 CNAME loop"),
     ("silent", "OK dane", "D6 timeout"),
-    ("bogus", "TEMP dnssec lookup failure for " + w.name("bogus"),
-     "D6 with MTA-STS enforce cached: TEMP"),
     ("servfail", "OK dane-only", "D7 cached verdict within grace"),
 ]
-for key, want, name in cases:
+for key, want, name in CASES:
     t0 = time.time()
     got = d.ask(w.name(key))
     ok(got == want, "%s: %s" % (w.name(key), name),
        "got %r want %r after %.1fs" % (got, want, time.time() - t0))
+
+# D6 with an MTA-STS enforce policy stored: the stored policy answers at
+# once (a known answer never waits), DANE is looked up behind it, and once
+# that has failed the answer is TEMP, never a fallback to MTA-STS.
+is_eq(d.ask(w.name("bogus")),
+      "OK secure match=mx1.%s servername=hostname" % w.name("bogus"),
+      "bogus.test: the stored enforce policy answers at once")
+st = d.settle()
+ok(st.get("resolutions", {}).get("dane_failed", 0) >= 1,
+   "bogus.test: the DANE lookup behind it ran and failed", st)
+is_eq(d.ask(w.name("bogus")), "TEMP dnssec lookup failure for " +
+      w.name("bogus"), "bogus.test: D6 with MTA-STS enforce stored: TEMP")
 
 # A client that half-closes after its request still gets the answer of a
 # lookup that has to resolve first.
@@ -78,8 +104,9 @@ t0 = time.time()
 is_eq(d.ask(w.name("dane311")), "OK dane-only", "cached verdict answered")
 ok(time.time() - t0 < 0.5, "cached verdict answered without DNS")
 r = d.jq({"domain": w.name("mixed")})
-ok(r and r["source"] == "dane" and "D2" in (r.get("reason") or ""),
-   "JSON reply names the rule", r)
+ok(r and r["source"] == "dane" and r.get("rule") == "dane" and
+   "1 of 2 MX hosts have TLSA records" in (r.get("reason") or ""),
+   "JSON reply names the rule, and why in words", r)
 
 # The store keeps verdicts across a restart; failures are not stored.
 is_eq(d.stop(), 0, "stop")
@@ -150,6 +177,80 @@ ok(got == "NOTFOUND " and el < 3,
 ok(d.alive(), "daemon alive")
 is_eq(d.stop(), 0, "stop")
 
+# --- the same decisions in full recursion ([dns] root_hints, issue 9) -------
+# The embedded default mode, made hermetic: getdns's libunbound recurses
+# from the world's own root (NSD), no resolver in between; validation is
+# libunbound's, and a bogus, expired, SERVFAIL or silent case must still be
+# a failure (D6), never "no DANE".
+drh = Daemon(name="danerh", dane=True, sts=True, extra="""
+[dns]
+root_hints = %s
+trust_anchor = %s
+timeout = 4
+[sts]
+ca_file = %s
+fetch_timeout = 5
+""" % (w.root_hints, w.trust_anchor, ca.cert_path),
+             server_extra="lookup_timeout = 8\n")
+drh.start()
+drh.stop()
+drh.put_sts(w.name("bogus"), "enforce", ["mx1." + w.name("bogus")])
+drh.put_dane(w.name("servfail"), "dane-only", ttl=-60)
+drh.start()
+ok("answering from the store until DNS answers" not in drh.read_log(),
+   "recursion: the self-test passed at start-up", drh.read_log()[-600:])
+for key, want, name in CASES:
+    t0 = time.time()
+    got = drh.ask(w.name(key))
+    ok(got == want, "recursion: %s: %s" % (w.name(key), name),
+       "got %r want %r after %.1fs" % (got, want, time.time() - t0))
+is_eq(drh.ask(w.name("bogus")),
+      "OK secure match=mx1.%s servername=hostname" % w.name("bogus"),
+      "recursion: bogus.test: the stored enforce policy answers at once")
+st = drh.settle()
+is_eq(drh.ask(w.name("bogus")), "TEMP dnssec lookup failure for " +
+      w.name("bogus"), "recursion: D6 with MTA-STS enforce stored: TEMP")
+# MTA-STS enforce, discovered and fetched cold in recursion mode (the TXT
+# and the policy host's address through libunbound).
+is_eq(drh.ask(STS_D), "OK secure match=mx1.%s servername=hostname" % STS_D,
+      "recursion: MTA-STS enforce policy fetched and applied")
+rc, out, err = drh.tool("cache", "show", STS_D)
+ok(rc == 0 and "enforce" in out, "recursion: the policy is in the store",
+   out + err)
+ok(not [q for q in w.query_log() if STS_D in q[1]],
+   "recursion: unbound never saw these queries (NSD answered getdns)")
+is_eq(drh.stop(), 0, "recursion: stop")
+
+# Root hints after the privilege drop: libunbound reads them at its first
+# query, as [server] user. A copy that user can read works; one it cannot
+# read is refused at start-up, in words, before any lookup fails.
+dn = Daemon(name="danerhuser", dane=True, user="nobody")
+hints_ok = os.path.join(dn.dir, "root.hints")
+shutil.copy(w.root_hints, hints_ok)
+os.chmod(hints_ok, 0o644)
+anchor_ok = os.path.join(dn.dir, "root.anchor")
+shutil.copy(w.trust_anchor, anchor_ok)
+dn.write_config(extra="""
+[dns]
+root_hints = %s
+trust_anchor = %s
+timeout = 4
+""" % (hints_ok, anchor_ok))
+dn.start()
+is_eq(dn.ask(w.name("dane311")), "OK dane-only",
+      "recursion as nobody: root hints read after the privilege drop")
+dn.stop()
+os.chmod(hints_ok, 0o600)
+p = dn.start(wait=False)
+try:
+    rc = p.wait(30)
+except Exception:  # noqa: BLE001
+    rc = None
+ok(rc == 1 and "root_hints %s is not readable by [server] user nobody"
+   % hints_ok in dn.read_log(),
+   "root hints the user cannot read: refused at start-up",
+   dn.read_log()[-600:])
+
 # The start-up self-test refuses a trust anchor that does not validate.
 bad = os.path.join(d.dir, "bad.anchor")
 with open(bad, "w") as f:
@@ -168,5 +269,29 @@ except Exception:  # noqa: BLE001
 ok(rc == 1 and "trust anchor" in d.read_log(),
    "start-up refused with a trust anchor that does not validate",
    d.read_log()[-600:])
+
+# Issue 10 item 4: the same wrong anchor behind a resolver that answers
+# SERVFAIL (one that serves only a private tree, no root): before, the
+# daemon started and every DANE answer degraded; now it refuses and says
+# what to fix.
+d.write_config(extra="""
+[dns]
+resolvers = %s
+trust_anchor = %s
+""" % (w.servfail_addr, bad))
+p = d.start(wait=False)
+try:
+    rc = p.wait(30)
+except Exception:  # noqa: BLE001
+    rc = None
+log = d.read_log()
+ok(rc == 1 and "the resolver %s answered rcode SERVFAIL for . SOA"
+   % w.servfail_addr in log and "point [dns] resolvers at a resolver that "
+   "resolves ." in log,
+   "SERVFAIL from the resolver at start-up: refused, in plain words",
+   log[-800:])
+ok("answering from the store" not in log[-800:],
+   "SERVFAIL is not read as \"DNS does not answer\"", log[-800:])
+hw.stop()
 w.stop()
 done()

@@ -54,15 +54,19 @@ if not os.environ.get("KEEP_TMP"):
     atexit.register(shutil.rmtree, tmp, True)
 
 
-def conf(name, resolvers=None, anchor=None, selftest="."):
+def conf(name, resolvers=None, anchor=None, selftest=".", hints=None):
+    """A dnsq config: stub mode to RESOLVERS (default: the world's
+    unbound), or with HINTS full recursion from those root hints."""
     path = os.path.join(tmp, name + ".conf")
     with open(path, "w") as f:
         f.write("[cache]\npath = %s\n"
                 "[dns]\nresolvers = %s\ntrust_anchor = %s\ntimeout = %d\n"
                 "selftest_name = %s\n" % (
                     os.path.join(tmp, "state", "cache.db"),
-                    resolvers or w.resolver, anchor or w.trust_anchor,
-                    TIMEOUT, selftest))
+                    "" if hints else resolvers or w.resolver,
+                    anchor or w.trust_anchor, TIMEOUT, selftest))
+        if hints:
+            f.write("root_hints = %s\n" % hints)
     return path
 
 
@@ -259,5 +263,88 @@ is_eq((rc, err), (0, ""), "selftest on a secure name passes")
 rc, _, _, err = dnsq(silent, [], ["-s"])
 is_eq(rc, 2, "selftest against a silent resolver fails")
 ok("no answer for . SOA: timeout" in err, "selftest says no answer came (timeout)", err)
+
+# Issue 10 item 4: a resolver that answers SERVFAIL for the anchor's zone
+# (one serving only a private tree) is an answer, and a refusal in plain
+# words; before, a wrong anchor passed this way.
+sfconf = conf("sf", resolvers=w.servfail_addr, selftest="")
+rc, _, _, err = dnsq(sfconf, [], ["-s"])
+is_eq(rc, 2, "selftest, resolver answers SERVFAIL: refused")
+ok("the resolver %s answered rcode SERVFAIL for . SOA, the zone the trust "
+   "anchor is for" % w.servfail_addr in err and
+   "point [dns] resolvers at a resolver that resolves ." in err,
+   "selftest, SERVFAIL: says which resolver answered what, and what to do",
+   err)
+rc, _, _, err = dnsq(conf("sfw", resolvers=w.servfail_addr, selftest="",
+                          anchor=os.path.join(tmp, "wrong.anchor")), [],
+                     ["-s"])
+ok(rc == 2 and "answered rcode SERVFAIL" in err,
+   "selftest, wrong anchor behind a SERVFAIL resolver: refused", err)
+
+# The default self-test name is the anchor's own zone: an anchor for
+# secure.test (its DS) is tested on secure.test, not on the root.
+sec_ds = w.keys["secure.test"][1]
+sec_anchor = anchor("secure.anchor", sec_ds + "\n")
+rc, _, _, err = dnsq(conf("own", anchor=sec_anchor, selftest=""), [], ["-s"])
+is_eq((rc, err), (0, ""), "selftest, anchor for secure.test: its SOA "
+      "validates (default name = the anchor's zone)")
+dg = sec_ds.split()[-1]
+bad_sec = anchor("secure-wrong.anchor",
+                 sec_ds.replace(dg, ("0" if dg[0] != "0" else "1") + dg[1:]) +
+                 "\n")
+rc, _, _, err = dnsq(conf("ownbad", anchor=bad_sec, selftest=""), [], ["-s"])
+ok(rc == 2 and "does not validate secure.test: status DATA, bogus" in err,
+   "selftest, wrong anchor for secure.test: refused on secure.test", err)
+rc, _, _, err = dnsq(conf("ownover", anchor=sec_anchor,
+                          selftest="dane311.secure.test"), [], ["-s"])
+ok(rc == 2 and "does not validate dane311.secure.test: status NODATA" in err,
+   "selftest_name set: that name is asked instead", err)
+
+# --- full recursion from the world's root ([dns] root_hints, issue 9) ------
+
+# getdns's embedded libunbound recurses from NSD itself; validation is
+# libunbound's and getdns's, on the same private anchor. Every case above
+# must come out the same, except where only the resolver in between made
+# the difference: a zone that does not load is a failed lookup either way.
+rh = conf("rh", hints=w.root_hints, selftest="")
+args = []
+for c in CASES:
+    args += [c[0], c[1]]
+rc, byq, allres, err = dnsq(rh, args, ["-s"])
+is_eq((rc, err), (0, ""), "recursion: dnsq -s with the right anchor")
+is_eq(len(allres), len(CASES), "recursion: one answer per query")
+for qname, qtype, outcome, sec, canon, rrs in CASES:
+    r = byq.get((qname, qtype), {})
+    tag = "recursion: %s %s" % (qname, qtype)
+    if outcome == "SERVFAIL":
+        is_eq(r.get("outcome"), "SERVFAIL", "%s: SERVFAIL" % tag)
+        continue
+    is_eq((r.get("outcome"), r.get("security")), (outcome, sec),
+          "%s: %s %s" % (tag, outcome, sec))
+    if rrs is not None:
+        is_eq(sorted(r.get("rrs", [])), sorted(rrs), "%s: records" % tag)
+rc, byq, _, _ = dnsq(rh, ["silent.test", "MX", "x.servfail.test", "A"])
+for q in (("silent.test", "MX"), ("x.servfail.test", "A")):
+    r = byq.get(q, {})
+    ok(r.get("outcome") in ("TIMEOUT", "SERVFAIL"),
+       "recursion: %s %s is a failure, never absent" % q, r)
+
+# The self-test in recursion: a wrong anchor is an answer that does not
+# validate; root hints to a server that never answers are no answer.
+rc, _, _, err = dnsq(conf("rhbad", hints=w.root_hints, selftest="",
+                          anchor=os.path.join(tmp, "wrong.anchor")), [],
+                     ["-s"])
+ok(rc == 2 and "does not validate .: status DATA, bogus" in err,
+   "recursion: selftest with a wrong anchor refused", err)
+silent_hints = anchor("silent.hints", ". 3600000 NS ns.silent.\n"
+                      "ns.silent. 3600000 A %s\n" % w.silent_addr)
+rc, _, _, err = dnsq(conf("rhsilent", hints=silent_hints, selftest=""), [],
+                     ["-s"], limit=90)
+ok(rc == 2 and "no answer for . SOA from the root servers" in err,
+   "recursion: a silent root is no answer (start and retry)", err)
+no_hints = anchor("nohints.hints", ". 3600000 NS ns.silent.\n")
+rc, _, _, err = dnsq(conf("rhnone", hints=no_hints), [], ["-s"])
+ok(rc != 0 and "no A or AAAA record of a root server" in err,
+   "root hints without an address: refused", err)
 
 done()

@@ -157,6 +157,14 @@ for qname, rtype, status, ad, want in DIG:
 
 r = w.dig(n("silent"), "MX", wait=2)
 is_eq(r.status, "TIMEOUT", "dig silent.test MX times out")
+r = w.dig(".", "SOA", server=w.servfail_addr, wait=2)
+is_eq((r.status, "ra" in r.flags), ("SERVFAIL", True),
+      "the SERVFAIL server answers . SOA with SERVFAIL (RA set)")
+with open(w.root_hints) as f:
+    hints = f.read()
+ok(w.root_servers == [w.nsd_addr] and w.nsd_addr in hints and
+   ". 3600000 NS " in hints, "root hints name the private root (NSD)",
+   hints)
 with open(w.unbound_log, errors="replace") as f:
     ulog = f.read()
 ok("validation failure <bogus.test. MX IN>" in ulog,

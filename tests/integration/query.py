@@ -58,6 +58,40 @@ is_eq([x.get("result") for x in lines], ["OK", "NOTFOUND", "OK"],
       "pipelined lines answered in order (CRLF accepted)")
 s.close()
 
+# Issue 10 item 20: JSON that is not an object is an error, never a key
+# ("null" must not be looked up in DNS).
+for line in ("[1,2,3]", "null", '"x"', "1", '["example.com"]'):
+    is_eq(d.jq(line), {"error": "request is not a JSON object"},
+          "%s: not a JSON object" % line)
+r = d.jq("xn--0.example")
+is_eq((r["answer"], r["source"], r["reason"]),
+      ("NOTFOUND ", "key", "invalid domain name"),
+      "invalid Punycode in an A-label: refused at normalisation")
+is_eq(d.ask("xn--zz.example"), "NOTFOUND ",
+      "invalid Punycode over the socketmap: NOTFOUND without a lookup")
+
+# EOF inside a netstring and inside a request line: logged and counted.
+before = d.jq({"cmd": "stats"})
+s = d.connect()
+s.sendall(b"19:postfix exa")
+s.shutdown(1)
+ok(is_closed(s), "EOF inside a netstring: connection closed")
+s.close()
+s = d.connect(d.query)
+s.sendall(b"example.co")
+s.shutdown(1)
+ok(is_closed(s), "EOF inside a request line: connection closed")
+s.close()
+time.sleep(0.2)
+after = d.jq({"cmd": "stats"})
+is_eq((after["eof_in_request"] - before["eof_in_request"],
+       after["framing_errors"] - before["framing_errors"]), (2, 2),
+      "stats: both counted as framing errors (eof_in_request)")
+log = d.read_log()
+ok("end of file in the middle of a netstring" in log and
+   "end of file in the middle of a request line" in log,
+   "both logged in plain words", log[-600:])
+
 s = d.connect(d.query)
 s.sendall(b"x" * 5000)
 ok(is_closed(s), "line over 4096 bytes closes the connection")

@@ -119,6 +119,7 @@ class Daemon:
         os.chmod(self.dir, 0o755)
         self.smap = os.path.join(self.dir, "smap.sock")
         self.query = os.path.join(self.dir, "query.sock")
+        self.admin = os.path.join(self.dir, "admin.sock")
         self.db = os.path.join(self.dir, "state", "cache.db")
         self.conf = os.path.join(self.dir, "tlspolicyd.conf")
         self.log = os.path.join(self.dir, "daemon.log")
@@ -131,6 +132,7 @@ class Daemon:
                 "socketmap = unix:%s\n"
                 "socketmap_group =\n"
                 "query_socket = unix:%s\n"
+                "admin_socket = unix:%s\n"
                 "user = %s\n"
                 "%s\n"
                 "[dane]\n"
@@ -140,7 +142,8 @@ class Daemon:
                 "[cache]\n"
                 "path = %s\n"
                 "%s\n"
-                "[policy]\n%s\n" % (self.smap, self.query, self.user,
+                "[policy]\n%s\n" % (self.smap, self.query, self.admin,
+                                    self.user,
                                     server_extra,
                                     "yes" if self.dane else "no",
                                     "yes" if self.sts else "no",
@@ -150,12 +153,13 @@ class Daemon:
         with open(self.conf, "w") as f:
             f.write(self.config_text(extra, policy, server_extra))
 
-    def start(self, wait=True, args=()):
+    def start(self, wait=True, args=(), wrap=()):
+        """WRAP: a command prefix, e.g. ["prlimit", "--nofile=64:64"]."""
         # Only a "ready:" line written after this start counts.
         self.log_mark = len(self.read_log())
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [DAEMON, "-f", "-v", "-c", self.conf] + list(args),
+            list(wrap) + [DAEMON, "-f", "-v", "-c", self.conf] + list(args),
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
         if wait:
@@ -247,10 +251,21 @@ class Daemon:
         return (p.returncode, p.stdout.decode("utf-8", "replace").strip(),
                 p.stderr.decode("utf-8", "replace").strip())
 
-    def jq(self, req, sock=None):
+    def settle(self, timeout=30):
+        """Wait until no resolution is queued or running (background
+        re-checks included); returns the last stats reply."""
+        end = time.monotonic() + timeout
+        while True:
+            st = self.jq({"cmd": "stats"})
+            if st.get("resolutions", {}).get("active", 1) == 0 or \
+                    time.monotonic() > end:
+                return st
+            time.sleep(0.05)
+
+    def jq(self, req, sock=None, path=None):
         """One JSON-lines request; returns the decoded reply object."""
         own = sock is None
-        s = sock or self.connect(self.query)
+        s = sock or self.connect(path or self.query)
         try:
             line = req if isinstance(req, (bytes, str)) else json.dumps(req)
             if isinstance(line, str):
@@ -267,6 +282,10 @@ class Daemon:
         finally:
             if own:
                 s.close()
+
+    def aq(self, req):
+        """One request on the admin socket; the decoded reply."""
+        return self.jq(req, sock=None, path=self.admin)
 
     def tool(self, *args):
         p = subprocess.run([TOOL, "-c", self.conf] + list(args),
@@ -288,10 +307,12 @@ class Daemon:
                     now, now + max_age))
 
     def put_dane(self, domain, verdict, ttl=3600, checked_at=None):
+        """Write a DANE verdict row (enum cache_dane_kind in cache.h)."""
         now = int(time.time()) if checked_at is None else checked_at
-        self._exec("INSERT OR REPLACE INTO dane_verdict(domain, verdict, "
+        kinds = {"none": 0, "dane-only": 1, "dane": 2, "nullmx": 3}
+        self._exec("INSERT OR REPLACE INTO dane_verdict(domain, kind, "
                    "detail, checked_at, expires_at) VALUES (?,?,?,?,?)",
-                   (domain, verdict, "test row", now, now + ttl))
+                   (domain, kinds[verdict], "test row", now, now + ttl))
 
     def _exec(self, sql, args):
         con = sqlite3.connect(self.db, timeout=5)

@@ -150,7 +150,7 @@ is "$(sqlite3 "$db" "SELECT count(*) FROM dane_verdict WHERE domain='both.exampl
 # A stale socket file nobody listens on: ECONNREFUSED, use the store.
 stale=$dir/stale.sock
 "$PY" -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$stale"
-"$TOOL" -c /dev/null -d "$db" -s "unix:$stale" cache flush a-dane.example >/dev/null
+"$TOOL" -c /dev/null -d "$db" -a "unix:$stale" cache flush a-dane.example >/dev/null
 is $? 0 "flush with a stale socket falls back to the store"
 
 # --- through a (fake) daemon ---
@@ -204,12 +204,12 @@ is "$(echo "$out" | cut -c1-30)" '{"key":"sts.example","answer":' \
 is $? 1 "query: daemon error reply exits 1"
 "$TOOL" -c /dev/null -s "$nosock" query sts.example >/dev/null 2>&1
 is $? 2 "query: no daemon exits 2"
-out=$("$TOOL" -c /dev/null -d "$db" -s "$sock" cache flush HELD.example)
+out=$("$TOOL" -c /dev/null -d "$db" -a "$sock" cache flush HELD.example)
 is $? 0 "flush through the daemon: exit 0"
 is "$out" "held.example: flushed (by the daemon)" "flush: daemon message"
 is "$(tail -n 1 "$dir/requests.log")" \
 	'{"cmd":"flush","domain":"held.example"}' "flush: normalised domain sent"
-"$TOOL" -c /dev/null -d "$db" -s "$sock" cache flush other.example >/dev/null
+"$TOOL" -c /dev/null -d "$db" -a "$sock" cache flush other.example >/dev/null
 is $? 1 "flush through the daemon: nothing stored exits 1"
 
 # --- usage ---

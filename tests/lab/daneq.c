@@ -98,6 +98,7 @@ daneq_cb(const struct dane_result *res, void *arg)
 	json_object_set_new(j, "mx_secure", json_boolean(res->mx_secure));
 	json_object_set_new(j, "implicit", json_boolean(res->implicit));
 	json_object_set_new(j, "ttl", json_integer(res->ttl));
+	json_object_set_new(j, "rule", json_string(dane_rule_name(res->rule)));
 	json_object_set_new(j, "why", json_string(res->why));
 	json_object_set_new(
 	    j, "ms", json_integer((json_int_t)(ev_mono_ms() - o->start)));

@@ -10,6 +10,8 @@ Tests import it (Debian's /usr/bin/python3, standard library only):
     w.start()                   # sign, start NSD, unbound, silent server
     w.resolver                  # unbound, validating, port 53
     w.trust_anchor              # the private root's DS, zone format
+    w.root_hints                # hints file: "." NS -> NSD (w.nsd_addr),
+                                # for full recursion ([dns] root_hints)
     w.resolv_conf               # "nameserver <resolver>\noptions trust-ad"
     w.stop()                    # also registered with atexit
 
@@ -21,6 +23,9 @@ ends, and no lock file is left anywhere; slot 0 is 127.0.53.x):
     127.S.53.53:53   unbound: validating recursion, root hints -> NSD,
                      trust anchor = the private root's DS
     127.S.53.99:53   the silent server: UDP and TCP, never answers
+    127.S.53.98:53   the SERVFAIL server (w.servfail_addr): answers every
+                     UDP query SERVFAIL, like a resolver that serves only
+                     a private tree and cannot resolve the root
     127.S.54.N       addresses of the MX hosts (for Postfix TLS sinks);
                      w.addr(host) gives the address of a host
 
@@ -355,6 +360,51 @@ class DigResult:
                                    self.answer)
 
 
+class _Servfail:
+    """UDP on ADDR:53 that answers every query with SERVFAIL (RA set,
+    the question echoed, nothing else)."""
+
+    def __init__(self, addr):
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind((addr, 53))
+        self.udp.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def answer(q):
+        """The SERVFAIL reply to query Q (bytes), or None."""
+        if len(q) < 12 or q[2] & 0x80:
+            return None
+        p = 12
+        while p < len(q) and q[p] != 0:
+            p += 1 + q[p]
+        end = p + 5                       # root label, QTYPE, QCLASS
+        if q[4:6] != b"\0\1" or end > len(q):
+            return None
+        flags = bytes([0x80 | (q[2] & 0x79), 0x80 | 2])   # QR RD, RA 2
+        return q[:2] + flags + b"\0\1\0\0\0\0\0\0" + q[12:end]
+
+    def _loop(self):
+        while not self.stopping:
+            try:
+                q, peer = self.udp.recvfrom(65535)
+            except (socket.timeout, OSError):
+                continue
+            r = self.answer(q)
+            if r is not None:
+                try:
+                    self.udp.sendto(r, peer)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(2)
+        self.udp.close()
+
+
 class _Silent:
     """UDP and TCP on ADDR:53 that accept and never answer."""
 
@@ -410,18 +460,24 @@ class DNSWorld:
         self.log_queries = log_queries
         self.procs = {}
         self.silent = None
+        self.servfail = None
         self._lockf = None
         self.slot = self._take_slot(slot)
         s = self.slot
         self.nsd_addr = "127.%d.53.1" % s
         self.resolver = "127.%d.53.53" % s
         self.silent_addr = "127.%d.53.99" % s
+        self.servfail_addr = "127.%d.53.98" % s
         self.zonedir = os.path.join(self.dir, "zones")
         self.keydir = os.path.join(self.dir, "keys")
         self.pkidir = os.path.join(self.dir, "pki")
         for d in (self.zonedir, self.keydir, self.pkidir):
             os.makedirs(d, exist_ok=True)
         self.trust_anchor = os.path.join(self.dir, "root.anchor")
+        # The private root's servers, for full recursion without unbound
+        # ([dns] root_hints); written by start().
+        self.root_hints = os.path.join(self.dir, "root.hints")
+        self.root_servers = [self.nsd_addr]
         self.resolv_conf = os.path.join(self.dir, "resolv.conf")
         self.nsd_conf = os.path.join(self.dir, "nsd.conf")
         self.nsd_log = os.path.join(self.dir, "nsd.log")
@@ -450,7 +506,7 @@ class DNSWorld:
                 if e.errno == errno.EADDRINUSE:
                     continue
                 raise
-            addrs = ["127.%d.53.%d" % (s, n) for n in (1, 53, 99)]
+            addrs = ["127.%d.53.%d" % (s, n) for n in (1, 53, 98, 99)]
             if all(_port_free(a) for a in addrs):
                 self._lockf = lock
                 return s
@@ -750,7 +806,7 @@ class DNSWorld:
                     "remote-control:\n\tcontrol-enable: no\n" %
                     (self.nsd_addr, self.zonedir, d, d, d, d, self.nsd_log)
                     + "".join(zones))
-        hints = os.path.join(d, "root.hints")
+        hints = self.root_hints
         with open(hints, "w") as f:
             f.write(". 3600000 NS ns.test.\nns.test. 3600000 A %s\n" %
                     self.nsd_addr)
@@ -834,6 +890,7 @@ class DNSWorld:
         self._build_zones()
         self._write_configs()
         self.silent = _Silent(self.silent_addr)
+        self.servfail = _Servfail(self.servfail_addr)
         self._start_nsd()
         self._spawn("unbound", ["unbound", "-d", "-c", self.unbound_conf])
         self._wait_answer("unbound", self.resolver, ".", True)
@@ -896,6 +953,9 @@ class DNSWorld:
         if self.silent is not None:
             self.silent.close()
             self.silent = None
+        if self.servfail is not None:
+            self.servfail.close()
+            self.servfail = None
         if self._lockf is not None:
             self._lockf.close()
             self._lockf = None

@@ -99,16 +99,18 @@ static const struct sts_case sts_cases[] = {
 
 struct dane_case {
 	const char *domain;
-	const char *verdict;
+	int kind;
 	const char *detail;
 	time_t checked, expires;
 };
 
 static const struct dane_case dane_cases[] = {
-    {"example.com", "dane-only", "all 2 MX have usable TLSA", 1700000000,
+    {"example.com", CACHE_DANE_ONLY, "all 2 MX have usable TLSA", 1700000000,
      1700003600},
-    {"dane.example", "dane", "mx2 has no TLSA", 1700000001, 1700000301},
-    {"nodane.example", "none", "", 5, 6},
+    {"dane.example", CACHE_DANE_DANE, "mx2 has no TLSA", 1700000001,
+     1700000301},
+    {"nodane.example", CACHE_DANE_NONE, "", 5, 6},
+    {"nullmx.example", CACHE_DANE_NULLMX, "null MX", 7, 8},
 };
 
 static void
@@ -129,7 +131,7 @@ static void
 fill_dane(struct cache_dane *d, const struct dane_case *tc)
 {
 	memset(d, 0, sizeof(*d));
-	snprintf(d->verdict, sizeof(d->verdict), "%s", tc->verdict);
+	d->kind = tc->kind;
 	snprintf(d->detail, sizeof(d->detail), "%s", tc->detail);
 	d->checked_at = tc->checked;
 	d->expires_at = tc->expires;
@@ -208,8 +210,7 @@ check_domain(struct cache *c, const char *domain, const char *when)
 	}
 	is_int(e->has_dane, td != NULL, "%s: %s has_dane", when, domain);
 	if (td != NULL && e->has_dane) {
-		is_str(e->dane.verdict, td->verdict, "%s: %s verdict", when,
-		       domain);
+		is_int(e->dane.kind, td->kind, "%s: %s verdict", when, domain);
 		is_str(e->dane.detail, td->detail, "%s: %s detail", when,
 		       domain);
 		is_int(e->dane.checked_at, td->checked, "%s: %s checked_at",
@@ -295,7 +296,7 @@ test_update(void)
 	ok(e != NULL && e->has_sts && e->has_dane, "now both");
 	if (e != NULL) {
 		is_str(e->sts.mx, sts_cases[0].mx, "sts kept after dane put");
-		is_str(e->dane.verdict, "dane", "dane verdict");
+		is_int(e->dane.kind, CACHE_DANE_DANE, "dane verdict");
 	}
 	/* Pass the borrowed entry back in: the record it points into is
 	 * replaced during the put (ASan would catch a use after free). */
@@ -404,15 +405,14 @@ test_other_writer(void)
 		return;
 	cache_lookup(c, "ext.example", &e);
 	ok(e == NULL, "absent at first");
-	sqlite_exec(path, "INSERT INTO dane_verdict (domain, verdict, "
+	sqlite_exec(path, "INSERT INTO dane_verdict (domain, kind, "
 			  "checked_at, expires_at) VALUES "
-			  "('ext.example', 'dane-only', 1, 2)");
+			  "('ext.example', 1, 1, 2)");
 	cache_lookup(c, "ext.example", &e);
 	ok(e == NULL, "negative record still answers from memory");
 	cache_forget(c, "ext.example");
 	cache_lookup(c, "ext.example", &e);
-	ok(e != NULL && e->has_dane &&
-	       strcmp(e->dane.verdict, "dane-only") == 0,
+	ok(e != NULL && e->has_dane && e->dane.kind == CACHE_DANE_ONLY,
 	   "after forget: row written by another connection");
 	if (e != NULL)
 		is_str(e->dane.detail, "", "detail default ''");
@@ -435,17 +435,14 @@ test_lru(void)
 		return;
 	memset(&d, 0, sizeof(d));
 	for (i = 0; i < 5; i++) {
-		snprintf(d.verdict, sizeof(d.verdict), "v%zu", i);
+		d.kind = (int)(i % 4);
 		d.expires_at = (time_t)i;
 		cache_put_dane(c, names[i], &d);
 	}
 	for (round = 0; round < 2; round++)
 		for (i = 0; i < 5; i++) {
-			char want[16];
-
-			snprintf(want, sizeof(want), "v%zu", i);
 			cache_lookup(c, names[i], &e);
-			ok(e != NULL && strcmp(e->dane.verdict, want) == 0 &&
+			ok(e != NULL && e->dane.kind == (int)(i % 4) &&
 			       e->dane.expires_at == (time_t)i,
 			   "lru round %zu: %s correct", round, names[i]);
 		}
@@ -472,7 +469,7 @@ test_lru(void)
 		cache_lookup(c, names[i], &e);
 	cache_get_stats(c, &st);
 	is_int(st.entries, 5, "grown: all five kept");
-	ok(e != NULL && strcmp(e->dane.verdict, "v4") == 0,
+	ok(e != NULL && e->dane.kind == 0 && e->dane.expires_at == 4,
 	   "after rehash: still correct");
 	cache_close(c);
 }
@@ -524,7 +521,8 @@ test_foreach(void)
 	is_int(cache_foreach(c, collect, buf), CACHE_OK, "foreach");
 	is_str(buf,
 	       "a.b.c.d.example.org:s- dane.example:-d example.com:sd "
-	       "nodane.example:-d none.example:s- testing.example:s-",
+	       "nodane.example:-d none.example:s- nullmx.example:-d "
+	       "testing.example:s-",
 	       "name order, union of both tables");
 	is_int(cache_foreach(c, stop_after_two, &n), CACHE_OK, "stop early");
 	is_int(n, 2, "callback returning non-zero stops");
@@ -568,9 +566,12 @@ test_args(void)
 	is_int(cache_put_sts(c, "x.example", &s), CACHE_EINVAL,
 	       "unterminated last_error");
 	fill_dane(&d, &dane_cases[0]);
-	memset(d.verdict, 'v', sizeof(d.verdict));
+	d.kind = 4;
 	is_int(cache_put_dane(c, "x.example", &d), CACHE_EINVAL,
-	       "unterminated verdict");
+	       "verdict out of range");
+	d.kind = -1;
+	is_int(cache_put_dane(c, "x.example", &d), CACHE_EINVAL,
+	       "negative verdict");
 	is_int(cache_delete(c, longdom), CACHE_EINVAL, "delete long domain");
 	cache_lookup(c, "x.example", &e);
 	ok(e == NULL, "nothing stored by refused puts");
@@ -600,6 +601,84 @@ test_names(void)
 	is_int(cache_sts_mode_parse(""), -1, "parse empty");
 	is_str(cache_sts_mode_name(7), "unknown", "name of a bad mode");
 	is_str(cache_strerror(CACHE_EDB), "database error", "strerror");
+	is_str(cache_dane_kind_name(CACHE_DANE_NONE), "none", "verdict none");
+	is_str(cache_dane_kind_name(CACHE_DANE_ONLY), "dane-only",
+	       "verdict dane-only");
+	is_str(cache_dane_kind_name(CACHE_DANE_DANE), "dane", "verdict dane");
+	is_str(cache_dane_kind_name(CACHE_DANE_NULLMX), "nullmx",
+	       "verdict nullmx");
+	ok(cache_dane_kind_name(4) == NULL && cache_dane_kind_name(-1) == NULL,
+	   "no name for a verdict out of range");
+}
+
+/* A schema 1 store (verdicts as text) opens as schema 2 with its rows. */
+static void
+test_migrate_v1(void)
+{
+	static const struct {
+		const char *domain, *text;
+		int kind;
+	} rows[] = {
+	    {"only.example", "dane-only", CACHE_DANE_ONLY},
+	    {"dane.example", "dane", CACHE_DANE_DANE},
+	    {"null.example", "nullmx", CACHE_DANE_NULLMX},
+	    {"none.example", "none", CACHE_DANE_NONE},
+	    {"junk.example", "dane-maybe", -1},
+	};
+	const char *path = tpath("v1.db");
+	const struct cache_entry *e = NULL;
+	struct cache *c;
+	char sql[512];
+	size_t i;
+
+	sqlite_exec(path,
+		    "CREATE TABLE sts_policy (domain TEXT PRIMARY KEY,"
+		    " policy_id TEXT NOT NULL, mode INTEGER NOT NULL,"
+		    " mx TEXT NOT NULL, max_age INTEGER NOT NULL,"
+		    " fetched_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+		    " last_error TEXT NOT NULL DEFAULT '',"
+		    " next_retry INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+		    "CREATE TABLE dane_verdict (domain TEXT PRIMARY KEY,"
+		    " verdict TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',"
+		    " checked_at INTEGER NOT NULL, expires_at INTEGER NOT NULL"
+		    ") WITHOUT ROWID;"
+		    "INSERT INTO sts_policy VALUES ('sts.example', 'id1', 2,"
+		    " 'mx.sts.example', 86400, 10, 86410, '', 0);"
+		    "PRAGMA user_version = 1;");
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO dane_verdict VALUES ('%s', '%s', 'why', "
+			 "1, 99)",
+			 rows[i].domain, rows[i].text);
+		sqlite_exec(path, sql);
+	}
+	if ((c = open_ok(path, 16)) == NULL)
+		return;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		is_int(cache_lookup(c, rows[i].domain, &e), CACHE_OK,
+		       "migrated %s: lookup", rows[i].domain);
+		if (rows[i].kind < 0)
+			ok(e == NULL, "migrated %s: unknown verdict dropped",
+			   rows[i].domain);
+		else
+			ok(e != NULL && e->has_dane &&
+			       e->dane.kind == rows[i].kind &&
+			       strcmp(e->dane.detail, "why") == 0 &&
+			       e->dane.expires_at == 99,
+			   "migrated %s: verdict %s", rows[i].domain,
+			   rows[i].text);
+	}
+	is_int(cache_lookup(c, "sts.example", &e), CACHE_OK, "sts lookup");
+	ok(e != NULL && e->has_sts && e->sts.mode == CACHE_STS_ENFORCE &&
+	       e->sts.expires_at == 86410,
+	   "migrated store keeps its MTA-STS rows");
+	cache_close(c);
+	/* Opened again: already schema 2, nothing to do, rows intact. */
+	if ((c = open_ok(path, 16)) == NULL)
+		return;
+	cache_lookup(c, "only.example", &e);
+	ok(e != NULL && e->dane.kind == CACHE_DANE_ONLY, "reopened: unchanged");
+	cache_close(c);
 }
 
 /* Files that must be refused at open, never read as an empty store. */
@@ -635,7 +714,7 @@ test_bad_files(void)
 	open_fails("", "no store path", "empty path");
 
 	path = tpath("newer.db");
-	sqlite_exec(path, "PRAGMA user_version = 2");
+	sqlite_exec(path, "PRAGMA user_version = 3");
 	open_fails(path, "newer tlspolicyd", "newer user_version");
 
 	path = tpath("foreign.db");
@@ -667,7 +746,9 @@ test_bad_rows(void)
 		    "'0123456789012345678901234567890123', 1, '', 1, 1, 2, '', "
 		    "0);"
 		    "INSERT INTO dane_verdict VALUES ('v.example', "
-		    "'a-very-long-verdict', '', 1, 2);");
+		    "9, '', 1, 2);"
+		    "INSERT INTO dane_verdict VALUES ('t.example', "
+		    "'dane-only', '', 1, 2);");
 	c = open_ok(path, 16);
 	if (c == NULL)
 		return;
@@ -675,7 +756,11 @@ test_bad_rows(void)
 	ok(strstr(cache_errmsg(c), "m.example: bad mode") != NULL,
 	   "message names the row: %s", cache_errmsg(c));
 	is_int(cache_lookup(c, "i.example", &e), CACHE_EDB, "33-byte id");
-	is_int(cache_lookup(c, "v.example", &e), CACHE_EDB, "long verdict");
+	is_int(cache_lookup(c, "v.example", &e), CACHE_EDB, "stored verdict 9");
+	ok(strstr(cache_errmsg(c), "bad DANE verdict") != NULL,
+	   "message says why: %s", cache_errmsg(c));
+	is_int(cache_lookup(c, "t.example", &e), CACHE_EDB,
+	       "a verdict stored as text is not read as one");
 	is_int(cache_foreach(c, collect, (char[1024]){0}), CACHE_EDB,
 	       "foreach stops at a bad row");
 	cache_close(c);
@@ -793,6 +878,7 @@ main(void)
 	test_args();
 	test_bad_files();
 	test_bad_rows();
+	test_migrate_v1();
 	test_readonly();
 	test_volume();
 	cleanup();

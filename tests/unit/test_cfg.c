@@ -103,10 +103,19 @@ test_defaults(void)
 	is_int(c->max_connections, 4096, "default max_connections");
 	is_int(c->idle_timeout, 60, "default idle_timeout");
 	is_int(c->write_timeout, 30, "default write_timeout");
+	is_int(c->request_timeout, 10, "default request_timeout");
+	is_int(c->max_queued_output, 67108864, "default max_queued_output");
+	is_int(c->query_max_connections, 1024, "default query_max_connections");
+	is_int(c->query_max_per_peer, 256, "default query_max_per_peer");
+	is_str(c->admin_socket, "unix:" RUNSTATEDIR "/tlspolicyd/admin.sock",
+	       "default admin_socket");
 	is_str(c->resolvers, "", "default resolvers");
 	is_str(c->trust_anchor, "/usr/share/dns/root.key",
 	       "default trust_anchor");
 	is_int(c->dns_timeout, 5, "default dns timeout");
+	/* Issue 10: empty = the trust anchor's own name. */
+	is_str(c->selftest_name, "", "default selftest_name");
+	is_str(c->root_hints, "", "default root_hints");
 	is_str(c->ca_file, "", "default ca_file");
 	is_int(c->fetch_timeout, 20, "default fetch_timeout");
 	is_int(c->max_policy_size, 65536, "default max_policy_size");
@@ -207,6 +216,9 @@ static const struct {
     {"[dane]\nmode = opportunistic", "dane", "mode", "mode = opportunistic"},
     {"[dns]\nselftest_name = test.", "dns", "selftest_name",
      "selftest_name = test."},
+    {"[dns]\nselftest_name = .", "dns", "selftest_name", "selftest_name = ."},
+    {"[dns]\nroot_hints = /etc/tlspolicyd/root.hints", "dns", "root_hints",
+     "root_hints = /etc/tlspolicyd/root.hints"},
     /* syntax details */
     {"  [server]\n\t  verbose = 1\n", "server", "verbose", "verbose = 1"},
     {"[server]\r\nverbose = 2\r\n", "server", "verbose", "verbose = 2"},
@@ -339,6 +351,12 @@ static const struct {
     {"[server]\ntlsrpt_names = other",
      "t.conf:2: [server] tlsrpt_names: \"other\" is not in "
      "socketmap_names"},
+    {"[dns]\nroot_hints = /x/root.hints\nresolvers = 127.0.0.1",
+     "t.conf:2: [dns] root_hints: only for full recursion; [dns] "
+     "resolvers is set (empty it, or remove root_hints)"},
+    {"[dns]\nroot_hints = x/root.hints",
+     "t.conf:2: [dns] root_hints: \"x/root.hints\": want an absolute "
+     "path"},
     /* resolvers, paths, accounts, strings */
     {"[dns]\nresolvers = 127.0.0.1 localhost",
      "t.conf:2: [dns] resolvers: \"localhost\": want IP or IP@PORT"},
@@ -626,6 +644,74 @@ test_long(void)
 	cfg_free(c);
 }
 
+/* Write TEXT to a new temp file named into PATH (a mkstemp template). */
+static int
+temp_file(char *path, const char *text)
+{
+	int fd = mkstemp(path);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Issue 10 item 16: [sts] ca_file must exist and hold a PEM certificate. */
+static void
+test_ca_file(void)
+{
+	char conf[] = "/tmp/test_cfg_caXXXXXX",
+	     ca[] = "/tmp/test_cfg_pemXXXXXX";
+	char text[256], want[512];
+	struct cfg *c;
+	FILE *fp;
+
+	if (!ok(temp_file(ca, "not a certificate\n") == 0, "temp CA file"))
+		return;
+	snprintf(text, sizeof(text), "[sts]\n\nca_file = %s\n", ca);
+	if (!ok(temp_file(conf, text) == 0, "temp config")) {
+		unlink(ca);
+		return;
+	}
+	c = cfg_load(conf, err, sizeof(err));
+	ok(c == NULL, "non-PEM ca_file refused");
+	snprintf(want, sizeof(want),
+		 "%s:3: [sts] ca_file: %s holds no PEM certificate (no "
+		 "\"-----BEGIN CERTIFICATE-----\" line)",
+		 conf, ca);
+	is_str(err, want, "non-PEM ca_file: FILE:LINE and plain words");
+	cfg_free(c);
+
+	unlink(ca);
+	c = cfg_load(conf, err, sizeof(err));
+	ok(c == NULL, "missing ca_file refused");
+	snprintf(want, sizeof(want),
+		 "%s:3: [sts] ca_file: %s: No such file or directory", conf,
+		 ca);
+	is_str(err, want, "missing ca_file: FILE:LINE and the reason");
+	cfg_free(c);
+
+	if (temp_file(ca, "# bundle\n-----BEGIN CERTIFICATE-----\nMIIB\n"
+			  "-----END CERTIFICATE-----\n") == 0) {
+		snprintf(text, sizeof(text), "[sts]\nca_file = %s\n", ca);
+		if ((fp = fopen(conf, "w")) != NULL) {
+			fputs(text, fp);
+			fclose(fp);
+		}
+		c = cfg_load(conf, err, sizeof(err));
+		ok(c != NULL, "PEM ca_file accepted: %s", err);
+		cfg_free(c);
+		unlink(ca);
+	}
+	/* The pure parser does no I/O: the path is only checked for form. */
+	c = parse("[sts]\nca_file = /nonexistent/ca.pem\n");
+	ok(c != NULL, "cfg_parse does not open ca_file");
+	cfg_free(c);
+	unlink(conf);
+}
+
 static void
 test_round_trip(void)
 {
@@ -804,7 +890,7 @@ test_docs(void)
 	ok(d.conf != NULL, "read %s", conf);
 	ok(d.man != NULL, "read %s", man);
 	cfg_foreach_option(doc_option, &d);
-	ok(d.n == 42, "cfg_foreach_option walked %d options", d.n);
+	ok(d.n == 48, "cfg_foreach_option walked %d options", d.n);
 	c = cfg_load(conf, err, sizeof(err));
 	if (!ok(c != NULL, "contrib/tlspolicyd.conf loads"))
 		printf("#   error: %s\n", err);
@@ -823,6 +909,7 @@ main(void)
 	test_answers();
 	test_long();
 	test_round_trip();
+	test_ca_file();
 	test_word_in();
 	test_docs();
 	return tap_done();

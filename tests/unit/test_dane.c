@@ -407,6 +407,7 @@ struct got {
 	char bases[1024];
 	char names[1024];
 	char why[256];
+	enum dane_rule rule;
 	unsigned usable0, unusable0;
 };
 
@@ -422,6 +423,7 @@ on_done(const struct dane_result *res, void *arg)
 	g->implicit = res->implicit;
 	g->ttl = res->ttl;
 	snprintf(g->why, sizeof(g->why), "%s", res->why);
+	g->rule = res->rule;
 	g->states[0] = g->bases[0] = g->names[0] = '\0';
 	for (i = 0; i < res->nhosts; i++) {
 		const struct dane_host *h = &res->hosts[i];
@@ -443,6 +445,22 @@ on_done(const struct dane_result *res, void *arg)
 	}
 }
 
+/*
+ * Does a result match WANT, written "RULE" or "RULE: start of the why"?
+ * The rule is compared exactly, the words only as a prefix.
+ */
+static int
+rule_matches(enum dane_rule rule, const char *why, const char *want)
+{
+	const char *colon = strchr(want, ':');
+	size_t rlen = colon ? (size_t)(colon - want) : strlen(want);
+	const char *name = dane_rule_name(rule);
+
+	if (strlen(name) != rlen || strncmp(name, want, rlen) != 0)
+		return 0;
+	return colon == NULL || strncmp(why, colon + 2, strlen(colon + 2)) == 0;
+}
+
 /* --- the resolution table ------------------------------------------------ */
 
 struct rcase {
@@ -456,56 +474,50 @@ struct rcase {
 };
 
 static const struct rcase rcases[] = {
-    {"d1.test", DANE_ONLY, 1, 0, 120, "usable,usable", "SPEC B D1:", NULL},
-    {"d2.test", DANE_DANE, 1, 0, 300, "usable,notlsa", "SPEC B D2:", NULL},
-    {"d2i.test", DANE_DANE, 1, 0, 300, "usable,insecure",
-     "SPEC B D2:", "mx1.d2.test,"},
-    {"d2u.test", DANE_DANE, 1, 0, 300, "usable,unusable", "SPEC B D2:", NULL},
-    {"d3.test", DANE_DANE, 1, 0, 300, "unusable,unusable", "SPEC B D3:", NULL},
-    {"d4.test", DANE_DANE, 0, 0, 300, "usable,insecure", "SPEC B D4:", NULL},
-    {"d5u.test", DANE_NONE, 0, 0, 300, "unusable", "SPEC B D5:", NULL},
-    {"d5i.test", DANE_NONE, 0, 0, 300, "insecure", "SPEC B D5:", NULL},
-    {"d5s.test", DANE_NONE, 1, 0, 300, "notlsa", "SPEC B D5:", NULL},
-    {"d5t.test", DANE_NONE, 1, 0, 300, "notlsa,notlsa", "SPEC B D5:", NULL},
-    {"servfail.test", DANE_FAILED, 0, 0, 0, "", "SPEC B D6: MX", NULL},
-    {"timeout.test", DANE_FAILED, 0, 0, 0, "", "SPEC B D6: MX", NULL},
-    {"error.test", DANE_FAILED, 0, 0, 0, "", "SPEC B D6: MX", NULL},
-    {"bogus.test", DANE_FAILED, 0, 0, 0, "", "SPEC B D6: MX", NULL},
-    {"indet.test", DANE_FAILED, 0, 0, 0, "", "SPEC B D6: MX", NULL},
-    {"bogusnx.test", DANE_FAILED, 0, 0, 0, "", "SPEC B D6: MX", NULL},
-    {"bogusnodata.test", DANE_FAILED, 0, 0, 0, "", "SPEC B D6: MX", NULL},
-    {"tlsasf.test", DANE_FAILED, 1, 0, 300, "usable,failed",
-     "SPEC B D6:", NULL},
-    {"tlsabogus.test", DANE_FAILED, 1, 0, 300, "failed", "SPEC B D6:", NULL},
-    {"tlsabogusnx.test", DANE_FAILED, 1, 0, 300, "failed", "SPEC B D6:", NULL},
-    {"tlsato.test", DANE_FAILED, 1, 0, 300, "failed", "SPEC B D6:", NULL},
-    {"tlsaind.test", DANE_FAILED, 1, 0, 300, "failed", "SPEC B D6:", NULL},
-    {"instlsasf.test", DANE_FAILED, 0, 0, 300, "usable,failed",
-     "SPEC B D6:", NULL},
-    {"asf.test", DANE_FAILED, 1, 0, 300, "failed", "SPEC B D6:", NULL},
-    {"aaaabogus.test", DANE_FAILED, 1, 0, 300, "failed", "SPEC B D6:", NULL},
-    {"anostart.test", DANE_FAILED, 1, 0, 300, "failed", "SPEC B D6:", NULL},
-    {"tnostart.test", DANE_FAILED, 1, 0, 300, "failed", "SPEC B D6:", NULL},
-    {"mixaddr.test", DANE_NONE, 1, 0, 300, "insecure", "SPEC B D5:", NULL},
-    {"noaddr.test", DANE_ONLY, 1, 0, 300, "noaddr,usable", "SPEC B D1:", NULL},
-    {"allgone.test", DANE_NONE, 1, 0, 300, "noaddr,noaddr", "SPEC B D5:", NULL},
-    {"nx.test", DANE_NONE, 1, 0, 900, "", "SPEC B D5:", NULL},
-    {"nxi.test", DANE_NONE, 0, 0, 900, "", "SPEC B D5:", NULL},
-    {"nullmx.test", DANE_NULLMX, 1, 0, 300, "", "RFC 7505", NULL},
-    {"nullmxi.test", DANE_NULLMX, 0, 0, 300, "", "RFC 7505", NULL},
-    {"nullmix.test", DANE_ONLY, 1, 0, 300, "usable", "SPEC B D1:", NULL},
-    {"implicit.test", DANE_ONLY, 1, 1, 300, "usable",
-     "SPEC B D1:", "implicit.test"},
-    {"implicitins.test", DANE_DANE, 0, 1, 300, "usable", "SPEC B D4:", NULL},
-    {"cname.test", DANE_ONLY, 1, 0, 300, "usable",
-     "SPEC B D1:", "real.cname.test"},
-    {"cnamefb.test", DANE_ONLY, 1, 0, 300, "usable",
-     "SPEC B D1:", "mx.alias2.test"},
-    {"cnamenone.test", DANE_NONE, 1, 0, 300, "notlsa", "SPEC B D5:", NULL},
-    {"cnamefail.test", DANE_FAILED, 1, 0, 300, "failed",
-     "SPEC B D6:", "real4.cname.test"},
-    {"order.test", DANE_ONLY, 1, 0, 300, "usable,usable,usable",
-     "SPEC B D1: all 3", NULL},
+    {"d1.test", DANE_ONLY, 1, 0, 120, "usable,usable", "D1", NULL},
+    {"d2.test", DANE_DANE, 1, 0, 300, "usable,notlsa", "D2", NULL},
+    {"d2i.test", DANE_DANE, 1, 0, 300, "usable,insecure", "D2", "mx1.d2.test,"},
+    {"d2u.test", DANE_DANE, 1, 0, 300, "usable,unusable", "D2", NULL},
+    {"d3.test", DANE_DANE, 1, 0, 300, "unusable,unusable", "D3", NULL},
+    {"d4.test", DANE_DANE, 0, 0, 300, "usable,insecure", "D4", NULL},
+    {"d5u.test", DANE_NONE, 0, 0, 300, "unusable", "D5", NULL},
+    {"d5i.test", DANE_NONE, 0, 0, 300, "insecure", "D5", NULL},
+    {"d5s.test", DANE_NONE, 1, 0, 300, "notlsa", "D5", NULL},
+    {"d5t.test", DANE_NONE, 1, 0, 300, "notlsa,notlsa", "D5", NULL},
+    {"servfail.test", DANE_FAILED, 0, 0, 0, "", "D6: the MX lookup", NULL},
+    {"timeout.test", DANE_FAILED, 0, 0, 0, "", "D6: the MX lookup", NULL},
+    {"error.test", DANE_FAILED, 0, 0, 0, "", "D6: the MX lookup", NULL},
+    {"bogus.test", DANE_FAILED, 0, 0, 0, "", "D6: the MX lookup", NULL},
+    {"indet.test", DANE_FAILED, 0, 0, 0, "", "D6: the MX lookup", NULL},
+    {"bogusnx.test", DANE_FAILED, 0, 0, 0, "", "D6: the MX lookup", NULL},
+    {"bogusnodata.test", DANE_FAILED, 0, 0, 0, "", "D6: the MX lookup", NULL},
+    {"tlsasf.test", DANE_FAILED, 1, 0, 300, "usable,failed", "D6", NULL},
+    {"tlsabogus.test", DANE_FAILED, 1, 0, 300, "failed", "D6", NULL},
+    {"tlsabogusnx.test", DANE_FAILED, 1, 0, 300, "failed", "D6", NULL},
+    {"tlsato.test", DANE_FAILED, 1, 0, 300, "failed", "D6", NULL},
+    {"tlsaind.test", DANE_FAILED, 1, 0, 300, "failed", "D6", NULL},
+    {"instlsasf.test", DANE_FAILED, 0, 0, 300, "usable,failed", "D6", NULL},
+    {"asf.test", DANE_FAILED, 1, 0, 300, "failed", "D6", NULL},
+    {"aaaabogus.test", DANE_FAILED, 1, 0, 300, "failed", "D6", NULL},
+    {"anostart.test", DANE_FAILED, 1, 0, 300, "failed", "D6", NULL},
+    {"tnostart.test", DANE_FAILED, 1, 0, 300, "failed", "D6", NULL},
+    {"mixaddr.test", DANE_NONE, 1, 0, 300, "insecure", "D5", NULL},
+    {"noaddr.test", DANE_ONLY, 1, 0, 300, "noaddr,usable", "D1", NULL},
+    {"allgone.test", DANE_NONE, 1, 0, 300, "noaddr,noaddr", "D5", NULL},
+    {"nx.test", DANE_NONE, 1, 0, 900, "", "D5", NULL},
+    {"nxi.test", DANE_NONE, 0, 0, 900, "", "D5", NULL},
+    {"nullmx.test", DANE_NULLMX, 1, 0, 300, "", "null-mx", NULL},
+    {"nullmxi.test", DANE_NULLMX, 0, 0, 300, "", "null-mx", NULL},
+    {"nullmix.test", DANE_ONLY, 1, 0, 300, "usable", "D1", NULL},
+    {"implicit.test", DANE_ONLY, 1, 1, 300, "usable", "D1", "implicit.test"},
+    {"implicitins.test", DANE_DANE, 0, 1, 300, "usable", "D4", NULL},
+    {"cname.test", DANE_ONLY, 1, 0, 300, "usable", "D1", "real.cname.test"},
+    {"cnamefb.test", DANE_ONLY, 1, 0, 300, "usable", "D1", "mx.alias2.test"},
+    {"cnamenone.test", DANE_NONE, 1, 0, 300, "notlsa", "D5", NULL},
+    {"cnamefail.test", DANE_FAILED, 1, 0, 300, "failed", "D6",
+     "real4.cname.test"},
+    {"order.test", DANE_ONLY, 1, 0, 300, "usable,usable,usable", "D1: all 3",
+     NULL},
 };
 
 static void
@@ -541,9 +553,10 @@ test_resolve(void)
 		if (c->ttl >= 0)
 			is_int(g.ttl, c->ttl, "%s: ttl", c->domain);
 		is_str(g.states, c->states, "%s: host states", c->domain);
-		if (!ok(strncmp(g.why, c->why, strlen(c->why)) == 0,
-			"%s: why starts \"%s\"", c->domain, c->why))
-			printf("#   got \"%s\"\n", g.why);
+		if (!ok(rule_matches(g.rule, g.why, c->why),
+			"%s: rule and why \"%s\"", c->domain, c->why))
+			printf("#   got %s \"%s\"\n", dane_rule_name(g.rule),
+			       g.why);
 		if (c->bases != NULL)
 			is_str(g.bases, c->bases, "%s: TLSA base", c->domain);
 		is_int(unexpected, 0, "%s: only scripted queries", c->domain);
@@ -646,38 +659,41 @@ struct vcase {
 
 static const struct vcase vcases[] = {
     /* Secure MX. */
-    {1, "u", DANE_ONLY, "SPEC B D1: all 1"},
-    {1, "uu", DANE_ONLY, "SPEC B D1: all 2"},
-    {1, "uf", DANE_FAILED, "SPEC B D6: lookup failure for secure MX host h1"},
-    {1, "fu", DANE_FAILED, "SPEC B D6: lookup failure for secure MX host h0"},
-    {1, "uN", DANE_DANE, "SPEC B D2: 1 of 2 MX hosts have TLSA (1 usable)"},
-    {1, "ui", DANE_DANE, "SPEC B D2: 1 of 2"},
-    {1, "Nn", DANE_DANE, "SPEC B D2: 1 of 2 MX hosts have TLSA (0 usable)"},
-    {1, "un", DANE_DANE, "SPEC B D2: 2 of 2 MX hosts have TLSA (1 usable)"},
-    {1, "n", DANE_DANE, "SPEC B D3: 1 MX hosts have TLSA, none usable"},
-    {1, "nn", DANE_DANE, "SPEC B D3: 2"},
-    {1, "N", DANE_NONE, "SPEC B D5: secure MX"},
-    {1, "iN", DANE_NONE, "SPEC B D5: secure MX"},
-    {1, "i", DANE_NONE, "SPEC B D5: secure MX"},
-    {1, "au", DANE_ONLY, "SPEC B D1: all 1"},
-    {1, "aNa", DANE_NONE, "SPEC B D5: secure MX"},
-    {1, "nf", DANE_FAILED, "SPEC B D6:"},
-    {1, "Nf", DANE_FAILED, "SPEC B D6:"},
-    {1, "af", DANE_FAILED, "SPEC B D6:"},
+    {1, "u", DANE_ONLY, "D1: all 1 MX"},
+    {1, "uu", DANE_ONLY, "D1: all 2 MX"},
+    {1, "uf", DANE_FAILED,
+     "D6: looking up MX host h1 failed (its MX records are signed)"},
+    {1, "fu", DANE_FAILED,
+     "D6: looking up MX host h0 failed (its MX records are signed)"},
+    {1, "uN", DANE_DANE, "D2: 1 of 2 MX hosts have TLSA records (1 usable)"},
+    {1, "ui", DANE_DANE, "D2: 1 of 2"},
+    {1, "Nn", DANE_DANE, "D2: 1 of 2 MX hosts have TLSA records (0 usable)"},
+    {1, "un", DANE_DANE, "D2: 2 of 2 MX hosts have TLSA records (1 usable)"},
+    {1, "n", DANE_DANE,
+     "D3: all 1 MX hosts have TLSA records, none of them usable"},
+    {1, "nn", DANE_DANE, "D3: all 2"},
+    {1, "N", DANE_NONE, "D5: the MX records are signed"},
+    {1, "iN", DANE_NONE, "D5: the MX records are signed"},
+    {1, "i", DANE_NONE, "D5: the MX records are signed"},
+    {1, "au", DANE_ONLY, "D1: all 1 MX"},
+    {1, "aNa", DANE_NONE, "D5: the MX records are signed"},
+    {1, "nf", DANE_FAILED, "D6"},
+    {1, "Nf", DANE_FAILED, "D6"},
+    {1, "af", DANE_FAILED, "D6"},
     /* Insecure MX. */
-    {0, "u", DANE_DANE, "SPEC B D4: insecure MX, 1 of 1"},
-    {0, "uN", DANE_DANE, "SPEC B D4: insecure MX, 1 of 2"},
-    {0, "iu", DANE_DANE, "SPEC B D4:"},
-    {0, "uf", DANE_FAILED, "SPEC B D6: lookup failure for insecure MX host"},
-    {0, "n", DANE_NONE, "SPEC B D5: insecure MX"},
-    {0, "Ni", DANE_NONE, "SPEC B D5: insecure MX"},
-    {0, "i", DANE_NONE, "SPEC B D5: insecure MX"},
+    {0, "u", DANE_DANE, "D4: the MX records are not signed, but 1 of 1"},
+    {0, "uN", DANE_DANE, "D4: the MX records are not signed, but 1 of 2"},
+    {0, "iu", DANE_DANE, "D4"},
+    {0, "uf", DANE_FAILED, "D6: looking up MX host"},
+    {0, "n", DANE_NONE, "D5: the MX records are not signed"},
+    {0, "Ni", DANE_NONE, "D5: the MX records are not signed"},
+    {0, "i", DANE_NONE, "D5: the MX records are not signed"},
     /* No host that can take mail. */
-    {1, "", DANE_NONE, "SPEC B D5: none of 0 MX hosts has an address"},
-    {0, "", DANE_NONE, "SPEC B D5: none of 0"},
-    {1, "aa", DANE_NONE, "SPEC B D5: none of 2"},
+    {1, "", DANE_NONE, "D5: none of the 0 MX hosts has an address"},
+    {0, "", DANE_NONE, "D5: none of the 0"},
+    {1, "aa", DANE_NONE, "D5: none of the 2"},
     /* An out-of-range state is a failure, not a pass. */
-    {1, "uX", DANE_FAILED, "SPEC B D6:"},
+    {1, "uX", DANE_FAILED, "D6"},
 };
 
 static enum dane_host_state
@@ -705,6 +721,7 @@ static void
 test_verdict(void)
 {
 	struct dane_host hosts[8];
+	enum dane_rule rule;
 	char why[256];
 	size_t i, j, n;
 
@@ -719,20 +736,22 @@ test_verdict(void)
 				 j);
 			hosts[j].state = state_of(c->states[j]);
 		}
-		k = dane_verdict(c->mx_secure, hosts, n, why, sizeof(why));
+		k = dane_verdict(c->mx_secure, hosts, n, &rule, why,
+				 sizeof(why));
 		if (!ok(k == c->want, "verdict mx_secure=%d hosts \"%s\": %s",
 			c->mx_secure, c->states, dane_kind_name(c->want)))
 			printf("#   got %s (%s)\n", dane_kind_name(k), why);
-		if (!ok(strncmp(why, c->why, strlen(c->why)) == 0,
-			"verdict mx_secure=%d hosts \"%s\": why \"%s\"",
+		if (!ok(rule_matches(rule, why, c->why),
+			"verdict mx_secure=%d hosts \"%s\": \"%s\"",
 			c->mx_secure, c->states, c->why))
-			printf("#   got \"%s\"\n", why);
+			printf("#   got %s \"%s\"\n", dane_rule_name(rule),
+			       why);
 	}
 	hosts[0].state = DANE_HOST_USABLE;
-	is_int(dane_verdict(1, hosts, 1, NULL, 0), DANE_ONLY,
+	is_int(dane_verdict(1, hosts, 1, &rule, NULL, 0), DANE_ONLY,
 	       "verdict without a why buffer");
 	why[0] = 'x';
-	is_int(dane_verdict(1, hosts, 1, why, 1), DANE_ONLY,
+	is_int(dane_verdict(1, hosts, 1, &rule, why, 1), DANE_ONLY,
 	       "verdict with a 1-byte why buffer");
 	is_int(why[0], 0, "1-byte why buffer: NUL");
 }

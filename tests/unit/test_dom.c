@@ -31,6 +31,17 @@ static const struct dcase cases[] = {
     {"", 0, SP, DOM_INVALID, NULL},
     {"localhost", 0, SP, DOM_OK, "localhost"},
     {"xn--bcher-kva.example", 0, SP, DOM_OK, "xn--bcher-kva.example"},
+    {"XN--BCHER-KVA.example", 0, SP, DOM_OK, "xn--bcher-kva.example"},
+    /* Issue 10 item 20: an A-label that is not valid Punycode is no host
+     * name, so it never goes to DNS. */
+    {"xn--0.example", 0, SP, DOM_INVALID, ""},
+    {"xn--zz.example", 0, SP, DOM_INVALID, ""},
+    {"xn--abc-.example", 0, SP, DOM_INVALID, ""},
+    {"mx.xn--55555555.example", 0, SP, DOM_INVALID, ""},
+    {"xn--999999999999.example", 0, SP, DOM_INVALID, ""},
+    {"xn--a.example", 0, SP, DOM_INVALID, ""}, /* decodes to U+0080 */
+    {"[xn--0.example]:25", 0, SP, DOM_INVALID, ""},
+    {"xn-0.example", 0, SP, DOM_OK, "xn-0.example"},
     {"3com.example", 0, SP, DOM_OK, "3com.example"},
     /* SPEC A2.13: parent-domain probes. */
     {".com", 0, SP, DOM_PARENT, NULL},

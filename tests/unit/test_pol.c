@@ -57,13 +57,12 @@ put_sts(struct cache *c, const char *domain, int mode, const char *mx,
 }
 
 static void
-put_dane(struct cache *c, const char *domain, const char *verdict, time_t now,
-	 long ttl)
+put_dane(struct cache *c, const char *domain, int kind, time_t now, long ttl)
 {
 	struct cache_dane dn;
 
 	memset(&dn, 0, sizeof(dn));
-	snprintf(dn.verdict, sizeof(dn.verdict), "%s", verdict);
+	dn.kind = kind;
 	snprintf(dn.detail, sizeof(dn.detail), "unit test");
 	dn.checked_at = now;
 	dn.expires_at = now + ttl;
@@ -122,9 +121,9 @@ main(void)
 		now - 7200, 3600);
 	put_sts(c, "both.example", CACHE_STS_ENFORCE, "mx.both.example", now,
 		3600);
-	put_dane(c, "both.example", "dane", now, 600);
-	put_dane(c, "dane.example", "dane-only", now, 600);
-	put_dane(c, "nodane.example", "none", now, 600);
+	put_dane(c, "both.example", CACHE_DANE_DANE, now, 600);
+	put_dane(c, "dane.example", CACHE_DANE_ONLY, now, 600);
+	put_dane(c, "nodane.example", CACHE_DANE_NONE, now, 600);
 	put_sts(c, "nodane.example", CACHE_STS_ENFORCE, "mx.nodane.example",
 		now, 3600);
 	put_sts(c, "bad.example", CACHE_STS_ENFORCE, "mx bad\n", now, 3600);
@@ -178,8 +177,18 @@ main(void)
 	}
 	pol_reconfigure(p, cfg);
 
-	/* The test clock: DANE expires first, then MTA-STS (SPEC A6.40). */
+	/* The test clock: DANE expires first, then MTA-STS (SPEC A6.40).
+	 * Past its TTL a verdict answers for a grace while it is looked
+	 * up again (D7), then no more. */
 	ev_set_offset(601);
+	{
+		static const struct tcase t[] = {
+		    {"both.example", "OK dane", "dane"},
+		    {"dane.example", "OK dane-only", "dane"},
+		};
+		run(p, t, sizeof(t) / sizeof(t[0]), "after 601 s (grace)");
+	}
+	ev_set_offset(1501);
 	{
 		static const struct tcase t[] = {
 		    {"both.example",
@@ -187,7 +196,7 @@ main(void)
 		     "sts"},
 		    {"dane.example", "NOTFOUND ", "none"},
 		};
-		run(p, t, sizeof(t) / sizeof(t[0]), "after 601 s");
+		run(p, t, sizeof(t) / sizeof(t[0]), "after 1501 s");
 	}
 	ev_set_offset(3601);
 	{

@@ -60,7 +60,47 @@ static const struct pcase pcases[] = {
     {"{\"cmd\":1}", 0, -1, QRY_QUERY, "cmd is not a string"},
     {"{\"cmd\":null,\"domain\":\"a\"}", 0, -1, QRY_QUERY,
      "cmd is not a string"},
+    /* Issue 10 item 20: JSON that is not an object is an error, never a
+     * next hop ("null" must not be looked up in DNS). */
+    {"[1,2,3]", 0, -1, QRY_QUERY, "request is not a JSON object"},
+    {"null", 0, -1, QRY_QUERY, "request is not a JSON object"},
+    {"\"x\"", 0, -1, QRY_QUERY, "request is not a JSON object"},
+    {"1", 0, -1, QRY_QUERY, "request is not a JSON object"},
+    {" true \r", 0, -1, QRY_QUERY, "request is not a JSON object"},
+    {"[\"example.com\"]", 0, -1, QRY_QUERY, "request is not a JSON object"},
+    {"1.5e3", 0, -1, QRY_QUERY, "request is not a JSON object"},
+    /* Next hops that only look a little like JSON stay keys. */
+    {"[mx.example.com]", 0, 0, QRY_QUERY, "[mx.example.com]"},
+    {"192.0.2.1", 0, 0, QRY_QUERY, "192.0.2.1"},
+    {"nullmx.example", 0, 0, QRY_QUERY, "nullmx.example"},
+    /* Administrative commands (answered on the admin socket only). */
+    {"{\"cmd\":\"cache_list\"}", 0, 0, QRY_CACHE_LIST, ""},
+    {"{\"cmd\":\"cache_show\",\"domain\":\"a.example\"}", 0, 0, QRY_CACHE_SHOW,
+     "a.example"},
+    {"{\"cmd\":\"cache_show\"}", 0, -1, QRY_QUERY, "missing domain"},
+    {"{\"cmd\":\"report_list\"}", 0, 0, QRY_REPORT_LIST, ""},
+    {"{\"cmd\":\"report_send\",\"domain\":\"a.example\"}", 0, -1, QRY_QUERY,
+     "missing day"},
+    {"{\"cmd\":\"report_show\",\"day\":\"2026-01-02\",\"domain\":"
+     "\"a.example\"}",
+     0, 0, QRY_REPORT_SHOW, "a.example"},
+    {"{\"cmd\":\"report_show\",\"day\":7,\"domain\":\"a\"}", 0, -1, QRY_QUERY,
+     "day is not a string"},
 };
+
+static void
+test_admin_split(void)
+{
+	/* DESIGN 6.11: what changes the store is not for MTAs. */
+	ok(!qry_cmd_admin(QRY_QUERY) && !qry_cmd_admin(QRY_STATS) &&
+	       !qry_cmd_admin(QRY_PING) && !qry_cmd_admin(QRY_REPORT),
+	   "lookups, stats, ping and report are for the query socket");
+	ok(qry_cmd_admin(QRY_FLUSH) && qry_cmd_admin(QRY_CACHE_LIST) &&
+	       qry_cmd_admin(QRY_CACHE_SHOW) &&
+	       qry_cmd_admin(QRY_REPORT_LIST) &&
+	       qry_cmd_admin(QRY_REPORT_SHOW) && qry_cmd_admin(QRY_REPORT_SEND),
+	   "flush, cache and report commands are administrative");
+}
 
 static void
 test_parse_table(void)
@@ -157,7 +197,7 @@ roundtrip(const char *key, size_t keylen, const struct pol_answer *ans,
 	ok(o != NULL && json_is_object(o), "%s: parses back: %s", what, s);
 	free(s);
 	if (o != NULL)
-		is_int(json_object_size(o), 10, "%s: exactly 10 fields", what);
+		is_int(json_object_size(o), 11, "%s: exactly 11 fields", what);
 	return o;
 }
 
@@ -186,6 +226,7 @@ test_format(void)
 	a.kind = POL_OK;
 	a.data = "dane-only";
 	a.source = POL_SRC_STATIC;
+	a.rule = POL_RULE_STATIC;
 	a.domain = "example.com";
 	a.reason = "static";
 	if ((o = roundtrip("Example.COM.", 12, &a, "static")) != NULL) {
@@ -196,6 +237,7 @@ test_format(void)
 		is_str(sget(o, "source"), "static", "static source");
 		is_str(sget(o, "domain"), "example.com", "static domain");
 		is_str(sget(o, "reason"), "static", "static reason");
+		is_str(sget(o, "rule"), "static", "static rule");
 		ok(is_null(o, "mode"), "static mode null");
 		ok(is_null(o, "mx"), "static mx null");
 		ok(is_null(o, "expires"), "static expires null");
@@ -302,6 +344,7 @@ int
 main(void)
 {
 	test_parse_table();
+	test_admin_split();
 	test_parse_limits();
 	test_format();
 	test_format_error();

@@ -1,0 +1,460 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The admin socket's commands (DESIGN 6.11, issue 10 item 8, issue 8's
+ * thin CLI): flush, the store listings and the TLS-RPT commands, answered
+ * by the running daemon from its own store handles, so that tlspolicy(1)
+ * never opens a store the daemon is writing and "report send" runs on the
+ * daemon's own delivery engine. Each reply is one JSON object; the
+ * listings are bounded (ADM_LIST_MAX entries, then "truncated": true).
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cache/cache.h"
+#include "cache/cache_json.h"
+#include "daemon/adm.h"
+#include "daemon/qry.h"
+#include "resolver/pol.h"
+#include "tlsrpt/rpt_deliver.h"
+#include "tlsrpt/rpt_report.h"
+#include "tlsrpt/rpt_store.h"
+#include "util/cfg.h"
+#include "util/dom.h"
+#include "util/limits.h"
+#include "util/log.h"
+
+/* Most entries one listing reply carries. */
+#define ADM_LIST_MAX 100000
+
+struct adm {
+	const struct cfg *cfg;
+	struct cache *cache;
+	struct pol *pol;
+	struct rpt_store *rpt;
+	struct rpt_deliver *dlv;
+	unsigned long long flushes;
+};
+
+struct adm *
+adm_new(const struct cfg *cfg, struct cache *cache, struct pol *pol)
+{
+	struct adm *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return NULL;
+	a->cfg = cfg;
+	a->cache = cache;
+	a->pol = pol;
+	return a;
+}
+
+void
+adm_set_tlsrpt(struct adm *a, struct rpt_store *store, struct rpt_deliver *dlv)
+{
+	a->rpt = store;
+	a->dlv = dlv;
+}
+
+void
+adm_reconfigure(struct adm *a, const struct cfg *cfg)
+{
+	a->cfg = cfg;
+}
+
+unsigned long long
+adm_flushes(const struct adm *a)
+{
+	return a->flushes;
+}
+
+void
+adm_free(struct adm *a)
+{
+	free(a);
+}
+
+int
+adm_peer_allowed(int fd, long *uid)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	*uid = -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
+	    len != sizeof(cr))
+		return 0;
+	*uid = (long)cr.uid;
+	return cr.uid == 0 || cr.uid == geteuid();
+}
+
+/* --- helpers -------------------------------------------------------------- */
+
+static char *
+dump(json_t *o)
+{
+	char *txt;
+
+	if (o == NULL)
+		return NULL;
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return txt;
+}
+
+static char *
+error_reply(const char *msg)
+{
+	return qry_format_error(msg);
+}
+
+/* The request's domain, normalised as a lookup would be (SPEC A2). */
+static int
+normalise(const struct qry_request *rq, char *dom, size_t domsz, char **reply)
+{
+	enum dom_status ds;
+
+	ds = dom_normalize(rq->key, rq->keylen, DOM_SMARTHOST_POLICY, dom,
+			   domsz);
+	if (ds != DOM_OK) {
+		*reply = error_reply(dom_strerror(ds));
+		return -1;
+	}
+	return 0;
+}
+
+/* --- the policy store ------------------------------------------------------
+ */
+
+static char *
+flush(struct adm *a, const struct qry_request *rq)
+{
+	char dom[LIM_DOMAIN_MAX + 1], *reply = NULL;
+	enum cache_err ce;
+
+	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
+		return reply;
+	ce = cache_delete(a->cache, dom);
+	if (ce != CACHE_OK && ce != CACHE_NOTFOUND)
+		return error_reply(cache_strerror(ce));
+	pol_forget(a->pol, dom);
+	a->flushes++;
+	log_info("flushed %s from the store (%s); the next lookup resolves "
+		 "it afresh",
+		 dom, ce == CACHE_OK ? "it was there" : "nothing stored");
+	return dump(
+	    json_pack("{s:b,s:s}", "flushed", ce == CACHE_OK, "domain", dom));
+}
+
+struct list_ctx {
+	json_t *arr;
+	int truncated, failed;
+};
+
+static int
+list_one(const struct cache_entry *e, void *arg)
+{
+	struct list_ctx *lc = arg;
+	json_t *o;
+
+	if (json_array_size(lc->arr) >= ADM_LIST_MAX) {
+		lc->truncated = 1;
+		return 1;
+	}
+	if ((o = cache_entry_json(e)) == NULL ||
+	    json_array_append_new(lc->arr, o) != 0) {
+		lc->failed = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static char *
+cache_list(struct adm *a)
+{
+	struct list_ctx lc = {json_array(), 0, 0};
+	enum cache_err ce;
+
+	if (lc.arr == NULL)
+		return NULL;
+	ce = cache_foreach(a->cache, list_one, &lc);
+	if (ce != CACHE_OK || lc.failed) {
+		json_decref(lc.arr);
+		return error_reply(ce != CACHE_OK ? cache_strerror(ce)
+						  : "out of memory");
+	}
+	return dump(json_pack("{s:o,s:b}", "entries", lc.arr, "truncated",
+			      lc.truncated));
+}
+
+static char *
+cache_show(struct adm *a, const struct qry_request *rq)
+{
+	char dom[LIM_DOMAIN_MAX + 1], *reply = NULL;
+	const struct cache_entry *e = NULL;
+	enum cache_err ce;
+	json_t *o;
+
+	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
+		return reply;
+	ce = cache_lookup(a->cache, dom, &e);
+	if (ce != CACHE_OK)
+		return error_reply(cache_strerror(ce));
+	if (e == NULL)
+		return dump(json_pack("{s:b,s:s}", "found", 0, "domain", dom));
+	if ((o = cache_entry_json(e)) == NULL)
+		return NULL;
+	return dump(
+	    json_pack("{s:b,s:s,s:o}", "found", 1, "domain", dom, "entry", o));
+}
+
+/* --- TLS-RPT ------------------------------------------------------------- */
+
+/* The day of a report request: -1 for none given, -2 (reply set) bad. */
+static int64_t
+req_day(const struct qry_request *rq, char **reply)
+{
+	int64_t day;
+
+	if (rq->day[0] == '\0')
+		return -1;
+	if (rpt_day_parse(rq->day, &day) != 0) {
+		*reply = error_reply("day: want YYYY-MM-DD");
+		return -2;
+	}
+	return day;
+}
+
+struct rl_ctx {
+	json_t *days;
+	int truncated, failed;
+};
+
+static int
+rl_domain(const struct rpt_store_domain *d, void *arg)
+{
+	struct rl_ctx *rc = arg;
+	char day[16];
+	json_t *o;
+
+	if (json_array_size(rc->days) >= ADM_LIST_MAX) {
+		rc->truncated = 1;
+		return 1;
+	}
+	rpt_day_format(d->day, day, sizeof(day));
+	o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:i,s:b,s:s,s:[]}", "day", day,
+		      "domain", d->domain, "success", (json_int_t)d->success,
+		      "failure", (json_int_t)d->failure, "dropped",
+		      (json_int_t)d->dropped, "policies", (int)d->npolicies,
+		      "closed", d->closed, "state",
+		      rpt_dom_state_name(d->state), "deliveries");
+	if (o == NULL || json_array_append_new(rc->days, o) != 0) {
+		rc->failed = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+rl_delivery(const struct rpt_delivery *d, void *arg)
+{
+	json_t *arr = arg, *o;
+
+	o = json_pack("{s:s,s:s,s:s,s:i,s:I,s:s}", "destination", d->dest,
+		      "report-id", d->report_id, "status",
+		      rpt_dlv_status_name(d->status), "tries", d->tries,
+		      "next-try", (json_int_t)d->next_try, "error",
+		      d->last_error);
+	if (o != NULL)
+		json_array_append_new(arr, o);
+	return 0;
+}
+
+static int
+rl_counter(int64_t day, const char *name, long long value, void *arg)
+{
+	json_t *arr = arg, *o;
+	char d[16];
+
+	rpt_day_format(day, d, sizeof(d));
+	o = json_pack("{s:s,s:s,s:I}", "day", d, "counter", name, "value",
+		      (json_int_t)value);
+	if (o != NULL)
+		json_array_append_new(arr, o);
+	return 0;
+}
+
+static char *
+report_list(struct adm *a, const struct qry_request *rq)
+{
+	struct rl_ctx rc = {json_array(), 0, 0};
+	char *reply = NULL;
+	int64_t day = req_day(rq, &reply);
+	json_t *counters = json_array(), *o;
+	size_t i;
+
+	if (day == -2 || rc.days == NULL || counters == NULL) {
+		json_decref(rc.days);
+		json_decref(counters);
+		return reply;
+	}
+	if (rpt_store_foreach_domain(a->rpt, day, rq->keylen ? rq->key : NULL,
+				     rl_domain, &rc) != RPT_STORE_OK ||
+	    rc.failed) {
+		json_decref(rc.days);
+		json_decref(counters);
+		return error_reply(rpt_store_errmsg(a->rpt));
+	}
+	/* Deliveries after the walk: the store allows no nested calls. */
+	json_array_foreach(rc.days, i, o)
+	{
+		int64_t d;
+
+		if (rpt_day_parse(json_string_value(json_object_get(o, "day")),
+				  &d) == 0)
+			rpt_store_delivery_foreach(
+			    a->rpt, d,
+			    json_string_value(json_object_get(o, "domain")),
+			    rl_delivery, json_object_get(o, "deliveries"));
+	}
+	rpt_store_counters(a->rpt, day, rl_counter, counters);
+	return dump(json_pack("{s:o,s:o,s:b,s:I}", "days", rc.days, "counters",
+			      counters, "truncated", rc.truncated, "sending",
+			      (json_int_t)rpt_deliver_active(a->dlv)));
+}
+
+static char *
+report_show(struct adm *a, const struct qry_request *rq)
+{
+	struct rpt_store_report *r = NULL;
+	struct rpt_report_in in;
+	enum rpt_store_err e;
+	char id[80], uid[40], err[256], *json, *reply = NULL;
+	int64_t day = req_day(rq, &reply);
+	size_t len;
+	json_t *o;
+
+	if (day < 0)
+		return reply;
+	e = rpt_store_report(a->rpt, day, rq->key, &r);
+	if (e == RPT_STORE_NOTFOUND)
+		return dump(json_pack("{s:b,s:s,s:s}", "found", 0, "day",
+				      rq->day, "domain", rq->key));
+	if (e != RPT_STORE_OK)
+		return error_reply(rpt_store_errmsg(a->rpt));
+	rpt_report_id(day, rq->key, id, sizeof(id), uid, sizeof(uid));
+	memset(&in, 0, sizeof(in));
+	in.organization = a->cfg->organization;
+	in.contact = a->cfg->contact;
+	in.report_id = id;
+	in.submitter = a->cfg->submitter;
+	in.domain = r->domain;
+	in.day = day;
+	in.policies = r->policies;
+	in.npolicies = r->npolicies;
+	json = rpt_report_json(&in, &len, err, sizeof(err));
+	rpt_store_report_free(r);
+	if (json == NULL)
+		return error_reply(err);
+	o = json_loadb(json, len, 0, NULL);
+	free(json);
+	if (o == NULL)
+		return error_reply("the report is not valid JSON");
+	return dump(json_pack("{s:b,s:o}", "found", 1, "report", o));
+}
+
+/* (day, domain) pairs one report_send starts at most (as the offline
+ * tool). */
+#define ADM_SEND_MAX 4096
+
+struct rs_ctx {
+	int64_t day[ADM_SEND_MAX];
+	char dom[ADM_SEND_MAX][LIM_DOMAIN_MAX + 1];
+	size_t n;
+	int more;
+};
+
+static int
+rs_collect(const struct rpt_store_domain *d, void *arg)
+{
+	struct rs_ctx *rc = arg;
+
+	if (rc->n >= sizeof(rc->day) / sizeof(rc->day[0])) {
+		rc->more = 1;
+		return 1;
+	}
+	rc->day[rc->n] = d->day;
+	snprintf(rc->dom[rc->n], sizeof(rc->dom[0]), "%s", d->domain);
+	rc->n++;
+	return 0;
+}
+
+/*
+ * Hand the day's domains to the daemon's own sender (rpt_deliver_now):
+ * the reply comes at once with the number started; "report_list" shows
+ * the outcome ("sending" counts what is still being worked on).
+ */
+static char *
+report_send(struct adm *a, const struct qry_request *rq)
+{
+	struct rs_ctx *rc;
+	char *reply = NULL;
+	int64_t day = req_day(rq, &reply);
+	size_t i, started = 0;
+
+	if (day < 0)
+		return reply;
+	if ((rc = calloc(1, sizeof(*rc))) == NULL)
+		return NULL;
+	if (rpt_store_foreach_domain(a->rpt, day, rq->keylen ? rq->key : NULL,
+				     rs_collect, rc) != RPT_STORE_OK) {
+		free(rc);
+		return error_reply(rpt_store_errmsg(a->rpt));
+	}
+	for (i = 0; i < rc->n; i++)
+		if (rpt_deliver_now(a->dlv, rc->day[i], rc->dom[i]) == 0)
+			started++;
+	if (started > 0)
+		log_info("report send for %s%s%s: %zu reports handed to the "
+			 "sender",
+			 rq->day, rq->keylen ? " " : "",
+			 rq->keylen ? rq->key : "", started);
+	reply = dump(json_pack("{s:I,s:s,s:b}", "started", (json_int_t)started,
+			       "day", rq->day, "more", rc->more));
+	free(rc);
+	return reply;
+}
+
+char *
+adm_answer(struct adm *a, const struct qry_request *rq)
+{
+	int rpt = rq->cmd == QRY_REPORT_LIST || rq->cmd == QRY_REPORT_SHOW ||
+		  rq->cmd == QRY_REPORT_SEND;
+
+	if (rpt && (a->rpt == NULL || a->dlv == NULL))
+		return error_reply("TLS-RPT is disabled ([tlsrpt] enabled = "
+				   "no)");
+	switch (rq->cmd) {
+	case QRY_FLUSH:
+		return flush(a, rq);
+	case QRY_CACHE_LIST:
+		return cache_list(a);
+	case QRY_CACHE_SHOW:
+		return cache_show(a, rq);
+	case QRY_REPORT_LIST:
+		return report_list(a, rq);
+	case QRY_REPORT_SHOW:
+		return report_show(a, rq);
+	case QRY_REPORT_SEND:
+		return report_send(a, rq);
+	default:
+		return error_reply("not an administrative command");
+	}
+}
