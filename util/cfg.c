@@ -37,6 +37,7 @@
 #include "util/dom.h"
 #include "util/limits.h"
 #include "util/log.h"
+#include "util/paths.h"
 
 /*
  * Debian's inih (55-1) makes its line buffer size a run-time variable,

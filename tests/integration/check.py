@@ -3,8 +3,10 @@
 DNSSEC status, each host's TLSA usability, the verdict and the SPEC rule,
 the stored state, and the warning about Postfix's DNSSEC setting (read
 with postconf from MAIL_CONFIG)."""
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -18,6 +20,9 @@ import pki  # noqa
 import tempfile  # noqa
 
 tmp = tempfile.mkdtemp(prefix="check-")
+# Registered first, so it runs last: after the servers below are stopped.
+atexit.register(lambda: os.environ.get("KEEP_TMP") or
+                shutil.rmtree(tmp, ignore_errors=True))
 ca = pki.CA(os.path.join(tmp, "ca"))
 w = DNSWorld()
 hw = HTTPSWorld(os.path.join(tmp, "www"), ca, addr="127.%d.47.1" % w.slot)

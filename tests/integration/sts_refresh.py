@@ -3,7 +3,9 @@
 is [cache] refresh seconds old is fetched again in the background, with no
 client asking, and fetched_at renews; a refresh that fails keeps the
 policy and is logged. The clock is moved with TLSPOLICYD_CLOCK_OFFSET."""
+import atexit
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -18,6 +20,9 @@ from httpsworld import HTTPSWorld  # noqa
 import pki  # noqa
 
 tmp = tempfile.mkdtemp(prefix="sts-refresh-")
+# Registered first, so it runs last: after the servers below are stopped.
+atexit.register(lambda: os.environ.get("KEEP_TMP") or
+                shutil.rmtree(tmp, ignore_errors=True))
 ca = pki.CA(os.path.join(tmp, "ca"))
 w = DNSWorld()
 hw = HTTPSWorld(os.path.join(tmp, "www"), ca,

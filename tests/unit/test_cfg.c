@@ -17,6 +17,7 @@
 #include "util/cfg.h"
 #include "tests/unit/tap.h"
 #include "util/limits.h"
+#include "util/paths.h"
 
 /* [tlsrpt] enabled = yes needs an identity of one's own (issue 10 #13). */
 #define RPT_ID                                                                 \
