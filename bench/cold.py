@@ -9,6 +9,9 @@ BENCH_CONNS connections):
   dane     tlspolicyd, empty store, [dns] resolvers = the world's unbound
            (stub mode), DANE on, [sts] ca_file = the test CA
   nodane   the same with [dane] enabled = no
+  rec      the same as dane in full recursion ([dns] resolvers empty,
+           root_hints = the world's root), if this tlspolicyd has the
+           option (tlspolicyd -n); it asks NSD directly, not unbound
   peer     postfix-mta-sts-resolver's mta-sts-daemon (internal cache), in a
            mount namespace whose /etc/resolv.conf names the world's unbound,
            SSL_CERT_FILE = the test CA
@@ -26,11 +29,12 @@ queries, SSL_CTX per fetch) counted by `perf stat`.
 
 Environment: BENCH_DOMAINS (2000), BENCH_DANE_PCT (50: share of DANE
 domains, the rest MTA-STS enforce), BENCH_CONNS (100), BENCH_SERVERS
-("dane nodane peer"), BENCH_PERF (0), BENCH_PERF_FREQ (199), BENCH_CERT
-("host": one certificate per policy host; "shared": one certificate naming
-every host), BENCH_KEEP (0), BENCH_VERBOSE (0: tlspolicyd's [server]
-verbose, for diagnosis only), BENCH_PERF_OUT (a path: keep perf.data and
-its perf script dump there).
+("dane nodane rec peer"), BENCH_PERF (0), BENCH_PERF_FREQ (199),
+BENCH_PERF_MODE ("dane"; "rec": profile full recursion), BENCH_CERT ("host":
+one certificate per policy host; "shared": one naming every host),
+BENCH_KEEP (0), BENCH_VERBOSE (0: tlspolicyd's [server] verbose, for
+diagnosis only), BENCH_PERF_OUT (a path: keep perf.data and its perf script
+dump there).
 """
 import atexit
 import collections
@@ -54,9 +58,10 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".")
 N = int(os.environ.get("BENCH_DOMAINS", "2000"))
 DANE_PCT = int(os.environ.get("BENCH_DANE_PCT", "50"))
 CONNS = int(os.environ.get("BENCH_CONNS", "100"))
-SERVERS = os.environ.get("BENCH_SERVERS", "dane nodane peer").split()
+SERVERS = os.environ.get("BENCH_SERVERS", "dane nodane rec peer").split()
 PERF = os.environ.get("BENCH_PERF", "0") == "1"
 PERF_FREQ = int(os.environ.get("BENCH_PERF_FREQ", "199"))
+PERF_MODE = os.environ.get("BENCH_PERF_MODE", "dane")   # or "rec"
 CERT = os.environ.get("BENCH_CERT", "host")
 KEEP = os.environ.get("BENCH_KEEP", "0") == "1"
 ZONE = "secure.test"
@@ -118,7 +123,7 @@ sts_domains = [d for d, k in domains if k == "sts"]
 def expected(server, d, kind):
     if kind == "sts":
         return "OK secure match=mx1.%s servername=hostname" % d
-    if server in ("dane", "perf-dane", "count-dane"):
+    if server not in ("nodane", "peer"):
         return "OK dane-only"
     return "NOTFOUND "
 
@@ -353,23 +358,42 @@ def free_port():
     return p
 
 
-def start_tlspolicyd(name, dane):
-    d = os.path.join(tmp, name)
-    while os.path.exists(d):
-        d += "+"
-    os.makedirs(d)
-    port = free_port()
+def tlspolicyd_conf(d, port, dane, rec):
+    """tlspolicyd's configuration; REC: full recursion from the world's
+    root ([dns] root_hints) instead of stub mode to its unbound."""
+    dns = ("resolvers =\nroot_hints = %s\n" % os.path.join(w.dir,
+                                                           "root.hints")
+           if rec else "resolvers = %s\n" % w.resolver)
     conf = os.path.join(d, "tlspolicyd.conf")
     with open(conf, "w") as f:
         f.write("[server]\nsocketmap = inet:127.0.0.1:%d\n"
                 "query_socket = unix:%s/query.sock\n"
                 "socketmap_group =\nuser =\nverbose = %s\n"
-                "[dns]\nresolvers = %s\ntrust_anchor = %s\n"
+                "[dns]\n%strust_anchor = %s\n"
                 "[dane]\nenabled = %s\n"
                 "[sts]\nca_file = %s\n"
                 "[cache]\npath = %s/cache.db\n" %
-                (port, d, os.environ.get("BENCH_VERBOSE", "0"), w.resolver,
+                (port, d, os.environ.get("BENCH_VERBOSE", "0"), dns,
                  w.trust_anchor, "yes" if dane else "no", ca.cert_path, d))
+    return conf
+
+
+def has_root_hints():
+    """Whether this tlspolicyd knows [dns] root_hints (tlspolicyd -n)."""
+    d = tempfile.mkdtemp(dir=tmp)
+    r = subprocess.run([DAEMON, "-n", "-c", tlspolicyd_conf(d, 1, True,
+                                                            True)],
+                       env=ENV, capture_output=True)
+    return r.returncode == 0
+
+
+def start_tlspolicyd(name, dane, rec=False):
+    d = os.path.join(tmp, name)
+    while os.path.exists(d):
+        d += "+"
+    os.makedirs(d)
+    port = free_port()
+    conf = tlspolicyd_conf(d, port, dane, rec)
     logf = open(os.path.join(d, "daemon.log"), "ab")
     p = subprocess.Popen([DAEMON, "-f", "-c", conf], env=ENV,
                          stdin=subprocess.DEVNULL, stdout=logf,
@@ -506,7 +530,8 @@ def run(name, perf=False, count=False):
     if name == "peer":
         p, port, d = start_peer(name)
     else:
-        p, port, d = start_tlspolicyd(name, name != "nodane")
+        p, port, d = start_tlspolicyd(name, name != "nodane",
+                                      name.endswith("rec"))
     procs.append(p)
     wait_ready(p, port, d)
     time.sleep(0.5)         # start-up work (self-test) settles
@@ -616,6 +641,10 @@ for name in SERVERS:
     if name == "peer" and not PEER:
         log("  peer    not run: mta-sts-daemon is not installed")
         continue
+    if name == "rec" and not has_root_hints():
+        log("  rec     not run: this tlspolicyd has no [dns] root_hints "
+            "(full recursion from the world's root)")
+        continue
     run(name)
 
 
@@ -628,6 +657,9 @@ for i in range(max([len(v) for v in results.values()] or [0])):
     if "dane" in have and "peer" in have:
         log("round %d: ratio tlspolicyd (DANE on) / peer:  %.2f  "
             "(target >= 2)" % (i + 1, rps("dane", i) / rps("peer", i)))
+    if "rec" in have and "peer" in have:
+        log("round %d: ratio tlspolicyd (recursion) / peer: %.2f  "
+            "(target >= 2)" % (i + 1, rps("rec", i) / rps("peer", i)))
     if "nodane" in have and "peer" in have:
         log("round %d: ratio tlspolicyd (DANE off) / peer: %.2f" % (
             i + 1, rps("nodane", i) / rps("peer", i)))
@@ -637,12 +669,12 @@ for i in range(max([len(v) for v in results.values()] or [0])):
             "  (target <= 5 ms)" if name != "peer" else ""))
 
 if PERF:
-    log("== perf: tlspolicyd, DANE on, cold pass, -F %d --call-graph dwarf"
-        % PERF_FREQ)
-    run("perf-dane", perf=True)
+    log("== perf: tlspolicyd (%s), DANE on, cold pass, -F %d --call-graph "
+        "dwarf" % (PERF_MODE, PERF_FREQ))
+    run("perf-" + PERF_MODE, perf=True)
     try:
         add_probes()
-        run("count-dane", count=True)
+        run("count-" + PERF_MODE, count=True)
     except (OSError, RuntimeError, AttributeError) as e:
         log("  call counts not taken: %s" % e)
     remove_probes()
