@@ -983,6 +983,60 @@ take_strings(json_t *a, const char **pool, size_t *pos, size_t cap)
 	return i;
 }
 
+/*
+ * The policies of a report and their failure details: S yields (id,
+ * policy, total, failure) rows, SF a policy's (detail, count) rows. Fills
+ * R's arrays, sized for NPOL policies, NFAIL details and NSTR strings.
+ * Returns 0, or -1 on a row that does not decode.
+ */
+static int
+read_policies(sqlite3_stmt *s, sqlite3_stmt *sf, struct rpt_store_report *r,
+	      size_t npol, size_t nfail, size_t nstr)
+{
+	struct report_priv *p = r->priv;
+	size_t ip = 0, ifl = 0, is = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && ip < npol) {
+		struct rpt_policy_agg *pa = &r->policies[ip];
+		const char *txt = (const char *)sqlite3_column_text(s, 1);
+		uint64_t total = (uint64_t)sqlite3_column_int64(s, 2);
+		json_t *o = json_loads(txt, 0, NULL);
+
+		if (o == NULL || json_array_append_new(p->keep, o) != 0)
+			return -1;
+		pa->type = (int)json_integer_value(json_object_get(o, "t"));
+		pa->domain = jstr(o, "d");
+		pa->strings = p->strs + is;
+		pa->nstrings =
+		    take_strings(json_object_get(o, "s"), p->strs, &is, nstr);
+		pa->mx_hosts = p->strs + is;
+		pa->nmx_hosts =
+		    take_strings(json_object_get(o, "m"), p->strs, &is, nstr);
+		pa->failure = (uint64_t)sqlite3_column_int64(s, 3);
+		pa->success = total - pa->failure;
+		pa->details = p->fails + ifl;
+		sqlite3_bind_int64(sf, 1, sqlite3_column_int64(s, 0));
+		while ((rc = sqlite3_step(sf)) == SQLITE_ROW && ifl < nfail) {
+			json_t *d = json_loads(
+			    (const char *)sqlite3_column_text(sf, 0), 0, NULL);
+
+			if (d == NULL || json_array_append_new(p->keep, d) != 0)
+				return -1;
+			if (fill_fail(&p->fails[ifl], d,
+				      (uint64_t)sqlite3_column_int64(sf, 1)) ==
+			    0) {
+				ifl++;
+				pa->ndetails++;
+			}
+		}
+		sqlite3_reset(sf);
+		ip++;
+	}
+	r->npolicies = ip;
+	return 0;
+}
+
 enum rpt_store_err
 rpt_store_report(struct rpt_store *st, int64_t day, const char *domain,
 		 struct rpt_store_report **out)
@@ -990,10 +1044,9 @@ rpt_store_report(struct rpt_store *st, int64_t day, const char *domain,
 	struct rpt_store_report *r;
 	struct report_priv *p;
 	sqlite3_stmt *s = NULL, *sf = NULL;
-	size_t npol = 0, nfail = 0, nstr = 0, ip = 0, ifl = 0, is = 0;
+	size_t npol = 0, nfail = 0, nstr = 0;
 	enum rpt_store_err e = RPT_STORE_EDB;
 	const char *rec;
-	int rc;
 
 	*out = NULL;
 	if (rpt_store_flush(st) != RPT_STORE_OK ||
@@ -1047,43 +1100,8 @@ rpt_store_report(struct rpt_store *st, int64_t day, const char *domain,
 			       -1, &sf, NULL) != SQLITE_OK)
 		goto dberr;
 	bind_dd(s, day, domain);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && ip < npol) {
-		struct rpt_policy_agg *pa = &r->policies[ip];
-		const char *txt = (const char *)sqlite3_column_text(s, 1);
-		uint64_t total = (uint64_t)sqlite3_column_int64(s, 2);
-		json_t *o = json_loads(txt, 0, NULL);
-
-		if (o == NULL || json_array_append_new(p->keep, o) != 0)
-			goto dberr;
-		pa->type = (int)json_integer_value(json_object_get(o, "t"));
-		pa->domain = jstr(o, "d");
-		pa->strings = p->strs + is;
-		pa->nstrings =
-		    take_strings(json_object_get(o, "s"), p->strs, &is, nstr);
-		pa->mx_hosts = p->strs + is;
-		pa->nmx_hosts =
-		    take_strings(json_object_get(o, "m"), p->strs, &is, nstr);
-		pa->failure = (uint64_t)sqlite3_column_int64(s, 3);
-		pa->success = total - pa->failure;
-		pa->details = p->fails + ifl;
-		sqlite3_bind_int64(sf, 1, sqlite3_column_int64(s, 0));
-		while ((rc = sqlite3_step(sf)) == SQLITE_ROW && ifl < nfail) {
-			json_t *d = json_loads(
-			    (const char *)sqlite3_column_text(sf, 0), 0, NULL);
-
-			if (d == NULL || json_array_append_new(p->keep, d) != 0)
-				goto dberr;
-			if (fill_fail(&p->fails[ifl], d,
-				      (uint64_t)sqlite3_column_int64(sf, 1)) ==
-			    0) {
-				ifl++;
-				pa->ndetails++;
-			}
-		}
-		sqlite3_reset(sf);
-		ip++;
-	}
-	r->npolicies = ip;
+	if (read_policies(s, sf, r, npol, nfail, nstr) != 0)
+		goto dberr;
 	*out = r;
 	r = NULL;
 	e = RPT_STORE_OK;
