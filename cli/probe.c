@@ -712,6 +712,11 @@ probe_addr(const struct probe_opts *po, const struct probe_host *h,
 	ssl = NULL;
 	conn_close(&c);
 	old_tls(po, h, addr, o);
+	if (json_object_get(o, "tls_error") != NULL &&
+	    strncmp(json_string_value(json_object_get(o, "old_tls")),
+		    "accepted", 8) == 0)
+		add_problem(o, "the server offers only TLS 1.1 or older: "
+			       "clients that require TLS 1.2 cannot start TLS");
 out:
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);

@@ -15,6 +15,8 @@ Sinks (each its own Postfix smtpd on 127.S.54.N:25):
             matches no MX
   old       MTA-STS enforce, a sink offering only TLS 1.0/1.1 (OpenSSL
             security level 0)
+  soon      MTA-STS enforce, a certificate expiring in 5 days
+  nofs      MTA-STS enforce, TLS 1.2 with RSA key exchange only
 
 `check --json` must report each exactly and exit 1 where delivery would
 fail or be weakened, 0 where nothing is wrong; the text output of two
@@ -62,6 +64,10 @@ STS = {
                 ["mx1.outside.insecure.test", "mail.elsewhere.test"]),
     "old": ([("mx1.old.insecure.test", "127.%d.54.64" % S)],
             ["mx1.old.insecure.test"]),
+    "soon": ([("mx1.soon.insecure.test", "127.%d.54.65" % S)],
+             ["mx1.soon.insecure.test"]),
+    "nofs": ([("mx1.nofs.insecure.test", "127.%d.54.66" % S)],
+             ["mx1.nofs.insecure.test"]),
 }
 
 
@@ -138,6 +144,18 @@ SINKS = {
     "old": (STS["old"][0][0][1], ca.issue("mx1.old.insecure.test",
                                           key_type="rsa"),
             "mx1.old.insecure.test", OLD),
+    "soon": (STS["soon"][0][0][1],
+             ca.issue("mx1.soon.insecure.test", days=5),
+             "mx1.soon.insecure.test", MODERN),
+    # RSA key exchange only (TLS 1.2, kRSA ciphers): no forward secrecy.
+    "nofs": (STS["nofs"][0][0][1],
+             ca.issue("mx1.nofs.insecure.test", key_type="rsa"),
+             "mx1.nofs.insecure.test",
+             {"smtpd_tls_protocols": ">=TLSv1.2:<=TLSv1.2",
+              "smtpd_tls_mandatory_protocols": ">=TLSv1.2:<=TLSv1.2",
+              "smtpd_tls_ciphers": "medium",
+              "tls_medium_cipherlist": "kRSA",
+              "tls_preempt_cipherlist": "yes"}),
 }
 for name, (addr, cert, host, main) in SINKS.items():
     if cert is None:
@@ -313,6 +331,19 @@ ok(rc == 1 and a.get("starttls") == "offered"
    "old: only TLS 1.0/1.1: the modern handshake fails, TLS 1.1 accepted, "
    "exit 1", raw)
 
+rc, r, raw, _, _ = check_json("soon.insecure.test")
+a = addr0(r)
+ok(rc == 1 and a.get("sts_match") is True
+   and "the certificate expires within 14 days (in 4 days)" in probs(a),
+   "soon: a certificate expiring within 14 days is a problem, exit 1", raw)
+
+rc, r, raw, _, _ = check_json("nofs.insecure.test")
+a = addr0(r)
+ok(rc == 1 and a.get("tls_version") == "TLSv1.2"
+   and a.get("key_exchange") == "RSA" and a.get("forward_secrecy") is False
+   and "no forward secrecy" in probs(a),
+   "nofs: RSA key exchange: no forward secrecy, exit 1", raw)
+
 # --- options, usage ---------------------------------------------------------
 rc, out, err = check("--no-probe", "--json", w.name("notls"))
 try:
@@ -386,8 +417,9 @@ DANE:     none: the MX records are not signed and no MX host has usable TLSA rec
 store:    no store
 MTA-STS:  TXT record, id 20261123T000000
   fetch:  status 200, text/plain, <n> bytes, <n> ms
-  cert:   mta-sts.insecure.test mta-sts.old.insecure.test
-          mta-sts.outside.insecure.test mta-sts.self.insecure.test
+  cert:   mta-sts.insecure.test mta-sts.nofs.insecure.test
+          mta-sts.old.insecure.test mta-sts.outside.insecure.test
+          mta-sts.self.insecure.test mta-sts.soon.insecure.test
           mta-sts.wrong.insecure.test
   policy: mode enforce, max_age 86400, mx mx1.insecure.test
 TLS-RPT:  no TLS-RPT record published
