@@ -37,8 +37,9 @@
 #include "util/limits.h"
 #include "tlsrpt/rpt_record.h"
 
-#define LIM_CHK_ADDRS 8 /* addresses probed per family and host */
-#define LIM_CHK_TLSA  32
+#define LIM_CHK_ADDRS  8 /* addresses kept per family and host */
+#define LIM_CHK_PROBES 4 /* addresses probed per host (2 connections each) */
+#define LIM_CHK_TLSA   32
 
 /* One MX host as the check sees it (copied from the DANE result). */
 struct chk_host {
@@ -926,6 +927,15 @@ probe_all(struct chk *c, const struct cfg *cfg, const char *mx, int sts_on,
 				json_array_append_new(
 				    addrs,
 				    json_pack("{s:s}", "address", h->addrs[j]));
+				continue;
+			}
+			if (j >= LIM_CHK_PROBES) {
+				json_array_append_new(
+				    addrs,
+				    json_pack("{s:s,s:s}", "address",
+					      h->addrs[j], "connect",
+					      "not probed: at most 4 addresses "
+					      "of a host are probed"));
 				continue;
 			}
 			if ((a = probe_addr(&po, &ph, h->addrs[j])) == NULL)
