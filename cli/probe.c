@@ -160,6 +160,7 @@ read_reply(struct conn *c)
 	size_t line = 0;
 	char ch;
 	ssize_t n;
+	int code;
 
 	c->len = 0;
 	for (;;) {
@@ -188,20 +189,30 @@ read_reply(struct conn *c)
 		c->buf[c->len] = '\0';
 		if (ch != '\n')
 			continue;
-		if (c->len - line < 4 ||
-		    !isdigit((unsigned char)c->buf[line]) ||
-		    !isdigit((unsigned char)c->buf[line + 1]) ||
-		    !isdigit((unsigned char)c->buf[line + 2]) ||
-		    (c->buf[line + 3] != ' ' && c->buf[line + 3] != '-' &&
-		     c->buf[line + 3] != '\n')) {
+		if ((code = probe_reply_line(c->buf + line, c->len - line)) <
+		    0) {
 			snprintf(c->err, sizeof(c->err),
 				 "not an SMTP reply: %.60s", c->buf + line);
 			return -1;
 		}
-		if (c->buf[line + 3] != '-')
-			return atoi(c->buf + line);
+		if (code > 0)
+			return code;
 		line = c->len;
 	}
+}
+
+int
+probe_reply_line(const char *s, size_t len)
+{
+	if (len > 0 && s[len - 1] == '\n')
+		len--;
+	if (len < 3 || s[0] < '2' || s[0] > '5' ||
+	    !isdigit((unsigned char)s[1]) || !isdigit((unsigned char)s[2]) ||
+	    (len > 3 && s[3] != ' ' && s[3] != '-'))
+		return -1;
+	if (len > 3 && s[3] == '-')
+		return 0;
+	return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
 }
 
 /* The first line of the reply in C->buf, printable, for reports. */
@@ -217,11 +228,10 @@ first_line(const struct conn *c, char *out, size_t outsz)
 	out[n] = '\0';
 }
 
-/* Does the EHLO reply in C->buf list the STARTTLS extension? */
-static int
-has_starttls(const struct conn *c)
+int
+probe_ehlo_starttls(const char *reply)
 {
-	const char *p = c->buf;
+	const char *p = reply;
 
 	while (*p != '\0') {
 		size_t n = strcspn(p, "\n");
@@ -291,7 +301,7 @@ smtp_to_tls(struct conn *c, const struct probe_opts *po, const char *addr,
 		snprintf(c->err, sizeof(c->err), "EHLO refused: %.200s", line);
 		return -1;
 	}
-	if (!has_starttls(c)) {
+	if (!probe_ehlo_starttls(c->buf)) {
 		if (o)
 			json_object_set_new(o, "starttls",
 					    json_string("not offered"));

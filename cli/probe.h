@@ -58,4 +58,16 @@ json_t *probe_addr(const struct probe_opts *o, const struct probe_host *h,
  */
 int probe_sts_covers(const char *pattern, size_t plen, const char *host);
 
+/*
+ * One line of an SMTP reply (RFC 5321 §4.2), LEN bytes, with or without
+ * its final LF (CRs already removed): the reply code (200..599) when it
+ * is the last line ("NNN text" or "NNN"), 0 when more lines follow
+ * ("NNN-text"), -1 when it is no reply line.
+ */
+int probe_reply_line(const char *line, size_t len);
+
+/* Does an EHLO reply (lines separated by LF, NUL-terminated) list the
+ * STARTTLS extension? */
+int probe_ehlo_starttls(const char *reply);
+
 #endif /* CLI_PROBE_H */
