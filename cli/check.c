@@ -890,7 +890,7 @@ probe_all(struct chk *c, const struct cfg *cfg, const char *mx, int sts_on,
 	po.deadline = time(NULL) + c->opt->total;
 	po.ca_file = cfg->ca_file;
 	po.helo = "tlspolicy-check.invalid";
-	po.now = time(NULL);
+	po.now = ev_now(); /* the test clock: certificate expiry */
 	for (i = 0; i < c->nhosts; i++) {
 		struct chk_host *h = &c->hosts[i];
 		struct probe_host ph;

@@ -359,6 +359,24 @@ r = json.loads(out) if out.startswith("{") else {}
 ok(rc == 1 and "connection refused" in
    str(addr0(r).get("connect", "")).lower(),
    "--port: the probe connects to the port given", out + err)
+# A server that accepts the connection and never speaks: the probe gives
+# up after --timeout, per connection.
+import socket  # noqa: E402
+import time  # noqa: E402
+silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+silent.bind((w.addr(mx("dane312")), 2526))
+silent.listen(8)
+t0 = time.time()
+rc, out, err = check("--json", w.name("dane312"), "--port", "2526",
+                     "--timeout", "2")
+took = time.time() - t0
+r = json.loads(out) if out.startswith("{") else {}
+ok(rc == 1 and addr0(r).get("connect") == "ok"
+   and "the SMTP dialogue failed: timed out" in probs(addr0(r))
+   and took < 15, "a silent server: timed out after --timeout (%.1f s)" %
+   took, out + err)
+silent.close()
 rc, out, err = check("--bogus", w.name("dane312"))
 ok(rc == 2 and "unknown option --bogus" in err, "unknown option: exit 2",
    err)
