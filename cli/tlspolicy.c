@@ -94,8 +94,12 @@ usage(FILE *fp)
 	      "commands:\n"
 	      "  query DOMAIN        ask the running daemon for DOMAIN's "
 	      "answer\n"
-	      "  check DOMAIN        resolve DOMAIN live and explain the "
-	      "DANE verdict\n"
+	      "  check [--json] [--no-probe] [--port N] [--timeout N] DOMAIN\n"
+	      "                      the answer the daemon gives DOMAIN and "
+	      "why, DANE,\n"
+	      "                      MTA-STS and TLS-RPT, and a STARTTLS "
+	      "probe of every MX\n"
+	      "                      (exit 1: problems found)\n"
 	      "  stats               print the running daemon's counters\n"
 	      "  cache list          list every domain in the store\n"
 	      "  cache show DOMAIN   show every stored field for DOMAIN\n"
@@ -1536,12 +1540,17 @@ main(int argc, char **argv)
 		}
 		rc = cmd_query(argv[1]);
 	} else if (strcmp(cmd, "check") == 0) {
-		if (argc != 2) {
-			errx_msg("usage: tlspolicy check DOMAIN");
+		struct chk_opts co;
+		char err[160];
+
+		if (chk_args(argc - 1, argv + 1, &co, err, sizeof(err)) != 0) {
+			errx_msg("check: %s", err);
+			errx_msg("usage: tlspolicy check [--json] [--no-probe] "
+				 "[--port N] [--timeout N] DOMAIN");
 			return EXIT_ERROR;
 		}
-		rc = need_cfg() < 0 ? EXIT_ERROR
-				    : chk_run(cfg, argv[1], opt_json);
+		co.json |= opt_json;
+		rc = need_cfg() < 0 ? EXIT_ERROR : chk_run(cfg, &co);
 	} else if (strcmp(cmd, "stats") == 0) {
 		if (argc != 1) {
 			errx_msg("usage: tlspolicy stats");

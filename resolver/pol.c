@@ -341,10 +341,56 @@ decide_dane(const struct cfg *cfg, const struct cache_dane *dn, time_t now,
 	return 1;
 }
 
+/*
+ * [server] protocols: an answer that asks for authenticated TLS (dane-only,
+ * dane, secure) gets " protocols=<value>" unless it names protocols itself
+ * (a [policy] line may). The text moves into DATA; POL_DATA_MAX leaves
+ * room for it.
+ */
+static void
+add_protocols(const struct cfg *cfg, struct pol_answer *ans, char *data,
+	      size_t datasz)
+{
+	const char *d = ans->data;
+	size_t wl, dl, pl;
+
+	if (cfg->protocols == NULL || *cfg->protocols == '\0' ||
+	    ans->kind != POL_OK || d == NULL || strstr(d, "protocols=") != NULL)
+		return;
+	wl = strcspn(d, " ");
+	if (!((wl == 9 && strncmp(d, "dane-only", 9) == 0) ||
+	      (wl == 4 && strncmp(d, "dane", 4) == 0) ||
+	      (wl == 6 && strncmp(d, "secure", 6) == 0)))
+		return;
+	dl = strlen(d);
+	pl = strlen(cfg->protocols);
+	if (dl + sizeof(" protocols=") + pl > datasz)
+		return;
+	if (d != data)
+		memmove(data, d, dl);
+	memcpy(data + dl, " protocols=", sizeof(" protocols=") - 1);
+	memcpy(data + dl + sizeof(" protocols=") - 1, cfg->protocols, pl + 1);
+	ans->data = data;
+}
+
+static void decide_answer(const struct cfg *cfg, const char *domain,
+			  const struct cache_entry *e, time_t now,
+			  unsigned flags, struct pol_answer *ans, char *data,
+			  size_t datasz);
+
 void
 pol_decide(const struct cfg *cfg, const char *domain,
 	   const struct cache_entry *e, time_t now, unsigned flags,
 	   struct pol_answer *ans, char *data, size_t datasz)
+{
+	decide_answer(cfg, domain, e, now, flags, ans, data, datasz);
+	add_protocols(cfg, ans, data, datasz);
+}
+
+static void
+decide_answer(const struct cfg *cfg, const char *domain,
+	      const struct cache_entry *e, time_t now, unsigned flags,
+	      struct pol_answer *ans, char *data, size_t datasz)
 {
 	const struct cfg_static *st;
 	int sts_fresh = e != NULL && e->has_sts && e->sts.expires_at > now;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "util/cfg.h"
 #include "util/limits.h"
 
 struct cfg;
@@ -81,8 +82,10 @@ struct pol_answer {
 #define POL_IN_TIMED_OUT   0x2 /* the lookup budget ran out (F9) */
 #define POL_IN_DANE_LIVE   0x4 /* DANE is looked up live (DNS, [dane] on) */
 
-/* Room pol_decide needs in DATA for any answer text. */
-#define POL_DATA_MAX (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 3) + 64)
+/* Room pol_decide needs in DATA for any answer text, with room for
+ * " protocols=" and a [server] protocols value. */
+#define POL_DATA_MAX                                                           \
+	(LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 3) + 64 + 16 + CFG_PROTOCOLS_MAX)
 
 /*
  * The decision (SPEC B), a pure function: for DOMAIN (normalised) under

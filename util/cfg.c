@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -103,6 +104,7 @@ static int cfg_check_abspath(const char *, size_t, char *, size_t);
 static int cfg_check_abspath_or_empty(const char *, size_t, char *, size_t);
 static int cfg_check_dnsname(const char *, size_t, char *, size_t);
 static int cfg_check_smtp(const char *, size_t, char *, size_t);
+static int cfg_check_protocols(const char *, size_t, char *, size_t);
 
 static const char *const cfg_testing_names[] = {"report", "enforce", NULL};
 static const char *const cfg_dane_names[] = {"strict", "opportunistic", NULL};
@@ -182,6 +184,11 @@ static const struct cfg_opt cfg_opts[] = {
 	  1073741824, CFG_LONG(max_queued_output), NULL, NULL,
 	  "bytes of unread replies queued for all clients together before "
 	  "clients with replies pending are no longer read" },
+	{ "server", "protocols", CFG_T_STRING, "", 0, 0,
+	  CFG_STR(protocols), NULL, cfg_check_protocols,
+	  "TLS protocols Postfix may use where DANE or MTA-STS asks for "
+	  "authenticated TLS, e.g. \">=TLSv1.2\" (Postfix syntax, colons "
+	  "between items); empty: Postfix's own setting" },
 	/* [dns] */
 	{ "dns", "resolvers", CFG_T_WORDS, "", 0, CFG_RESOLVERS_MAX,
 	  CFG_STR(resolvers), NULL, cfg_check_resolver,
@@ -574,6 +581,88 @@ cfg_check_dnsname(const char *s, size_t len, char *why, size_t whysz)
 		len--;
 	if (len > LIM_DOMAIN_MAX || !dom_valid_hostname(s, len))
 		return cfg_why(why, whysz, "want \".\" or a domain name");
+	return 1;
+}
+
+/*
+ * [server] protocols: the value of Postfix's "protocols" policy attribute
+ * (smtp_tls_protocols syntax; in a policy answer the only separator is a
+ * colon): items NAME, !NAME, >=VERSION, <=VERSION, where NAME is SSLv2,
+ * SSLv3, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3 and VERSION a NAME or a
+ * hexadecimal protocol number (0303, 0x0303). Empty is allowed (no floor).
+ */
+static int
+cfg_proto_name(const char *s, size_t len)
+{
+	static const char *const names[] = {
+	    "SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", NULL};
+	size_t i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (strlen(names[i]) == len &&
+		    strncasecmp(names[i], s, len) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+cfg_proto_hex(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		s += 2;
+		len -= 2;
+	}
+	if (len == 0 || len > 4)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+static int
+cfg_check_protocols(const char *s, size_t len, char *why, size_t whysz)
+{
+	const char *p = s, *end = s + len, *item;
+	int lower = 0, upper = 0;
+	size_t n;
+
+	if (len == 0)
+		return 1;
+	if (len > CFG_PROTOCOLS_MAX)
+		return cfg_why(why, whysz, "too long");
+	while (p <= end) {
+		item = p;
+		while (p < end && *p != ':')
+			p++;
+		n = (size_t)(p - item);
+		if (n == 0)
+			return cfg_why(why, whysz,
+				       "an empty item (separate items with "
+				       "one colon; no spaces or commas)");
+		if (n > 2 && item[0] == '>' && item[1] == '=') {
+			if (lower++ || !(cfg_proto_name(item + 2, n - 2) ||
+					 cfg_proto_hex(item + 2, n - 2)))
+				return cfg_why(why, whysz,
+					       "want one \">=VERSION\" with a "
+					       "TLS protocol name or number");
+		} else if (n > 2 && item[0] == '<' && item[1] == '=') {
+			if (upper++ || !(cfg_proto_name(item + 2, n - 2) ||
+					 cfg_proto_hex(item + 2, n - 2)))
+				return cfg_why(why, whysz,
+					       "want one \"<=VERSION\" with a "
+					       "TLS protocol name or number");
+		} else if (!(item[0] == '!' ? cfg_proto_name(item + 1, n - 1)
+					    : cfg_proto_name(item, n)))
+			return cfg_why(why, whysz,
+				       "want colon-separated items like "
+				       "\">=TLSv1.2\" or \"!SSLv3\" (names: "
+				       "SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, "
+				       "TLSv1.3)");
+		p++;
+	}
 	return 1;
 }
 

@@ -17,6 +17,9 @@ enum cfg_sts_testing { CFG_TESTING_REPORT = 0, CFG_TESTING_ENFORCE = 1 };
 enum cfg_dane_mode { CFG_DANE_STRICT = 0, CFG_DANE_OPPORTUNISTIC = 1 };
 
 /* One [policy] line: a normalised domain and its answer. */
+/* Longest [server] protocols value (it is appended to policy answers). */
+#define CFG_PROTOCOLS_MAX 100
+
 struct cfg_static {
 	char *domain; /* A-label, lowercase, no trailing dot */
 	char *answer; /* as written: "dane-only", "secure match=…", "none" */
@@ -44,6 +47,8 @@ struct cfg {
 	long write_timeout;
 	long request_timeout;	/* whole-request deadline, seconds */
 	long max_queued_output; /* unread output, all connections */
+	char *protocols; /* Postfix "protocols=" value for authenticated TLS
+			    answers; empty: none */
 	/* [dns] */
 	char *resolvers;
 	char *trust_anchor;

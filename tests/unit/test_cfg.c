@@ -188,6 +188,14 @@ static const struct {
      "organization = Ex\xc3\xa4mple  Org"},
     {"[sts]\nca_file = /etc/ssl/ca.pem", "sts", "ca_file",
      "ca_file = /etc/ssl/ca.pem"},
+    /* [server] protocols: Postfix's syntax, colon-separated */
+    {"[server]\nprotocols = >=TLSv1.2", "server", "protocols",
+     "protocols = >=TLSv1.2"},
+    {"[server]\nprotocols = !SSLv2:!SSLv3:!TLSv1:!TLSv1.1", "server",
+     "protocols", "protocols = !SSLv2:!SSLv3:!TLSv1:!TLSv1.1"},
+    {"[server]\nprotocols = >=0x0303:<=TLSv1.3", "server", "protocols",
+     "protocols = >=0x0303:<=TLSv1.3"},
+    {"[server]\nprotocols =", "server", "protocols", "protocols ="},
     /* integers */
     {"[server]\nverbose = 2", "server", "verbose", "verbose = 2"},
     {"[server]\nlookup_timeout = 90", "server", "lookup_timeout",
@@ -368,6 +376,33 @@ static const struct {
     {"[dns]\nroot_hints = x/root.hints",
      "t.conf:2: [dns] root_hints: \"x/root.hints\": want an absolute "
      "path"},
+    /* [server] protocols: what Postfix would not accept in a policy */
+    {"[server]\nprotocols = >=TLSv1.2 <=TLSv1.3",
+     "t.conf:2: [server] protocols: \">=TLSv1.2 <=TLSv1.3\": want one "
+     "\">=VERSION\" with a TLS "
+     "protocol name or number"},
+    {"[server]\nprotocols = !SSLv2,!SSLv3",
+     "t.conf:2: [server] protocols: \"!SSLv2,!SSLv3\": want colon-separated "
+     "items like "
+     "\">=TLSv1.2\" or \"!SSLv3\" (names: SSLv2, SSLv3, TLSv1, TLSv1.1, "
+     "TLSv1.2, TLSv1.3)"},
+    {"[server]\nprotocols = !SSLv2::!SSLv3",
+     "t.conf:2: [server] protocols: \"!SSLv2::!SSLv3\": an empty item "
+     "(separate items with one "
+     "colon; no spaces or commas)"},
+    {"[server]\nprotocols = >=TLSv1.4",
+     "t.conf:2: [server] protocols: \">=TLSv1.4\": want one \">=VERSION\" with "
+     "a TLS "
+     "protocol name or number"},
+    {"[server]\nprotocols = >=TLSv1.2:>=TLSv1.3",
+     "t.conf:2: [server] protocols: \">=TLSv1.2:>=TLSv1.3\": want one "
+     "\">=VERSION\" with a TLS "
+     "protocol name or number"},
+    {"[server]\nprotocols = !0x0301",
+     "t.conf:2: [server] protocols: \"!0x0301\": want colon-separated items "
+     "like "
+     "\">=TLSv1.2\" or \"!SSLv3\" (names: SSLv2, SSLv3, TLSv1, TLSv1.1, "
+     "TLSv1.2, TLSv1.3)"},
     /* resolvers, paths, accounts, strings */
     {"[dns]\nresolvers = 127.0.0.1 localhost",
      "t.conf:2: [dns] resolvers: \"localhost\": want IP or IP@PORT"},
@@ -944,7 +979,7 @@ test_docs(void)
 	ok(d.conf != NULL, "read %s", conf);
 	ok(d.man != NULL, "read %s", man);
 	cfg_foreach_option(doc_option, &d);
-	ok(d.n == 49, "cfg_foreach_option walked %d options", d.n);
+	ok(d.n == 50, "cfg_foreach_option walked %d options", d.n);
 	c = cfg_load(conf, err, sizeof(err));
 	if (!ok(c != NULL, "contrib/tlspolicyd.conf loads"))
 		printf("#   error: %s\n", err);
