@@ -81,6 +81,7 @@ struct rpt_deliver {
 	size_t njobs;
 	struct event *reap;
 	char *organization, *contact, *submitter, *from, *sendmail;
+	struct rpt_deliver_stats st;
 };
 
 static void job_finish(struct job *j);
@@ -130,15 +131,18 @@ dest_done(struct dest *ds, int outcome, const char *why)
 	if (outcome == 0) {
 		dv.status = RPT_DLV_SENT;
 		dv.next_try = 0;
+		d->st.sent++;
 		log_info("tlsrpt: report %s for %s sent to %s", j->report_id,
 			 j->domain, ds->rua.uri);
 	} else if (outcome == 2 ||
 		   (int64_t)now - dv.first_try >= RPT_RETRY_WINDOW) {
 		dv.status = RPT_DLV_GIVENUP;
+		d->st.given_up++;
 		log_warnx("tlsrpt: report %s for %s to %s: %s; given up",
 			  j->report_id, j->domain, ds->rua.uri, buf);
 	} else {
 		dv.status = RPT_DLV_FAILED;
+		d->st.retried++;
 		log_warnx("tlsrpt: report %s for %s to %s: %s; retry at "
 			  "+%llds",
 			  j->report_id, j->domain, ds->rua.uri, buf,
@@ -716,4 +720,10 @@ rpt_deliver_free(struct rpt_deliver *d)
 	free(d->from);
 	free(d->sendmail);
 	free(d);
+}
+
+void
+rpt_deliver_get_stats(const struct rpt_deliver *d, struct rpt_deliver_stats *st)
+{
+	*st = d->st;
 }

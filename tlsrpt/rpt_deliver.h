@@ -65,6 +65,13 @@ void rpt_deliver_run(struct rpt_deliver *d, time_t now);
  */
 int rpt_deliver_now(struct rpt_deliver *d, int64_t day, const char *domain);
 
+/* Counters since start, per destination try (for metrics and tests). */
+struct rpt_deliver_stats {
+	unsigned long long sent, retried, given_up;
+};
+void rpt_deliver_get_stats(const struct rpt_deliver *d,
+			   struct rpt_deliver_stats *st);
+
 /* (day, domain) pairs still being worked on. */
 size_t rpt_deliver_active(const struct rpt_deliver *d);
 
