@@ -5,10 +5,13 @@
  * text; the one exception is the count of stored rows by mode and kind,
  * an SQL GROUP BY over the store, which is run at most once every
  * MET_COUNT_INTERVAL seconds (never per scrape on a store of a million
- * rows) and served from memory in between.
+ * rows) and served from memory in between. Since the count reads every
+ * row on the loop, the interval also grows with its cost: a count that
+ * took N ms waits at least N seconds (a thousandth of the loop's time).
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,7 @@ struct met {
 	struct rpt_collect *rpt;
 	/* The last count of stored rows, and when it ran (0: never). */
 	time_t counted_at;
+	long count_every; /* seconds until the next count */
 	int count_ok;
 	long long sts_by_mode[3], dane_by_kind[4];
 };
@@ -129,13 +133,18 @@ static void
 count_rows(struct met *m)
 {
 	time_t now = ev_now();
+	uint64_t t0, ms;
 
-	if (m->counted_at != 0 && now - m->counted_at < MET_COUNT_INTERVAL &&
+	if (m->counted_at != 0 && now - m->counted_at < m->count_every &&
 	    now >= m->counted_at)
 		return;
 	m->counted_at = now;
+	t0 = ev_mono_ms();
 	m->count_ok = cache_count_kinds(m->cache, m->sts_by_mode,
 					m->dane_by_kind) == CACHE_OK;
+	ms = ev_mono_ms() - t0;
+	m->count_every =
+	    ms > MET_COUNT_INTERVAL ? (long)ms : (long)MET_COUNT_INTERVAL;
 	if (!m->count_ok)
 		log_warnx("metrics: cannot count the stored policies: %s",
 			  cache_errmsg(m->cache));
