@@ -33,6 +33,12 @@ if missing:
     bail("not installed: %s" % " ".join(missing))
 
 w = DNSWorld()
+# An MTA-STS domain whose policy host has no address: the fetch fails
+# for the reason "no_address".
+NOHOST = "stsnohost.insecure.test"
+w.add_record("insecure.test", "%s. 300 IN MX 10 mx1.%s." % (NOHOST, NOHOST))
+w.add_record("insecure.test",
+             '_mta-sts.%s. 300 IN TXT "v=STSv1; id=1;"' % NOHOST)
 w.start()
 
 # A free loopback port in the world's own 127.S.0.0/16 slot.
@@ -42,7 +48,7 @@ probe.bind((addr, 0))
 port = probe.getsockname()[1]
 probe.close()
 
-d = Daemon(name="metrics", dane=True)
+d = Daemon(name="metrics", dane=True, sts=True)
 rsock = os.path.join(d.dir, "tlsrpt.sock")
 d.write_config(extra="""
 [tlsrpt]
@@ -135,6 +141,8 @@ ans_bogus = d.ask(w.name("bogus"))
 ans_sf = d.ask(w.name("servfail"))
 ok(ans_bogus is not None and ans_sf is not None, "bogus and servfail "
    "lookups answered", (ans_bogus, ans_sf))
+ok(d.ask(w.name("silent")) is not None, "a lookup that times out answered")
+is_eq(d.ask(NOHOST), "NOTFOUND ", "MTA-STS with no policy host address")
 # A datagram the collector must reject.
 dg = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 dg.sendto(b"not a TLS-RPT datagram", rsock)
@@ -159,6 +167,9 @@ moved("tlspolicyd_resolution_failures_total",
       {"part": "dane", "class": "bogus"})
 moved("tlspolicyd_resolution_failures_total",
       {"part": "dane", "class": "servfail"})
+moved("tlspolicyd_resolution_failures_total",
+      {"part": "dane", "class": "timeout"})
+moved("tlspolicyd_sts_fetch_failures_total", {"reason": "no_address"})
 moved("tlspolicyd_dane_verdicts_total", {"kind": "dane-only"})
 moved("tlspolicyd_store_hits_total")
 moved("tlspolicyd_tlsrpt_datagrams_total", {"result": "rejected"})
