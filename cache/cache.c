@@ -1367,6 +1367,39 @@ cache_sts_due(struct cache *c, const char *after, time_t due, size_t max,
 	return CACHE_OK;
 }
 
+/* One GROUP BY query into TAB[N]; values outside 0..N-1 are ignored. */
+static int
+count_by(struct cache *c, const char *sql, long long *tab, int n)
+{
+	sqlite3_stmt *st;
+	int rc, i;
+
+	for (i = 0; i < n; i++)
+		tab[i] = 0;
+	db_clear(c->db);
+	if ((st = db_prepare(c->db, sql)) == NULL)
+		return -1;
+	while ((rc = db_step(c->db, st, "count")) == SQLITE_ROW) {
+		sqlite3_int64 k = sqlite3_column_int64(st, 0);
+
+		if (k >= 0 && k < n)
+			tab[k] = sqlite3_column_int64(st, 1);
+	}
+	db_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+enum cache_err
+cache_count_kinds(struct cache *c, long long sts[3], long long dane[4])
+{
+	if (count_by(c, "SELECT mode, count(*) FROM sts_policy GROUP BY mode",
+		     sts, 3) != 0 ||
+	    count_by(c, "SELECT kind, count(*) FROM dane_verdict GROUP BY kind",
+		     dane, 4) != 0)
+		return CACHE_EDB; /* the reason is in cache_errmsg() */
+	return CACHE_OK;
+}
+
 void
 cache_get_stats(const struct cache *c, struct cache_stats *st)
 {

@@ -168,6 +168,15 @@ struct cache_stats {
 };
 void cache_get_stats(const struct cache *c, struct cache_stats *st);
 
+/*
+ * Count the stored rows: MTA-STS policies by mode (STS[3], indexed by
+ * CACHE_STS_*) and DANE verdicts by kind (DANE[4], CACHE_DANE_*). Reads
+ * every row, so callers run it rarely (the metrics do at most once a
+ * minute), never per lookup. CACHE_OK or CACHE_EDB.
+ */
+enum cache_err cache_count_kinds(struct cache *c, long long sts[3],
+				 long long dane[4]);
+
 const char *cache_strerror(enum cache_err e);
 /* The last failure in words ("PATH: what: SQLite's reason"), for the
  * caller's log line after CACHE_EDB or CACHE_EINVAL; "" before any. */

@@ -37,6 +37,8 @@
 #include "daemon/srv.h"
 #include "tlsrpt/rpt_collect.h"
 #include "util/db.h"
+#include "daemon/met.h"
+#include "util/sdnotify.h"
 #include "util/ev.h"
 #include "util/limits.h"
 #include "util/log.h"
@@ -57,6 +59,7 @@ struct daemon {
 	struct srv *srv;
 	struct adm *adm;
 	struct rpt_collect *rpt; /* NULL when [tlsrpt] enabled = no */
+	struct met *met;	 /* the metrics endpoint's counters */
 	struct event_base *base;
 	struct event *selftest;	   /* trust anchor self-test retry */
 	struct event *store_retry; /* writes the store refused, again */
@@ -291,6 +294,28 @@ warn_restart_needed(const struct cfg *old, const struct cfg *new)
 			  "to apply them");
 }
 
+/* sd_notify(3) (issue 12): a failure is worth a line, never a stop. */
+static void
+notify(const char *state)
+{
+	if (sdn_notify(state) < 0)
+		log_warn("cannot tell systemd \"%s\" ($NOTIFY_SOCKET)", state);
+}
+
+/* systemd wants the monotonic clock with RELOADING=1 (sd_notify(3)). */
+static void
+notify_reloading(void)
+{
+	struct timespec ts;
+	char buf[64];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(buf, sizeof(buf), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ULL +
+		     (unsigned long long)ts.tv_nsec / 1000ULL);
+	notify(buf);
+}
+
 static void
 reload(struct daemon *d)
 {
@@ -298,9 +323,11 @@ reload(struct daemon *d)
 	const char *used;
 	char err[512];
 
+	notify_reloading();
 	ncfg = load_config(d->cfgpath, &used, err, sizeof(err));
 	if (ncfg == NULL) {
 		log_warnx("reload failed, keeping the running config: %s", err);
+		notify("READY=1");
 		return;
 	}
 	warn_restart_needed(old, ncfg);
@@ -313,6 +340,7 @@ reload(struct daemon *d)
 	cfg_free(old);
 	log_info("reloaded %s: %zu static policies", ncfg->source,
 		 ncfg->nstatics);
+	notify("READY=1");
 }
 
 /* DESIGN 6.1: Postfix does its own TLSA lookups for dane answers, so
@@ -499,6 +527,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	notify("STOPPING=1");
 	log_info("%s: finishing replies and stopping",
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	srv_shutdown(d->srv, stopped, d);
@@ -655,6 +684,10 @@ main(int argc, char **argv)
 		adm_set_tlsrpt(d.adm, rpt_collect_store(d.rpt),
 			       rpt_collect_deliver(d.rpt));
 	}
+	if ((d.met = met_new(d.srv, d.pol, d.cache)) == NULL)
+		log_fatalx("out of memory");
+	met_set_tlsrpt(d.met, d.rpt);
+	srv_set_http(d.srv, met_http, d.met);
 	srv_set_fd_reserve(d.srv, fd_reserve(&d));
 	db_set_startup(0, NULL);
 	store_retry_start(&d);
@@ -671,12 +704,15 @@ main(int argc, char **argv)
 			log_fatalx("event_reinit failed");
 	}
 	srv_start(d.srv);
-	log_info("ready: socketmap %s; query %s; admin %s; store %s; "
-		 "config %s; %zu static policies",
+	log_info("ready: socketmap %s; query %s; admin %s; metrics %s; "
+		 "store %s; config %s; %zu static policies",
 		 d.cfg->socketmap,
 		 *d.cfg->query_socket ? d.cfg->query_socket : "(off)",
 		 *d.cfg->admin_socket ? d.cfg->admin_socket : "(off)",
-		 d.cfg->cache_path, d.cfg->source, d.cfg->nstatics);
+		 *d.cfg->metrics ? d.cfg->metrics : "(off)", d.cfg->cache_path,
+		 d.cfg->source, d.cfg->nstatics);
+	/* Type=notify: the listeners accept now. */
+	notify("READY=1");
 
 	event_base_dispatch(d.base);
 
@@ -686,6 +722,7 @@ main(int argc, char **argv)
 		event_free(d.selftest);
 	event_free(d.store_retry);
 	srv_free(d.srv);
+	met_free(d.met);
 	adm_free(d.adm);
 	rpt_collect_free(d.rpt);
 	pol_free(d.pol);

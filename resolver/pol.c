@@ -567,11 +567,16 @@ dane_done(const struct dane_result *r, void *arg)
 	struct pol *p = res_item_ctx(it);
 	const char *domain = res_item_domain(it);
 	time_t now = ev_now();
+	const struct cache_entry *e = NULL;
 	struct cache_dane dn;
 	enum cache_err ce;
 
 	if (r->kind == DANE_FAILED) {
 		p->st.dane_failed++;
+		p->st.dane_fail[r->fail == DANE_FAIL_BOGUS	? 0
+				: r->fail == DANE_FAIL_SERVFAIL ? 1
+				: r->fail == DANE_FAIL_TIMEOUT	? 2
+								: 3]++;
 		hold(p->dane_hold, domain, now + POL_DANE_RETRY);
 		if (log_allowed(&p->warn))
 			log_warnx("%s: DANE lookup failed: %s", domain, r->why);
@@ -584,6 +589,18 @@ dane_done(const struct dane_result *r, void *arg)
 		  : r->kind == DANE_NULLMX ? CACHE_DANE_NULLMX
 					   : CACHE_DANE_NONE;
 	snprintf(dn.detail, sizeof(dn.detail), "%s", r->why);
+	if (dn.kind >= 0 && dn.kind < 4)
+		p->st.dane_verdicts[dn.kind]++;
+	/* Issue 12: one line per policy change. */
+	if (cache_lookup(p->cache, domain, &e) == CACHE_OK &&
+	    (e == NULL || !e->has_dane)) {
+		if (dn.kind != CACHE_DANE_NONE)
+			log_info("%s: new DANE verdict: %s", domain,
+				 cache_dane_kind_name(dn.kind));
+	} else if (e != NULL && e->dane.kind != dn.kind)
+		log_info("%s: DANE verdict changed from %s to %s", domain,
+			 cache_dane_kind_name(e->dane.kind),
+			 cache_dane_kind_name(dn.kind));
 	dn.checked_at = now;
 	dn.expires_at = now + verdict_ttl(r->ttl);
 	/* CACHE_DEFERRED: the verdict applies from memory; the daemon logs
@@ -599,6 +616,40 @@ dane_done(const struct dane_result *r, void *arg)
 						 : RES_DANE_DECIDED);
 }
 
+/* The labels of pol_fetch_reason_name(), as sts.h sets them. */
+static const char *const fetch_reasons[POL_FETCH_REASONS] = {
+    "connect",	 "tls",	     "cert",	 "timeout", "status",	 "content_type",
+    "too_large", "protocol", "internal", "invalid", "no_address"};
+static const char *const fail_classes[POL_FAIL_N] = {"bogus", "servfail",
+						     "timeout", "other"};
+
+const char *
+pol_fail_class_name(unsigned i)
+{
+	return i < POL_FAIL_N ? fail_classes[i] : "other";
+}
+
+const char *
+pol_fetch_reason_name(unsigned i)
+{
+	return i < POL_FETCH_REASONS ? fetch_reasons[i] : "internal";
+}
+
+/* Count an MTA-STS failure under its label (sts.h). */
+static void
+count_label(unsigned long long *tab, const char *const *names, unsigned n,
+	    const char *label)
+{
+	unsigned i;
+
+	for (i = 0; i + 1 < n && strcmp(names[i], label) != 0; i++)
+		;
+	if (strcmp(names[i], label) == 0)
+		tab[i]++;
+	else
+		tab[n - 1]++;
+}
+
 static void
 sts_done(const struct sts_result *r, void *arg)
 {
@@ -606,7 +657,26 @@ sts_done(const struct sts_result *r, void *arg)
 	struct pol *p = res_item_ctx(it);
 	const char *domain = res_item_domain(it);
 	time_t now = ev_now(), until;
+	const struct cache_entry *e = NULL;
+	char prev_id[sizeof(e->sts.policy_id)] = "";
+	int had = 0, prev_mode = -1;
+	time_t prev_expires = 0;
 
+	if (r->txt_fail != NULL)
+		count_label(p->st.txt_fail, fail_classes, POL_FAIL_N,
+			    r->txt_fail);
+	if (r->fetch_fail != NULL)
+		count_label(p->st.fetch_fail, fetch_reasons, POL_FETCH_REASONS,
+			    r->fetch_fail);
+	if (r->store && r->row != NULL &&
+	    cache_lookup(p->cache, domain, &e) == CACHE_OK && e != NULL &&
+	    e->has_sts) {
+		/* Copied: the entry is borrowed until the next store call. */
+		had = 1;
+		snprintf(prev_id, sizeof(prev_id), "%s", e->sts.policy_id);
+		prev_mode = e->sts.mode;
+		prev_expires = e->sts.expires_at;
+	}
 	if (r->store && r->row != NULL) {
 		enum cache_err ce = cache_put_sts(p->cache, domain, r->row);
 
@@ -615,18 +685,45 @@ sts_done(const struct sts_result *r, void *arg)
 				log_warnx("%s: cannot store the MTA-STS "
 					  "policy: %s",
 					  domain, cache_errmsg(p->cache));
-		} else if (r->row->last_error[0] == '\0')
-			log_info("%s: MTA-STS policy id %s, mode %s, max_age "
-				 "%lld",
-				 domain, r->row->policy_id,
-				 cache_sts_mode_name(r->row->mode),
-				 r->row->max_age);
-		else if (r->row->mode != CACHE_STS_NONE)
+		} else if (r->row->last_error[0] == '\0') {
+			/* Issue 12: one line per policy change. */
+			if (!had) {
+				p->st.sts_new++;
+				log_info("%s: new MTA-STS policy id %s, mode "
+					 "%s, max_age %lld",
+					 domain, r->row->policy_id,
+					 cache_sts_mode_name(r->row->mode),
+					 r->row->max_age);
+			} else if (strcmp(prev_id, r->row->policy_id) != 0 ||
+				   prev_mode != r->row->mode) {
+				p->st.sts_updated++;
+				log_info("%s: MTA-STS policy updated: id %s, "
+					 "mode %s (was id %s, mode %s), "
+					 "max_age %lld",
+					 domain, r->row->policy_id,
+					 cache_sts_mode_name(r->row->mode),
+					 prev_id,
+					 cache_sts_mode_name(prev_mode),
+					 r->row->max_age);
+			} else {
+				p->st.sts_renewed++;
+				log_debug("%s: MTA-STS policy id %s renewed, "
+					  "max_age %lld",
+					  domain, r->row->policy_id,
+					  r->row->max_age);
+			}
+		} else if (r->row->mode != CACHE_STS_NONE) {
 			/* SPEC A6.44: alert on refresh failures (not for
 			 * mode none). */
-			log_warnx("%s: MTA-STS refresh failed, keeping the "
-				  "cached policy: %s",
-				  domain, r->row->last_error);
+			if (had && prev_expires <= now)
+				log_warnx("%s: MTA-STS policy expired and its "
+					  "refresh failed: %s",
+					  domain, r->row->last_error);
+			else
+				log_warnx("%s: MTA-STS refresh failed, "
+					  "keeping the cached policy: %s",
+					  domain, r->row->last_error);
+		}
 	} else if (r->error[0] != '\0')
 		log_debug("%s: MTA-STS: %s (%s)", domain, r->error,
 			  r->why ? r->why : "");
@@ -964,6 +1061,9 @@ pol_get_stats(const struct pol *p, struct pol_stats *st)
 	st->queued = rs.queued;
 	st->running_background = rs.background;
 	st->timeouts = rs.timeouts;
+	st->res_started = rs.started;
+	st->res_completed = rs.completed;
+	st->res_latency = rs.latency;
 }
 
 size_t

@@ -95,6 +95,7 @@ struct rpt_deliver {
 	/* Warnings that repeat per domain are limited (issue 10 item 19). */
 	uint64_t warn_ms;
 	unsigned long warn_suppressed;
+	struct rpt_deliver_stats st;
 };
 
 /* One warning a minute for what can repeat for every domain. */
@@ -179,15 +180,18 @@ dest_done(struct dest *ds, int outcome, const char *why)
 	if (outcome == 0) {
 		dv.status = RPT_DLV_SENT;
 		dv.next_try = 0;
+		d->st.sent++;
 		log_info("tlsrpt: report %s for %s sent to %s", j->report_id,
 			 j->domain, ds->rua.uri);
 	} else if (outcome == 2 ||
 		   (int64_t)now - dv.first_try >= RPT_RETRY_WINDOW) {
 		dv.status = RPT_DLV_GIVENUP;
+		d->st.given_up++;
 		log_warnx("tlsrpt: report %s for %s to %s: %s; given up",
 			  j->report_id, j->domain, ds->rua.uri, buf);
 	} else {
 		dv.status = RPT_DLV_FAILED;
+		d->st.retried++;
 		log_warnx("tlsrpt: report %s for %s to %s: %s; retry at "
 			  "+%llds",
 			  j->report_id, j->domain, ds->rua.uri, buf,
@@ -900,4 +904,10 @@ rpt_deliver_free(struct rpt_deliver *d)
 	free(d->from);
 	free(d->sendmail);
 	free(d);
+}
+
+void
+rpt_deliver_get_stats(const struct rpt_deliver *d, struct rpt_deliver_stats *st)
+{
+	*st = d->st;
 }

@@ -89,6 +89,13 @@ typedef void rpt_partial_cb(const char *domain, const char *dest,
 int rpt_deliver_partial(struct rpt_deliver *d, int64_t day, const char *domain,
 			time_t now, rpt_partial_cb *cb, void *arg);
 
+/* Counters since start, per destination try (for metrics and tests). */
+struct rpt_deliver_stats {
+	unsigned long long sent, retried, given_up;
+};
+void rpt_deliver_get_stats(const struct rpt_deliver *d,
+			   struct rpt_deliver_stats *st);
+
 /* (day, domain) pairs still being worked on. */
 size_t rpt_deliver_active(const struct rpt_deliver *d);
 

@@ -97,6 +97,7 @@ struct cfg_opt {
 
 static int cfg_check_socketmap(const char *, size_t, char *, size_t);
 static int cfg_check_query_socket(const char *, size_t, char *, size_t);
+static int cfg_check_metrics(const char *, size_t, char *, size_t);
 static int cfg_check_account(const char *, size_t, char *, size_t);
 static int cfg_check_mapname(const char *, size_t, char *, size_t);
 static int cfg_check_resolver(const char *, size_t, char *, size_t);
@@ -158,6 +159,10 @@ static const struct cfg_opt cfg_opts[] = {
 	  "admin socket for tlspolicy (flush, cache and report commands), "
 	  "unix:/PATH, mode 0600, root and [server] user only; empty "
 	  "disables it" },
+	{ "server", "metrics", CFG_T_STRING, "", 0, 0,
+	  CFG_STR(metrics), NULL, cfg_check_metrics,
+	  "Prometheus metrics endpoint (GET /metrics over HTTP), "
+	  "inet:IP:PORT on loopback or unix:/PATH (mode 0660); empty: off" },
 	{ "server", "user", CFG_T_STRING, "tlspolicyd", 0, 0,
 	  CFG_STR(user), NULL, cfg_check_account,
 	  "user to run as after binding; empty: do not drop privileges" },
@@ -500,6 +505,15 @@ cfg_check_query_socket(const char *s, size_t len, char *why, size_t whysz)
 	if (len == 0)
 		return 1;
 	return cfg_check_unix(s, len, why, whysz);
+}
+
+/* Issue 12: like a socketmap endpoint (loopback or unix:), or empty. */
+static int
+cfg_check_metrics(const char *s, size_t len, char *why, size_t whysz)
+{
+	if (len == 0)
+		return 1;
+	return cfg_check_socketmap(s, len, why, whysz);
 }
 
 /* A user or group name, or a number: the POSIX portable set. */

@@ -38,6 +38,7 @@ struct cfg {
 	char *query_socket_group;
 	long query_max_connections; /* a pool apart from the socketmap's */
 	long query_max_per_peer;    /* per SO_PEERCRED uid; 0: none */
+	char *metrics;		    /* inet:IP:PORT, unix:PATH, or empty */
 	char *admin_socket;	    /* unix:PATH, or empty to disable */
 	char *user;		    /* empty: do not drop privileges */
 	long verbose;		    /* 0..2, -v adds */

@@ -51,6 +51,10 @@
 #define LIM_LISTENERS 16
 /* Connections to the admin socket at once (tlspolicy runs). */
 #define LIM_ADMIN_CONNECTIONS 16
+/* Connections to the metrics endpoint at once (Prometheus scrapes). */
+#define LIM_METRICS_CONNECTIONS 8
+/* Longest HTTP request the metrics endpoint reads (line and headers). */
+#define LIM_HTTP_REQUEST 8192
 
 /*
  * File descriptors kept free for outbound work (issue 10 item 3), so that

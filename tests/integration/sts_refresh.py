@@ -59,6 +59,8 @@ for label in ("fresh", "broken"):
     is_eq(d.ask("r%s.insecure.test" % label),
           "OK secure match=mx1.r%s.insecure.test servername=hostname"
           % label, "first lookup fetches r%s" % label)
+ok("rfresh.insecure.test: new MTA-STS policy id" in d.read_log(),
+   "a first policy is logged as new", d.read_log()[-1500:])
 d.stop()
 
 
