@@ -695,14 +695,11 @@ report(void)
 	       (unsigned long long)kinds[K_OTHER]);
 }
 
-int
-main(int argc, char **argv)
+/* The command line into O; usage() on anything wrong. */
+static void
+parse_args(int argc, char **argv)
 {
-	struct conn *conns;
-	struct epoll_event evs[256];
-	struct sigaction sa;
-	int ch, i, alive;
-	uint64_t t_scan = 0;
+	int ch;
 
 	while ((ch = getopt(argc, argv, "u:t:c:d:w:m:k:n:oR:q")) != -1) {
 		switch (ch) {
@@ -748,6 +745,18 @@ main(int argc, char **argv)
 	}
 	if (optind != argc || (o.unix_path == NULL) == (o.tcp == NULL))
 		usage();
+}
+
+int
+main(int argc, char **argv)
+{
+	struct conn *conns;
+	struct epoll_event evs[256];
+	struct sigaction sa;
+	int i, alive;
+	uint64_t t_scan = 0;
+
+	parse_args(argc, argv);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;

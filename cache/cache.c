@@ -3,10 +3,17 @@
  * The store: SQLite rows for MTA-STS policies and DANE verdicts (SPEC A6,
  * DESIGN 6.3), with a bounded memory index in front of them.
  *
- * The database is opened in WAL mode with a busy timeout and migrated by
- * PRAGMA user_version. A file we cannot read, write or understand is an
- * error at open, never an empty store: an empty store would silently drop
- * every trust-on-first-use policy and open a downgrade window (SPEC A6.40).
+ * The database is opened through util/db.c (WAL, one busy timeout, the
+ * application id, migrations as a table of steps). A file we cannot read,
+ * write or understand is an error at open, never an empty store: an empty
+ * store would silently drop every trust-on-first-use policy and open a
+ * downgrade window (SPEC A6.40).
+ *
+ * A write the store refuses (a full disk, an I/O error) does not undo
+ * what was learned (DESIGN 6.10): the memory index takes the change as a
+ * dirty record, answers from it, never evicts it (dirty records live on
+ * a pending list, not the LRU list), and cache_retry_writes() or the next
+ * successful put writes it. At most LIM_CACHE_PENDING changes wait.
  *
  * The memory index is a chained hash table (power-of-two bucket array,
  * FNV-1a) with an LRU list, bounded by memory_entries. It holds compact
@@ -16,6 +23,10 @@
  * materialises the record into one scratch struct cache_entry owned by the
  * handle; the header allows that because the returned pointer is borrowed
  * until the next cache_* call. A hit does no malloc and no SQL.
+ *
+ * An operator's pin (tlspolicy pin / exempt) is a third kind of row, in
+ * the pin table: not a cache of DNS, so cache_delete() (flush) keeps it
+ * and only cache_unpin() removes it.
  *
  * Time is never read here: callers pass every timestamp (STYLE rule 10).
  */
@@ -27,12 +38,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "cache/cache.h"
+#include "util/db.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
 #define CACHE_SCHEMA_VERSION 3
+/* PRAGMA application_id of a policy store: "TLSP". */
+#define CACHE_APPLICATION_ID 0x544c5350u
 
 /* Longest stored mx list: LIM_MX_PATTERNS patterns of at most a domain
  * name each, '\n'-separated (RFC 8461 §3.2 "mx" lines). */
@@ -43,18 +55,30 @@
 #define CACHE_BUCKETS_MAX (1UL << 22)
 #define CACHE_BUCKETS_MIN 16UL
 
+/* Which halves of a record the store has not taken yet (DESIGN 6.10). */
+#define DIRTY_STS  1u
+#define DIRTY_DANE 2u
+/* The record lacks a half the store may hold (it could not be read when
+ * the record was made): after the write it is dropped, not kept. */
+#define REC_PARTIAL 4u
+
 /*
  * One domain in the memory index. The strings follow the fixed part, each
  * NUL-terminated, in this order: domain, policy_id, mx, last_error,
  * detail, pin answer. Lengths are kept so a lookup copies without strlen.
+ *
+ * A clean record is on the LRU list and may be evicted; a dirty one
+ * (a write the store refused) is on the pending list instead and stays
+ * until the store takes it.
  */
 struct rec {
 	struct rec *hnext;	 /* hash chain */
-	struct rec *prev, *next; /* LRU list, head = most recently used */
+	struct rec *prev, *next; /* LRU or pending list */
 	uint32_t hash;
 	uint32_t mxlen;
 	uint8_t dlen, idlen, errlen, detlen;
 	uint8_t has_sts, has_dane, mode, dane_kind;
+	uint8_t flags; /* DIRTY_*, REC_PARTIAL */
 	uint8_t has_pin, pin_exempt;
 	uint16_t pinlen;
 	long long max_age;
@@ -63,42 +87,40 @@ struct rec {
 	char data[];
 };
 
+/* A doubly linked list of records. */
+struct rlist {
+	struct rec *head, *tail;
+	long n;
+};
+
 struct cache {
-	sqlite3 *db;
+	struct db *db;
 	char *path;
 	sqlite3_stmt *st_lookup, *st_put_sts, *st_put_dane;
 	sqlite3_stmt *st_del_sts, *st_del_dane;
 	sqlite3_stmt *st_put_pin, *st_del_pin;
-	sqlite3_stmt *st_begin, *st_commit, *st_rollback;
 
 	/* Memory index. */
 	struct rec **buckets;
 	unsigned long nbuckets; /* power of two */
-	struct rec *head, *tail;
-	long count, max;
+	struct rlist lru;	/* clean records, head = most recently used */
+	struct rlist pending;	/* dirty records, oldest first */
+	long max, pending_max;
 	/* A record read while the index is disabled (max 0), freed by the
 	 * next call: it backs the borrowed entry. */
 	struct rec *loose;
 
 	struct cache_entry scratch;
 	struct cache_stats stats;
-	char errmsg[512];
+	char errmsg[1024];
 };
 
 /* ---- errors ---- */
-
-static void
-set_err(struct cache *c, const char *what)
-{
-	snprintf(c->errmsg, sizeof(c->errmsg), "%s: %s: %s", c->path, what,
-		 sqlite3_errmsg(c->db));
-}
 
 __attribute__((format(printf, 2, 3))) static void
 set_errx(struct cache *c, const char *fmt, ...)
 {
 	va_list ap;
-
 	char buf[256];
 
 	va_start(ap, fmt);
@@ -127,6 +149,8 @@ cache_strerror(enum cache_err e)
 		return "out of memory";
 	case CACHE_EINVAL:
 		return "invalid argument";
+	case CACHE_DEFERRED:
+		return "kept in memory, written to the store later";
 	}
 	return "unknown error";
 }
@@ -229,32 +253,53 @@ index_find(const struct cache *c, const char *domain, size_t len, uint32_t hash)
 }
 
 static void
-lru_unlink(struct cache *c, struct rec *r)
+list_unlink(struct rlist *l, struct rec *r)
 {
 	if (r->prev != NULL)
 		r->prev->next = r->next;
 	else
-		c->head = r->next;
+		l->head = r->next;
 	if (r->next != NULL)
 		r->next->prev = r->prev;
 	else
-		c->tail = r->prev;
+		l->tail = r->prev;
 	r->prev = r->next = NULL;
+	l->n--;
 }
 
 static void
-lru_push_front(struct cache *c, struct rec *r)
+list_push_front(struct rlist *l, struct rec *r)
 {
 	r->prev = NULL;
-	r->next = c->head;
-	if (c->head != NULL)
-		c->head->prev = r;
-	c->head = r;
-	if (c->tail == NULL)
-		c->tail = r;
+	r->next = l->head;
+	if (l->head != NULL)
+		l->head->prev = r;
+	l->head = r;
+	if (l->tail == NULL)
+		l->tail = r;
+	l->n++;
 }
 
-/* Take R out of the index (hash chain and LRU list) without freeing it. */
+static void
+list_push_back(struct rlist *l, struct rec *r)
+{
+	r->next = NULL;
+	r->prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->next = r;
+	l->tail = r;
+	if (l->head == NULL)
+		l->head = r;
+	l->n++;
+}
+
+static int
+rec_dirty(const struct rec *r)
+{
+	return (r->flags & (DIRTY_STS | DIRTY_DANE)) != 0;
+}
+
+/* Take R out of the index (hash chain and its list) without freeing it. */
 static void
 index_unlink(struct cache *c, struct rec *r)
 {
@@ -264,35 +309,49 @@ index_unlink(struct cache *c, struct rec *r)
 		pp = &(*pp)->hnext;
 	*pp = r->hnext;
 	r->hnext = NULL;
-	lru_unlink(c, r);
-	c->count--;
+	list_unlink(rec_dirty(r) ? &c->pending : &c->lru, r);
 }
 
+/* Evict clean records, least recently used first, down to MAX; a dirty
+ * record is never evicted (it is on the pending list). */
 static void
 index_evict_to(struct cache *c, long max)
 {
 	struct rec *r;
 
-	while (c->count > max && (r = c->tail) != NULL) {
+	while (c->lru.n > max && (r = c->lru.tail) != NULL) {
 		index_unlink(c, r);
 		free(r);
 		c->stats.evictions++;
 	}
 }
 
-/* Insert R (not yet in the index) as the most recently used entry,
- * evicting the least recently used ones beyond the bound. */
+/* Insert R (not yet in the index): a clean record as the most recently
+ * used one, evicting beyond the bound; a dirty one at the end of the
+ * pending list. */
 static void
 index_insert(struct cache *c, struct rec *r)
 {
 	struct rec **b;
 
-	index_evict_to(c, c->max - 1);
+	if (rec_dirty(r))
+		list_push_back(&c->pending, r);
+	else {
+		index_evict_to(c, c->max - 1);
+		list_push_front(&c->lru, r);
+	}
 	b = &c->buckets[r->hash & (c->nbuckets - 1)];
 	r->hnext = *b;
 	*b = r;
-	lru_push_front(c, r);
-	c->count++;
+}
+
+static void
+index_rehash_list(struct rec **nb, unsigned long n, struct rec *r)
+{
+	for (; r != NULL; r = r->next) {
+		r->hnext = nb[r->hash & (n - 1)];
+		nb[r->hash & (n - 1)] = r;
+	}
 }
 
 /* Rebuild the bucket array for N slots; on allocation failure keep the
@@ -300,17 +359,15 @@ index_insert(struct cache *c, struct rec *r)
 static void
 index_rehash(struct cache *c, unsigned long n)
 {
-	struct rec **nb, *r;
+	struct rec **nb;
 
 	if (n == c->nbuckets)
 		return;
 	nb = calloc(n, sizeof(*nb));
 	if (nb == NULL)
 		return;
-	for (r = c->head; r != NULL; r = r->next) {
-		r->hnext = nb[r->hash & (n - 1)];
-		nb[r->hash & (n - 1)] = r;
-	}
+	index_rehash_list(nb, n, c->lru.head);
+	index_rehash_list(nb, n, c->pending.head);
 	free(c->buckets);
 	c->buckets = nb;
 	c->nbuckets = n;
@@ -511,6 +568,7 @@ rec_get_sts(const struct rec *r, struct cache_sts *sts)
 	sts->next_retry = (time_t)r->next_retry;
 }
 
+/* The pin part; the answer points into R, borrowed like mx. */
 static void
 rec_get_pin(const struct rec *r, struct cache_pin *pin)
 {
@@ -554,7 +612,8 @@ rec_materialise(struct cache *c, const struct rec *r)
 
 /* ---- SQL ---- */
 
-/* One row about one domain: an STS row, a DANE row, or both, joined. */
+/* One row about one domain: its STS, DANE and pin rows (any of them),
+ * joined. */
 #define ROW_COLUMNS                                                            \
 	"s.domain, s.policy_id, s.mode, s.mx, s.max_age, s.fetched_at, "       \
 	"s.expires_at, s.last_error, s.next_retry, "                           \
@@ -609,8 +668,7 @@ static const char sql_schema_v1[] = "CREATE TABLE sts_policy ("
 				    " detail TEXT NOT NULL DEFAULT '',"
 				    " checked_at INTEGER NOT NULL,"
 				    " expires_at INTEGER NOT NULL"
-				    ") WITHOUT ROWID;"
-				    "PRAGMA user_version = 1;";
+				    ") WITHOUT ROWID;";
 
 /*
  * Migration 1 → 2: DANE verdicts as numbers (enum cache_dane_kind), so a
@@ -636,8 +694,7 @@ static const char sql_schema_v2[] =
     " FROM dane_verdict"
     " WHERE verdict IN ('none', 'dane-only', 'dane', 'nullmx');"
     "DROP TABLE dane_verdict;"
-    "ALTER TABLE dane_verdict_v2 RENAME TO dane_verdict;"
-    "PRAGMA user_version = 2;";
+    "ALTER TABLE dane_verdict_v2 RENAME TO dane_verdict;";
 
 /*
  * Migration 2 → 3: the operator's runtime pins (issue 12). Not a cache of
@@ -649,8 +706,23 @@ static const char sql_schema_v3[] = "CREATE TABLE pin ("
 				    " exempt INTEGER NOT NULL,"
 				    " answer TEXT NOT NULL DEFAULT '',"
 				    " pinned_at INTEGER NOT NULL"
-				    ") WITHOUT ROWID;"
-				    "PRAGMA user_version = 3;";
+				    ") WITHOUT ROWID;";
+
+/* The migrations, in order: step I takes user_version I to I + 1. One
+ * write transaction runs them all and sets user_version and
+ * application_id (util/db.c). */
+static const struct db_step cache_steps[CACHE_SCHEMA_VERSION] = {
+    {sql_schema_v1, NULL},
+    {sql_schema_v2, NULL},
+    {sql_schema_v3, NULL},
+};
+/* Tables every version has (pin came with 3: cache_open() checks it
+ * itself, pin_table_missing()). */
+static const char *const cache_tables[] = {"sts_policy", "dane_verdict", NULL};
+static const struct db_schema cache_schema = {
+    "policy store", CACHE_APPLICATION_ID, CACHE_SCHEMA_VERSION,
+    cache_steps,    cache_tables,
+};
 
 /* Copy column COL as text into DST (size DSTSZ); NULL reads as "".
  * Returns -1 when it does not fit. */
@@ -671,38 +743,37 @@ col_copy(sqlite3_stmt *st, int col, char *dst, size_t dstsz)
 }
 
 /*
- * Decode the ROW_COLUMNS starting at column OFF into STS / DANE and their
- * presence flags. STS->mx points into the statement's row (valid until the
- * next step or reset). Returns 0, or -1 with a reason in *WHY for a row
- * that breaks our limits (a store edited by hand, or damaged).
+ * Decode the ROW_COLUMNS starting at column OFF into STS / DANE / PIN and
+ * their presence flags. STS->mx and PIN->answer point into the statement's
+ * row (valid until the next step or reset). Returns 0, or -1 with a reason in
+ * *WHY for a row that breaks our limits (a store edited by hand, or damaged).
  */
 static int
-row_decode(sqlite3_stmt *st, int off, struct cache_entry *e, const char **why)
+row_decode(sqlite3_stmt *st, int off, struct cache_sts *sts, int *has_sts,
+	   struct cache_dane *dane, int *has_dane, struct cache_pin *pin,
+	   int *has_pin, const char **why)
 {
-	struct cache_sts *sts = &e->sts;
-	struct cache_dane *dane = &e->dane;
-	int *has_sts = &e->has_sts, *has_dane = &e->has_dane;
 	long long mode;
 
 	*has_sts = sqlite3_column_type(st, off + 0) != SQLITE_NULL;
 	*has_dane = sqlite3_column_type(st, off + 9) != SQLITE_NULL;
-	e->has_pin = sqlite3_column_type(st, off + 14) != SQLITE_NULL;
-	if (e->has_pin) {
+	*has_pin = sqlite3_column_type(st, off + 14) != SQLITE_NULL;
+	pin->answer = NULL;
+	if (*has_pin) {
 		long long ex = sqlite3_column_int64(st, off + 15);
 		int n = sqlite3_column_bytes(st, off + 16);
 
-		e->pin.answer = (char *)sqlite3_column_text(st, off + 16);
-		if (e->pin.answer == NULL)
-			e->pin.answer = (char *)"";
+		pin->answer = (char *)sqlite3_column_text(st, off + 16);
+		if (pin->answer == NULL)
+			pin->answer = (char *)"";
 		if ((ex != 0 && ex != 1) || n > LIM_ANSWER_MAX ||
-		    strlen(e->pin.answer) != (size_t)n || (ex == 0 && n == 0)) {
+		    strlen(pin->answer) != (size_t)n || (ex == 0 && n == 0)) {
 			*why = "bad pin";
 			return -1;
 		}
-		e->pin.exempt = (int)ex;
-		e->pin.pinned_at = (time_t)sqlite3_column_int64(st, off + 17);
-	} else
-		e->pin.answer = NULL;
+		pin->exempt = (int)ex;
+		pin->pinned_at = (time_t)sqlite3_column_int64(st, off + 17);
+	}
 	if (*has_sts) {
 		if (col_copy(st, off + 1, sts->policy_id,
 			     sizeof(sts->policy_id)) < 0) {
@@ -755,193 +826,73 @@ row_decode(sqlite3_stmt *st, int off, struct cache_entry *e, const char **why)
 	return 0;
 }
 
-/* Step a statement that returns no row, then reset it. */
-static int
-exec_stmt(struct cache *c, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE) {
-		set_err(c, what);
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * Read DOMAIN's rows and build a record for them (a negative one when there
  * are none). Returns CACHE_OK with *OUT set, CACHE_EDB or CACHE_ENOMEM.
  */
 static enum cache_err
-db_read(struct cache *c, const char *domain, size_t len, uint32_t hash,
-	struct rec **out)
+row_read(struct cache *c, const char *domain, size_t len, uint32_t hash,
+	 struct rec **out)
 {
-	struct cache_entry *e = &c->scratch;
-	int rc;
+	struct cache_sts sts;
+	struct cache_dane dane;
+	struct cache_pin pin;
+	int has_sts = 0, has_dane = 0, has_pin = 0;
 	const char *why = NULL;
 	struct rec *r = NULL;
 	enum cache_err err = CACHE_OK;
+	sqlite3_stmt *st = c->st_lookup;
 
+	*out = NULL;
 	c->stats.db_reads++;
-	if (sqlite3_bind_text(c->st_lookup, 1, domain, (int)len,
-			      SQLITE_STATIC) != SQLITE_OK) {
-		set_err(c, "lookup");
+	db_clear(c->db);
+	if (db_bind_text(c->db, st, 1, domain, (int)len) < 0 ||
+	    db_step(c->db, st, "lookup") != SQLITE_ROW) {
+		if (!db_failed(c->db))
+			db_fail(c->db, "lookup: no row");
+		db_reset(st);
 		return CACHE_EDB;
 	}
-	rc = sqlite3_step(c->st_lookup);
-	if (rc != SQLITE_ROW) {
-		set_err(c, "lookup");
+	if (row_decode(st, 0, &sts, &has_sts, &dane, &has_dane, &pin, &has_pin,
+		       &why) < 0) {
+		db_fail(c->db, "row for %s: %s", domain, why);
 		err = CACHE_EDB;
 		goto out;
 	}
-	if (row_decode(c->st_lookup, 0, e, &why) < 0) {
-		snprintf(c->errmsg, sizeof(c->errmsg), "%s: row for %s: %s",
-			 c->path, domain, why);
-		err = CACHE_EDB;
-		goto out;
-	}
-	r = rec_new(domain, len, hash, e->has_sts ? &e->sts : NULL,
-		    e->has_dane ? &e->dane : NULL, e->has_pin ? &e->pin : NULL);
+	r = rec_new(domain, len, hash, has_sts ? &sts : NULL,
+		    has_dane ? &dane : NULL, has_pin ? &pin : NULL);
 	if (r == NULL)
 		err = CACHE_ENOMEM;
 out:
-	sqlite3_reset(c->st_lookup);
-	sqlite3_clear_bindings(c->st_lookup);
+	db_reset(st);
 	*out = r;
 	return err;
 }
 
 /* ---- open and close ---- */
 
+/* The pin table came with schema 3, so util/db.c's check of the tables
+ * every version has does not cover it: 1 when a store lacks it. */
 static int
-prepare(struct cache *c, const char *sql, sqlite3_stmt **st)
-{
-	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
-			       NULL) != SQLITE_OK) {
-		set_err(c, "prepare");
-		return -1;
-	}
-	return 0;
-}
-
-/* Run SQL returning one integer (a PRAGMA). Returns 0 or -1. */
-static int
-query_int(struct cache *c, const char *sql, long long *val)
+pin_table_missing(struct cache *c)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*val = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : -1;
-}
-
-/* The journal mode WAL (SPEC A6.40 design note); ":memory:" has its own. */
-static int
-set_wal(struct cache *c)
-{
-	sqlite3_stmt *st;
-	const char *mode;
-	int ok = 0;
-
-	if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st,
-			       NULL) != SQLITE_OK) {
-		set_err(c, "cannot set WAL mode");
-		return -1;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		mode = (const char *)sqlite3_column_text(st, 0);
-		ok = mode != NULL &&
-		     (strcmp(mode, "wal") == 0 || strcmp(mode, "memory") == 0);
-		if (!ok)
-			set_errx(c, "cannot use WAL mode (journal mode %s)",
-				 mode != NULL ? mode : "?");
-	} else {
-		set_err(c, "cannot set WAL mode");
-	}
-	sqlite3_finalize(st);
-	return ok ? 0 : -1;
-}
-
-/*
- * Inside one write transaction (which also proves we can write): read
- * user_version and the schema, migrate from 0, refuse a newer store or a
- * file that is some other program's database.
- */
-static int
-migrate(struct cache *c)
-{
-	long long version = 0, objects = 0, ours = 0;
-
-	if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
-		set_err(c, "cannot write");
-		return -1;
-	}
-	if (query_int(c, "PRAGMA user_version", &version) < 0 ||
-	    query_int(c, "SELECT count(*) FROM sqlite_master", &objects) < 0 ||
-	    query_int(c,
-		      "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-		      " AND name IN ('sts_policy', 'dane_verdict', 'pin')",
-		      &ours) < 0) {
-		set_err(c, "cannot read");
-		goto fail;
-	}
-	if (version > CACHE_SCHEMA_VERSION) {
-		set_errx(c, "%s", "store written by a newer tlspolicyd");
-		goto fail;
-	}
-	if (version == 0) {
-		if (objects != 0) {
-			set_errx(c, "%s",
-				 "not a tlspolicyd store (a database with "
-				 "other tables)");
-			goto fail;
-		}
-		if (sqlite3_exec(c->db, sql_schema_v1, NULL, NULL, NULL) !=
-		    SQLITE_OK) {
-			set_err(c, "cannot create schema");
-			goto fail;
-		}
-		version = 1;
-	} else if (ours != (version >= 3 ? 3 : 2)) {
-		set_errx(c, "%s", "schema damaged (tables missing)");
-		goto fail;
-	}
-	if (version == 1) {
-		if (sqlite3_exec(c->db, sql_schema_v2, NULL, NULL, NULL) !=
-		    SQLITE_OK) {
-			set_err(c, "cannot migrate the store to schema 2");
-			goto fail;
-		}
-		version = 2;
-	}
-	if (version == 2 &&
-	    sqlite3_exec(c->db, sql_schema_v3, NULL, NULL, NULL) != SQLITE_OK) {
-		set_err(c, "cannot migrate the store to schema 3");
-		goto fail;
-	}
-	if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		set_err(c, "cannot write");
-		goto fail;
-	}
-	return 0;
-fail:
-	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-	return -1;
+	st = db_prepare(c->db, "SELECT 1 FROM sqlite_master WHERE type = "
+			       "'table' AND name = 'pin'");
+	if (st == NULL)
+		return 0; /* the prepares below report it */
+	rc = db_step(c->db, st, "cannot read the schema");
+	db_finalize(st);
+	return rc == SQLITE_DONE;
 }
 
 struct cache *
 cache_open(const char *path, long memory_entries, char *err, size_t errsz)
 {
 	struct cache *c;
-	int rc;
+	char buf[1024];
 
 	if (err != NULL && errsz > 0)
 		err[0] = '\0';
@@ -958,89 +909,71 @@ cache_open(const char *path, long memory_entries, char *err, size_t errsz)
 		return NULL;
 	}
 	c->max = memory_entries > 0 ? memory_entries : 0;
+	c->pending_max = LIM_CACHE_PENDING;
 	c->nbuckets = buckets_for(c->max);
 	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
 	if (c->buckets == NULL) {
-		snprintf(c->errmsg, sizeof(c->errmsg), "%s: out of memory",
-			 path);
+		snprintf(buf, sizeof(buf), "%s: out of memory", path);
 		goto fail;
 	}
-
-	rc = sqlite3_open_v2(path, &c->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				 SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		if (c->db != NULL)
-			set_err(c, "cannot open");
-		else
-			snprintf(c->errmsg, sizeof(c->errmsg),
-				 "%s: cannot open: %s", path,
-				 sqlite3_errstr(rc));
+	c->db = db_open(path, &cache_schema, 0, buf, sizeof(buf));
+	if (c->db == NULL)
+		goto fail;
+	if (pin_table_missing(c)) {
+		snprintf(buf, sizeof(buf),
+			 "%s: the file is damaged (tables missing: pin)", path);
 		goto fail;
 	}
-	sqlite3_extended_result_codes(c->db, 1);
-	sqlite3_busy_timeout(c->db, 2000);
-	/* SQLite quietly falls back to read-only when it may not write the
-	 * file; a store we cannot write must fail at start-up. */
-	if (sqlite3_db_readonly(c->db, "main") == 1) {
-		set_errx(c, "%s", "cannot write (opened read-only)");
+	c->st_lookup = db_prepare(c->db, sql_lookup);
+	c->st_put_sts = db_prepare(c->db, sql_put_sts);
+	c->st_put_dane = db_prepare(c->db, sql_put_dane);
+	c->st_del_sts =
+	    db_prepare(c->db, "DELETE FROM sts_policy WHERE domain = ?1");
+	c->st_del_dane =
+	    db_prepare(c->db, "DELETE FROM dane_verdict WHERE domain = ?1");
+	c->st_put_pin = db_prepare(c->db, sql_put_pin);
+	c->st_del_pin = db_prepare(c->db, "DELETE FROM pin WHERE domain = ?1");
+	if (db_failed(c->db)) {
+		snprintf(buf, sizeof(buf), "%s", db_errmsg(c->db));
 		goto fail;
 	}
-	if (set_wal(c) < 0)
-		goto fail;
-	if (sqlite3_exec(c->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
-			 NULL) != SQLITE_OK) {
-		set_err(c, "cannot set synchronous mode");
-		goto fail;
-	}
-	if (migrate(c) < 0)
-		goto fail;
-	if (prepare(c, sql_lookup, &c->st_lookup) < 0 ||
-	    prepare(c, sql_put_sts, &c->st_put_sts) < 0 ||
-	    prepare(c, sql_put_dane, &c->st_put_dane) < 0 ||
-	    prepare(c, "DELETE FROM sts_policy WHERE domain = ?1",
-		    &c->st_del_sts) < 0 ||
-	    prepare(c, "DELETE FROM dane_verdict WHERE domain = ?1",
-		    &c->st_del_dane) < 0 ||
-	    prepare(c, sql_put_pin, &c->st_put_pin) < 0 ||
-	    prepare(c, "DELETE FROM pin WHERE domain = ?1", &c->st_del_pin) <
-		0 ||
-	    prepare(c, "BEGIN IMMEDIATE", &c->st_begin) < 0 ||
-	    prepare(c, "COMMIT", &c->st_commit) < 0 ||
-	    prepare(c, "ROLLBACK", &c->st_rollback) < 0)
-		goto fail;
 	return c;
 fail:
 	if (err != NULL)
-		snprintf(err, errsz, "%s", c->errmsg);
+		snprintf(err, errsz, "%s", buf);
 	cache_close(c);
 	return NULL;
+}
+
+static void
+free_list(struct rec *r)
+{
+	struct rec *next;
+
+	for (; r != NULL; r = next) {
+		next = r->next;
+		free(r);
+	}
 }
 
 void
 cache_close(struct cache *c)
 {
-	struct rec *r, *next;
-
 	if (c == NULL)
 		return;
-	sqlite3_finalize(c->st_lookup);
-	sqlite3_finalize(c->st_put_sts);
-	sqlite3_finalize(c->st_put_dane);
-	sqlite3_finalize(c->st_del_sts);
-	sqlite3_finalize(c->st_del_dane);
-	sqlite3_finalize(c->st_put_pin);
-	sqlite3_finalize(c->st_del_pin);
-	sqlite3_finalize(c->st_begin);
-	sqlite3_finalize(c->st_commit);
-	sqlite3_finalize(c->st_rollback);
-	/* The last connection to close checkpoints and removes the WAL. */
-	sqlite3_close(c->db);
-	for (r = c->head; r != NULL; r = next) {
-		next = r->next;
-		free(r);
-	}
+	/* A last try for what the store refused so far. */
+	if (c->db != NULL && c->pending.n > 0)
+		cache_retry_writes(c);
+	db_finalize(c->st_lookup);
+	db_finalize(c->st_put_sts);
+	db_finalize(c->st_put_dane);
+	db_finalize(c->st_del_sts);
+	db_finalize(c->st_del_dane);
+	db_finalize(c->st_put_pin);
+	db_finalize(c->st_del_pin);
+	db_close(c->db);
+	free_list(c->lru.head);
+	free_list(c->pending.head);
 	free(c->loose);
 	free(c->buckets);
 	free(c->path);
@@ -1090,6 +1023,26 @@ cache_chown(struct cache *c, uid_t uid, gid_t gid)
 
 /* ---- lookups and changes ---- */
 
+/* Keep the store's message for cache_errmsg(); CACHE_EDB. */
+static enum cache_err
+dberr(struct cache *c)
+{
+	snprintf(c->errmsg, sizeof(c->errmsg), "%s", db_errmsg(c->db));
+	return CACHE_EDB;
+}
+
+/* The record that backs a borrowed entry while the index is disabled:
+ * taken out now, freed by the caller when it is done with its inputs
+ * (they may point into it). */
+static struct rec *
+loose_take(struct cache *c)
+{
+	struct rec *r = c->loose;
+
+	c->loose = NULL;
+	return r;
+}
+
 enum cache_err
 cache_lookup(struct cache *c, const char *domain,
 	     const struct cache_entry **out)
@@ -1108,9 +1061,9 @@ cache_lookup(struct cache *c, const char *domain,
 	r = index_find(c, domain, len, hash);
 	if (r != NULL) {
 		/* The hot path: no SQL, no malloc. */
-		if (c->head != r) {
-			lru_unlink(c, r);
-			lru_push_front(c, r);
+		if (!rec_dirty(r) && c->lru.head != r) {
+			list_unlink(&c->lru, r);
+			list_push_front(&c->lru, r);
 		}
 		if (!r->has_sts && !r->has_dane && !r->has_pin) {
 			c->stats.negative_hits++;
@@ -1121,7 +1074,9 @@ cache_lookup(struct cache *c, const char *domain,
 		return CACHE_OK;
 	}
 	c->stats.misses++;
-	err = db_read(c, domain, len, hash, &r);
+	err = row_read(c, domain, len, hash, &r);
+	if (err == CACHE_EDB)
+		return dberr(c);
 	if (err != CACHE_OK)
 		return err;
 	if (c->max > 0)
@@ -1134,48 +1089,105 @@ cache_lookup(struct cache *c, const char *domain,
 }
 
 /*
- * After a write to DOMAIN's rows: replace the memory record, if there is
- * one, with a record holding the new half and the old other half. When the
- * index has no record we leave it so: the next lookup reads both rows.
+ * After a write of one half (STS or DANE) of DOMAIN's rows, or a write
+ * the store refused (DIRTY: the half it did not take): the memory record
+ * gets the new half and keeps the other one. A pin written (PIN) or
+ * removed (UNPIN) replaces the record's pin the same way and keeps both
+ * halves and their dirty bits. Without a record, a clean write leaves
+ * the index so (the next lookup reads every row); a refused
+ * one must be kept, so the other half is read from the store first (when
+ * that fails too, the record is marked partial and dropped once written).
+ * KEEP makes a clean record too (a change only memory will hold).
+ * Returns 0, or -1 when out of memory (the record is then forgotten).
  */
-static void
-index_update(struct cache *c, const char *domain, size_t len, uint32_t hash,
-	     const struct cache_sts *sts, const struct cache_dane *dane,
-	     const struct cache_pin *pin, int drop)
+static int
+index_set(struct cache *c, const char *domain, size_t len, uint32_t hash,
+	  const struct cache_sts *sts, const struct cache_dane *dane,
+	  const struct cache_pin *pin, int unpin, unsigned dirty, int keep)
 {
+	unsigned half = sts != NULL ? DIRTY_STS : dane != NULL ? DIRTY_DANE : 0;
+	unsigned flags = 0;
 	struct cache_sts old_sts;
 	struct cache_dane old_dane;
 	struct cache_pin old_pin;
-	struct rec *old, *r;
+	struct rec *old, *r, *read = NULL;
 
 	old = index_find(c, domain, len, hash);
-	if (old == NULL)
-		return;
-	if (sts == NULL && old->has_sts) {
+	if (old == NULL && dirty == 0 && !keep)
+		return 0;
+	if (old == NULL) {
+		if (row_read(c, domain, len, hash, &read) == CACHE_OK)
+			old = read;
+		else
+			flags = REC_PARTIAL;
+	} else
+		flags = old->flags;
+	flags = (flags & ~half) | dirty;
+	if (sts == NULL && old != NULL && old->has_sts) {
 		rec_get_sts(old, &old_sts);
 		sts = &old_sts;
 	}
-	if (dane == NULL && old->has_dane) {
+	if (dane == NULL && old != NULL && old->has_dane) {
 		rec_get_dane(old, &old_dane);
 		dane = &old_dane;
 	}
-	if (pin == NULL && old->has_pin) {
+	if (pin == NULL && !unpin && old != NULL && old->has_pin) {
 		rec_get_pin(old, &old_pin);
 		pin = &old_pin;
 	}
-	/* DROP: the pin is gone (unpin), or the learned rows are (flush). */
-	if (drop == 1)
-		pin = NULL;
-	else if (drop == 2)
-		sts = NULL, dane = NULL;
 	/* Build the new record before freeing the old one: the inputs may
 	 * point into it (a borrowed entry passed back to us). */
 	r = rec_new(domain, len, hash, sts, dane, pin);
-	index_unlink(c, old);
-	free(old);
-	if (r != NULL)
-		index_insert(c, r);
-	/* else: forgotten; the next lookup reads the store. */
+	if (old != NULL && old != read) {
+		index_unlink(c, old);
+		free(old);
+	}
+	free(read);
+	if (r == NULL)
+		return -1;
+	r->flags = (uint8_t)flags;
+	if (!rec_dirty(r) &&
+	    (((flags & REC_PARTIAL) && !keep) || c->max == 0)) {
+		/* The store has both halves now: the next lookup reads. */
+		free(r);
+		return 0;
+	}
+	index_insert(c, r);
+	return 0;
+}
+
+/*
+ * The store refused the write of one half of DOMAIN (DESIGN 6.10: a local
+ * failure is not "no policy"): the memory index takes it anyway, marked
+ * dirty, and cache_retry_writes() writes it later. When LIM_CACHE_PENDING
+ * changes wait already, it is kept in memory only, as a clean record.
+ */
+static enum cache_err
+refused(struct cache *c, const char *domain, size_t len, uint32_t hash,
+	const struct cache_sts *sts, const struct cache_dane *dane)
+{
+	const struct rec *old = index_find(c, domain, len, hash);
+	size_t n;
+
+	dberr(c);
+	if ((old == NULL || !rec_dirty(old)) &&
+	    c->pending.n >= c->pending_max) {
+		c->stats.unsaved_writes++;
+		n = strlen(c->errmsg);
+		snprintf(c->errmsg + n, sizeof(c->errmsg) - n,
+			 "; %ld changes already wait for the store, so this "
+			 "one is kept in memory only",
+			 c->pending.n);
+		index_set(c, domain, len, hash, sts, dane, NULL, 0, 0, 1);
+		return CACHE_EDB;
+	}
+	if (index_set(c, domain, len, hash, sts, dane, NULL, 0,
+		      sts != NULL ? DIRTY_STS : DIRTY_DANE, 0) < 0) {
+		set_errx(c, "%s: out of memory", domain);
+		return CACHE_ENOMEM;
+	}
+	c->stats.deferred_writes++;
+	return CACHE_DEFERRED;
 }
 
 static enum cache_err
@@ -1189,43 +1201,82 @@ check_domain(const char *domain, size_t *len, uint32_t *hash)
 	return CACHE_OK;
 }
 
+/* Bind and run the upsert of one STS row (sticky errors). */
+static int
+write_sts(struct cache *c, const char *domain, size_t len,
+	  const struct cache_sts *sts)
+{
+	sqlite3_stmt *st = c->st_put_sts;
+	struct db *db = c->db;
+
+	db_bind_text(db, st, 1, domain, (int)len);
+	db_bind_text(db, st, 2, sts->policy_id, -1);
+	db_bind_int64(db, st, 3, sts->mode);
+	db_bind_text(db, st, 4, sts->mx != NULL ? sts->mx : "", -1);
+	db_bind_int64(db, st, 5, sts->max_age);
+	db_bind_int64(db, st, 6, (int64_t)sts->fetched_at);
+	db_bind_int64(db, st, 7, (int64_t)sts->expires_at);
+	db_bind_text(db, st, 8, sts->last_error, -1);
+	db_bind_int64(db, st, 9, (int64_t)sts->next_retry);
+	return db_run(db, st, "cannot store the MTA-STS policy");
+}
+
+static int
+write_dane(struct cache *c, const char *domain, size_t len,
+	   const struct cache_dane *dane)
+{
+	sqlite3_stmt *st = c->st_put_dane;
+	struct db *db = c->db;
+
+	db_bind_text(db, st, 1, domain, (int)len);
+	db_bind_int64(db, st, 2, dane->kind);
+	db_bind_text(db, st, 3, dane->detail, -1);
+	db_bind_int64(db, st, 4, (int64_t)dane->checked_at);
+	db_bind_int64(db, st, 5, (int64_t)dane->expires_at);
+	return db_run(db, st, "cannot store the DANE verdict");
+}
+
+/* A write went through: the store takes writes again, so try the ones
+ * waiting (one bounded batch). */
+static void
+written(struct cache *c)
+{
+	char keep[sizeof(c->errmsg)];
+
+	if (c->pending.n == 0)
+		return;
+	memcpy(keep, c->errmsg, sizeof(keep));
+	cache_retry_writes(c);
+	memcpy(c->errmsg, keep, sizeof(keep));
+}
+
 enum cache_err
 cache_put_sts(struct cache *c, const char *domain, const struct cache_sts *sts)
 {
 	size_t len, idlen, mxlen, errlen;
 	const char *why;
-	sqlite3_stmt *st = c->st_put_sts;
+	struct rec *loose = loose_take(c);
+	enum cache_err err;
 	uint32_t hash;
 
-	if (c->loose != NULL)
-		loose_free(c);
 	if (sts == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
-		return CACHE_EINVAL;
-	if (sts_check(sts, &idlen, &mxlen, &errlen, &why) < 0) {
+		err = CACHE_EINVAL;
+	else if (sts_check(sts, &idlen, &mxlen, &errlen, &why) < 0) {
 		set_errx(c, "put sts: %s", why);
-		return CACHE_EINVAL;
+		err = CACHE_EINVAL;
+	} else {
+		db_clear(c->db);
+		/* A single statement is its own short transaction. */
+		if (write_sts(c, domain, len, sts) == 0) {
+			index_set(c, domain, len, hash, sts, NULL, NULL, 0, 0,
+				  0);
+			written(c);
+			err = CACHE_OK;
+		} else
+			err = refused(c, domain, len, hash, sts, NULL);
 	}
-	/* A single statement is its own short transaction. */
-	if (sqlite3_bind_text(st, 1, domain, (int)len, SQLITE_STATIC) ||
-	    sqlite3_bind_text(st, 2, sts->policy_id, (int)idlen,
-			      SQLITE_STATIC) ||
-	    sqlite3_bind_int(st, 3, sts->mode) ||
-	    sqlite3_bind_text(st, 4, sts->mx != NULL ? sts->mx : "", (int)mxlen,
-			      SQLITE_STATIC) ||
-	    sqlite3_bind_int64(st, 5, sts->max_age) ||
-	    sqlite3_bind_int64(st, 6, (sqlite3_int64)sts->fetched_at) ||
-	    sqlite3_bind_int64(st, 7, (sqlite3_int64)sts->expires_at) ||
-	    sqlite3_bind_text(st, 8, sts->last_error, (int)errlen,
-			      SQLITE_STATIC) ||
-	    sqlite3_bind_int64(st, 9, (sqlite3_int64)sts->next_retry)) {
-		set_err(c, "put sts");
-		sqlite3_clear_bindings(st);
-		return CACHE_EDB;
-	}
-	if (exec_stmt(c, st, "put sts") < 0)
-		return CACHE_EDB;
-	index_update(c, domain, len, hash, sts, NULL, NULL, 0);
-	return CACHE_OK;
+	free(loose);
+	return err;
 }
 
 enum cache_err
@@ -1234,36 +1285,86 @@ cache_put_dane(struct cache *c, const char *domain,
 {
 	size_t len, detlen;
 	const char *why;
-	sqlite3_stmt *st = c->st_put_dane;
+	struct rec *loose = loose_take(c);
+	enum cache_err err;
 	uint32_t hash;
 
-	if (c->loose != NULL)
-		loose_free(c);
 	if (dane == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
-		return CACHE_EINVAL;
-	if (dane_check(dane, &detlen, &why) < 0) {
+		err = CACHE_EINVAL;
+	else if (dane_check(dane, &detlen, &why) < 0) {
 		set_errx(c, "put dane: %s", why);
-		return CACHE_EINVAL;
+		err = CACHE_EINVAL;
+	} else {
+		db_clear(c->db);
+		if (write_dane(c, domain, len, dane) == 0) {
+			index_set(c, domain, len, hash, NULL, dane, NULL, 0, 0,
+				  0);
+			written(c);
+			err = CACHE_OK;
+		} else
+			err = refused(c, domain, len, hash, NULL, dane);
 	}
-	if (sqlite3_bind_text(st, 1, domain, (int)len, SQLITE_STATIC) ||
-	    sqlite3_bind_int(st, 2, dane->kind) ||
-	    sqlite3_bind_text(st, 3, dane->detail, (int)detlen,
-			      SQLITE_STATIC) ||
-	    sqlite3_bind_int64(st, 4, (sqlite3_int64)dane->checked_at) ||
-	    sqlite3_bind_int64(st, 5, (sqlite3_int64)dane->expires_at)) {
-		set_err(c, "put dane");
-		sqlite3_clear_bindings(st);
-		return CACHE_EDB;
+	free(loose);
+	return err;
+}
+
+/* Take the first N records of the pending list out of it: they are
+ * written. */
+static void
+pending_done(struct cache *c, long n)
+{
+	struct rec *r;
+
+	while (n-- > 0 && (r = c->pending.head) != NULL) {
+		index_unlink(c, r);
+		r->flags &= (uint8_t) ~(DIRTY_STS | DIRTY_DANE);
+		c->stats.retried_writes++;
+		if ((r->flags & REC_PARTIAL) || c->max == 0)
+			free(r);
+		else
+			index_insert(c, r);
 	}
-	if (exec_stmt(c, st, "put dane") < 0)
-		return CACHE_EDB;
-	index_update(c, domain, len, hash, NULL, dane, NULL, 0);
-	return CACHE_OK;
+}
+
+enum cache_err
+cache_retry_writes(struct cache *c)
+{
+	struct cache_sts sts;
+	struct cache_dane dane;
+	struct rec *r;
+	long n = 0;
+
+	if (c->pending.n == 0)
+		return CACHE_OK;
+	db_clear(c->db);
+	/* One transaction: the batch is written whole or not at all. */
+	db_begin(c->db, "cannot write the changes waiting for the store");
+	for (r = c->pending.head;
+	     r != NULL && n < LIM_CACHE_RETRY_BATCH && !db_failed(c->db);
+	     r = r->next, n++) {
+		if (r->flags & DIRTY_STS) {
+			rec_get_sts(r, &sts);
+			write_sts(c, r->data, r->dlen, &sts);
+		}
+		if (r->flags & DIRTY_DANE) {
+			rec_get_dane(r, &dane);
+			write_dane(c, r->data, r->dlen, &dane);
+		}
+	}
+	if (db_commit(c->db, "cannot write the changes waiting for the "
+			     "store") < 0) {
+		db_rollback(c->db);
+		dberr(c);
+		return CACHE_DEFERRED;
+	}
+	pending_done(c, n);
+	return c->pending.n > 0 ? CACHE_DEFERRED : CACHE_OK;
 }
 
 enum cache_err
 cache_delete(struct cache *c, const char *domain)
 {
+	struct db *db = c->db;
 	size_t len;
 	uint32_t hash;
 	int changes = 0;
@@ -1273,79 +1374,96 @@ cache_delete(struct cache *c, const char *domain)
 		loose_free(c);
 	if (check_domain(domain, &len, &hash) != CACHE_OK)
 		return CACHE_EINVAL;
+	db_clear(db);
 	/* Both tables in one short transaction. */
-	if (exec_stmt(c, c->st_begin, "delete") < 0)
-		return CACHE_EDB;
-	if (sqlite3_bind_text(c->st_del_sts, 1, domain, (int)len,
-			      SQLITE_STATIC) != SQLITE_OK ||
-	    exec_stmt(c, c->st_del_sts, "delete") < 0)
-		goto fail;
-	changes += sqlite3_changes(c->db);
-	if (sqlite3_bind_text(c->st_del_dane, 1, domain, (int)len,
-			      SQLITE_STATIC) != SQLITE_OK ||
-	    exec_stmt(c, c->st_del_dane, "delete") < 0)
-		goto fail;
-	changes += sqlite3_changes(c->db);
-	if (exec_stmt(c, c->st_commit, "delete") < 0)
-		goto fail;
-	/* The store now has no learned row: remember that (a negative
-	 * record), keeping a pin the index knew of. */
-	r = index_find(c, domain, len, hash);
-	if (r != NULL && r->has_pin) {
-		index_update(c, domain, len, hash, NULL, NULL, NULL, 2);
-		return changes > 0 ? CACHE_OK : CACHE_NOTFOUND;
+	db_begin(db, "cannot delete");
+	db_bind_text(db, c->st_del_sts, 1, domain, (int)len);
+	if (db_run(db, c->st_del_sts, "cannot delete") == 0)
+		changes += db_changes(db);
+	db_bind_text(db, c->st_del_dane, 1, domain, (int)len);
+	if (db_run(db, c->st_del_dane, "cannot delete") == 0)
+		changes += db_changes(db);
+	if (db_commit(db, "cannot delete") < 0) {
+		db_rollback(db);
+		return dberr(c);
 	}
+	/* The store now has no learned row: remember that (a negative
+	 * record, or one with only the pin, which flush keeps). A change
+	 * still waiting for the store goes too: it was deleted. A record
+	 * that does not know whether a pin is stored (partial), or none,
+	 * leaves the index so: the next lookup reads. */
+	r = index_find(c, domain, len, hash);
 	if (r != NULL) {
+		struct cache_pin pin;
+		struct rec *nr = NULL;
+		int known = !(r->flags & REC_PARTIAL);
+
+		if (r->has_pin)
+			rec_get_pin(r, &pin);
+		if (c->max > 0 && known)
+			nr = rec_new(domain, len, hash, NULL, NULL,
+				     r->has_pin ? &pin : NULL);
 		index_unlink(c, r);
 		free(r);
-		if (c->max > 0 &&
-		    (r = rec_new(domain, len, hash, NULL, NULL, NULL)) != NULL)
-			index_insert(c, r);
+		if (nr != NULL)
+			index_insert(c, nr);
 	}
-	/* Not in the index: a pin may be stored; the next lookup reads. */
 	return changes > 0 ? CACHE_OK : CACHE_NOTFOUND;
-fail:
-	sqlite3_step(c->st_rollback);
-	sqlite3_reset(c->st_rollback);
-	return CACHE_EDB;
 }
 
+/* Bind and run the upsert of one pin row (sticky errors). */
+static int
+write_pin(struct cache *c, const char *domain, size_t len,
+	  const struct cache_pin *pin, size_t pinlen)
+{
+	sqlite3_stmt *st = c->st_put_pin;
+	struct db *db = c->db;
+
+	db_bind_text(db, st, 1, domain, (int)len);
+	db_bind_int64(db, st, 2, pin->exempt ? 1 : 0);
+	db_bind_text(db, st, 3, pinlen > 0 ? pin->answer : "", (int)pinlen);
+	db_bind_int64(db, st, 4, (int64_t)pin->pinned_at);
+	return db_run(db, st, "cannot store the pin");
+}
+
+/*
+ * A pin the store refuses is not kept in memory or queued (unlike a
+ * learned policy, DESIGN 6.10): the operator is there to see the error
+ * and pin again, and a pin that would vanish at the next restart is
+ * worse than one that was plainly refused. So it fails with CACHE_EDB.
+ */
 enum cache_err
 cache_put_pin(struct cache *c, const char *domain, const struct cache_pin *pin)
 {
-	size_t len, pinlen;
+	size_t len, pinlen, n;
 	const char *why;
-	sqlite3_stmt *st = c->st_put_pin;
+	struct rec *loose = loose_take(c);
+	enum cache_err err;
 	uint32_t hash;
-	struct rec *r;
 
-	if (c->loose != NULL)
-		loose_free(c);
 	if (pin == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
-		return CACHE_EINVAL;
-	if (pin_check(pin, &pinlen, &why) < 0) {
+		err = CACHE_EINVAL;
+	else if (pin_check(pin, &pinlen, &why) < 0) {
 		set_errx(c, "put pin: %s", why);
-		return CACHE_EINVAL;
+		err = CACHE_EINVAL;
+	} else {
+		db_clear(c->db);
+		if (write_pin(c, domain, len, pin, pinlen) == 0) {
+			/* A negative record gets the pin, so it applies at
+			 * once. */
+			index_set(c, domain, len, hash, NULL, NULL, pin, 0, 0,
+				  0);
+			written(c);
+			err = CACHE_OK;
+		} else {
+			err = dberr(c);
+			n = strlen(c->errmsg);
+			snprintf(c->errmsg + n, sizeof(c->errmsg) - n,
+				 "; the pin is not set");
+		}
 	}
-	if (sqlite3_bind_text(st, 1, domain, (int)len, SQLITE_STATIC) ||
-	    sqlite3_bind_int(st, 2, pin->exempt ? 1 : 0) ||
-	    sqlite3_bind_text(st, 3, pinlen > 0 ? pin->answer : "", (int)pinlen,
-			      SQLITE_STATIC) ||
-	    sqlite3_bind_int64(st, 4, (sqlite3_int64)pin->pinned_at)) {
-		set_err(c, "put pin");
-		sqlite3_clear_bindings(st);
-		return CACHE_EDB;
-	}
-	if (exec_stmt(c, st, "put pin") < 0)
-		return CACHE_EDB;
-	/* The pin must apply at once: a negative record would hide it. */
-	r = index_find(c, domain, len, hash);
-	if (r != NULL && !r->has_sts && !r->has_dane && !r->has_pin) {
-		index_unlink(c, r);
-		free(r);
-	} else
-		index_update(c, domain, len, hash, NULL, NULL, pin, 0);
-	return CACHE_OK;
+	free(loose);
+	return err;
 }
 
 enum cache_err
@@ -1359,12 +1477,12 @@ cache_unpin(struct cache *c, const char *domain)
 		loose_free(c);
 	if (check_domain(domain, &len, &hash) != CACHE_OK)
 		return CACHE_EINVAL;
-	if (sqlite3_bind_text(c->st_del_pin, 1, domain, (int)len,
-			      SQLITE_STATIC) != SQLITE_OK ||
-	    exec_stmt(c, c->st_del_pin, "unpin") < 0)
-		return CACHE_EDB;
-	changes = sqlite3_changes(c->db);
-	index_update(c, domain, len, hash, NULL, NULL, NULL, 1);
+	db_clear(c->db);
+	db_bind_text(c->db, c->st_del_pin, 1, domain, (int)len);
+	if (db_run(c->db, c->st_del_pin, "cannot remove the pin") < 0)
+		return dberr(c);
+	changes = db_changes(c->db);
+	index_set(c, domain, len, hash, NULL, NULL, NULL, 1, 0, 0);
 	return changes > 0 ? CACHE_OK : CACHE_NOTFOUND;
 }
 
@@ -1380,7 +1498,8 @@ cache_forget(struct cache *c, const char *domain)
 	if (check_domain(domain, &len, &hash) != CACHE_OK)
 		return;
 	r = index_find(c, domain, len, hash);
-	if (r != NULL) {
+	/* A change the store has not taken is newer than any row: kept. */
+	if (r != NULL && !rec_dirty(r)) {
 		index_unlink(c, r);
 		free(r);
 	}
@@ -1402,21 +1521,20 @@ cache_foreach(struct cache *c,
 	e = malloc(sizeof(*e));
 	if (e == NULL)
 		return CACHE_ENOMEM;
-	if (sqlite3_prepare_v2(c->db, sql_foreach, -1, &st, NULL) !=
-	    SQLITE_OK) {
-		set_err(c, "list");
+	db_clear(c->db);
+	if ((st = db_prepare(c->db, sql_foreach)) == NULL) {
 		free(e);
-		return CACHE_EDB;
+		return dberr(c);
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(c->db, st, "cannot list")) == SQLITE_ROW) {
 		if (col_copy(st, 0, e->domain, sizeof(e->domain)) < 0) {
 			set_errx(c, "%s", "list: stored domain too long");
 			err = CACHE_EDB;
 			break;
 		}
-		if (row_decode(st, 1, e, &why) < 0) {
-			snprintf(c->errmsg, sizeof(c->errmsg),
-				 "%s: row for %s: %s", c->path, e->domain, why);
+		if (row_decode(st, 1, &e->sts, &e->has_sts, &e->dane,
+			       &e->has_dane, &e->pin, &e->has_pin, &why) < 0) {
+			set_errx(c, "row for %s: %s", e->domain, why);
 			err = CACHE_EDB;
 			break;
 		}
@@ -1425,11 +1543,9 @@ cache_foreach(struct cache *c,
 		if (fn(e, arg) != 0)
 			break;
 	}
-	if (err == CACHE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		set_err(c, "list");
-		err = CACHE_EDB;
-	}
-	sqlite3_finalize(st);
+	if (err == CACHE_OK && rc < 0)
+		err = dberr(c);
+	db_finalize(st);
 	free(e);
 	return err;
 }
@@ -1448,13 +1564,12 @@ cache_sts_due(struct cache *c, const char *after, time_t due, size_t max,
 
 	if (lastsz > 0)
 		last[0] = '\0';
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		set_err(c, "scan");
-		return CACHE_EDB;
-	}
-	sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	db_clear(c->db);
+	if ((st = db_prepare(c->db, sql)) == NULL)
+		return dberr(c);
+	db_bind_text(c->db, st, 1, after ? after : "", -1);
+	db_bind_int64(c->db, st, 2, (int64_t)max);
+	while ((rc = db_step(c->db, st, "cannot scan")) == SQLITE_ROW) {
 		const char *dom = (const char *)sqlite3_column_text(st, 0);
 
 		seen++;
@@ -1464,15 +1579,45 @@ cache_sts_due(struct cache *c, const char *after, time_t due, size_t max,
 		if ((time_t)sqlite3_column_int64(st, 1) <= due)
 			fn(dom, arg);
 	}
-	if (rc != SQLITE_DONE) {
-		set_err(c, "scan");
-		sqlite3_finalize(st);
-		return CACHE_EDB;
-	}
-	sqlite3_finalize(st);
+	db_finalize(st);
+	if (rc < 0)
+		return dberr(c);
 	/* Fewer rows than asked: the walk is at the end of the table. */
 	if (seen < max && lastsz > 0)
 		last[0] = '\0';
+	return CACHE_OK;
+}
+
+/* One GROUP BY query into TAB[N]; values outside 0..N-1 are ignored. */
+static int
+count_by(struct cache *c, const char *sql, long long *tab, int n)
+{
+	sqlite3_stmt *st;
+	int rc, i;
+
+	for (i = 0; i < n; i++)
+		tab[i] = 0;
+	db_clear(c->db);
+	if ((st = db_prepare(c->db, sql)) == NULL)
+		return -1;
+	while ((rc = db_step(c->db, st, "count")) == SQLITE_ROW) {
+		sqlite3_int64 k = sqlite3_column_int64(st, 0);
+
+		if (k >= 0 && k < n)
+			tab[k] = sqlite3_column_int64(st, 1);
+	}
+	db_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+enum cache_err
+cache_count_kinds(struct cache *c, long long sts[3], long long dane[4])
+{
+	if (count_by(c, "SELECT mode, count(*) FROM sts_policy GROUP BY mode",
+		     sts, 3) != 0 ||
+	    count_by(c, "SELECT kind, count(*) FROM dane_verdict GROUP BY kind",
+		     dane, 4) != 0)
+		return CACHE_EDB; /* the reason is in cache_errmsg() */
 	return CACHE_OK;
 }
 
@@ -1480,5 +1625,6 @@ void
 cache_get_stats(const struct cache *c, struct cache_stats *st)
 {
 	*st = c->stats;
-	st->entries = c->count;
+	st->entries = c->lru.n + c->pending.n;
+	st->pending = c->pending.n;
 }

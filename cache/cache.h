@@ -4,9 +4,10 @@
  * SQLite (WAL, PRAGMA user_version migrations, prepared statements) with a
  * bounded memory index in front so a cached lookup never touches the disk.
  *
- * Two kinds of rows per domain (DESIGN 6): an MTA-STS policy with its
- * trust-on-first-use fields, and a DANE verdict. The store knows nothing of
- * DNS or HTTP; the policy module decides what the rows mean.
+ * Two kinds of learned rows per domain (DESIGN 6): an MTA-STS policy with
+ * its trust-on-first-use fields, and a DANE verdict; and an operator's pin,
+ * which only cache_unpin() removes. The store knows nothing of DNS or
+ * HTTP; the policy module decides what the rows mean.
  *
  * Ownership: struct cache is opaque (cache_open/cache_close). A pointer
  * returned by cache_lookup() is borrowed: valid until the next cache_* call
@@ -27,6 +28,10 @@ enum cache_err {
 	CACHE_EDB,	/* SQLite failed (busy, corrupt, I/O, full) */
 	CACHE_ENOMEM,
 	CACHE_EINVAL, /* bad argument (domain too long, bad mode) */
+	/* The store refused the write (disk full, I/O error): the memory
+	 * index holds the change and answers from it, and
+	 * cache_retry_writes() writes it later (DESIGN 6.10). */
+	CACHE_DEFERRED,
 };
 
 enum cache_sts_mode {
@@ -90,8 +95,10 @@ struct cache;
 /*
  * Open (creating and migrating as needed) the store at PATH and a memory
  * index of at most MEMORY_ENTRIES domains. A corrupt, unreadable or
- * unwritable file is an error with a clear message in ERR, never an empty
- * store. PATH ":memory:" works for tests.
+ * unwritable file, and a file that exists but is empty or holds no store
+ * of ours, is an error with a clear message in ERR, never an empty store.
+ * PATH ":memory:" works for tests. (The daemon's start-up checks and
+ * --fresh-store apply through util/db.h's db_set_startup().)
  */
 struct cache *cache_open(const char *path, long memory_entries, char *err,
 			 size_t errsz);
@@ -112,11 +119,26 @@ int cache_chown(struct cache *c, uid_t uid, gid_t gid);
 enum cache_err cache_lookup(struct cache *c, const char *domain,
 			    const struct cache_entry **out);
 
-/* Insert or replace rows; the memory index follows. Copies everything. */
+/*
+ * Insert or replace rows; the memory index follows. Copies everything.
+ * CACHE_OK when written. CACHE_DEFERRED when the store refused the write:
+ * the change applies from memory all the same (it is never evicted) and
+ * waits for cache_retry_writes(); cache_errmsg() says why. CACHE_EDB when
+ * it could not even be queued (LIM_CACHE_PENDING changes wait already:
+ * then it applies only while it stays in the memory index).
+ */
 enum cache_err cache_put_sts(struct cache *c, const char *domain,
 			     const struct cache_sts *sts);
 enum cache_err cache_put_dane(struct cache *c, const char *domain,
 			      const struct cache_dane *dane);
+/*
+ * Write changes the store refused before, oldest first, at most
+ * LIM_CACHE_RETRY_BATCH in one transaction. CACHE_OK when none waits any
+ * more, CACHE_DEFERRED when some still do (cache_errmsg() says why).
+ * A successful put and cache_close() try too; the daemon calls it from a
+ * timer.
+ */
+enum cache_err cache_retry_writes(struct cache *c);
 /*
  * Pin DOMAIN: PIN->answer (at most LIM_ANSWER_MAX bytes, checked by the
  * caller like a [policy] answer) or, with PIN->exempt, no policy. Replaces
@@ -126,9 +148,11 @@ enum cache_err cache_put_pin(struct cache *c, const char *domain,
 			     const struct cache_pin *pin);
 enum cache_err cache_unpin(struct cache *c, const char *domain);
 /* Remove what was learned about DOMAIN (MTA-STS and DANE rows, store and
- * memory); a pin stays. CACHE_NOTFOUND when there was nothing. */
+ * memory, a waiting change too); a pin stays. CACHE_NOTFOUND when there
+ * was nothing. */
 enum cache_err cache_delete(struct cache *c, const char *domain);
-/* Forget the memory index entry only (another process changed the row). */
+/* Forget the memory index entry only (another process changed the row);
+ * a change still waiting for the store is kept. */
 void cache_forget(struct cache *c, const char *domain);
 
 /*
@@ -156,12 +180,25 @@ enum cache_err cache_sts_due(struct cache *c, const char *after, time_t due,
 
 /* Counters for stats and tests. Index lookups are counted once each as a
  * hit (entry with rows), a negative_hit (known absent) or a miss; every
- * miss reads the store once (db_reads). */
+ * miss reads the store once (db_reads). deferred_writes: puts the store
+ * refused and the index kept; retried_writes: domains written later;
+ * unsaved_writes: puts neither written nor queued (the queue was full);
+ * pending: domains waiting for the store now. */
 struct cache_stats {
 	unsigned long long hits, misses, negative_hits, evictions, db_reads;
-	long entries;
+	unsigned long long deferred_writes, retried_writes, unsaved_writes;
+	long entries, pending;
 };
 void cache_get_stats(const struct cache *c, struct cache_stats *st);
+
+/*
+ * Count the stored rows: MTA-STS policies by mode (STS[3], indexed by
+ * CACHE_STS_*) and DANE verdicts by kind (DANE[4], CACHE_DANE_*). Reads
+ * every row, so callers run it rarely (the metrics do at most once a
+ * minute), never per lookup. CACHE_OK or CACHE_EDB.
+ */
+enum cache_err cache_count_kinds(struct cache *c, long long sts[3],
+				 long long dane[4]);
 
 const char *cache_strerror(enum cache_err e);
 /* The last failure in words ("PATH: what: SQLite's reason"), for the

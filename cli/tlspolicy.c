@@ -97,8 +97,12 @@ usage(FILE *fp)
 	      "commands:\n"
 	      "  query DOMAIN        ask the running daemon for DOMAIN's "
 	      "answer\n"
-	      "  check DOMAIN        resolve DOMAIN live and explain the "
-	      "DANE verdict\n"
+	      "  check [--json] [--no-probe] [--port N] [--timeout N] DOMAIN\n"
+	      "                      the answer the daemon gives DOMAIN and "
+	      "why, DANE,\n"
+	      "                      MTA-STS and TLS-RPT, and a STARTTLS "
+	      "probe of every MX\n"
+	      "                      (exit 1: problems found)\n"
 	      "  stats               print the running daemon's counters\n"
 	      "  cache list          list every domain in the store\n"
 	      "  cache show DOMAIN   show every stored field for DOMAIN\n"
@@ -1333,6 +1337,19 @@ send_poll(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(sc->ev, &tv);
 }
 
+/* Why a day still open is not sent (tlspolicy report send without
+ * --force). */
+static void
+open_day_refusal(const char *day)
+{
+	errx_msg("%s is not over yet: a report now would leave out the rest "
+		 "of the day and the day would count as sent. Its report is "
+		 "sent by itself after the day ends; --force sends what is "
+		 "counted so far as a separate partial report and the full "
+		 "report still follows",
+		 day);
+}
+
 /*
  * "report send" through the daemon: its own sender does the work (issue
  * 8); we wait until it has finished with what it started (or
@@ -1350,6 +1367,11 @@ report_send_daemon(const char *day, const char *domain, json_t *rep)
 	if (json_is_true(json_object_get(rep, "more")))
 		errx_msg("more domains were counted that day than one send "
 			 "starts; run it again for the rest");
+	if (jint(rep, "started") == 0 && jint(rep, "open") > 0) {
+		json_decref(rep);
+		open_day_refusal(day);
+		return EXIT_ERROR;
+	}
 	if (jint(rep, "started") == 0) {
 		json_decref(rep);
 		errx_msg("nothing counted on that day%s%s",
@@ -1383,8 +1405,33 @@ report_send_daemon(const char *day, const char *domain, json_t *rep)
 	return rc;
 }
 
+/* A partial report's outcome, per destination (report send --force). */
+static void
+partial_print(const char *domain, const char *dest, const char *id, int sent,
+	      const char *why, void *arg)
+{
+	int *failed = arg;
+
+	if (!sent)
+		(*failed)++;
+	if (opt_json) {
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "domain",
+				      domain, "destination", dest, "report-id",
+				      id, "status", sent ? "sent" : "not-sent",
+				      "error", sent ? "" : why);
+
+		if (o != NULL)
+			print_json(o);
+		json_decref(o);
+		return;
+	}
+	printf("%s partial report %s -> %s %s%s%s\n", domain, id,
+	       *dest ? dest : "(none)", sent ? "sent" : "not sent",
+	       sent ? "" : ": ", sent ? "" : why);
+}
+
 static int
-cmd_report_send(int64_t day, const char *domain)
+cmd_report_send(int64_t day, const char *domain, int force)
 {
 	struct rpt_store *st;
 	struct list_dom *l = NULL;
@@ -1393,19 +1440,24 @@ cmd_report_send(int64_t day, const char *domain)
 	struct send_ctx sc;
 	struct timeval tv = {0, 100000};
 	char err[512];
-	size_t i, started = 0;
-	int rc = 0;
+	size_t i, started = 0, partial = 0, open = 0;
+	int rc = 0, r, failed = 0;
 	enum talk_status ts;
 	json_t *rep;
 	char dstr[16];
 
 	rpt_day_format(day, dstr, sizeof(dstr));
-	ts = admin_call(
-	    domain != NULL
-		? json_pack("{s:s,s:s,s:s}", "cmd", "report_send", "day", dstr,
-			    "domain", domain)
-		: json_pack("{s:s,s:s}", "cmd", "report_send", "day", dstr),
-	    &rep);
+	/* A partial report (--force) records nothing in the store, so the
+	 * tool builds it itself even while the daemon runs; everything
+	 * else goes to the daemon's own sender when it runs. */
+	ts = force ? TALK_UNREACHABLE
+		   : admin_call(domain != NULL
+				    ? json_pack("{s:s,s:s,s:s}", "cmd",
+						"report_send", "day", dstr,
+						"domain", domain)
+				    : json_pack("{s:s,s:s}", "cmd",
+						"report_send", "day", dstr),
+				&rep);
 	if (ts == TALK_ERROR)
 		return EXIT_ERROR;
 	if (ts == TALK_OK)
@@ -1435,9 +1487,26 @@ cmd_report_send(int64_t day, const char *domain)
 		goto out;
 	}
 	rpt_store_foreach_domain(st, day, domain, collect_domain, l);
-	for (i = 0; i < l->n; i++)
-		if (rpt_deliver_now(sc.dlv, l->day[i], l->dom[i]) == 0)
+	for (i = 0; i < l->n; i++) {
+		r = rpt_deliver_now(sc.dlv, l->day[i], l->dom[i]);
+		if (r == -2 && force) {
+			/* The day goes on: what is counted so far, under a
+			 * report-id of its own; the day is not consumed. */
+			r = rpt_deliver_partial(sc.dlv, l->day[i], l->dom[i],
+						ev_now(), partial_print,
+						&failed);
+			partial += r == 0;
+		} else if (r == -2)
+			open++;
+		if (r == 0)
 			started++;
+	}
+	if (open > 0) {
+		open_day_refusal(dstr);
+		rc = EXIT_ERROR;
+		if (started == 0)
+			goto out;
+	}
 	if (started == 0) {
 		errx_msg("nothing counted on that day%s%s",
 			 domain ? " for " : "", domain ? domain : "");
@@ -1449,12 +1518,14 @@ cmd_report_send(int64_t day, const char *domain)
 	evtimer_add(sc.ev, &tv);
 	event_base_dispatch(sc.base);
 	event_free(sc.ev);
-	for (i = 0; i < l->n; i++) {
+	for (i = 0; i < l->n && partial == 0; i++) {
 		rpt_store_foreach_domain(st, l->day[i], l->dom[i], list_domain,
 					 NULL);
 		rpt_store_delivery_foreach(st, l->day[i], l->dom[i], dlv_print,
 					   NULL);
 	}
+	if (partial > 0 && failed > 0)
+		rc = EXIT_ERROR;
 out:
 	free(l);
 	rpt_deliver_free(sc.dlv);
@@ -1470,19 +1541,21 @@ cmd_report(int argc, char **argv)
 {
 	const char *day_s = NULL, *domain = NULL;
 	int64_t day = -1;
-	int i;
+	int i, force = 0;
 
 	if (argc < 1)
 		goto usage;
-	for (i = 1; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--day") == 0)
-			day_s = argv[i + 1];
-		else if (strcmp(argv[i], "--domain") == 0)
-			domain = argv[i + 1];
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0)
+			force = 1;
+		else if (strcmp(argv[i], "--day") == 0 && i + 1 < argc)
+			day_s = argv[++i];
+		else if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc)
+			domain = argv[++i];
 		else
 			goto usage;
 	}
-	if (i != argc)
+	if (force && strcmp(argv[0], "send") != 0)
 		goto usage;
 	if (day_s != NULL && rpt_day_parse(day_s, &day) != 0) {
 		errx_msg("--day: want YYYY-MM-DD");
@@ -1495,10 +1568,10 @@ cmd_report(int argc, char **argv)
 				      : cmd_report_show(day, domain);
 	if (strcmp(argv[0], "send") == 0 && day_s != NULL)
 		return need_cfg() < 0 ? EXIT_ERROR
-				      : cmd_report_send(day, domain);
+				      : cmd_report_send(day, domain, force);
 usage:
 	errx_msg("usage: tlspolicy report list | show --day YYYY-MM-DD "
-		 "--domain D | send --day YYYY-MM-DD [--domain D]");
+		 "--domain D | send [--force] --day YYYY-MM-DD [--domain D]");
 	return EXIT_ERROR;
 }
 
@@ -1579,12 +1652,17 @@ main(int argc, char **argv)
 		}
 		rc = cmd_query(argv[1]);
 	} else if (strcmp(cmd, "check") == 0) {
-		if (argc != 2) {
-			errx_msg("usage: tlspolicy check DOMAIN");
+		struct chk_opts co;
+		char err[160];
+
+		if (chk_args(argc - 1, argv + 1, &co, err, sizeof(err)) != 0) {
+			errx_msg("check: %s", err);
+			errx_msg("usage: tlspolicy check [--json] [--no-probe] "
+				 "[--port N] [--timeout N] DOMAIN");
 			return EXIT_ERROR;
 		}
-		rc = need_cfg() < 0 ? EXIT_ERROR
-				    : chk_run(cfg, argv[1], opt_json);
+		co.json |= opt_json;
+		rc = need_cfg() < 0 ? EXIT_ERROR : chk_run(cfg, &co);
 	} else if (strcmp(cmd, "stats") == 0) {
 		if (argc != 1) {
 			errx_msg("usage: tlspolicy stats");

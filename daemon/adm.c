@@ -245,6 +245,11 @@ pin(struct adm *a, const struct qry_request *rq)
 	pn.answer = exempt ? NULL : (char *)rq->report;
 	pn.pinned_at = time(NULL);
 	ce = cache_put_pin(a->cache, dom, &pn);
+	/* A pin the store refused is not kept (cache_put_pin): say why. */
+	if (ce == CACHE_EDB) {
+		log_warnx("%s: cannot pin: %s", dom, cache_errmsg(a->cache));
+		return error_reply(cache_errmsg(a->cache));
+	}
 	if (ce != CACHE_OK)
 		return error_reply(cache_strerror(ce));
 	st = cfg_static_find(a->cfg, dom);
@@ -477,7 +482,7 @@ report_send(struct adm *a, const struct qry_request *rq)
 	struct rs_ctx *rc;
 	char *reply = NULL;
 	int64_t day = req_day(rq, &reply);
-	size_t i, started = 0;
+	size_t i, started = 0, open = 0;
 
 	if (day < 0)
 		return reply;
@@ -489,14 +494,22 @@ report_send(struct adm *a, const struct qry_request *rq)
 		return error_reply(rpt_store_errmsg(a->rpt));
 	}
 	for (i = 0; i < rc->n; i++)
-		if (rpt_deliver_now(a->dlv, rc->day[i], rc->dom[i]) == 0)
+		switch (rpt_deliver_now(a->dlv, rc->day[i], rc->dom[i])) {
+		case 0:
 			started++;
+			break;
+		case -2:
+			/* A day not over yet is never consumed by a send. */
+			open++;
+			break;
+		}
 	if (started > 0)
 		log_info("report send for %s%s%s: %zu reports handed to the "
 			 "sender",
 			 rq->day, rq->keylen ? " " : "",
 			 rq->keylen ? rq->key : "", started);
-	reply = dump(json_pack("{s:I,s:s,s:b}", "started", (json_int_t)started,
+	reply = dump(json_pack("{s:I,s:I,s:s,s:b}", "started",
+			       (json_int_t)started, "open", (json_int_t)open,
 			       "day", rq->day, "more", rc->more));
 	free(rc);
 	return reply;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -35,6 +36,9 @@
 #include "daemon/adm.h"
 #include "daemon/srv.h"
 #include "tlsrpt/rpt_collect.h"
+#include "util/db.h"
+#include "daemon/met.h"
+#include "util/sdnotify.h"
 #include "util/ev.h"
 #include "util/limits.h"
 #include "util/log.h"
@@ -42,6 +46,8 @@
 
 /* How often the trust anchor self-test is retried while DNS is silent. */
 #define SELFTEST_RETRY_S 60
+/* How often changes the store refused (a full disk) are written again. */
+#define STORE_RETRY_S 5
 
 struct daemon {
 	const char *cfgpath; /* file to (re)read, or NULL for defaults */
@@ -53,9 +59,13 @@ struct daemon {
 	struct srv *srv;
 	struct adm *adm;
 	struct rpt_collect *rpt; /* NULL when [tlsrpt] enabled = no */
+	struct met *met;	 /* the metrics endpoint's counters */
 	struct event_base *base;
-	struct event *selftest; /* trust anchor self-test retry */
-	int verbose_flags;	/* -v count */
+	struct event *selftest;	   /* trust anchor self-test retry */
+	struct event *store_retry; /* writes the store refused, again */
+	int store_trouble;	   /* 1: refused writes logged, 2: full too */
+	unsigned long long store_unsaved; /* unsaved_writes at its end */
+	int verbose_flags;		  /* -v count */
 	int stopping;
 };
 
@@ -65,13 +75,17 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-		"usage: tlspolicyd [-c FILE] [-f] [-n] [-v]... [-V]\n"
+		"usage: tlspolicyd [-c FILE] [-f] [-n] [-v]... [-V] "
+		"[--fresh-store]\n"
 		"  -c FILE  config file (default %s)\n"
 		"  -f       stay in the foreground, log to stderr\n"
 		"  -n       check the config, print the effective "
 		"settings, exit\n"
 		"  -v       more verbose (repeat for more)\n"
-		"  -V       print the version and exit\n",
+		"  -V       print the version and exit\n"
+		"  --fresh-store  move a damaged store aside "
+		"(FILE.damaged-TIME)\n"
+		"                 and start with an empty one\n",
 		cfg_default_path());
 }
 
@@ -198,7 +212,9 @@ drop_privileges(struct daemon *d, const struct passwd *pw)
 	if (d->rpt != NULL &&
 	    rpt_collect_chown(d->rpt, pw->pw_uid, pw->pw_gid) != 0)
 		log_fatal("chown the tlsrpt store");
-	if (setgroups(1, &pw->pw_gid) != 0 ||
+	/* The user's supplementary groups too: on Debian the mail log is
+	 * root:adm 0640 and the install step adds the user to adm. */
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
 		log_fatal("cannot drop privileges to %s", user);
@@ -278,6 +294,28 @@ warn_restart_needed(const struct cfg *old, const struct cfg *new)
 			  "to apply them");
 }
 
+/* sd_notify(3) (issue 12): a failure is worth a line, never a stop. */
+static void
+notify(const char *state)
+{
+	if (sdn_notify(state) < 0)
+		log_warn("cannot tell systemd \"%s\" ($NOTIFY_SOCKET)", state);
+}
+
+/* systemd wants the monotonic clock with RELOADING=1 (sd_notify(3)). */
+static void
+notify_reloading(void)
+{
+	struct timespec ts;
+	char buf[64];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(buf, sizeof(buf), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ULL +
+		     (unsigned long long)ts.tv_nsec / 1000ULL);
+	notify(buf);
+}
+
 static void
 reload(struct daemon *d)
 {
@@ -285,9 +323,11 @@ reload(struct daemon *d)
 	const char *used;
 	char err[512];
 
+	notify_reloading();
 	ncfg = load_config(d->cfgpath, &used, err, sizeof(err));
 	if (ncfg == NULL) {
 		log_warnx("reload failed, keeping the running config: %s", err);
+		notify("READY=1");
 		return;
 	}
 	warn_restart_needed(old, ncfg);
@@ -300,6 +340,7 @@ reload(struct daemon *d)
 	cfg_free(old);
 	log_info("reloaded %s: %zu static policies", ncfg->source,
 		 ncfg->nstatics);
+	notify("READY=1");
 }
 
 /* DESIGN 6.1: Postfix does its own TLSA lookups for dane answers, so
@@ -403,6 +444,68 @@ selftest_hints_readable(const struct cfg *cfg, const struct passwd *pw)
 	close(fd);
 }
 
+/*
+ * DESIGN 6.10: a write the store refused (a full disk) still applies from
+ * memory; this timer writes it when the store takes writes again. The
+ * condition is logged once when it starts (and once more if the queue
+ * fills up) and once when it ends; stats show the counters.
+ */
+static void
+store_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct cache_stats st;
+	enum cache_err e;
+
+	(void)fd;
+	(void)what;
+	cache_get_stats(d->cache, &st);
+	if (st.pending == 0 && !d->store_trouble)
+		return;
+	e = cache_retry_writes(d->cache);
+	cache_get_stats(d->cache, &st);
+	if (e == CACHE_OK && st.pending == 0) {
+		if (d->store_trouble)
+			log_info("store: the store takes writes again; every "
+				 "change kept in memory is written");
+		d->store_trouble = 0;
+		d->store_unsaved = st.unsaved_writes;
+		return;
+	}
+	if (!d->store_trouble) {
+		log_warnx("store: %s; %ld changes are applied from memory and "
+			  "written when the store takes them (retried every "
+			  "%d s)",
+			  cache_errmsg(d->cache), st.pending, STORE_RETRY_S);
+		d->store_trouble = 1;
+	}
+	if (d->store_trouble == 1 && st.unsaved_writes > d->store_unsaved) {
+		log_warnx("store: %d changes wait for the store, the most it "
+			  "keeps; newer ones apply only while they stay in "
+			  "memory and are lost at a restart",
+			  LIM_CACHE_PENDING);
+		d->store_trouble = 2;
+	}
+}
+
+static void
+store_retry_start(struct daemon *d)
+{
+	struct timeval tv = {STORE_RETRY_S, 0};
+
+	d->store_retry =
+	    event_new(d->base, -1, EV_PERSIST, store_retry_timer, d);
+	if (d->store_retry == NULL || evtimer_add(d->store_retry, &tv) != 0)
+		log_fatalx("out of memory");
+}
+
+/* Log what moving a damaged store aside did (--fresh-store). */
+static void
+store_notice(const char *msg)
+{
+	log_warnx("store: %s", msg);
+}
+
 static void
 stopped(void *arg)
 {
@@ -424,6 +527,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	notify("STOPPING=1");
 	log_info("%s: finishing replies and stopping",
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	srv_shutdown(d->srv, stopped, d);
@@ -438,11 +542,19 @@ main(int argc, char **argv)
 	static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
 	const char *explicit_path = NULL, *used;
 	char err[1024], dbuf[4096];
-	int ch, foreground = 0, check = 0, i;
+	int ch, foreground = 0, check = 0, fresh = 0, i;
+	static const struct option longopts[] = {
+	    {"fresh-store", no_argument, NULL, 'F'},
+	    {NULL, 0, NULL, 0},
+	};
 
 	memset(&d, 0, sizeof(d));
-	while ((ch = getopt(argc, argv, "c:fnvVh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:fnvVh", longopts, NULL)) !=
+	       -1) {
 		switch (ch) {
+		case 'F':
+			fresh = 1;
+			break;
 		case 'c':
 			explicit_path = optarg;
 			break;
@@ -509,6 +621,10 @@ main(int argc, char **argv)
 	if (sock_mkdirs(dirname_of(d.cfg->cache_path, dbuf, sizeof(dbuf)),
 			0750) != 0)
 		log_fatal("cannot create the store directory %s", dbuf);
+	/* Issue 10: the stores are checked whole at start-up (PRAGMA
+	 * quick_check); a damaged one is refused, or moved aside when the
+	 * operator said --fresh-store. Later opens (the tool) skip that. */
+	db_set_startup(DB_CHECK | (fresh ? DB_FRESH : 0), store_notice);
 	d.cache = cache_open(d.cfg->cache_path, d.cfg->memory_entries, err,
 			     sizeof(err));
 	if (d.cache == NULL)
@@ -568,7 +684,13 @@ main(int argc, char **argv)
 		adm_set_tlsrpt(d.adm, rpt_collect_store(d.rpt),
 			       rpt_collect_deliver(d.rpt));
 	}
+	if ((d.met = met_new(d.srv, d.pol, d.cache)) == NULL)
+		log_fatalx("out of memory");
+	met_set_tlsrpt(d.met, d.rpt);
+	srv_set_http(d.srv, met_http, d.met);
 	srv_set_fd_reserve(d.srv, fd_reserve(&d));
+	db_set_startup(0, NULL);
+	store_retry_start(&d);
 	drop_privileges(&d, pw);
 
 	for (i = 0; i < 3; i++) {
@@ -582,12 +704,15 @@ main(int argc, char **argv)
 			log_fatalx("event_reinit failed");
 	}
 	srv_start(d.srv);
-	log_info("ready: socketmap %s; query %s; admin %s; store %s; "
-		 "config %s; %zu static policies",
+	log_info("ready: socketmap %s; query %s; admin %s; metrics %s; "
+		 "store %s; config %s; %zu static policies",
 		 d.cfg->socketmap,
 		 *d.cfg->query_socket ? d.cfg->query_socket : "(off)",
 		 *d.cfg->admin_socket ? d.cfg->admin_socket : "(off)",
-		 d.cfg->cache_path, d.cfg->source, d.cfg->nstatics);
+		 *d.cfg->metrics ? d.cfg->metrics : "(off)", d.cfg->cache_path,
+		 d.cfg->source, d.cfg->nstatics);
+	/* Type=notify: the listeners accept now. */
+	notify("READY=1");
 
 	event_base_dispatch(d.base);
 
@@ -595,12 +720,22 @@ main(int argc, char **argv)
 		event_free(sigs[i]);
 	if (d.selftest != NULL)
 		event_free(d.selftest);
+	event_free(d.store_retry);
 	srv_free(d.srv);
+	met_free(d.met);
 	adm_free(d.adm);
 	rpt_collect_free(d.rpt);
 	pol_free(d.pol);
 	https_free(d.https);
 	dns_free(d.dns);
+	if (cache_retry_writes(d.cache) != CACHE_OK) {
+		struct cache_stats st;
+
+		cache_get_stats(d.cache, &st);
+		log_warnx("store: %s; %ld changes kept in memory are lost at "
+			  "this stop",
+			  cache_errmsg(d.cache), st.pending);
+	}
 	cache_close(d.cache);
 	cfg_free(d.cfg);
 	free((char *)d.cfgpath);

@@ -46,12 +46,15 @@
 
 /* The kinds of listener; each has a connection pool of its own, so a
  * flood on the query socket cannot lock Postfix out (issue 10 item 6). */
-enum srv_proto { PROTO_SMAP, PROTO_QRY, PROTO_ADM, PROTO_N };
-static const char *const proto_names[PROTO_N] = {"socketmap", "query", "admin"};
+enum srv_proto { PROTO_SMAP, PROTO_QRY, PROTO_ADM, PROTO_MET, PROTO_N };
+static const char *const proto_names[PROTO_N] = {"socketmap", "query", "admin",
+						 "metrics"};
+_Static_assert(PROTO_N == SRV_LISTENER_KINDS, "srv.h counts the kinds");
 
 /* The largest input frame of each protocol, framing included. */
 #define SMAP_FRAME_MAX (LIM_NETSTRING_DIGITS + 1 + LIM_NETSTRING_MAX + 1)
 #define QRY_FRAME_MAX  (LIM_QUERY_LINE + 1)
+#define MET_FRAME_MAX  LIM_HTTP_REQUEST
 #define INBUF_INITIAL  512
 #define OUTBUF_INITIAL 512
 /* Connections accepted per listener callback, so one busy listener cannot
@@ -130,7 +133,8 @@ struct slot {
 	size_t len;
 	char *key; /* JSON lines: the key, for the reply */
 	size_t keylen;
-	int tlsrpt; /* socketmap: answer with TLS-RPT attributes */
+	int tlsrpt;  /* socketmap: answer with TLS-RPT attributes */
+	uint64_t t0; /* when the lookup began (ev_mono_ms) */
 };
 
 /* Query connections open per client uid (SO_PEERCRED), for
@@ -147,6 +151,9 @@ struct srv_stats {
 	unsigned long long refused[PROTO_N], admin_denied, accept_paused;
 	unsigned long long refused_peer;
 	unsigned long long local_temp;
+	unsigned long long accepted_by[PROTO_N];
+	unsigned long long by_source[POL_PERM + 1][POL_SRC_ERROR + 1];
+	struct hist latency; /* lookups, request to answer */
 };
 
 struct srv {
@@ -191,6 +198,9 @@ struct srv {
 	/* The "report" request's handler (TLS-RPT), or NULL. */
 	srv_report_fn *report_fn;
 	void *report_arg;
+	/* The metrics endpoint's handler, or NULL. */
+	srv_http_fn *http_fn;
+	void *http_arg;
 };
 
 static void conn_close(struct conn *c);
@@ -467,17 +477,40 @@ static void
 count_answer(struct srv *s, const struct pol_answer *ans)
 {
 	s->st.requests++;
-	if (ans->kind <= POL_PERM)
+	if (ans->kind <= POL_PERM) {
 		s->st.answers[ans->kind]++;
+		if (ans->source <= POL_SRC_ERROR)
+			s->st.by_source[ans->kind][ans->source]++;
+	}
 }
 
+/*
+ * Issue 12: at -v, one line per answer given, whether it was known at
+ * once or came after a resolution (MS: how long the client waited).
+ * REPLY is the socketmap payload when the caller has it, else NULL.
+ */
 static void
-log_lookup(const char *key, size_t keylen, const char *reply)
+log_lookup(const char *key, size_t keylen, const struct pol_answer *ans,
+	   const char *reply, int waited, uint64_t ms)
 {
+	static char buf[LIM_REPLY_MAX + 1];
+
+	if (log_verbose() < 1)
+		return;
+	if (reply == NULL) {
+		pol_format(ans, buf, sizeof(buf));
+		reply = buf;
+	}
 	/* The logger escapes control bytes itself (STYLE rule 5). */
-	if (log_verbose() >= 1)
-		log_debug("lookup %.*s: %s", (int)(keylen < 200 ? keylen : 200),
-			  key, reply);
+	if (waited)
+		log_debug("lookup %.*s: %s (from %s, after %llu ms of "
+			  "resolution)",
+			  (int)(keylen < 200 ? keylen : 200), key, reply,
+			  pol_source_name(ans->source), (unsigned long long)ms);
+	else
+		log_debug("lookup %.*s: %s (from %s)",
+			  (int)(keylen < 200 ? keylen : 200), key, reply,
+			  pol_source_name(ans->source));
 }
 
 /* Frame a socketmap answer: "<len>:<reply>," into a new buffer. */
@@ -635,9 +668,13 @@ slot_answered(const struct pol_answer *answer, void *arg)
 	struct pol_answer tmp;
 	const struct pol_answer *ans =
 	    local_shortage(s, c->fd, 1, answer, &tmp);
+	uint64_t ms = ev_mono_ms() - sl->t0;
 
 	sl->req = NULL;
 	count_answer(s, ans);
+	hist_add(&s->st.latency, ms);
+	log_lookup(sl->key != NULL ? sl->key : "", sl->keylen, ans, NULL, 1,
+		   ms);
 	if (c->proto == PROTO_SMAP)
 		sl->reply = smap_frame(s, ans, sl->tlsrpt, &sl->len);
 	else
@@ -662,6 +699,7 @@ conn_lookup(struct conn *c, const char *key, size_t keylen, int tlsrpt)
 	struct slot *sl;
 	size_t len = 0, hl;
 	char hdr[16];
+	uint64_t t0 = ev_mono_ms();
 
 	if (c->spare == NULL && (c->spare = calloc(1, sizeof(*sl))) == NULL)
 		return -1;
@@ -671,28 +709,32 @@ conn_lookup(struct conn *c, const char *key, size_t keylen, int tlsrpt)
 		c->spare = NULL;
 		sl->req = req;
 		sl->tlsrpt = tlsrpt;
+		sl->t0 = t0;
 		slot_add(c, sl);
-		if (c->proto != PROTO_SMAP) {
-			if ((sl->key = malloc(keylen + 1)) == NULL)
-				return -1;
-			memcpy(sl->key, key, keylen);
-			sl->key[keylen] = '\0';
-			sl->keylen = keylen;
-		}
+		/* The key: for the JSON reply, and for the log line. */
+		if ((sl->key = malloc(keylen + 1)) == NULL)
+			return -1;
+		memcpy(sl->key, key, keylen);
+		sl->key[keylen] = '\0';
+		sl->keylen = keylen;
 		return 0;
 	}
 	ap = local_shortage(s, c->fd, 0, &ans, &tmp);
 	count_answer(s, ap);
+	hist_add(&s->st.latency, ev_mono_ms() - t0);
 	if (c->head != NULL || c->proto != PROTO_SMAP) {
-		char *reply = c->proto == PROTO_SMAP
-				  ? smap_frame(s, ap, tlsrpt, &len)
-				  : qry_frame(key, keylen, ap, &len);
+		char *reply;
+
+		log_lookup(key, keylen, ap, NULL, 0, 0);
+		reply = c->proto == PROTO_SMAP
+			    ? smap_frame(s, ap, tlsrpt, &len)
+			    : qry_frame(key, keylen, ap, &len);
 
 		return conn_reply(c, reply, len);
 	}
 	len = tlsrpt ? pol_format_tlsrpt(ap, s->reply, sizeof(s->reply))
 		     : pol_format(ap, s->reply, sizeof(s->reply));
-	log_lookup(key, keylen, s->reply);
+	log_lookup(key, keylen, ap, s->reply, 0, 0);
 	hl = smap_header(len, hdr);
 	if (conn_queue(c, hdr, hl) || conn_queue(c, s->reply, len) ||
 	    conn_queue(c, ",", 1))
@@ -746,7 +788,7 @@ stats_json(struct srv *s)
 	o = json_pack(
 	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 	    "s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I},"
-	    "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+	    "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "connections", (json_int_t)s->nconns, "accepted",
 	    (json_int_t)s->st.accepted, "rejected", (json_int_t)s->st.rejected,
 	    "requests", (json_int_t)s->st.requests, "framing_errors",
@@ -773,7 +815,11 @@ stats_json(struct srv *s)
 	    (json_int_t)cs.hits, "misses", (json_int_t)cs.misses,
 	    "negative_hits", (json_int_t)cs.negative_hits, "evictions",
 	    (json_int_t)cs.evictions, "db_reads", (json_int_t)cs.db_reads,
-	    "entries", (json_int_t)cs.entries);
+	    "entries", (json_int_t)cs.entries, "deferred_writes",
+	    (json_int_t)cs.deferred_writes, "retried_writes",
+	    (json_int_t)cs.retried_writes, "unsaved_writes",
+	    (json_int_t)cs.unsaved_writes, "pending_writes",
+	    (json_int_t)cs.pending);
 	if (o == NULL)
 		return NULL;
 	pol_get_stats(s->pol, &ps);
@@ -870,6 +916,44 @@ qry_request(struct conn *c, const char *line, size_t len)
 	return conn_reply(c, reply, rlen);
 }
 
+/* The end of an HTTP request's header block (CRLF CRLF, or LF LF from a
+ * lax client) in P[0..LEN), or NULL while it has not arrived. */
+static const char *
+http_head_end(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i++)
+		if (p[i] == '\n' &&
+		    (p[i + 1] == '\n' ||
+		     (p[i + 1] == '\r' && i + 2 < len && p[i + 2] == '\n')))
+			return p + i;
+	return NULL;
+}
+
+/*
+ * Issue 12: the metrics endpoint answers one HTTP request per connection
+ * and closes (Connection: close); the request, line and headers, must fit
+ * LIM_HTTP_REQUEST bytes and arrive within [server] request_timeout.
+ */
+static int
+met_request(struct conn *c, const char *req, size_t len)
+{
+	struct srv *s = c->srv;
+	static const char unavailable[] =
+	    "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n"
+	    "Connection: close\r\n\r\n";
+	char *reply = NULL;
+	size_t rlen = 0;
+
+	c->closing = 1;
+	if (s->http_fn != NULL)
+		reply = s->http_fn(s->http_arg, req, len, &rlen);
+	if (reply == NULL)
+		return conn_queue(c, unavailable, sizeof(unavailable) - 1);
+	return conn_reply(c, reply, rlen);
+}
+
 /*
  * Issue 10 item 6: a request must arrive whole within [server]
  * request_timeout of its first byte. The idle timeout restarts with every
@@ -931,7 +1015,28 @@ conn_process(struct conn *c)
 		const char *p = c->in + off;
 		size_t avail = c->inlen - off, used;
 
-		if (c->proto == PROTO_SMAP) {
+		if (c->proto == PROTO_MET) {
+			static const char too_big[] =
+			    "HTTP/1.0 431 Request Header Fields Too Large\r\n"
+			    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+			const char *end = http_head_end(p, avail);
+
+			if (end == NULL) {
+				partial = 1;
+				if (avail >= MET_FRAME_MAX) {
+					partial = 0;
+					s->st.framing_errors++;
+					rc = conn_queue(c, too_big,
+							sizeof(too_big) - 1);
+					c->closing = 1;
+					off = c->inlen;
+				}
+				break;
+			}
+			/* One request per connection: the rest is dropped. */
+			used = avail;
+			rc = met_request(c, p, (size_t)(end - p));
+		} else if (c->proto == PROTO_SMAP) {
 			const char *payload;
 			size_t plen;
 			enum smap_status st;
@@ -1020,7 +1125,9 @@ static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	size_t max = c->proto == PROTO_SMAP ? SMAP_FRAME_MAX : QRY_FRAME_MAX;
+	size_t max = c->proto == PROTO_SMAP  ? SMAP_FRAME_MAX
+		     : c->proto == PROTO_MET ? MET_FRAME_MAX
+					     : QRY_FRAME_MAX;
 	size_t room;
 	ssize_t n;
 
@@ -1322,6 +1429,8 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 					      ? "[server] max_connections"
 					  : l->proto == PROTO_QRY
 					      ? "[server] query_max_connections"
+					  : l->proto == PROTO_MET
+					      ? "metrics connections"
 					      : "admin connections");
 			close(fd);
 			continue;
@@ -1363,6 +1472,7 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 		s->nconns++;
 		s->nconns_by[c->proto]++;
 		s->st.accepted++;
+		s->st.accepted_by[c->proto]++;
 		if (c->rev == NULL || c->wev == NULL || c->dl == NULL) {
 			conn_close(c);
 			return;
@@ -1424,6 +1534,11 @@ srv_new(struct event_base *base, const struct cfg *cfg, struct pol *pol,
 	if (*cfg->admin_socket &&
 	    add_listener(s, PROTO_ADM, cfg->admin_socket,
 			 strlen(cfg->admin_socket), 0600, "", err, errsz) != 0)
+		goto fail;
+	/* Issue 12: the metrics endpoint, loopback or a unix socket. */
+	if (*cfg->metrics &&
+	    add_listener(s, PROTO_MET, cfg->metrics, strlen(cfg->metrics), 0660,
+			 "", err, errsz) != 0)
 		goto fail;
 	for (i = 0; i < s->nls; i++) {
 		struct listener *l = &s->ls[i];
@@ -1504,7 +1619,10 @@ pools_size(struct srv *s, int say)
 	    has_listener(s, PROTO_QRY) ? cfg->query_max_connections : 0;
 	want[PROTO_ADM] =
 	    has_listener(s, PROTO_ADM) ? LIM_ADMIN_CONNECTIONS : 0;
-	total = want[PROTO_SMAP] + want[PROTO_QRY] + want[PROTO_ADM];
+	want[PROTO_MET] =
+	    has_listener(s, PROTO_MET) ? LIM_METRICS_CONNECTIONS : 0;
+	total = want[PROTO_SMAP] + want[PROTO_QRY] + want[PROTO_ADM] +
+		want[PROTO_MET];
 	/* Counted once, at start: on a reload the clients' own descriptors
 	 * must not shrink the pools. */
 	if (s->fd_base == 0 && (s->fd_base = fds_open()) < 0)
@@ -1525,6 +1643,8 @@ pools_size(struct srv *s, int say)
 					     ? want[PROTO_ADM]
 					     : (want[PROTO_ADM] ? 1 : 0);
 		rest -= s->pool_max[PROTO_ADM];
+		s->pool_max[PROTO_MET] = want[PROTO_MET] ? 1 : 0;
+		rest -= s->pool_max[PROTO_MET];
 		s->pool_max[PROTO_QRY] = want[PROTO_QRY] < rest / 4
 					     ? want[PROTO_QRY]
 					     : (want[PROTO_QRY] ? rest / 4 : 0);
@@ -1579,6 +1699,40 @@ srv_start(struct srv *s)
 {
 	pools_size(s, 1);
 	listeners_arm(s, 1);
+}
+
+void
+srv_set_http(struct srv *s, srv_http_fn *fn, void *arg)
+{
+	s->http_fn = fn;
+	s->http_arg = arg;
+}
+
+const char *
+srv_listener_name(unsigned kind)
+{
+	return kind < PROTO_N ? proto_names[kind] : "?";
+}
+
+void
+srv_get_metrics(const struct srv *s, struct srv_metrics *m)
+{
+	unsigned k, src;
+
+	memset(m, 0, sizeof(*m));
+	for (k = 0; k < PROTO_N; k++) {
+		m->configured[k] = has_listener(s, (enum srv_proto)k) ||
+				   s->st.accepted_by[k] > 0;
+		m->open[k] = s->nconns_by[k];
+		m->accepted[k] = s->st.accepted_by[k];
+		m->refused[k] = s->st.refused[k];
+	}
+	for (k = 0; k <= POL_PERM; k++)
+		for (src = 0; src <= POL_SRC_ERROR; src++)
+			m->answers[k][src] = s->st.by_source[k][src];
+	m->framing_errors = s->st.framing_errors;
+	m->request_timeouts = s->st.request_timeouts;
+	m->latency = s->st.latency;
 }
 
 void

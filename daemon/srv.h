@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "util/hist.h"
+
 struct event_base;
 struct adm;
 struct cfg;
@@ -63,6 +65,33 @@ void srv_shutdown(struct srv *s, void (*done)(void *), void *arg);
 typedef int srv_report_fn(void *arg, const char *json, size_t len, char *err,
 			  size_t errsz);
 void srv_set_report(struct srv *s, srv_report_fn *fn, void *arg);
+
+/*
+ * The metrics endpoint's handler ([server] metrics): FN(ARG, REQ, LEN,
+ * OUTLEN) gets the request line and headers (LEN bytes, not terminated)
+ * and returns a whole HTTP response, malloc'd (the caller frees), with
+ * its length in *OUTLEN; NULL answers 503. The connection closes after.
+ */
+typedef char *srv_http_fn(void *arg, const char *req, size_t len,
+			  size_t *outlen);
+void srv_set_http(struct srv *s, srv_http_fn *fn, void *arg);
+
+/* The listener kinds: socketmap, query, admin, metrics. */
+#define SRV_LISTENER_KINDS 4
+const char *srv_listener_name(unsigned kind);
+
+/* What the listeners counted, for the metrics (daemon/met.h). */
+struct srv_metrics {
+	int configured[SRV_LISTENER_KINDS];
+	long open[SRV_LISTENER_KINDS];
+	unsigned long long accepted[SRV_LISTENER_KINDS];
+	unsigned long long refused[SRV_LISTENER_KINDS];
+	/* Answers by kind (enum pol_kind) and source (enum pol_source). */
+	unsigned long long answers[5][6];
+	unsigned long long framing_errors, request_timeouts;
+	struct hist latency; /* lookups: request to answer */
+};
+void srv_get_metrics(const struct srv *s, struct srv_metrics *m);
 
 /* Close everything and remove our unix sockets; srv_free(NULL) is a no-op. */
 void srv_free(struct srv *s);

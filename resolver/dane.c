@@ -74,6 +74,7 @@ struct dane_job {
 	size_t nhosts, ignored;
 	struct dane_host *hosts;
 	struct dane_hjob *hj;
+	enum dane_fail fail; /* the first lookup failure seen */
 	char why[256];
 };
 
@@ -122,6 +123,20 @@ failure_text(const struct dns_result *res)
 	}
 }
 
+/* Remember the class of the first failed lookup, for the metrics. */
+static void
+note_fail(struct dane_job *job, enum dns_outcome outcome,
+	  enum dns_security security)
+{
+	if (job->fail != DANE_FAIL_NONE)
+		return;
+	job->fail = outcome == DNS_SERVFAIL  ? DANE_FAIL_SERVFAIL
+		    : outcome == DNS_TIMEOUT ? DANE_FAIL_TIMEOUT
+		    : outcome == DNS_ERROR   ? DANE_FAIL_OTHER
+		    : security == DNS_BOGUS  ? DANE_FAIL_BOGUS
+					     : DANE_FAIL_OTHER;
+}
+
 static void
 take_ttl(struct dane_job *job, const struct dns_result *res)
 {
@@ -164,6 +179,9 @@ job_finish(struct dane_job *job, enum dane_kind kind)
 						 : DANE_RULE_D5;
 		snprintf(res.why, sizeof(res.why), "%s", job->why);
 	}
+	if (res.kind == DANE_FAILED)
+		res.fail =
+		    job->fail != DANE_FAIL_NONE ? job->fail : DANE_FAIL_OTHER;
 	if (job->ignored > 0) {
 		len = strlen(res.why);
 		snprintf(res.why + len, sizeof(res.why) - len,
@@ -249,6 +267,7 @@ tlsa_cb(const struct dns_result *res, void *arg)
 	if (is_failure(res)) {
 		/* A8.55, DESIGN 6.2: a failed TLSA lookup for a host with
 		 * secure addresses makes the host unusable, never NOTLSA. */
+		note_fail(job, res->outcome, res->security);
 		host_set(h, DANE_HOST_FAILED, "TLSA lookup %s: %s", res->qname,
 			 failure_text(res));
 		goto out;
@@ -323,11 +342,13 @@ addr_decide(struct dane_hjob *h)
 
 	/* Failures first: never read a failed lookup as "no address". */
 	if ((fail = addr_failure(a)) != NULL) {
+		note_fail(h->job, a->outcome, a->security);
 		host_set(h, DANE_HOST_FAILED, "A lookup %s: %s", h->host->name,
 			 fail);
 		return;
 	}
 	if ((fail = addr_failure(aaaa)) != NULL) {
+		note_fail(h->job, aaaa->outcome, aaaa->security);
 		host_set(h, DANE_HOST_FAILED, "AAAA lookup %s: %s",
 			 h->host->name, fail);
 		return;
@@ -505,6 +526,7 @@ mx_cb(const struct dns_result *res, void *arg)
 	/* SPEC A9.70a: the outcome before the security. */
 	if (is_failure(res)) {
 		/* SPEC B D6, A8.54. */
+		note_fail(job, res->outcome, res->security);
 		job_why(job, "the MX lookup for %s failed: %s", job->domain,
 			failure_text(res));
 		job_finish(job, DANE_FAILED);

@@ -58,9 +58,19 @@ struct dane_host {
 	const char *why;
 };
 
+/* What kind of lookup failure made a verdict DANE_FAILED (metrics). */
+enum dane_fail {
+	DANE_FAIL_NONE = 0,
+	DANE_FAIL_BOGUS,    /* a DNSSEC validation failure */
+	DANE_FAIL_SERVFAIL, /* SERVFAIL, REFUSED, a bad reply */
+	DANE_FAIL_TIMEOUT,  /* no answer in time */
+	DANE_FAIL_OTHER,    /* indeterminate, internal, out of memory */
+};
+
 struct dane_result {
 	const char *domain;
 	enum dane_kind kind;
+	enum dane_fail fail; /* the first failure seen, when kind is FAILED */
 	enum dane_rule rule;
 	int mx_secure; /* the MX RRset (or its denial) validated */
 	int implicit;  /* no MX: the domain itself is the host */

@@ -94,7 +94,9 @@ struct pol {
 	char scan_pos[LIM_DOMAIN_MAX + 1];
 	char (*due)[LIM_DOMAIN_MAX + 1]; /* POL_REFRESH_BATCH domains */
 	size_t ndue, due_next;
-	struct pol_ratelimit bad_key, store_fail, warn;
+	struct pol_ratelimit bad_key, warn;
+	time_t store_fail_last; /* store failures: one line a minute */
+	unsigned long store_fail_n;
 	struct pol_stats st;
 	/* Scratch space behind the borrowed pointers of the last answer. */
 	char domain[LIM_DOMAIN_MAX + 1];
@@ -342,10 +344,56 @@ decide_dane(const struct cfg *cfg, const struct cache_dane *dn, time_t now,
 	return 1;
 }
 
+/*
+ * [server] protocols: an answer that asks for authenticated TLS (dane-only,
+ * dane, secure) gets " protocols=<value>" unless it names protocols itself
+ * (a [policy] line may). The text moves into DATA; POL_DATA_MAX leaves
+ * room for it.
+ */
+static void
+add_protocols(const struct cfg *cfg, struct pol_answer *ans, char *data,
+	      size_t datasz)
+{
+	const char *d = ans->data;
+	size_t wl, dl, pl;
+
+	if (cfg->protocols == NULL || *cfg->protocols == '\0' ||
+	    ans->kind != POL_OK || d == NULL || strstr(d, "protocols=") != NULL)
+		return;
+	wl = strcspn(d, " ");
+	if (!((wl == 9 && strncmp(d, "dane-only", 9) == 0) ||
+	      (wl == 4 && strncmp(d, "dane", 4) == 0) ||
+	      (wl == 6 && strncmp(d, "secure", 6) == 0)))
+		return;
+	dl = strlen(d);
+	pl = strlen(cfg->protocols);
+	if (dl + sizeof(" protocols=") + pl > datasz)
+		return;
+	if (d != data)
+		memmove(data, d, dl);
+	memcpy(data + dl, " protocols=", sizeof(" protocols=") - 1);
+	memcpy(data + dl + sizeof(" protocols=") - 1, cfg->protocols, pl + 1);
+	ans->data = data;
+}
+
+static void decide_answer(const struct cfg *cfg, const char *domain,
+			  const struct cache_entry *e, time_t now,
+			  unsigned flags, struct pol_answer *ans, char *data,
+			  size_t datasz);
+
 void
 pol_decide(const struct cfg *cfg, const char *domain,
 	   const struct cache_entry *e, time_t now, unsigned flags,
 	   struct pol_answer *ans, char *data, size_t datasz)
+{
+	decide_answer(cfg, domain, e, now, flags, ans, data, datasz);
+	add_protocols(cfg, ans, data, datasz);
+}
+
+static void
+decide_answer(const struct cfg *cfg, const char *domain,
+	      const struct cache_entry *e, time_t now, unsigned flags,
+	      struct pol_answer *ans, char *data, size_t datasz)
 {
 	const struct cfg_static *st;
 	int sts_fresh = e != NULL && e->has_sts && e->sts.expires_at > now;
@@ -493,6 +541,26 @@ hold(struct pol_hold *tab, const char *domain, time_t until)
 	s->until = until;
 }
 
+/* DESIGN 6.10: a store failure that produced an answer is logged, at most
+ * one line a minute with the count of such answers since the last one. */
+static void
+store_failure_log(struct pol *p)
+{
+	time_t now = ev_now();
+
+	p->st.store_failures++;
+	p->store_fail_n++;
+	if (p->store_fail_last != 0 && now >= p->store_fail_last &&
+	    now - p->store_fail_last < 60)
+		return;
+	log_warnx("%s: policy store failure, answering TEMP (%lu such "
+		  "answer%s since the last line like this): %s",
+		  p->domain, p->store_fail_n, p->store_fail_n == 1 ? "" : "s",
+		  cache_errmsg(p->cache));
+	p->store_fail_last = now;
+	p->store_fail_n = 0;
+}
+
 /* --- the two parts of a resolution, run for the scheduler --------------- */
 
 /* TTL of a verdict: what DNS said, within sane bounds. */
@@ -513,10 +581,16 @@ dane_done(const struct dane_result *r, void *arg)
 	struct pol *p = res_item_ctx(it);
 	const char *domain = res_item_domain(it);
 	time_t now = ev_now();
+	const struct cache_entry *e = NULL;
 	struct cache_dane dn;
+	enum cache_err ce;
 
 	if (r->kind == DANE_FAILED) {
 		p->st.dane_failed++;
+		p->st.dane_fail[r->fail == DANE_FAIL_BOGUS	? 0
+				: r->fail == DANE_FAIL_SERVFAIL ? 1
+				: r->fail == DANE_FAIL_TIMEOUT	? 2
+								: 3]++;
 		hold(p->dane_hold, domain, now + POL_DANE_RETRY);
 		if (log_allowed(&p->warn))
 			log_warnx("%s: DANE lookup failed: %s", domain, r->why);
@@ -529,10 +603,24 @@ dane_done(const struct dane_result *r, void *arg)
 		  : r->kind == DANE_NULLMX ? CACHE_DANE_NULLMX
 					   : CACHE_DANE_NONE;
 	snprintf(dn.detail, sizeof(dn.detail), "%s", r->why);
+	if (dn.kind >= 0 && dn.kind < 4)
+		p->st.dane_verdicts[dn.kind]++;
+	/* Issue 12: one line per policy change. */
+	if (cache_lookup(p->cache, domain, &e) == CACHE_OK &&
+	    (e == NULL || !e->has_dane)) {
+		if (dn.kind != CACHE_DANE_NONE)
+			log_info("%s: new DANE verdict: %s", domain,
+				 cache_dane_kind_name(dn.kind));
+	} else if (e != NULL && e->dane.kind != dn.kind)
+		log_info("%s: DANE verdict changed from %s to %s", domain,
+			 cache_dane_kind_name(e->dane.kind),
+			 cache_dane_kind_name(dn.kind));
 	dn.checked_at = now;
 	dn.expires_at = now + verdict_ttl(r->ttl);
-	if (cache_put_dane(p->cache, domain, &dn) != CACHE_OK &&
-	    log_allowed(&p->warn))
+	/* CACHE_DEFERRED: the verdict applies from memory; the daemon logs
+	 * the store's trouble once (DESIGN 6.10). */
+	ce = cache_put_dane(p->cache, domain, &dn);
+	if (ce != CACHE_OK && ce != CACHE_DEFERRED && log_allowed(&p->warn))
 		log_warnx("%s: cannot store the DANE verdict: %s", domain,
 			  cache_errmsg(p->cache));
 	log_debug("%s: DANE %s (%s)", domain, cache_dane_kind_name(dn.kind),
@@ -542,6 +630,40 @@ dane_done(const struct dane_result *r, void *arg)
 						 : RES_DANE_DECIDED);
 }
 
+/* The labels of pol_fetch_reason_name(), as sts.h sets them. */
+static const char *const fetch_reasons[POL_FETCH_REASONS] = {
+    "connect",	 "tls",	     "cert",	 "timeout", "status",	 "content_type",
+    "too_large", "protocol", "internal", "invalid", "no_address"};
+static const char *const fail_classes[POL_FAIL_N] = {"bogus", "servfail",
+						     "timeout", "other"};
+
+const char *
+pol_fail_class_name(unsigned i)
+{
+	return i < POL_FAIL_N ? fail_classes[i] : "other";
+}
+
+const char *
+pol_fetch_reason_name(unsigned i)
+{
+	return i < POL_FETCH_REASONS ? fetch_reasons[i] : "internal";
+}
+
+/* Count an MTA-STS failure under its label (sts.h). */
+static void
+count_label(unsigned long long *tab, const char *const *names, unsigned n,
+	    const char *label)
+{
+	unsigned i;
+
+	for (i = 0; i + 1 < n && strcmp(names[i], label) != 0; i++)
+		;
+	if (strcmp(names[i], label) == 0)
+		tab[i]++;
+	else
+		tab[n - 1]++;
+}
+
 static void
 sts_done(const struct sts_result *r, void *arg)
 {
@@ -549,25 +671,73 @@ sts_done(const struct sts_result *r, void *arg)
 	struct pol *p = res_item_ctx(it);
 	const char *domain = res_item_domain(it);
 	time_t now = ev_now(), until;
+	const struct cache_entry *e = NULL;
+	char prev_id[sizeof(e->sts.policy_id)] = "";
+	int had = 0, prev_mode = -1;
+	time_t prev_expires = 0;
 
+	if (r->txt_fail != NULL)
+		count_label(p->st.txt_fail, fail_classes, POL_FAIL_N,
+			    r->txt_fail);
+	if (r->fetch_fail != NULL)
+		count_label(p->st.fetch_fail, fetch_reasons, POL_FETCH_REASONS,
+			    r->fetch_fail);
+	if (r->store && r->row != NULL &&
+	    cache_lookup(p->cache, domain, &e) == CACHE_OK && e != NULL &&
+	    e->has_sts) {
+		/* Copied: the entry is borrowed until the next store call. */
+		had = 1;
+		snprintf(prev_id, sizeof(prev_id), "%s", e->sts.policy_id);
+		prev_mode = e->sts.mode;
+		prev_expires = e->sts.expires_at;
+	}
 	if (r->store && r->row != NULL) {
-		if (cache_put_sts(p->cache, domain, r->row) != CACHE_OK) {
+		enum cache_err ce = cache_put_sts(p->cache, domain, r->row);
+
+		if (ce != CACHE_OK && ce != CACHE_DEFERRED) {
 			if (log_allowed(&p->warn))
 				log_warnx("%s: cannot store the MTA-STS "
 					  "policy: %s",
 					  domain, cache_errmsg(p->cache));
-		} else if (r->row->last_error[0] == '\0')
-			log_info("%s: MTA-STS policy id %s, mode %s, max_age "
-				 "%lld",
-				 domain, r->row->policy_id,
-				 cache_sts_mode_name(r->row->mode),
-				 r->row->max_age);
-		else if (r->row->mode != CACHE_STS_NONE)
+		} else if (r->row->last_error[0] == '\0') {
+			/* Issue 12: one line per policy change. */
+			if (!had) {
+				p->st.sts_new++;
+				log_info("%s: new MTA-STS policy id %s, mode "
+					 "%s, max_age %lld",
+					 domain, r->row->policy_id,
+					 cache_sts_mode_name(r->row->mode),
+					 r->row->max_age);
+			} else if (strcmp(prev_id, r->row->policy_id) != 0 ||
+				   prev_mode != r->row->mode) {
+				p->st.sts_updated++;
+				log_info("%s: MTA-STS policy updated: id %s, "
+					 "mode %s (was id %s, mode %s), "
+					 "max_age %lld",
+					 domain, r->row->policy_id,
+					 cache_sts_mode_name(r->row->mode),
+					 prev_id,
+					 cache_sts_mode_name(prev_mode),
+					 r->row->max_age);
+			} else {
+				p->st.sts_renewed++;
+				log_debug("%s: MTA-STS policy id %s renewed, "
+					  "max_age %lld",
+					  domain, r->row->policy_id,
+					  r->row->max_age);
+			}
+		} else if (r->row->mode != CACHE_STS_NONE) {
 			/* SPEC A6.44: alert on refresh failures (not for
 			 * mode none). */
-			log_warnx("%s: MTA-STS refresh failed, keeping the "
-				  "cached policy: %s",
-				  domain, r->row->last_error);
+			if (had && prev_expires <= now)
+				log_warnx("%s: MTA-STS policy expired and its "
+					  "refresh failed: %s",
+					  domain, r->row->last_error);
+			else
+				log_warnx("%s: MTA-STS refresh failed, "
+					  "keeping the cached policy: %s",
+					  domain, r->row->last_error);
+		}
 	} else if (r->error[0] != '\0')
 		log_debug("%s: MTA-STS: %s (%s)", domain, r->error,
 			  r->why ? r->why : "");
@@ -627,6 +797,7 @@ req_done(void *arg, const char *domain, enum res_outcome how)
 	if (how == RES_TIMED_OUT)
 		log_info("%s: lookup_timeout reached, still resolving", domain);
 	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK) {
+		store_failure_log(p);
 		ans.domain = p->domain;
 		decided(&ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
 			POL_RULE_STORE_FAILURE);
@@ -818,12 +989,7 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	}
 	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK) {
 		/* SPEC B "Internal error": never read a failure as absence. */
-		p->st.store_failures++;
-		if (log_allowed(&p->store_fail))
-			log_warnx(
-			    "%s: answering TEMP: the policy store failed: "
-			    "%s",
-			    p->domain, cache_errmsg(p->cache));
+		store_failure_log(p);
 		ans->domain = p->domain;
 		decided(ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
 			POL_RULE_STORE_FAILURE);
@@ -910,6 +1076,9 @@ pol_get_stats(const struct pol *p, struct pol_stats *st)
 	st->queued = rs.queued;
 	st->running_background = rs.background;
 	st->timeouts = rs.timeouts;
+	st->res_started = rs.started;
+	st->res_completed = rs.completed;
+	st->res_latency = rs.latency;
 }
 
 size_t

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "util/cfg.h"
+#include "util/hist.h"
 #include "util/limits.h"
 
 struct cfg;
@@ -85,8 +87,10 @@ struct pol_answer {
 #define POL_IN_TIMED_OUT   0x2 /* the lookup budget ran out (F9) */
 #define POL_IN_DANE_LIVE   0x4 /* DANE is looked up live (DNS, [dane] on) */
 
-/* Room pol_decide needs in DATA for any answer text. */
-#define POL_DATA_MAX (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 3) + 64)
+/* Room pol_decide needs in DATA for any answer text, with room for
+ * " protocols=" and a [server] protocols value. */
+#define POL_DATA_MAX                                                           \
+	(LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 3) + 64 + 16 + CFG_PROTOCOLS_MAX)
 
 /*
  * The decision (SPEC B), a pure function: for DOMAIN (normalised) under
@@ -159,6 +163,10 @@ enum pol_rc pol_lookup(struct pol *p, const char *key, size_t len,
  */
 void pol_forget(struct pol *p, const char *domain);
 
+/* Failure classes: 0 bogus, 1 servfail, 2 timeout, 3 other. */
+#define POL_FAIL_N	  4
+#define POL_FETCH_REASONS 11
+
 /* Counters for stats and tests. */
 struct pol_stats {
 	unsigned long long waited;	/* lookups that waited on DNS/HTTPS */
@@ -171,7 +179,22 @@ struct pol_stats {
 	unsigned long long timeouts; /* clients answered at the deadline */
 	unsigned resolving;	     /* resolutions queued or running */
 	unsigned running, queued, running_background;
+	/* For the metrics (daemon/met.h). Resolutions started and ended
+	 * (the scheduler's), and how long each ran. */
+	unsigned long long res_started, res_completed;
+	struct hist res_latency;
+	/* Failures by class (POL_FAIL_*): DANE lookups, MTA-STS TXT
+	 * lookups; MTA-STS fetches by reason (pol_fetch_reason_name). */
+	unsigned long long dane_fail[POL_FAIL_N];
+	unsigned long long txt_fail[POL_FAIL_N];
+	unsigned long long fetch_fail[POL_FETCH_REASONS];
+	/* DANE verdicts reached, by kind (cache_dane_kind_name), and
+	 * MTA-STS policies stored (new, updated, renewed). */
+	unsigned long long dane_verdicts[4];
+	unsigned long long sts_new, sts_updated, sts_renewed;
 };
+const char *pol_fail_class_name(unsigned i);
+const char *pol_fetch_reason_name(unsigned i);
 void pol_get_stats(const struct pol *p, struct pol_stats *st);
 
 /* Forget a pending lookup's callback (client gone, shutdown). */

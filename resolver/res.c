@@ -46,6 +46,7 @@ struct res_item {
 	void *dane_h, *sts_h;
 	int background; /* running with no client (counted in nbg) */
 	int bg_item;	/* no client has ever waited (counted in nbgitems) */
+	uint64_t t0;	/* when it began running (ev_mono_ms) */
 	struct res_waiter *waiters;
 	char domain[LIM_DOMAIN_MAX + 1];
 };
@@ -59,6 +60,8 @@ struct res {
 	struct res_queue fg, bg;
 	unsigned nitems, nrunning, nqueued, nbg, nbgitems;
 	unsigned long long started, joined, refused, timeouts, promoted;
+	unsigned long long completed;
+	struct hist latency;
 };
 
 static unsigned
@@ -130,6 +133,8 @@ item_free(struct res_item *it)
 		ip = &(*ip)->hnext;
 	*ip = it->hnext;
 	if (it->phase == ITEM_RUNNING) {
+		r->completed++;
+		hist_add(&r->latency, ev_mono_ms() - it->t0);
 		r->nrunning--;
 		if (it->background)
 			r->nbg--;
@@ -234,6 +239,7 @@ item_run(struct res_item *it)
 		r->nbg++;
 	}
 	r->started++;
+	it->t0 = ev_mono_ms();
 	start_parts(it);
 }
 
@@ -358,6 +364,7 @@ want_new(struct res *r, const char *domain, unsigned parts, unsigned timeout_ms,
 		it->phase = ITEM_RUNNING;
 		r->nrunning++;
 		r->started++;
+		it->t0 = ev_mono_ms();
 		if (cb == NULL) {
 			it->background = 1;
 			r->nbg++;
@@ -499,6 +506,8 @@ res_get_stats(const struct res *r, struct res_stats *st)
 	st->refused = r->refused;
 	st->timeouts = r->timeouts;
 	st->promoted = r->promoted;
+	st->completed = r->completed;
+	st->latency = r->latency;
 }
 
 void

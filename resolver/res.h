@@ -21,6 +21,8 @@
 
 #include <stddef.h>
 
+#include "util/hist.h"
+
 /* The parts of a resolution, as a bit mask. */
 #define RES_DANE 0x1u
 #define RES_STS	 0x2u
@@ -109,6 +111,8 @@ struct res_stats {
 	unsigned queued;     /* waiting for a slot (clients and background) */
 	unsigned background; /* running with no client waiting */
 	unsigned long long started, joined, refused, timeouts, promoted;
+	unsigned long long completed; /* resolutions that ran and ended */
+	struct hist latency;	      /* how long each of them ran */
 };
 void res_get_stats(const struct res *r, struct res_stats *st);
 

@@ -101,6 +101,32 @@ merge(struct sts_job *j, const struct sts_policy *policy, const char *error)
 	finish(j);
 }
 
+/* A short label for a fetch failure, for the metrics. */
+static const char *
+fetch_label(enum https_err e)
+{
+	switch (e) {
+	case HTTPS_ERR_CONNECT:
+		return "connect";
+	case HTTPS_ERR_TLS:
+		return "tls";
+	case HTTPS_ERR_CERT:
+		return "cert";
+	case HTTPS_ERR_TIMEOUT:
+		return "timeout";
+	case HTTPS_ERR_STATUS:
+		return "status";
+	case HTTPS_ERR_TYPE:
+		return "content_type";
+	case HTTPS_ERR_TOO_LARGE:
+		return "too_large";
+	case HTTPS_ERR_PROTOCOL:
+		return "protocol";
+	default:
+		return "internal";
+	}
+}
+
 static void
 fetched(struct https_result *r, void *arg)
 {
@@ -124,6 +150,7 @@ fetched(struct https_result *r, void *arg)
 			 len ? " " : "", r->names[i]);
 	}
 	if (r->err != HTTPS_OK) {
+		j->res.fetch_fail = fetch_label(r->err);
 		/* SPEC A4.30: a failed fetch keeps what is cached. */
 		snprintf(why, sizeof(why), "fetch %s: %s", j->host,
 			 r->reason && *r->reason ? r->reason
@@ -137,6 +164,7 @@ fetched(struct https_result *r, void *arg)
 		/* SPEC A5.39: an invalid policy counts as a fetch failure. */
 		snprintf(why, sizeof(why), "policy from %s invalid: %s",
 			 j->host, err);
+		j->res.fetch_fail = "invalid";
 		sts_policy_clear(&policy);
 		merge(j, NULL, why);
 		return;
@@ -156,6 +184,7 @@ start_fetch(struct sts_job *j)
 		char why[320];
 
 		snprintf(why, sizeof(why), "no address for %s", j->host);
+		j->res.fetch_fail = "no_address";
 		merge(j, NULL, why);
 		return;
 	}
@@ -168,8 +197,10 @@ start_fetch(struct sts_job *j)
 	j->fetch =
 	    https_fetch(j->https, j->host, addrs, j->naddrs, STS_HTTPS_PORT,
 			STS_WELL_KNOWN, &lim, fetched, j);
-	if (j->fetch == NULL)
+	if (j->fetch == NULL) {
+		j->res.fetch_fail = "internal";
 		merge(j, NULL, "cannot start the HTTPS fetch");
+	}
 }
 
 /* A or AAAA of the policy host (DESIGN 5: our resolver, not libcurl's). */
@@ -213,6 +244,10 @@ txt_answer(const struct dns_result *r, void *arg)
 	    r->security == DNS_INDETERMINATE) {
 		/* SPEC A3.21: unknown, not absent; the cache decides. */
 		j->res.disc = STS_DISC_FAILED;
+		j->res.txt_fail = r->outcome == DNS_SERVFAIL  ? "servfail"
+				  : r->outcome == DNS_TIMEOUT ? "timeout"
+				  : r->security == DNS_BOGUS  ? "bogus"
+							      : "other";
 		snprintf(j->res.error, sizeof(j->res.error), "TXT %s: %s %s",
 			 j->txtname, dns_outcome_name(r->outcome),
 			 dns_security_name(r->security));

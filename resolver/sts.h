@@ -37,6 +37,13 @@ struct sts_result {
 	enum sts_apply apply;	     /* what applies now */
 	const char *why;	     /* static text */
 	uint32_t ttl;		     /* the TXT answer's TTL */
+	/* For the metrics, static labels or NULL: how the TXT lookup
+	 * failed ("bogus", "servfail", "timeout", "other") and why the
+	 * fetch failed ("connect", "tls", "cert", "timeout", "status",
+	 * "content_type", "too_large", "protocol", "internal", "invalid",
+	 * "no_address"). */
+	const char *txt_fail;
+	const char *fetch_fail;
 };
 
 struct sts_job;

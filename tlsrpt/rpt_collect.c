@@ -34,10 +34,28 @@
 #include "util/log.h"
 #include "util/sock.h"
 
+/* Coalescing (coal_add): datagrams up to RPT_COAL_BYTES, at most
+ * RPT_COAL_MAX distinct ones between two ticks in a table of
+ * RPT_COAL_SLOTS (a power of two, twice the entries), their bytes in an
+ * arena of RPT_COAL_ARENA. Full: stored at once. */
+#define RPT_COAL_BYTES 4096
+#define RPT_COAL_MAX   8192
+#define RPT_COAL_SLOTS (2 * RPT_COAL_MAX)
+#define RPT_COAL_ARENA (4 * 1024 * 1024)
+/* Entries stored between two drains of the socket during a flush. */
+#define RPT_COAL_DRAIN 32
+
 /* The socket's receive buffer: room for a burst of small datagrams. */
 #define RCVBUF (8 * 1024 * 1024)
 /* One warning a minute per kind of bad input. */
 #define RATE_MS 60000
+/* The mail log that cannot be read is retried every tick and warned
+ * about at most this often (loudly: it loses nothing yet, but it will
+ * once the old file is rotated away). */
+#define LOG_RATE_MS 60000
+/* Linux's net.unix.max_dgram_qlen below which we warn at start-up. */
+#define QLEN_WANT 512
+#define QLEN_PATH "/proc/sys/net/unix/max_dgram_qlen"
 
 enum bad_kind { BAD_MALFORMED, BAD_TOOBIG, BAD_VERSION, BAD_INVALID, BAD_N };
 
@@ -47,6 +65,40 @@ static const char *const bad_counter[BAD_N] = {"malformed", "toobig", "version",
 struct ratelim {
 	uint64_t last_ms;
 	unsigned long suppressed;
+};
+
+/* Other warnings that can repeat per datagram, line or tick (SPEC: issue
+ * 10 item 19): each kind has its own limit. */
+enum rl_kind { RL_STORE = BAD_N, RL_RECV, RL_LOG, RL_N };
+
+/* 1 when a warning of kind R may be logged now (and *SUPP gets how many
+ * were suppressed since the last one), 0 when it is counted instead. */
+static int
+rl_pass(struct ratelim *r, uint64_t every_ms, unsigned long *supp)
+{
+	uint64_t now = ev_mono_ms();
+
+	if (r->last_ms != 0 && now - r->last_ms < every_ms) {
+		r->suppressed++;
+		return 0;
+	}
+	*supp = r->suppressed;
+	r->last_ms = now;
+	r->suppressed = 0;
+	return 1;
+}
+
+struct coal_ent {
+	uint64_t hash;
+	uint32_t len, off, count; /* count 0: the slot is free */
+};
+
+/* One table of coalesced datagrams, all of day DAY. */
+struct coal_tab {
+	struct coal_ent *ent; /* RPT_COAL_SLOTS */
+	char *arena;	      /* RPT_COAL_ARENA */
+	size_t used, arena_used;
+	int64_t day;
 };
 
 struct rpt_collect {
@@ -60,7 +112,13 @@ struct rpt_collect {
 	unsigned ticks;
 	long grace, delay;
 	char *buf; /* LIM_DATAGRAM + 1 */
-	struct ratelim rl[BAD_N + 1];
+	struct ratelim rl[RL_N];
+	/* Coalesced datagrams waiting for the tick (see coal_add): two
+	 * tables, so that the socket is drained into one while the other is
+	 * being stored. */
+	struct coal_tab tab[2];
+	int cur, flushing;
+	int qlen; /* net.unix.max_dgram_qlen when the socket was made */
 	struct rpt_collect_stats stats;
 
 	/* Mail log follower. */
@@ -71,111 +129,242 @@ struct rpt_collect {
 	struct rpt_log *corr;
 	char *line; /* the partial line carried between reads */
 	size_t linelen;
-	int skipping; /* discarding the rest of an over-long line */
-	int log_failed;
+	int skipping;	/* discarding the rest of an over-long line */
+	int log_failed; /* the last open or read failed */
 };
+
+static void
+note_bad_n(struct rpt_collect *c, enum bad_kind k, const char *why, long n)
+{
+	unsigned long supp;
+
+	if (rpt_store_count(c->store, ev_now(), bad_counter[k], n) !=
+	    RPT_STORE_OK)
+		c->stats.store_errors++;
+	if (rl_pass(&c->rl[k], RATE_MS, &supp))
+		log_warnx("tlsrpt: dropped a %s datagram: %s (%lu more like "
+			  "it since the last warning)",
+			  bad_counter[k], why, supp + (unsigned long)(n - 1));
+	else
+		c->rl[k].suppressed += (unsigned long)(n - 1);
+}
 
 static void
 note_bad(struct rpt_collect *c, enum bad_kind k, const char *why)
 {
-	struct ratelim *r = &c->rl[k];
-	uint64_t now = ev_mono_ms();
-
-	if (rpt_store_count(c->store, ev_now(), bad_counter[k], 1) !=
-	    RPT_STORE_OK)
-		c->stats.store_errors++;
-	if (r->last_ms != 0 && now - r->last_ms < RATE_MS) {
-		r->suppressed++;
-		return;
-	}
-	log_warnx("tlsrpt: dropped a %s datagram: %s (%lu more like it "
-		  "since the last warning)",
-		  bad_counter[k], why, r->suppressed);
-	r->last_ms = now;
-	r->suppressed = 0;
+	note_bad_n(c, k, why, 1);
 }
 
 static void
 store_error(struct rpt_collect *c)
 {
-	struct ratelim *r = &c->rl[BAD_N];
-	uint64_t now = ev_mono_ms();
+	unsigned long supp;
 
 	c->stats.store_errors++;
-	if (r->last_ms != 0 && now - r->last_ms < RATE_MS)
-		return;
-	r->last_ms = now;
-	log_warnx("tlsrpt: report store: %s", rpt_store_errmsg(c->store));
+	if (rl_pass(&c->rl[RL_STORE], RATE_MS, &supp))
+		log_warnx("tlsrpt: report store: %s (%lu more store errors "
+			  "since the last warning)",
+			  rpt_store_errmsg(c->store), supp);
 }
 
-/* Parse and count one datagram; 0 or -1 with ERR. */
+/* Parse and count N copies of one datagram that arrived at NOW; 0 or -1
+ * with ERR. */
 static int
-ingest(struct rpt_collect *c, const char *buf, size_t len, char *err,
-       size_t errsz)
+ingest_n(struct rpt_collect *c, const char *buf, size_t len, long n, time_t now,
+	 char *err, size_t errsz)
 {
 	struct rpt_dgram *dg = NULL;
 	enum rpt_dgram_status s;
 	enum bad_kind k;
 
-	c->stats.datagrams++;
+	c->stats.datagrams += (unsigned long long)n;
 	s = rpt_dgram_parse(buf, len, &dg, err, errsz);
 	if (s != RPT_DGRAM_OK) {
 		switch (s) {
 		case RPT_DGRAM_TOOBIG:
 			k = BAD_TOOBIG;
-			c->stats.toobig++;
+			c->stats.toobig += (unsigned long long)n;
 			break;
 		case RPT_DGRAM_VERSION:
 			k = BAD_VERSION;
-			c->stats.version++;
+			c->stats.version += (unsigned long long)n;
 			break;
 		case RPT_DGRAM_INVALID:
 			k = BAD_INVALID;
-			c->stats.invalid++;
+			c->stats.invalid += (unsigned long long)n;
 			break;
 		default:
 			k = BAD_MALFORMED;
-			c->stats.malformed++;
+			c->stats.malformed += (unsigned long long)n;
 			break;
 		}
-		note_bad(c, k, err);
+		note_bad_n(c, k, err, n);
 		return -1;
 	}
 	if (dg->repaired > 0) {
-		c->stats.repaired++;
-		if (rpt_store_count(c->store, ev_now(), "repaired", 1) !=
+		c->stats.repaired += (unsigned long long)n;
+		if (rpt_store_count(c->store, now, "repaired", n) !=
 		    RPT_STORE_OK)
 			store_error(c);
 	}
-	if (rpt_store_add(c->store, dg, ev_now()) != RPT_STORE_OK) {
+	if (rpt_store_add_n(c->store, dg, now, n) != RPT_STORE_OK) {
 		store_error(c);
 		snprintf(err, errsz, "report store error");
 		rpt_dgram_free(dg);
 		return -1;
 	}
-	c->stats.counted++;
+	c->stats.counted += (unsigned long long)n;
 	rpt_dgram_free(dg);
 	return 0;
 }
 
-static void
-sock_cb(evutil_socket_t fd, short what, void *arg)
+static int
+ingest(struct rpt_collect *c, const char *buf, size_t len, char *err,
+       size_t errsz)
 {
-	struct rpt_collect *c = arg;
-	char err[256];
-	ssize_t n;
-	int i;
+	return ingest_n(c, buf, len, 1, ev_now(), err, errsz);
+}
 
-	(void)what;
-	for (i = 0; i < RPT_COLLECT_BURST; i++) {
+/* --- coalescing -------------------------------------------------------- */
+
+/*
+ * Postfix sends the same bytes for every session with the same outcome
+ * to the same domain (a datagram has no time or session id), so most
+ * datagrams of a busy day are copies. Copies that arrive between two
+ * ticks are kept once with a count and parsed and stored once, at the
+ * tick (issue 10 item 15: the receive path stays far cheaper than the
+ * senders, and the kernel queue never waits behind SQLite).
+ */
+static uint64_t
+coal_hash(const char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static int drain(struct rpt_collect *c, int max);
+
+/*
+ * Store what was coalesced (its day: the day it arrived in). The table
+ * is swapped out first and the socket drained into the other one every
+ * RPT_COAL_DRAIN entries: parsing and storing thousands of distinct
+ * datagrams takes long enough for the kernel queue to overflow behind it.
+ */
+static void
+coal_flush(struct rpt_collect *c, int may_drain)
+{
+	struct coal_tab *t = &c->tab[c->cur];
+	char err[256];
+	size_t i, n = 0;
+
+	if (c->flushing || t->used == 0)
+		return;
+	c->flushing = 1;
+	c->cur ^= 1;
+	for (i = 0; i < RPT_COAL_SLOTS; i++) {
+		struct coal_ent *e = &t->ent[i];
+
+		if (e->count == 0)
+			continue;
+		ingest_n(c, t->arena + e->off, e->len, (long)e->count,
+			 (time_t)t->day, err, sizeof(err));
+		e->count = 0;
+		if (may_drain && ++n % RPT_COAL_DRAIN == 0 && c->fd >= 0)
+			drain(c, RPT_COLLECT_BURST);
+	}
+	t->used = 0;
+	t->arena_used = 0;
+	c->flushing = 0;
+}
+
+/*
+ * Keep one datagram (at most RPT_COAL_BYTES) for the next flush. Called
+ * from drain() with BUF the receive buffer: a flush from here must not
+ * drain (it would receive into BUF), and after one the table is probed
+ * again.
+ */
+static void
+coal_add(struct rpt_collect *c, const char *buf, size_t len)
+{
+	int64_t day = rpt_day_of(ev_now());
+	uint64_t h = coal_hash(buf, len);
+	struct coal_tab *t;
+	struct coal_ent *e;
+	size_t i;
+	char err[256];
+
+again:
+	t = &c->tab[c->cur];
+	i = (size_t)h & (RPT_COAL_SLOTS - 1);
+	if (day != t->day && t->used > 0) {
+		if (c->flushing) {
+			/* Midnight during a flush: this one at once. */
+			ingest(c, buf, len, err, sizeof(err));
+			return;
+		}
+		coal_flush(c, 0);
+		goto again;
+	}
+	t->day = day;
+	for (;;) {
+		e = &t->ent[i];
+		if (e->count == 0)
+			break;
+		if (e->hash == h && e->len == len &&
+		    memcmp(t->arena + e->off, buf, len) == 0) {
+			e->count++;
+			return;
+		}
+		i = (i + 1) & (RPT_COAL_SLOTS - 1);
+	}
+	if (t->used >= RPT_COAL_MAX || t->arena_used + len > RPT_COAL_ARENA) {
+		if (c->flushing) {
+			ingest(c, buf, len, err, sizeof(err));
+			return;
+		}
+		coal_flush(c, 0);
+		goto again;
+	}
+	memcpy(t->arena + t->arena_used, buf, len);
+	e->hash = h;
+	e->len = (uint32_t)len;
+	e->off = (uint32_t)t->arena_used;
+	e->count = 1;
+	t->arena_used += len;
+	t->used++;
+}
+
+/*
+ * Drain the datagram socket: up to MAX datagrams, until EAGAIN. Returns
+ * how many were received. The kernel queue holds only
+ * net.unix.max_dgram_qlen datagrams and libtlsrpt never waits, so a wake
+ * that finds the queue full means a sender may have been refused: that
+ * is counted ("queue-full"), it is the one sign of loss we can see.
+ */
+static int
+drain(struct rpt_collect *c, int max)
+{
+	char err[256];
+	unsigned long supp;
+	ssize_t n;
+	int i, e;
+
+	for (i = 0; i < max; i++) {
 		/* MSG_TRUNC: the real length even when it did not fit. */
-		n = recv(fd, c->buf, LIM_DATAGRAM + 1,
+		n = recv(c->fd, c->buf, LIM_DATAGRAM + 1,
 			 MSG_DONTWAIT | MSG_TRUNC);
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR)
-				log_warn("tlsrpt: recv %s", c->sock_path);
-			return;
+			e = errno;
+			if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR &&
+			    rl_pass(&c->rl[RL_RECV], RATE_MS, &supp))
+				log_warnx("tlsrpt: cannot receive on %s: %s "
+					  "(%lu more since the last warning)",
+					  c->sock_path, strerror(e), supp);
+			break;
 		}
 		if ((size_t)n > LIM_DATAGRAM) {
 			c->stats.datagrams++;
@@ -185,8 +374,33 @@ sock_cb(evutil_socket_t fd, short what, void *arg)
 			note_bad(c, BAD_TOOBIG, err);
 			continue;
 		}
-		ingest(c, c->buf, (size_t)n, err, sizeof(err));
+		if ((size_t)n <= RPT_COAL_BYTES)
+			coal_add(c, c->buf, (size_t)n);
+		else
+			ingest(c, c->buf, (size_t)n, err, sizeof(err));
 	}
+	if (c->qlen > 0 && i >= c->qlen) {
+		c->stats.queue_full++;
+		if (rpt_store_count(c->store, ev_now(), "queue-full", 1) !=
+		    RPT_STORE_OK)
+			store_error(c);
+	}
+	return i;
+}
+
+static void
+sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	drain(arg, RPT_COLLECT_BURST);
+}
+
+void
+rpt_collect_drain(struct rpt_collect *c)
+{
+	if (c != NULL && c->fd >= 0)
+		drain(c, RPT_COLLECT_BURST);
 }
 
 int
@@ -397,6 +611,33 @@ log_seek(struct rpt_collect *c, off_t off)
 }
 
 /*
+ * The followed mail log cannot be opened or read (Debian's rsyslog makes
+ * each new mail.log root:adm 0640 at rotation): counted every time, and a
+ * warning at most every LOG_RATE_MS while it lasts. Nothing is lost yet,
+ * the new file is read from its start once it can be.
+ */
+static void
+log_unreadable(struct rpt_collect *c, int e)
+{
+	unsigned long supp;
+
+	c->log_failed = 1;
+	c->stats.log_errors++;
+	if (rpt_store_count(c->store, ev_now(), "log-unreadable", 1) !=
+	    RPT_STORE_OK)
+		store_error(c);
+	if (!rl_pass(&c->rl[RL_LOG], LOG_RATE_MS, &supp))
+		return;
+	log_warnx("tlsrpt: cannot read the mail log %s: %s; its TLS results "
+		  "are not counted until it can be read (retried every %d "
+		  "ms; %lu failed tries since the last warning)%s",
+		  c->log_path, strerror(e), RPT_COLLECT_TICK_MS, supp,
+		  e == EACCES ? "; give the daemon's user read access, on "
+				"Debian: adduser tlspolicyd adm"
+			      : "");
+}
+
+/*
  * Open the followed file. RESUME (at start-up): continue where the last
  * run stopped, from the position kept in the store. Without one the file
  * is followed from its end (its past is not ours to count twice); a file
@@ -413,13 +654,13 @@ log_open(struct rpt_collect *c, int resume)
 
 	fd = open(c->log_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &sb) != 0) {
-		if (!c->log_failed)
-			log_warn("tlsrpt: cannot open %s", c->log_path);
-		c->log_failed = 1;
+		log_unreadable(c, errno);
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
+	if (c->log_failed)
+		log_info("tlsrpt: reading the mail log %s again", c->log_path);
 	c->log_failed = 0;
 	c->log_fd = fd;
 	c->log_ino = sb.st_ino;
@@ -462,6 +703,8 @@ log_read(struct rpt_collect *c, size_t limit)
 
 	while (total < limit) {
 		n = read(c->log_fd, buf, sizeof(buf));
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			log_unreadable(c, errno);
 		if (n <= 0)
 			break;
 		log_bytes(c, buf, (size_t)n);
@@ -538,11 +781,19 @@ maintain(struct rpt_collect *c)
 {
 	int n = 0;
 
+	/* Every datagram of a day is stored before the day can close (the
+	 * second flush: what the first one drained). */
+	coal_flush(c, 1);
+	coal_flush(c, 1);
+
 	if (rpt_store_close_days(c->store, ev_now(), c->grace, c->delay, &n) !=
 	    RPT_STORE_OK)
 		store_error(c);
 	else if (n > 0)
 		log_info("tlsrpt: closed %d day(s) of counts", n);
+	/* Closing a day of many domains takes a while: what queued meanwhile
+	 * is taken before the sender's work. */
+	rpt_collect_drain(c);
 	if (c->dlv != NULL)
 		rpt_deliver_run(c->dlv, ev_now());
 }
@@ -555,8 +806,12 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_poll(c);
+	rpt_collect_drain(c);
+	coal_flush(c, 1);
 	if (rpt_store_flush(c->store) != RPT_STORE_OK)
 		store_error(c);
+	/* A commit can wait for the disk: empty the queue behind it. */
+	rpt_collect_drain(c);
 	if (c->ticks++ % RPT_COLLECT_MAINT == 0)
 		maintain(c);
 }
@@ -577,6 +832,24 @@ bind_dgram(const char *path, unsigned mode, const char *group, char *err,
 	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	return fd;
+}
+
+/* net.unix.max_dgram_qlen, or 0 when it cannot be read. */
+static int
+read_qlen(void)
+{
+	char buf[32];
+	ssize_t n;
+	int fd = open(QLEN_PATH, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return atoi(buf);
 }
 
 struct rpt_collect *
@@ -607,6 +880,12 @@ rpt_collect_new(struct event_base *base, const struct cfg *cfg,
 	if ((c->store = rpt_store_open(path, err, errsz)) == NULL)
 		goto fail;
 	if ((c->buf = malloc(LIM_DATAGRAM + 1)) == NULL ||
+	    (c->tab[0].ent = calloc(RPT_COAL_SLOTS, sizeof(struct coal_ent))) ==
+		NULL ||
+	    (c->tab[1].ent = calloc(RPT_COAL_SLOTS, sizeof(struct coal_ent))) ==
+		NULL ||
+	    (c->tab[0].arena = malloc(RPT_COAL_ARENA)) == NULL ||
+	    (c->tab[1].arena = malloc(RPT_COAL_ARENA)) == NULL ||
 	    (c->line = malloc(LIM_RPT_LOG_LINE)) == NULL ||
 	    (c->corr = rpt_log_new()) == NULL) {
 		snprintf(err, errsz, "out of memory");
@@ -624,8 +903,23 @@ rpt_collect_new(struct event_base *base, const struct cfg *cfg,
 			c->sock_path = NULL;
 			goto fail;
 		}
+		/* The queue length is fixed when the socket is made. */
+		c->qlen = read_qlen();
+		if (c->qlen > 0 && c->qlen < QLEN_WANT)
+			log_warnx("tlsrpt: net.unix.max_dgram_qlen is %d: "
+				  "Postfix's TLS results are lost whenever "
+				  "more than %d wait while the daemon is busy "
+				  "(libtlsrpt does not wait); set it to %d or "
+				  "more (sysctl net.unix.max_dgram_qlen=%d, "
+				  "and in /etc/sysctl.d) and restart "
+				  "tlspolicyd",
+				  c->qlen, c->qlen, QLEN_WANT, QLEN_WANT);
 		c->ev_sock =
 		    event_new(base, c->fd, EV_READ | EV_PERSIST, sock_cb, c);
+		/* Ahead of everything else on the loop (issue 10 item 15):
+		 * a resolution or a store write never leaves it waiting. */
+		if (c->ev_sock != NULL)
+			event_priority_set(c->ev_sock, EV_PRI_URGENT);
 		if (c->ev_sock == NULL || event_add(c->ev_sock, NULL) != 0) {
 			snprintf(err, errsz, "cannot watch %s", c->sock_path);
 			goto fail;
@@ -671,6 +965,8 @@ rpt_collect_get_stats(const struct rpt_collect *c, struct rpt_collect_stats *st)
 void
 rpt_collect_free(struct rpt_collect *c)
 {
+	int i;
+
 	if (c == NULL)
 		return;
 	if (c->ev_sock != NULL)
@@ -679,7 +975,9 @@ rpt_collect_free(struct rpt_collect *c)
 		event_free(c->ev_tick);
 	if (c->fd >= 0) {
 		/* Whatever is still queued is counted before we go. */
-		sock_cb(c->fd, EV_READ, c);
+		drain(c, RPT_COLLECT_BURST);
+		coal_flush(c, 1);
+		coal_flush(c, 1); /* what came in during the first */
 		close(c->fd);
 		unlink(c->sock_path);
 	}
@@ -692,6 +990,10 @@ rpt_collect_free(struct rpt_collect *c)
 	free(c->log_path);
 	free(c->buf);
 	free(c->line);
+	for (i = 0; i < 2; i++) {
+		free(c->tab[i].ent);
+		free(c->tab[i].arena);
+	}
 	free(c);
 }
 

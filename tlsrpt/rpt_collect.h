@@ -74,10 +74,20 @@ int rpt_collect_feed(struct rpt_collect *c, const char *buf, size_t len,
 int rpt_collect_feed_cb(void *arg, const char *buf, size_t len, char *err,
 			size_t errsz);
 
-/* Counters since start (for stats and tests). */
+/*
+ * Receive what waits on the datagram socket now (at most
+ * RPT_COLLECT_BURST): for long work on the loop to call in its middle, so
+ * the short kernel queue never overflows behind it. NULL does nothing.
+ */
+void rpt_collect_drain(struct rpt_collect *c);
+
+/* Counters since start (for stats and tests). queue_full: wakes that
+ * found net.unix.max_dgram_qlen datagrams waiting (senders may have been
+ * refused); log_errors: failed opens or reads of the mail log. */
 struct rpt_collect_stats {
 	unsigned long long datagrams, counted, malformed, toobig, version,
-	    invalid, repaired, log_lines, log_sessions, store_errors;
+	    invalid, repaired, log_lines, log_sessions, store_errors,
+	    queue_full, log_errors;
 };
 void rpt_collect_get_stats(const struct rpt_collect *c,
 			   struct rpt_collect_stats *st);

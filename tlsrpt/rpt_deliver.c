@@ -4,13 +4,16 @@
  * domain), a TXT lookup, the report built once, then one send per rua
  * destination, each recorded in the store before and after it runs.
  *
- * Mail goes to [tlsrpt] sendmail on its standard input, a memfd holding
+ * Mail is submitted over SMTP to [tlsrpt] smtp (net/smtp, on the loop),
+ * which works under the hardened systemd unit; or, when [tlsrpt] sendmail
+ * is set, goes to that program on its standard input, a memfd holding
  * the whole message, so no pipe has to be fed from the loop; the child is
  * started with posix_spawn() and an argument vector (no shell) and reaped
  * by a poll timer, killed after RPT_SENDMAIL_SECS.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -26,6 +29,7 @@
 #include "util/cfg.h"
 #include "net/dns.h"
 #include "net/https.h"
+#include "net/smtp.h"
 #include "tlsrpt/rpt_deliver.h"
 #include "tlsrpt/rpt_record.h"
 #include "tlsrpt/rpt_report.h"
@@ -49,6 +53,7 @@ struct dest {
 	uint64_t started_ms;
 	struct dns_query *dq;
 	struct https_fetch *hf;
+	struct smtp_send *sm;
 	char host[LIM_DOMAIN_MAX + 1];
 	char path[LIM_RPT_URI + 1];
 	int port;
@@ -60,6 +65,11 @@ struct job {
 	int64_t day;
 	char domain[LIM_DOMAIN_MAX + 1];
 	int force;
+	/* A partial report of a day still open: nothing is recorded in the
+	 * store, each outcome goes to pcb (issue 10 item 14). */
+	int64_t partial_end;
+	rpt_partial_cb *pcb;
+	void *parg;
 	struct rpt_store_report *rep;
 	struct dns_query *txt;
 	struct rpt_record rec;
@@ -80,8 +90,36 @@ struct rpt_deliver {
 	struct job *jobs;
 	size_t njobs;
 	struct event *reap;
-	char *organization, *contact, *submitter, *from, *sendmail;
+	struct smtp *smtp; /* NULL when [tlsrpt] sendmail is used */
+	char *organization, *contact, *submitter, *from, *sendmail, *server;
+	/* Warnings that repeat per domain are limited (issue 10 item 19). */
+	uint64_t warn_ms;
+	unsigned long warn_suppressed;
+	struct rpt_deliver_stats st;
 };
+
+/* One warning a minute for what can repeat for every domain. */
+#define WARN_MS 60000
+
+static void LOG_PRINTF(2, 3)
+    limited_warn(struct rpt_deliver *d, const char *fmt, ...)
+{
+	char buf[512];
+	uint64_t now = ev_mono_ms();
+	va_list ap;
+
+	if (d->warn_ms != 0 && now - d->warn_ms < WARN_MS) {
+		d->warn_suppressed++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_warnx("%s (%lu more warnings like it suppressed)", buf,
+		  d->warn_suppressed);
+	d->warn_ms = now;
+	d->warn_suppressed = 0;
+}
 
 static void job_finish(struct job *j);
 
@@ -114,6 +152,18 @@ dest_done(struct dest *ds, int outcome, const char *why)
 
 	ds->active = 0;
 	j->running--;
+	if (j->partial_end != 0) {
+		log_sanitize(why, strlen(why), buf, sizeof(buf));
+		log_info("tlsrpt: partial report %s for %s to %s: %s%s",
+			 j->report_id, j->domain, ds->rua.uri,
+			 outcome == 0 ? "sent: " : "not sent: ", buf);
+		if (j->pcb != NULL)
+			j->pcb(j->domain, ds->rua.uri, j->report_id,
+			       outcome == 0, buf, j->parg);
+		if (j->running == 0 && j->txt == NULL)
+			job_finish(j);
+		return;
+	}
 	if (rpt_store_delivery_get(d->store, j->day, j->domain, ds->rua.uri,
 				   &dv) != RPT_STORE_OK) {
 		memset(&dv, 0, sizeof(dv));
@@ -130,27 +180,53 @@ dest_done(struct dest *ds, int outcome, const char *why)
 	if (outcome == 0) {
 		dv.status = RPT_DLV_SENT;
 		dv.next_try = 0;
+		d->st.sent++;
 		log_info("tlsrpt: report %s for %s sent to %s", j->report_id,
 			 j->domain, ds->rua.uri);
 	} else if (outcome == 2 ||
 		   (int64_t)now - dv.first_try >= RPT_RETRY_WINDOW) {
 		dv.status = RPT_DLV_GIVENUP;
+		d->st.given_up++;
 		log_warnx("tlsrpt: report %s for %s to %s: %s; given up",
 			  j->report_id, j->domain, ds->rua.uri, buf);
 	} else {
 		dv.status = RPT_DLV_FAILED;
+		d->st.retried++;
 		log_warnx("tlsrpt: report %s for %s to %s: %s; retry at "
 			  "+%llds",
 			  j->report_id, j->domain, ds->rua.uri, buf,
 			  (long long)(dv.next_try - now));
 	}
 	if (rpt_store_delivery_put(d->store, &dv) != RPT_STORE_OK)
-		log_warnx("tlsrpt: %s", rpt_store_errmsg(d->store));
+		limited_warn(d, "tlsrpt: report store: %s",
+			     rpt_store_errmsg(d->store));
 	if (j->running == 0 && j->txt == NULL)
 		job_finish(j);
 }
 
 /* --- mailto: ------------------------------------------------------------ */
+
+static void
+smtp_done(const struct smtp_result *res, void *arg)
+{
+	struct dest *ds = arg;
+	struct rpt_deliver *d = ds->job->d;
+	char why[256];
+
+	ds->sm = NULL;
+	if (res->err == SMTP_OK) {
+		snprintf(why, sizeof(why), "submitted over SMTP to %s",
+			 d->server);
+		dest_done(ds, 0, why);
+		return;
+	}
+	/* Like sendmail's exit codes: whatever the local MTA says is a
+	 * local problem worth another try (a relay refusal is fixed in its
+	 * configuration, not by giving up on the report). */
+	snprintf(why, sizeof(why), "SMTP to %s: %s: %s", d->server,
+		 smtp_strerror(res->err), res->reason);
+	dest_done(ds, 1, why);
+}
 
 static int
 start_mail(struct dest *ds)
@@ -166,12 +242,27 @@ start_mail(struct dest *ds)
 	mail = rpt_report_mail(
 	    &(struct rpt_report_in){d->organization, d->contact, j->report_id,
 				    d->submitter, j->domain, j->day,
-				    j->rep->policies, j->rep->npolicies},
+				    j->rep->policies, j->rep->npolicies,
+				    j->partial_end},
 	    j->uid, d->from, ds->rua.addr, ev_now(), j->gz, j->gzlen, &len, err,
 	    sizeof(err));
 	if (mail == NULL) {
 		dest_done(ds, 2, err);
 		return -1;
+	}
+	if (d->smtp != NULL) {
+		/* The helo name is the submitter, our own domain. */
+		ds->sm = smtp_send(d->smtp, d->server, d->submitter, d->from,
+				   ds->rua.addr, mail, len, 0, smtp_done, ds);
+		free(mail);
+		if (ds->sm == NULL) {
+			snprintf(err, sizeof(err),
+				 "cannot start SMTP to %s (too many at once)",
+				 d->server);
+			dest_done(ds, 1, err);
+			return -1;
+		}
+		return 0;
 	}
 	fd = memfd_create("tlsrpt-mail", MFD_CLOEXEC);
 	if (fd < 0 || write(fd, mail, len) != (ssize_t)len ||
@@ -394,6 +485,8 @@ job_free(struct job *j)
 			dns_cancel(ds->dq);
 		if (ds->hf != NULL)
 			https_cancel(ds->hf);
+		if (ds->sm != NULL)
+			smtp_cancel(ds->sm);
 		/* A running sendmail is left to finish: its result is
 		 * lost and the next start sends once more (same id). */
 	}
@@ -401,6 +494,19 @@ job_free(struct job *j)
 	free(j->json);
 	free(j->gz);
 	free(j);
+}
+
+/* The domain's state, unless J is a partial report (which changes
+ * nothing in the store); a partial report that cannot be sent says why. */
+static void
+job_state(struct job *j, enum rpt_dom_state state, int64_t due, const char *why)
+{
+	if (j->partial_end == 0) {
+		rpt_store_set_state(j->d->store, j->day, j->domain, state, due);
+		return;
+	}
+	if (j->pcb != NULL)
+		j->pcb(j->domain, "", j->report_id, 0, why, j->parg);
 }
 
 /* Unlink J, update the domain's state and free it. */
@@ -419,6 +525,10 @@ job_finish(struct job *j)
 			d->njobs--;
 			break;
 		}
+	if (j->partial_end != 0) {
+		job_free(j);
+		return;
+	}
 	for (i = 0; i < j->ndests; i++) {
 		if (rpt_store_delivery_get(d->store, j->day, j->domain,
 					   j->dests[i].rua.uri,
@@ -456,14 +566,15 @@ job_send(struct job *j)
 	j->json = rpt_report_json(
 	    &(struct rpt_report_in){d->organization, d->contact, j->report_id,
 				    d->submitter, j->domain, j->day,
-				    j->rep->policies, j->rep->npolicies},
+				    j->rep->policies, j->rep->npolicies,
+				    j->partial_end},
 	    &j->jsonlen, err, sizeof(err));
 	if (j->json == NULL ||
 	    rpt_gzip(j->json, j->jsonlen, &j->gz, &j->gzlen) != 0) {
 		log_warnx("tlsrpt: report for %s: %s", j->domain,
 			  j->json ? "gzip failed" : err);
-		rpt_store_set_state(d->store, j->day, j->domain, RPT_DOM_DUE,
-				    (int64_t)now + RPT_RETRY_MAX);
+		job_state(j, RPT_DOM_DUE, (int64_t)now + RPT_RETRY_MAX,
+			  "cannot build the report");
 		job_finish(j);
 		return;
 	}
@@ -477,6 +588,11 @@ job_send(struct job *j)
 		    !rpt_mail_addr_valid(ds->rua.addr))
 			continue; /* never into a header unchecked */
 		j->ndests++;
+		if (j->partial_end != 0) {
+			ds->active = 1;
+			j->running++;
+			continue;
+		}
 		if (rpt_store_delivery_get(d->store, j->day, j->domain,
 					   ds->rua.uri, &dv) == RPT_STORE_OK) {
 			if (dv.status == RPT_DLV_SENT ||
@@ -499,12 +615,16 @@ job_send(struct job *j)
 		dv.tries++;
 		dv.next_try = (int64_t)now + backoff(dv.tries);
 		if (rpt_store_delivery_put(d->store, &dv) != RPT_STORE_OK) {
-			log_warnx("tlsrpt: %s", rpt_store_errmsg(d->store));
+			limited_warn(d, "tlsrpt: report store: %s",
+				     rpt_store_errmsg(d->store));
 			continue;
 		}
 		ds->active = 1;
 		j->running++;
 	}
+	if (j->ndests == 0)
+		job_state(j, RPT_DOM_NORECORD, -1,
+			  "no usable destination in the _smtp._tls record");
 	/* Start only after every row is written, so a destination that
 	 * fails at once cannot finish the job early. */
 	j->running++;
@@ -548,10 +668,10 @@ txt_cb(const struct dns_result *res, void *arg)
 		rs = rpt_record_parse(j->rep->record, strlen(j->rep->record),
 				      &j->rec, err, sizeof(err));
 	} else {
-		log_warnx("tlsrpt: _smtp._tls.%s: %s; will try again",
-			  j->domain, dns_outcome_name(res->outcome));
-		rpt_store_set_state(j->d->store, j->day, j->domain, RPT_DOM_DUE,
-				    (int64_t)ev_now() + RPT_RETRY_FIRST);
+		limited_warn(j->d, "tlsrpt: _smtp._tls.%s: %s; will try again",
+			     j->domain, dns_outcome_name(res->outcome));
+		job_state(j, RPT_DOM_DUE, (int64_t)ev_now() + RPT_RETRY_FIRST,
+			  "no answer for the _smtp._tls record");
 		job_finish(j);
 		return;
 	}
@@ -559,8 +679,8 @@ txt_cb(const struct dns_result *res, void *arg)
 		/* RFC 8460 §3: not exactly one valid record, no TLSRPT. */
 		log_info("tlsrpt: %s: %s (%s): no report sent", j->domain,
 			 rpt_record_strerror(rs), err);
-		rpt_store_set_state(j->d->store, j->day, j->domain,
-				    RPT_DOM_NORECORD, -1);
+		job_state(j, RPT_DOM_NORECORD, -1,
+			  "no valid _smtp._tls record");
 		job_finish(j);
 		return;
 	}
@@ -569,7 +689,8 @@ txt_cb(const struct dns_result *res, void *arg)
 
 /* A job for (DAY, DOMAIN) unless one runs already. */
 static int
-job_start(struct rpt_deliver *d, int64_t day, const char *domain, int force)
+job_start(struct rpt_deliver *d, int64_t day, const char *domain, int force,
+	  int64_t partial_end, rpt_partial_cb *pcb, void *parg)
 {
 	struct job *j;
 	char name[LIM_DOMAIN_MAX + 16];
@@ -583,12 +704,27 @@ job_start(struct rpt_deliver *d, int64_t day, const char *domain, int force)
 	j->d = d;
 	j->day = day;
 	j->force = force;
+	j->partial_end = partial_end;
+	j->pcb = pcb;
+	j->parg = parg;
 	snprintf(j->domain, sizeof(j->domain), "%s", domain);
 	rpt_report_id(day, domain, j->report_id, sizeof(j->report_id), j->uid,
 		      sizeof(j->uid));
+	if (partial_end != 0) {
+		/* Its own report-id: the day's report follows under the
+		 * day's id, and a receiver must not take one for the other
+		 * (RFC 8460 §4.4: report-id identifies one report). */
+		size_t n = strlen(j->report_id);
+
+		snprintf(j->report_id + n, sizeof(j->report_id) - n,
+			 "-partial-%02d%02d%02d",
+			 (int)((partial_end - day) / 3600),
+			 (int)((partial_end - day) % 3600 / 60),
+			 (int)((partial_end - day) % 60));
+	}
 	e = rpt_store_report(d->store, day, domain, &j->rep);
 	if (e != RPT_STORE_OK) {
-		if (e == RPT_STORE_NOTFOUND)
+		if (e == RPT_STORE_NOTFOUND && partial_end == 0)
 			rpt_store_set_state(d->store, day, domain, RPT_DOM_DONE,
 					    -1);
 		free(j);
@@ -648,17 +784,60 @@ rpt_deliver_run(struct rpt_deliver *d, time_t now)
 	l.n = 0;
 	if (rpt_store_due(d->store, now, RPT_DELIVER_ACTIVE - d->njobs, due_cb,
 			  &l) != RPT_STORE_OK) {
-		log_warnx("tlsrpt: %s", rpt_store_errmsg(d->store));
+		limited_warn(d, "tlsrpt: report store: %s",
+			     rpt_store_errmsg(d->store));
 		return;
 	}
 	for (i = 0; i < l.n; i++)
-		job_start(d, l.day[i], l.domain[i], 0);
+		job_start(d, l.day[i], l.domain[i], 0, 0, NULL, NULL);
+}
+
+/* Whether (DAY, DOMAIN) has counts, and whether its day is closed. */
+struct day_info {
+	int found, closed;
+};
+
+static int
+day_info_cb(const struct rpt_store_domain *sd, void *arg)
+{
+	struct day_info *di = arg;
+
+	di->found = 1;
+	di->closed = sd->closed;
+	return 1;
 }
 
 int
 rpt_deliver_now(struct rpt_deliver *d, int64_t day, const char *domain)
 {
-	return job_start(d, day, domain, 1);
+	struct day_info di = {0, 0};
+
+	if (rpt_store_foreach_domain(d->store, day, domain, day_info_cb, &di) !=
+		RPT_STORE_OK ||
+	    !di.found)
+		return -1;
+	/* Issue 10 item 14: sending a day still under way would mark it
+	 * sent and its later sessions would never be reported. A day that
+	 * is over gets no more counts (they go to the day of their arrival)
+	 * even before the daemon closes it. */
+	if (!di.closed && (int64_t)ev_now() < day + 86400)
+		return -2;
+	return job_start(d, day, domain, 1, 0, NULL, NULL);
+}
+
+int
+rpt_deliver_partial(struct rpt_deliver *d, int64_t day, const char *domain,
+		    time_t now, rpt_partial_cb *cb, void *arg)
+{
+	struct day_info di = {0, 0};
+
+	if (rpt_store_foreach_domain(d->store, day, domain, day_info_cb, &di) !=
+		RPT_STORE_OK ||
+	    !di.found)
+		return -1;
+	if (di.closed || (int64_t)now <= day || (int64_t)now >= day + 86400)
+		return -2;
+	return job_start(d, day, domain, 1, (int64_t)now, cb, arg);
 }
 
 size_t
@@ -685,11 +864,18 @@ rpt_deliver_new(struct event_base *base, const struct cfg *cfg,
 	d->submitter = strdup(or_empty(cfg->submitter));
 	d->from = strdup(or_empty(cfg->from));
 	d->sendmail = strdup(or_empty(cfg->sendmail));
+	d->server = strdup(or_empty(cfg->tlsrpt_smtp));
 	d->reap = evtimer_new(base, reap_cb, d);
 	if (d->organization == NULL || d->contact == NULL ||
 	    d->submitter == NULL || d->from == NULL || d->sendmail == NULL ||
-	    d->reap == NULL)
+	    d->server == NULL || d->reap == NULL)
 		goto nomem;
+	/* [tlsrpt] sendmail, when set, is used instead of SMTP. */
+	if (*d->sendmail == '\0' &&
+	    (d->smtp = smtp_new(base, err, errsz)) == NULL) {
+		rpt_deliver_free(d);
+		return NULL;
+	}
 	return d;
 nomem:
 	snprintf(err, errsz, "out of memory");
@@ -710,10 +896,18 @@ rpt_deliver_free(struct rpt_deliver *d)
 	}
 	if (d->reap != NULL)
 		event_free(d->reap);
+	smtp_free(d->smtp);
+	free(d->server);
 	free(d->organization);
 	free(d->contact);
 	free(d->submitter);
 	free(d->from);
 	free(d->sendmail);
 	free(d);
+}
+
+void
+rpt_deliver_get_stats(const struct rpt_deliver *d, struct rpt_deliver_stats *st)
+{
+	*st = d->st;
 }

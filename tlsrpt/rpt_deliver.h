@@ -59,11 +59,42 @@ struct rpt_deliver *rpt_deliver_new(struct event_base *base,
 void rpt_deliver_run(struct rpt_deliver *d, time_t now);
 
 /*
- * Start sending (DAY, DOMAIN) now whatever its state and the retry times
- * (tlspolicy report send); destinations already sent are skipped. 0, or
- * -1 when nothing was counted for it.
+ * Start sending (DAY, DOMAIN) of a closed day now whatever its state and
+ * the retry times (tlspolicy report send); destinations already sent are
+ * skipped. 0; -1 when nothing was counted for it; -2 when its day is
+ * not over yet: sending it would mark the day sent and its later
+ * sessions would never be reported (rpt_deliver_partial() is for that).
  */
 int rpt_deliver_now(struct rpt_deliver *d, int64_t day, const char *domain);
+
+/*
+ * The outcome of one destination of a partial report: DEST the rua URI
+ * ("" when no destination was tried, WHY says why), SENT 1 or 0. Strings
+ * borrowed for the call.
+ */
+typedef void rpt_partial_cb(const char *domain, const char *dest,
+			    const char *report_id, int sent, const char *why,
+			    void *arg);
+
+/*
+ * Send a partial report of (DAY, DOMAIN), a day still open, with what is
+ * counted until NOW (tlspolicy report send --force): its own report-id
+ * (the day's id with "-partial-HHMMSS") and a date-range ending at NOW.
+ * Nothing is recorded in the store and nothing is consumed: the day's
+ * full report is still sent after it closes. No retries; CB is called
+ * once per destination (or once with DEST "" when none could be tried).
+ * 0 started; -1 nothing counted; -2 the day is closed (or NOW is not
+ * inside it): use rpt_deliver_now().
+ */
+int rpt_deliver_partial(struct rpt_deliver *d, int64_t day, const char *domain,
+			time_t now, rpt_partial_cb *cb, void *arg);
+
+/* Counters since start, per destination try (for metrics and tests). */
+struct rpt_deliver_stats {
+	unsigned long long sent, retried, given_up;
+};
+void rpt_deliver_get_stats(const struct rpt_deliver *d,
+			   struct rpt_deliver_stats *st);
 
 /* (day, domain) pairs still being worked on. */
 size_t rpt_deliver_active(const struct rpt_deliver *d);

@@ -285,6 +285,11 @@ norm_domain(struct pctx *c, const char *key, char *s)
 {
 	size_t n = strlen(s), i;
 
+	/* ".." anywhere, a trailing one included, is checked before the one
+	 * trailing dot goes: "x.." is not "x." (issue 10 item 18). */
+	if (s[0] == '.' || strstr(s, "..") != NULL)
+		return fail(c, RPT_DGRAM_INVALID, "\"%s\" is not a domain name",
+			    key);
 	if (n > 0 && s[n - 1] == '.')
 		s[--n] = '\0';
 	if (n == 0 || n > LIM_DOMAIN_MAX)
@@ -297,9 +302,6 @@ norm_domain(struct pctx *c, const char *key, char *s)
 		if (s[i] >= 'A' && s[i] <= 'Z')
 			s[i] = (char)(s[i] - 'A' + 'a');
 	}
-	if (s[0] == '.' || strstr(s, "..") != NULL)
-		return fail(c, RPT_DGRAM_INVALID, "\"%s\" is not a domain name",
-			    key);
 	return 0;
 }
 

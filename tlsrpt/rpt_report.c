@@ -257,7 +257,15 @@ rpt_report_json(const struct rpt_report_in *in, size_t *len, char *err,
 		return fail(err, errsz, "day is not 00:00:00 UTC");
 	/* SPEC C3, RFC 8460 §4.1: the whole UTC day, RFC 3339 with Z. */
 	snprintf(start, sizeof(start), "%sT00:00:00Z", day);
-	snprintf(end, sizeof(end), "%sT23:59:59Z", day);
+	if (in->end == 0)
+		snprintf(end, sizeof(end), "%sT23:59:59Z", day);
+	else if (in->end <= in->day || in->end > in->day + 86399)
+		return fail(err, errsz, "partial report end is not in the day");
+	else
+		snprintf(end, sizeof(end), "%sT%02d:%02d:%02dZ", day,
+			 (int)((in->end - in->day) / 3600),
+			 (int)((in->end - in->day) % 3600 / 60),
+			 (int)((in->end - in->day) % 60));
 	if ((root = json_object()) == NULL)
 		return fail(err, errsz, "out of memory");
 	r |= put(root, "organization-name", jstr(in->organization));
@@ -349,7 +357,7 @@ rpt_report_filename(const struct rpt_report_in *in, const char *uid, char *buf,
 		return -1;
 	n = snprintf(buf, sz, "%s!%s!%lld!%lld!%s.json.gz", in->submitter,
 		     in->domain, (long long)in->day,
-		     (long long)(in->day + 86399), uid);
+		     (long long)(in->end ? in->end : in->day + 86399), uid);
 	return n < 0 || (size_t)n >= sz ? -1 : 0;
 }
 

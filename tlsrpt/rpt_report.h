@@ -48,13 +48,18 @@ struct rpt_report_in {
 	int64_t day;		  /* 00:00:00 UTC of the day, Unix time */
 	const struct rpt_policy_agg *policies;
 	size_t npolicies;
+	/* 0: the whole day. Else a partial report of a day still open
+	 * (tlspolicy report send --force): the counts stop at this Unix
+	 * time, inside the day, and date-range and file name end there. */
+	int64_t end;
 };
 
 /*
  * The report JSON (RFC 8460 §4, I-JSON), malloc'd, NUL-terminated, length
  * in *LEN; NULL with ERR (size ERRSZ) filled on invalid input, allocation
  * failure or a result larger than LIM_RPT_REPORT. date-range covers the
- * whole UTC day ("YYYY-MM-DDT00:00:00Z" .. "YYYY-MM-DDT23:59:59Z");
+ * whole UTC day ("YYYY-MM-DDT00:00:00Z" .. "YYYY-MM-DDT23:59:59Z"), or
+ * up to IN->end for a partial report;
  * policies is always an array; summary counts are always present.
  */
 char *rpt_report_json(const struct rpt_report_in *in, size_t *len, char *err,

@@ -26,9 +26,12 @@
 #include <sqlite3.h>
 
 #include "tlsrpt/rpt_store.h"
+#include "util/db.h"
 
 #define RPT_SCHEMA_VERSION 1
 #define DAY		   86400
+/* PRAGMA application_id of a TLS-RPT store: "TLSR". */
+#define RPT_APPLICATION_ID 0x544c5352u
 
 static const char schema_v1[] =
     "CREATE TABLE IF NOT EXISTS days ("
@@ -65,8 +68,20 @@ static const char schema_v1[] =
     " last_error TEXT NOT NULL DEFAULT '',"
     " PRIMARY KEY (day, domain, dest));"
     "CREATE TABLE IF NOT EXISTS kv ("
-    " key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-    "PRAGMA user_version = 1;";
+    " key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+
+/* The migrations (util/db.c runs them in one write transaction and sets
+ * user_version and application_id). */
+static const struct db_step rpt_steps[RPT_SCHEMA_VERSION] = {
+    {schema_v1, NULL},
+};
+static const char *const rpt_tables[] = {"days",     "domains",	 "policies",
+					 "failures", "counters", "deliveries",
+					 "kv",	     NULL};
+static const struct db_schema rpt_schema = {
+    "TLS-RPT store", RPT_APPLICATION_ID, RPT_SCHEMA_VERSION,
+    rpt_steps,	     rpt_tables,
+};
 
 enum {
 	S_DAY_INS,
@@ -105,20 +120,21 @@ static const char *const stmt_sql[S_NSTMT] = {
 		   "WHERE day = ?1 AND domain = ?2",
     [S_POL_GET] = "SELECT id FROM policies WHERE day = ?1 AND domain = ?2 "
 		  "AND policy = ?3",
-    [S_POL_UPD] = "UPDATE policies SET total = total + 1, "
+    [S_POL_UPD] = "UPDATE policies SET total = total + ?3, "
 		  "failure = failure + ?2 WHERE id = ?1",
     [S_POL_INS] = "INSERT INTO policies (day, domain, policy, total, "
-		  "failure) VALUES (?1, ?2, ?3, 1, ?4)",
-    [S_FAIL_UPD] = "UPDATE failures SET count = count + 1 "
+		  "failure) VALUES (?1, ?2, ?3, ?5, ?4)",
+    [S_FAIL_UPD] = "UPDATE failures SET count = count + ?3 "
 		   "WHERE policy_id = ?1 AND detail = ?2",
     [S_FAIL_INS] = "INSERT INTO failures (policy_id, detail, count) "
-		   "VALUES (?1, ?2, 1)",
+		   "VALUES (?1, ?2, ?3)",
     [S_CNT] = "INSERT INTO counters (day, name, value) VALUES (?1, ?2, ?3) "
 	      "ON CONFLICT (day, name) DO UPDATE SET value = value + ?3",
 };
 
 struct rpt_store {
-	sqlite3 *db;
+	struct db *dbh;
+	sqlite3 *db; /* db_sqlite(dbh) */
 	char *path;
 	sqlite3_stmt *st[S_NSTMT];
 	int in_batch;
@@ -184,47 +200,11 @@ rpt_store_path(const char *store, const char *cache_path, char *buf, size_t sz)
 	return n < 0 || (size_t)n >= sz ? -1 : 0;
 }
 
-static int
-migrate(struct rpt_store *st)
-{
-	sqlite3_stmt *s;
-	int version = -1;
-
-	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) !=
-	    SQLITE_OK) {
-		set_err(st, "cannot read the schema version");
-		return -1;
-	}
-	if (sqlite3_step(s) == SQLITE_ROW)
-		version = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	if (version < 0) {
-		set_err(st, "cannot read the schema version");
-		return -1;
-	}
-	if (version > RPT_SCHEMA_VERSION) {
-		snprintf(st->errmsg, sizeof(st->errmsg),
-			 "%s: schema version %d is newer than this program "
-			 "(%d)",
-			 st->path, version, RPT_SCHEMA_VERSION);
-		return -1;
-	}
-	if (version == RPT_SCHEMA_VERSION)
-		return 0;
-	if (exec(st, "BEGIN IMMEDIATE") < 0)
-		return -1;
-	if (exec(st, schema_v1) < 0) {
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
-	}
-	return exec(st, "COMMIT");
-}
-
 struct rpt_store *
 rpt_store_open(const char *path, char *err, size_t errsz)
 {
 	struct rpt_store *st;
-	int i, rc;
+	int i;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL ||
 	    (st->path = strdup(path)) == NULL) {
@@ -234,32 +214,14 @@ rpt_store_open(const char *path, char *err, size_t errsz)
 	}
 	st->batch = 1000;
 	st->last_day = -1;
-	rc = sqlite3_open_v2(path, &st->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				 SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(st->errmsg, sizeof(st->errmsg), "%s: cannot open: %s",
-			 path,
-			 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+	st->dbh = db_open(path, &rpt_schema, 0, st->errmsg, sizeof(st->errmsg));
+	if (st->dbh == NULL)
 		goto fail;
-	}
-	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, 5000);
-	if (sqlite3_db_readonly(st->db, "main") == 1) {
-		snprintf(st->errmsg, sizeof(st->errmsg),
-			 "%s: cannot write (opened read-only)", path);
-		goto fail;
-	}
-	if (strcmp(path, ":memory:") != 0 &&
-	    exec(st, "PRAGMA journal_mode = WAL") < 0)
-		goto fail;
-	if (exec(st, "PRAGMA synchronous = NORMAL") < 0 || migrate(st) < 0)
-		goto fail;
+	st->db = db_sqlite(st->dbh);
 	for (i = 0; i < S_NSTMT; i++)
-		if (sqlite3_prepare_v2(st->db, stmt_sql[i], -1, &st->st[i],
-				       NULL) != SQLITE_OK) {
-			set_err(st, "prepare");
+		if ((st->st[i] = db_prepare(st->dbh, stmt_sql[i])) == NULL) {
+			snprintf(st->errmsg, sizeof(st->errmsg), "%s",
+				 db_errmsg(st->dbh));
 			goto fail;
 		}
 	return st;
@@ -280,7 +242,7 @@ rpt_store_close(struct rpt_store *st)
 		rpt_store_flush(st);
 	for (i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(st->st[i]);
-	sqlite3_close(st->db);
+	db_close(st->dbh);
 	free(st->path);
 	free(st);
 }
@@ -494,7 +456,7 @@ drop(struct rpt_store *st, int64_t day, const char *domain, long n)
  */
 static int
 domain_row(struct rpt_store *st, int64_t day, const char *domain,
-	   const char *record)
+	   const char *record, long n)
 {
 	sqlite3_stmt *s;
 
@@ -522,9 +484,9 @@ domain_row(struct rpt_store *st, int64_t day, const char *domain,
 
 		/* LIM_RPT_DAY_DOMAINS: count the refusal on the day. */
 		snprintf(sql, sizeof(sql),
-			 "UPDATE days SET dropped = dropped + 1 WHERE day = "
-			 "%lld",
-			 (long long)day);
+			 "UPDATE days SET dropped = dropped + %ld WHERE day "
+			 "= %lld",
+			 n, (long long)day);
 		return exec(st, sql) < 0 ? -1 : 0;
 	}
 	s = st->st[S_DOM_INS];
@@ -555,10 +517,10 @@ domain_counts(struct rpt_store *st, int64_t day, const char *domain, long *npol,
 	return 0;
 }
 
-/* Count one policy of a datagram. */
+/* Count one policy of N identical datagrams. */
 static int
 add_policy(struct rpt_store *st, int64_t day, const char *domain,
-	   const struct rpt_policy *p)
+	   const struct rpt_policy *p, long n)
 {
 	sqlite3_stmt *s;
 	char *key, *dk;
@@ -586,18 +548,20 @@ add_policy(struct rpt_store *st, int64_t day, const char *domain,
 	if (id >= 0) {
 		s = st->st[S_POL_UPD];
 		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_int(s, 2, p->failed ? 1 : 0);
+		sqlite3_bind_int64(s, 2, p->failed ? n : 0);
+		sqlite3_bind_int64(s, 3, n);
 		if (step_done(st, s) < 0)
 			goto fail;
 	} else if (npol >= LIM_RPT_DAY_POLICIES) {
 		/* The session is not counted at all; say so. */
 		free(key);
-		return drop(st, day, domain, 1);
+		return drop(st, day, domain, n);
 	} else {
 		s = st->st[S_POL_INS];
 		bind_dd(s, day, domain);
 		sqlite3_bind_text(s, 3, key, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int(s, 4, p->failed ? 1 : 0);
+		sqlite3_bind_int64(s, 4, p->failed ? n : 0);
+		sqlite3_bind_int64(s, 5, n);
 		if (step_done(st, s) < 0)
 			goto fail;
 		id = sqlite3_last_insert_rowid(st->db);
@@ -614,6 +578,7 @@ add_policy(struct rpt_store *st, int64_t day, const char *domain,
 		s = st->st[S_FAIL_UPD];
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_text(s, 2, dk, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 3, n);
 		if (step_done(st, s) < 0) {
 			free(dk);
 			goto fail;
@@ -624,13 +589,14 @@ add_policy(struct rpt_store *st, int64_t day, const char *domain,
 		}
 		if (ndet >= LIM_RPT_DAY_DETAILS) {
 			free(dk);
-			if (drop(st, day, domain, 1) < 0)
+			if (drop(st, day, domain, n) < 0)
 				goto fail;
 			continue;
 		}
 		s = st->st[S_FAIL_INS];
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_text(s, 2, dk, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 3, n);
 		rc = step_done(st, s);
 		free(dk);
 		if (rc < 0)
@@ -650,22 +616,29 @@ fail:
 enum rpt_store_err
 rpt_store_add(struct rpt_store *st, const struct rpt_dgram *dg, time_t now)
 {
+	return rpt_store_add_n(st, dg, now, 1);
+}
+
+enum rpt_store_err
+rpt_store_add_n(struct rpt_store *st, const struct rpt_dgram *dg, time_t now,
+		long n)
+{
 	int64_t day = rpt_day_of(now);
 	size_t i;
 	int r;
 
 	if (dg == NULL || dg->domain == NULL || *dg->domain == '\0' ||
-	    strlen(dg->domain) > LIM_DOMAIN_MAX)
+	    strlen(dg->domain) > LIM_DOMAIN_MAX || n < 1)
 		return RPT_STORE_EINVAL;
 	if (begin_batch(st) < 0)
 		return RPT_STORE_EDB;
 	if (exec(st, "SAVEPOINT dg") < 0)
 		return RPT_STORE_EDB;
-	r = domain_row(st, day, dg->domain, dg->record);
+	r = domain_row(st, day, dg->domain, dg->record, n);
 	if (r < 0)
 		goto fail;
 	for (i = 0; r > 0 && i < dg->npolicies; i++)
-		if (add_policy(st, day, dg->domain, &dg->policies[i]) < 0)
+		if (add_policy(st, day, dg->domain, &dg->policies[i], n) < 0)
 			goto fail;
 	if (exec(st, "RELEASE dg") < 0)
 		goto fail;
@@ -745,10 +718,11 @@ rpt_store_close_days(struct rpt_store *st, time_t now, long grace, long delay,
 	/* RFC 8460 §4.1: a random delay after the day ends spreads the
 	 * load on receivers. */
 	e = run(st,
-		"UPDATE domains SET state = 1, due = ?2 + abs(random() % "
-		"(?3 + 1)) WHERE state = 0 AND day IN (SELECT day FROM days "
+		"UPDATE domains SET state = ?4, due = ?2 + abs(random() % "
+		"(?3 + 1)) WHERE state = ?5 AND day IN (SELECT day FROM days "
 		"WHERE closed = 0 AND day <= ?1)",
-		NULL, 0, 3, cutoff, (int64_t)now, (int64_t)delay);
+		NULL, 0, 5, cutoff, (int64_t)now, (int64_t)delay,
+		(int64_t)RPT_DOM_DUE, (int64_t)RPT_DOM_OPEN);
 	if (e == RPT_STORE_OK)
 		e = run(st,
 			"UPDATE days SET closed = 1 WHERE closed = 0 AND "
@@ -850,14 +824,19 @@ rpt_store_due(struct rpt_store *st, time_t now, size_t max,
 		return RPT_STORE_EDB;
 	if (sqlite3_prepare_v2(st->db,
 			       "SELECT day, domain FROM domains WHERE state = "
-			       "1 AND due <= ?1 ORDER BY due, day, domain "
+			       "?3 AND due <= ?1 ORDER BY due, day, domain "
 			       "LIMIT ?2",
 			       -1, &s, NULL) != SQLITE_OK) {
 		set_err(st, "prepare");
 		return RPT_STORE_EDB;
 	}
-	sqlite3_bind_int64(s, 1, (int64_t)now);
-	sqlite3_bind_int64(s, 2, (int64_t)max);
+	if (sqlite3_bind_int64(s, 1, (int64_t)now) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (int64_t)max) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 3, RPT_DOM_DUE) != SQLITE_OK) {
+		set_err(st, "bind");
+		sqlite3_finalize(s);
+		return RPT_STORE_EDB;
+	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		day = sqlite3_column_int64(s, 0);
 		snprintf(domain, sizeof(domain), "%s",
@@ -1004,6 +983,60 @@ take_strings(json_t *a, const char **pool, size_t *pos, size_t cap)
 	return i;
 }
 
+/*
+ * The policies of a report and their failure details: S yields (id,
+ * policy, total, failure) rows, SF a policy's (detail, count) rows. Fills
+ * R's arrays, sized for NPOL policies, NFAIL details and NSTR strings.
+ * Returns 0, or -1 on a row that does not decode.
+ */
+static int
+read_policies(sqlite3_stmt *s, sqlite3_stmt *sf, struct rpt_store_report *r,
+	      size_t npol, size_t nfail, size_t nstr)
+{
+	struct report_priv *p = r->priv;
+	size_t ip = 0, ifl = 0, is = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && ip < npol) {
+		struct rpt_policy_agg *pa = &r->policies[ip];
+		const char *txt = (const char *)sqlite3_column_text(s, 1);
+		uint64_t total = (uint64_t)sqlite3_column_int64(s, 2);
+		json_t *o = json_loads(txt, 0, NULL);
+
+		if (o == NULL || json_array_append_new(p->keep, o) != 0)
+			return -1;
+		pa->type = (int)json_integer_value(json_object_get(o, "t"));
+		pa->domain = jstr(o, "d");
+		pa->strings = p->strs + is;
+		pa->nstrings =
+		    take_strings(json_object_get(o, "s"), p->strs, &is, nstr);
+		pa->mx_hosts = p->strs + is;
+		pa->nmx_hosts =
+		    take_strings(json_object_get(o, "m"), p->strs, &is, nstr);
+		pa->failure = (uint64_t)sqlite3_column_int64(s, 3);
+		pa->success = total - pa->failure;
+		pa->details = p->fails + ifl;
+		sqlite3_bind_int64(sf, 1, sqlite3_column_int64(s, 0));
+		while ((rc = sqlite3_step(sf)) == SQLITE_ROW && ifl < nfail) {
+			json_t *d = json_loads(
+			    (const char *)sqlite3_column_text(sf, 0), 0, NULL);
+
+			if (d == NULL || json_array_append_new(p->keep, d) != 0)
+				return -1;
+			if (fill_fail(&p->fails[ifl], d,
+				      (uint64_t)sqlite3_column_int64(sf, 1)) ==
+			    0) {
+				ifl++;
+				pa->ndetails++;
+			}
+		}
+		sqlite3_reset(sf);
+		ip++;
+	}
+	r->npolicies = ip;
+	return 0;
+}
+
 enum rpt_store_err
 rpt_store_report(struct rpt_store *st, int64_t day, const char *domain,
 		 struct rpt_store_report **out)
@@ -1011,10 +1044,9 @@ rpt_store_report(struct rpt_store *st, int64_t day, const char *domain,
 	struct rpt_store_report *r;
 	struct report_priv *p;
 	sqlite3_stmt *s = NULL, *sf = NULL;
-	size_t npol = 0, nfail = 0, nstr = 0, ip = 0, ifl = 0, is = 0;
+	size_t npol = 0, nfail = 0, nstr = 0;
 	enum rpt_store_err e = RPT_STORE_EDB;
 	const char *rec;
-	int rc;
 
 	*out = NULL;
 	if (rpt_store_flush(st) != RPT_STORE_OK ||
@@ -1068,43 +1100,8 @@ rpt_store_report(struct rpt_store *st, int64_t day, const char *domain,
 			       -1, &sf, NULL) != SQLITE_OK)
 		goto dberr;
 	bind_dd(s, day, domain);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && ip < npol) {
-		struct rpt_policy_agg *pa = &r->policies[ip];
-		const char *txt = (const char *)sqlite3_column_text(s, 1);
-		uint64_t total = (uint64_t)sqlite3_column_int64(s, 2);
-		json_t *o = json_loads(txt, 0, NULL);
-
-		if (o == NULL || json_array_append_new(p->keep, o) != 0)
-			goto dberr;
-		pa->type = (int)json_integer_value(json_object_get(o, "t"));
-		pa->domain = jstr(o, "d");
-		pa->strings = p->strs + is;
-		pa->nstrings =
-		    take_strings(json_object_get(o, "s"), p->strs, &is, nstr);
-		pa->mx_hosts = p->strs + is;
-		pa->nmx_hosts =
-		    take_strings(json_object_get(o, "m"), p->strs, &is, nstr);
-		pa->failure = (uint64_t)sqlite3_column_int64(s, 3);
-		pa->success = total - pa->failure;
-		pa->details = p->fails + ifl;
-		sqlite3_bind_int64(sf, 1, sqlite3_column_int64(s, 0));
-		while ((rc = sqlite3_step(sf)) == SQLITE_ROW && ifl < nfail) {
-			json_t *d = json_loads(
-			    (const char *)sqlite3_column_text(sf, 0), 0, NULL);
-
-			if (d == NULL || json_array_append_new(p->keep, d) != 0)
-				goto dberr;
-			if (fill_fail(&p->fails[ifl], d,
-				      (uint64_t)sqlite3_column_int64(sf, 1)) ==
-			    0) {
-				ifl++;
-				pa->ndetails++;
-			}
-		}
-		sqlite3_reset(sf);
-		ip++;
-	}
-	r->npolicies = ip;
+	if (read_policies(s, sf, r, npol, nfail, nstr) != 0)
+		goto dberr;
 	*out = r;
 	r = NULL;
 	e = RPT_STORE_OK;

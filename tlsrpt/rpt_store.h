@@ -100,6 +100,13 @@ void rpt_store_set_batch(struct rpt_store *st, size_t n);
 enum rpt_store_err rpt_store_add(struct rpt_store *st,
 				 const struct rpt_dgram *dg, time_t now);
 
+/* The same for N identical datagrams at once (N >= 1): every count as if
+ * rpt_store_add() had been called N times (the collector coalesces
+ * byte-identical datagrams). */
+enum rpt_store_err rpt_store_add_n(struct rpt_store *st,
+				   const struct rpt_dgram *dg, time_t now,
+				   long n);
+
 /* Add N to the ingest counter NAME ("malformed", "toobig", ...) of the
  * day of NOW, in the open batch. */
 enum rpt_store_err rpt_store_count(struct rpt_store *st, time_t now,

@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -37,6 +38,7 @@
 #include "util/dom.h"
 #include "util/limits.h"
 #include "util/log.h"
+#include "util/paths.h"
 
 /*
  * Debian's inih (55-1) makes its line buffer size a run-time variable,
@@ -95,12 +97,15 @@ struct cfg_opt {
 
 static int cfg_check_socketmap(const char *, size_t, char *, size_t);
 static int cfg_check_query_socket(const char *, size_t, char *, size_t);
+static int cfg_check_metrics(const char *, size_t, char *, size_t);
 static int cfg_check_account(const char *, size_t, char *, size_t);
 static int cfg_check_mapname(const char *, size_t, char *, size_t);
 static int cfg_check_resolver(const char *, size_t, char *, size_t);
 static int cfg_check_abspath(const char *, size_t, char *, size_t);
 static int cfg_check_abspath_or_empty(const char *, size_t, char *, size_t);
 static int cfg_check_dnsname(const char *, size_t, char *, size_t);
+static int cfg_check_smtp(const char *, size_t, char *, size_t);
+static int cfg_check_protocols(const char *, size_t, char *, size_t);
 
 static const char *const cfg_testing_names[] = {"report", "enforce", NULL};
 static const char *const cfg_dane_names[] = {"strict", "opportunistic", NULL};
@@ -154,6 +159,10 @@ static const struct cfg_opt cfg_opts[] = {
 	  "admin socket for tlspolicy (flush, cache and report commands), "
 	  "unix:/PATH, mode 0600, root and [server] user only; empty "
 	  "disables it" },
+	{ "server", "metrics", CFG_T_STRING, "", 0, 0,
+	  CFG_STR(metrics), NULL, cfg_check_metrics,
+	  "Prometheus metrics endpoint (GET /metrics over HTTP), "
+	  "inet:IP:PORT on loopback or unix:/PATH (mode 0660); empty: off" },
 	{ "server", "user", CFG_T_STRING, "tlspolicyd", 0, 0,
 	  CFG_STR(user), NULL, cfg_check_account,
 	  "user to run as after binding; empty: do not drop privileges" },
@@ -180,6 +189,11 @@ static const struct cfg_opt cfg_opts[] = {
 	  1073741824, CFG_LONG(max_queued_output), NULL, NULL,
 	  "bytes of unread replies queued for all clients together before "
 	  "clients with replies pending are no longer read" },
+	{ "server", "protocols", CFG_T_STRING, "", 0, 0,
+	  CFG_STR(protocols), NULL, cfg_check_protocols,
+	  "TLS protocols Postfix may use where DANE or MTA-STS asks for "
+	  "authenticated TLS, e.g. \">=TLSv1.2\" (Postfix syntax, colons "
+	  "between items); empty: Postfix's own setting" },
 	/* [dns] */
 	{ "dns", "resolvers", CFG_T_WORDS, "", 0, CFG_RESOLVERS_MAX,
 	  CFG_STR(resolvers), NULL, cfg_check_resolver,
@@ -274,9 +288,12 @@ static const struct cfg_opt cfg_opts[] = {
 	{ "tlsrpt", "from", CFG_T_STRING, "tlsrpt-noreply@example.org", 0, 0,
 	  CFG_STR(from), NULL, NULL,
 	  "From: address of report mail" },
-	{ "tlsrpt", "sendmail", CFG_T_STRING, "/usr/sbin/sendmail", 0, 0,
-	  CFG_STR(sendmail), NULL, cfg_check_abspath,
-	  "sendmail program that submits report mail" },
+	{ "tlsrpt", "smtp", CFG_T_STRING, "127.0.0.1:25", 0, 0,
+	  CFG_STR(tlsrpt_smtp), NULL, cfg_check_smtp,
+	  "IP:PORT of the MTA that takes report mail over SMTP" },
+	{ "tlsrpt", "sendmail", CFG_T_STRING, "", 0, 0,
+	  CFG_STR(sendmail), NULL, cfg_check_abspath_or_empty,
+	  "sendmail program for report mail instead of SMTP; empty: SMTP" },
 };
 /* clang-format on */
 
@@ -449,12 +466,54 @@ cfg_check_socketmap(const char *s, size_t len, char *why, size_t whysz)
 	return 1;
 }
 
+/*
+ * [tlsrpt] smtp: "IP:PORT" or "[IPv6]:PORT", an address literal so that no
+ * name is looked up outside the configured resolver (DESIGN 5); empty
+ * when [tlsrpt] sendmail is used instead.
+ */
+static int
+cfg_check_smtp(const char *s, size_t len, char *why, size_t whysz)
+{
+	unsigned char a[16];
+	const char *end = s + len, *colon;
+
+	if (len == 0)
+		return 1;
+	if (*s == '[') {
+		const char *rb = memchr(s, ']', len);
+
+		if (rb == NULL || rb + 1 >= end || rb[1] != ':' ||
+		    cfg_ip(s + 1, (size_t)(rb - s - 1), a) != AF_INET6)
+			return cfg_why(why, whysz, "want [IPv6]:PORT");
+		colon = rb + 1;
+	} else {
+		colon = memrchr(s, ':', len);
+		if (colon == NULL ||
+		    cfg_ip(s, (size_t)(colon - s), a) != AF_INET)
+			return cfg_why(why, whysz,
+				       "want IP:PORT, e.g. 127.0.0.1:25 "
+				       "(write IPv6 as [::1]:25)");
+	}
+	if (!cfg_port(colon + 1, (size_t)(end - colon - 1)))
+		return cfg_why(why, whysz, "port must be 1 to 65535");
+	return 1;
+}
+
 static int
 cfg_check_query_socket(const char *s, size_t len, char *why, size_t whysz)
 {
 	if (len == 0)
 		return 1;
 	return cfg_check_unix(s, len, why, whysz);
+}
+
+/* Issue 12: like a socketmap endpoint (loopback or unix:), or empty. */
+static int
+cfg_check_metrics(const char *s, size_t len, char *why, size_t whysz)
+{
+	if (len == 0)
+		return 1;
+	return cfg_check_socketmap(s, len, why, whysz);
 }
 
 /* A user or group name, or a number: the POSIX portable set. */
@@ -536,6 +595,88 @@ cfg_check_dnsname(const char *s, size_t len, char *why, size_t whysz)
 		len--;
 	if (len > LIM_DOMAIN_MAX || !dom_valid_hostname(s, len))
 		return cfg_why(why, whysz, "want \".\" or a domain name");
+	return 1;
+}
+
+/*
+ * [server] protocols: the value of Postfix's "protocols" policy attribute
+ * (smtp_tls_protocols syntax; in a policy answer the only separator is a
+ * colon): items NAME, !NAME, >=VERSION, <=VERSION, where NAME is SSLv2,
+ * SSLv3, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3 and VERSION a NAME or a
+ * hexadecimal protocol number (0303, 0x0303). Empty is allowed (no floor).
+ */
+static int
+cfg_proto_name(const char *s, size_t len)
+{
+	static const char *const names[] = {
+	    "SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", NULL};
+	size_t i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (strlen(names[i]) == len &&
+		    strncasecmp(names[i], s, len) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+cfg_proto_hex(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		s += 2;
+		len -= 2;
+	}
+	if (len == 0 || len > 4)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+static int
+cfg_check_protocols(const char *s, size_t len, char *why, size_t whysz)
+{
+	const char *p = s, *end = s + len, *item;
+	int lower = 0, upper = 0;
+	size_t n;
+
+	if (len == 0)
+		return 1;
+	if (len > CFG_PROTOCOLS_MAX)
+		return cfg_why(why, whysz, "too long");
+	while (p <= end) {
+		item = p;
+		while (p < end && *p != ':')
+			p++;
+		n = (size_t)(p - item);
+		if (n == 0)
+			return cfg_why(why, whysz,
+				       "an empty item (separate items with "
+				       "one colon; no spaces or commas)");
+		if (n > 2 && item[0] == '>' && item[1] == '=') {
+			if (lower++ || !(cfg_proto_name(item + 2, n - 2) ||
+					 cfg_proto_hex(item + 2, n - 2)))
+				return cfg_why(why, whysz,
+					       "want one \">=VERSION\" with a "
+					       "TLS protocol name or number");
+		} else if (n > 2 && item[0] == '<' && item[1] == '=') {
+			if (upper++ || !(cfg_proto_name(item + 2, n - 2) ||
+					 cfg_proto_hex(item + 2, n - 2)))
+				return cfg_why(why, whysz,
+					       "want one \"<=VERSION\" with a "
+					       "TLS protocol name or number");
+		} else if (!(item[0] == '!' ? cfg_proto_name(item + 1, n - 1)
+					    : cfg_proto_name(item, n)))
+			return cfg_why(why, whysz,
+				       "want colon-separated items like "
+				       "\">=TLSv1.2\" or \"!SSLv3\" (names: "
+				       "SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, "
+				       "TLSv1.3)");
+		p++;
+	}
 	return 1;
 }
 
@@ -1170,6 +1311,58 @@ cfg_check_ca_file(struct cfg_ps *ps)
 	return 1;
 }
 
+/*
+ * [tlsrpt] enabled = yes sends mail in the operator's name: refuse the
+ * example identity (issue 10 item 13) and a configuration with no way to
+ * send mail. The example values are the built-in defaults.
+ */
+static int
+cfg_tlsrpt_check(struct cfg_ps *ps)
+{
+	static const struct {
+		const char *name, *example;
+		size_t off;
+	} id[] = {
+	    {"organization", "Example Org", offsetof(struct cfg, organization)},
+	    {"contact", "mailto:postmaster@example.org",
+	     offsetof(struct cfg, contact)},
+	    {"submitter", "example.org", offsetof(struct cfg, submitter)},
+	    {"from", "tlsrpt-noreply@example.org", offsetof(struct cfg, from)},
+	};
+	struct cfg *cfg = ps->cfg;
+	char bad[160];
+	size_t i, n = 0, len = 0;
+
+	if (!cfg->tlsrpt_enabled)
+		return 1;
+	bad[0] = '\0';
+	for (i = 0; i < sizeof(id) / sizeof(id[0]); i++) {
+		const char *v = *(char **)(void *)((char *)cfg + id[i].off);
+
+		if (*v != '\0' && strcmp(v, id[i].example) != 0)
+			continue;
+		len += (size_t)snprintf(bad + len, sizeof(bad) - len, "%s%s",
+					n ? ", " : "", id[i].name);
+		n++;
+	}
+	ps->lineno = cfg_set_line(ps, offsetof(struct cfg, tlsrpt_enabled));
+	if (n > 0) {
+		cfg_error(ps,
+			  "[tlsrpt] enabled = yes, but %s %s empty or still "
+			  "the example value: set [tlsrpt] organization, "
+			  "contact, submitter and from to your own before "
+			  "reports are sent in your name",
+			  bad, n > 1 ? "are" : "is");
+		return 0;
+	}
+	if (*cfg->tlsrpt_smtp == '\0' && *cfg->sendmail == '\0') {
+		cfg_error(ps, "[tlsrpt] enabled = yes, but smtp and sendmail "
+			      "are both empty: reports could not be mailed");
+		return 0;
+	}
+	return 1;
+}
+
 /* Defaults, then the lines from PS's source. */
 static struct cfg *
 cfg_run(struct cfg_ps *ps, const char *source)
@@ -1212,7 +1405,8 @@ cfg_run(struct cfg_ps *ps, const char *source)
 		cfg_error(ps, "syntax error: want [section], name = value "
 			      "or a ; comment");
 	}
-	if (ps->errline == 0 && cfg_cross_check(ps) && cfg_check_ca_file(ps))
+	if (ps->errline == 0 && cfg_cross_check(ps) && cfg_check_ca_file(ps) &&
+	    cfg_tlsrpt_check(ps))
 		cfg_policy_finish(ps);
 	for (i = 0; i < ps->npend; i++) {
 		free(ps->pend[i].st.domain);

@@ -17,6 +17,9 @@ enum cfg_sts_testing { CFG_TESTING_REPORT = 0, CFG_TESTING_ENFORCE = 1 };
 enum cfg_dane_mode { CFG_DANE_STRICT = 0, CFG_DANE_OPPORTUNISTIC = 1 };
 
 /* One [policy] line: a normalised domain and its answer. */
+/* Longest [server] protocols value (it is appended to policy answers). */
+#define CFG_PROTOCOLS_MAX 100
+
 struct cfg_static {
 	char *domain; /* A-label, lowercase, no trailing dot */
 	char *answer; /* as written: "dane-only", "secure match=…", "none" */
@@ -35,6 +38,7 @@ struct cfg {
 	char *query_socket_group;
 	long query_max_connections; /* a pool apart from the socketmap's */
 	long query_max_per_peer;    /* per SO_PEERCRED uid; 0: none */
+	char *metrics;		    /* inet:IP:PORT, unix:PATH, or empty */
 	char *admin_socket;	    /* unix:PATH, or empty to disable */
 	char *user;		    /* empty: do not drop privileges */
 	long verbose;		    /* 0..2, -v adds */
@@ -44,6 +48,8 @@ struct cfg {
 	long write_timeout;
 	long request_timeout;	/* whole-request deadline, seconds */
 	long max_queued_output; /* unread output, all connections */
+	char *protocols; /* Postfix "protocols=" value for authenticated TLS
+			    answers; empty: none */
 	/* [dns] */
 	char *resolvers;
 	char *trust_anchor;
@@ -78,7 +84,8 @@ struct cfg {
 	char *contact;
 	char *submitter;
 	char *from;
-	char *sendmail;
+	char *tlsrpt_smtp; /* "IP:PORT" of the MTA for report mail */
+	char *sendmail;	   /* set: used instead of SMTP */
 	/* [policy] */
 	struct cfg_static *statics;
 	size_t nstatics;

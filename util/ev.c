@@ -32,10 +32,24 @@ static int ev_offset_read;
 struct event_base *
 ev_base_new(void)
 {
+	struct event_config *cfg;
+	struct timeval most = {0, EV_CHECK_MS * 1000};
+
 	if (ev_the_base != NULL)
 		return ev_the_base;
-	if ((ev_the_base = event_base_new()) == NULL)
+	/* Look for new events after EV_CHECK_CALLBACKS callbacks (or
+	 * EV_CHECK_MS) of default priority, so that an urgent event that
+	 * became ready meanwhile runs first even while thousands of
+	 * connections are being served in one pass. */
+	if ((cfg = event_config_new()) == NULL ||
+	    event_config_set_max_dispatch_interval(
+		cfg, &most, EV_CHECK_CALLBACKS, EV_PRI_DEFAULT) != 0 ||
+	    (ev_the_base = event_base_new_with_config(cfg)) == NULL)
 		log_fatalx("event_base_new failed");
+	event_config_free(cfg);
+	/* Before any event exists, so every event gets EV_PRI_DEFAULT. */
+	if (event_base_priority_init(ev_the_base, EV_PRIORITIES) != 0)
+		log_fatalx("event_base_priority_init failed");
 	return ev_the_base;
 }
 

@@ -15,6 +15,20 @@
 
 struct event_base;
 
+/*
+ * Event priorities (event_priority_set; lower runs first). Events are
+ * EV_PRI_DEFAULT unless set otherwise; EV_PRI_URGENT is for input that is
+ * lost when it waits: the TLS-RPT datagram socket, whose kernel queue is
+ * short and whose senders never wait.
+ */
+#define EV_PRIORITIES  2
+#define EV_PRI_URGENT  0
+#define EV_PRI_DEFAULT 1
+/* The loop checks for newly ready events after this many default-priority
+ * callbacks or this many milliseconds, whichever comes first. */
+#define EV_CHECK_CALLBACKS 16
+#define EV_CHECK_MS	   2
+
 /* Create the process's event base (once). Fatal on failure. */
 struct event_base *ev_base_new(void);
 /* The base made by ev_base_new(), or NULL. */

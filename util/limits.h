@@ -51,6 +51,10 @@
 #define LIM_LISTENERS 16
 /* Connections to the admin socket at once (tlspolicy runs). */
 #define LIM_ADMIN_CONNECTIONS 16
+/* Connections to the metrics endpoint at once (Prometheus scrapes). */
+#define LIM_METRICS_CONNECTIONS 8
+/* Longest HTTP request the metrics endpoint reads (line and headers). */
+#define LIM_HTTP_REQUEST 8192
 
 /*
  * File descriptors kept free for outbound work (issue 10 item 3), so that
@@ -98,5 +102,14 @@
 #define LIM_RPT_DAY_POLICIES 64
 #define LIM_RPT_DAY_DETAILS  1024
 #define LIM_RPT_DAY_DOMAINS  1000000
+
+/* SQLite stores (util/db.c): how long a statement waits for another
+ * process's lock (the tool, a second daemon) before it fails. */
+#define LIM_DB_BUSY_MS 5000
+/* Policy store (cache/cache.c): changes kept in memory while the disk
+ * refuses them (full, I/O errors), waiting to be written (DESIGN 6.10);
+ * and how many of them one retry writes in its transaction. */
+#define LIM_CACHE_PENDING     10000
+#define LIM_CACHE_RETRY_BATCH 1000
 
 #endif /* UTIL_LIMITS_H */

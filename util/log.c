@@ -8,6 +8,10 @@
  * log_sanitize(), so bytes a peer sent (a domain, a socketmap key) can
  * neither forge a second log line nor smuggle terminal escapes (STYLE
  * rule 5). Messages longer than LOG_MSG_MAX end in "...".
+ *
+ * Under systemd with stderr connected to the journal ($JOURNAL_STREAM,
+ * issue 12) the journal adds the identifier and pid itself, so a line is
+ * "<4>warning: text": the sd-daemon(3) priority prefix, no ident.
  */
 #include "config.h"
 
@@ -20,6 +24,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/sdnotify.h"
 
 /* Longest message we emit, sanitised, without the prefix. */
 #define LOG_MSG_MAX   2048
@@ -28,6 +33,8 @@
 /* Before log_init() everything goes to stderr: startup errors are seen. */
 static int log_foreground = 1;
 static int log_level;
+/* stderr goes to the journal: "<PRI>" prefixes, no ident[pid]. */
+static int log_journal;
 /* openlog() keeps the pointer, so the ident lives here. */
 static char log_ident[LOG_IDENT_MAX] = "tlspolicyd";
 
@@ -37,6 +44,7 @@ log_init(const char *ident, int foreground)
 	if (ident != NULL && *ident != '\0')
 		snprintf(log_ident, sizeof(log_ident), "%s", ident);
 	log_foreground = foreground;
+	log_journal = foreground && sdn_journal_stderr();
 	if (!foreground)
 		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -123,7 +131,10 @@ static void LOG_PRINTF(4, 0) log_emit(int pri, const char *prefix, int errnum,
 		snprintf(raw + len, sizeof(raw) - len, ": %s",
 			 strerror(errnum));
 	log_sanitize(raw, strlen(raw), clean, sizeof(clean));
-	if (log_foreground) {
+	if (log_foreground && log_journal) {
+		fprintf(stderr, "<%d>%s%s\n", pri, prefix, clean);
+		fflush(stderr);
+	} else if (log_foreground) {
 		fprintf(stderr, "%s[%ld]: %s%s\n", log_ident, (long)getpid(),
 			prefix, clean);
 		fflush(stderr);

@@ -38,7 +38,8 @@ check_domain(const char *d)
 
 	check_str(d, 0);
 	n = strlen(d);
-	if (n == 0 || n > LIM_DOMAIN_MAX || d[n - 1] == '.')
+	if (n == 0 || n > LIM_DOMAIN_MAX || d[n - 1] == '.' || d[0] == '.' ||
+	    strstr(d, "..") != NULL)
 		abort();
 	for (i = 0; i < n; i++)
 		if ((d[i] >= 'A' && d[i] <= 'Z') || d[i] <= ' ')

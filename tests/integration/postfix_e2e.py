@@ -147,8 +147,8 @@ def diag(key):
 
 for key, _, cert, want, what in CASES:
     r = res[ids[key]]
-    got = pw.sink(key).find(ids[key])
     if want == "sent":
+        got = pw.sink(key).wait_stored(ids[key])
         ok(r.status == "sent" and r.verified(),
            "%s: delivered over Verified TLS (%s)" % (w.name(key), what),
            diag(key))
@@ -158,14 +158,15 @@ for key, _, cert, want, what in CASES:
     else:
         ok(r.status == "deferred", "%s: deferred (%s)" % (w.name(key), what),
            diag(key))
-        ok(got is None and pw.sink(key).received() == [],
+        ok(pw.sink(key).find(ids[key]) is None and
+           pw.sink(key).received() == [],
            "%s: the sink received nothing" % w.name(key))
 r = res[ids["temp"]]
 ok(r.status == "deferred" and "client TLS configuration problem" in
    (r.reason or ""), "%s: TEMP answer: deferred, client TLS configuration "
    "problem" % TEMP_DOMAIN, diag("temp"))
 r = res[ids["sts"]]
-got = pw.sink("insecure").find(ids["sts"])
+got = pw.sink("insecure").wait_stored(ids["sts"])
 ok(r.status == "sent" and r.verified() and got is not None and got.tls(),
    "%s: stored MTA-STS enforce policy: delivered over Verified TLS" %
    STS_DOMAIN, diag("sts"))

@@ -3,7 +3,9 @@
 is [cache] refresh seconds old is fetched again in the background, with no
 client asking, and fetched_at renews; a refresh that fails keeps the
 policy and is logged. The clock is moved with TLSPOLICYD_CLOCK_OFFSET."""
+import atexit
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -18,6 +20,9 @@ from httpsworld import HTTPSWorld  # noqa
 import pki  # noqa
 
 tmp = tempfile.mkdtemp(prefix="sts-refresh-")
+# Registered first, so it runs last: after the servers below are stopped.
+atexit.register(lambda: os.environ.get("KEEP_TMP") or
+                shutil.rmtree(tmp, ignore_errors=True))
 ca = pki.CA(os.path.join(tmp, "ca"))
 w = DNSWorld()
 hw = HTTPSWorld(os.path.join(tmp, "www"), ca,
@@ -54,6 +59,8 @@ for label in ("fresh", "broken"):
     is_eq(d.ask("r%s.insecure.test" % label),
           "OK secure match=mx1.r%s.insecure.test servername=hostname"
           % label, "first lookup fetches r%s" % label)
+ok("rfresh.insecure.test: new MTA-STS policy id" in d.read_log(),
+   "a first policy is logged as new", d.read_log()[-1500:])
 d.stop()
 
 

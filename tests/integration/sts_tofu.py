@@ -281,6 +281,12 @@ ok(r is not None and r["policy_id"] == "1" and
    "failed fetch: old row kept, error and next retry (5 min) stored", r)
 ok("keep.insecure.test: MTA-STS refresh failed" in d.read_log(),
    "the failed refresh of an enforce policy is logged", d.read_log()[-600:])
+# Issue 12: one line per policy change.
+ok("%s: MTA-STS policy updated: id 2, mode enforce (was id 1, mode "
+   "enforce)" % dom("idchg") in d.read_log(),
+   "the new id is logged as a policy update", d.read_log()[-1500:])
+ok("%s: MTA-STS policy updated: id 2, mode none" % dom("down")
+   in d.read_log(), "enforce to none is logged as an update")
 
 # --- +3000: a host with a wrong certificate; a failing new id ------------
 txt["keep"] = "3"

@@ -50,6 +50,10 @@ def tlsrpt_conf(d, maillog):
             "socket = %s\n"
             "socket_group =\n"
             "postfix_log = %s\n"
+            "organization = Test Org\n"
+            "contact = mailto:tlsrpt@sender.test\n"
+            "submitter = sender.test\n"
+            "from = tlsrpt-noreply@sender.test\n"
             "sendmail = /bin/false\n" %
             (os.path.join(d.dir, "run", "tlsrpt.sock"), maillog))
 

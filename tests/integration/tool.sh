@@ -36,7 +36,7 @@ is() {
 	fi
 }
 
-dir=$(mktemp -d /tmp/tool-test.XXXXXX) || exit 1
+dir=$(mktemp -d "${TMPDIR:-/tmp}/tool-test.XXXXXX") || exit 1
 fakepid=
 cleanup() {
 	[ -n "$fakepid" ] && kill "$fakepid" 2>/dev/null

@@ -15,9 +15,10 @@ Tests import it (Debian's /usr/bin/python3, standard library only):
     w.resolv_conf               # "nameserver <resolver>\noptions trust-ad"
     w.stop()                    # also registered with atexit
 
-Servers (each world takes a free "slot" S, 0..63, locked with flock on
-/tmp/tlspolicyd-dnsworld.S.lock, so tests may run side by side; slot 0 is
-127.0.53.x):
+Servers (each world takes a free "slot" S, 0..63, held by binding the
+abstract unix socket "tlspolicyd-dnsworld.S", so worlds in one network
+namespace may run side by side; the kernel frees it when the process
+ends, and no lock file is left anywhere; slot 0 is 127.0.53.x):
     127.S.53.1:53    NSD, authoritative for "." and every zone below
     127.S.53.53:53   unbound: validating recursion, root hints -> NSD,
                      trust anchor = the private root's DS
@@ -96,7 +97,6 @@ adds a whole secure domain with a 3 1 1 host (for benchmarks).
 import atexit
 import base64
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -498,20 +498,19 @@ class DNSWorld:
 
     def _take_slot(self, want):
         for s in ([want] if want is not None else range(MAX_SLOT)):
-            path = "/tmp/tlspolicyd-dnsworld.%d.lock" % s
-            f = open(path, "a")
+            lock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock.bind("\0tlspolicyd-dnsworld.%d" % s)
             except OSError as e:
-                f.close()
-                if e.errno in (errno.EAGAIN, errno.EACCES):
+                lock.close()
+                if e.errno == errno.EADDRINUSE:
                     continue
                 raise
             addrs = ["127.%d.53.%d" % (s, n) for n in (1, 53, 98, 99)]
             if all(_port_free(a) for a in addrs):
-                self._lockf = f
+                self._lockf = lock
                 return s
-            f.close()
+            lock.close()
         raise RuntimeError("dnsworld: no free slot (127.S.53.x:53 busy)")
 
     # --- accessors ---------------------------------------------------------

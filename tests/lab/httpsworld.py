@@ -180,12 +180,19 @@ http {{
         return self.pid
 
     def _wait_listening(self, timeout):
+        # nginx writes its pid file only once it holds every listening
+        # socket: a connection before that could reach another server on
+        # the same address (the machine's own nginx, say).
         import socket
+        pidfile = os.path.join(self.dir, "nginx.pid")
         end = time.time() + timeout
         while time.time() < end:
             if self.proc.poll() is not None:
                 raise RuntimeError("nginx exited: %s" % self.read_log())
             try:
+                with open(pidfile) as f:
+                    if f.read().strip() != str(self.proc.pid):
+                        raise OSError("not yet")
                 s = socket.create_connection((self.addr, self.port), 0.5)
                 s.close()
                 return

@@ -451,6 +451,17 @@ class Sink(_Instance):
                 return m
         return None
 
+    def wait_stored(self, message_id, timeout=10.0):
+        """find(MESSAGE_ID), waiting up to TIMEOUT seconds: the sender logs
+        "sent" once this sink has queued the message, a moment before the
+        sink's own delivery stores it."""
+        end = time.time() + timeout
+        while True:
+            m = self.find(message_id)
+            if m is not None or time.time() >= end:
+                return m
+            time.sleep(0.05)
+
     def tls_sessions(self):
         """smtpd's "... TLS connection established from ..." lines."""
         return [line for line in self.log().splitlines()

@@ -64,7 +64,8 @@ main(int argc, char **argv)
 				   "example.com",
 				   1704412800,
 				   pols,
-				   3};
+				   3,
+				   0};
 	char err[256], fname[600], *json, *mail;
 	unsigned char *gz;
 	size_t len, gzlen, mlen;

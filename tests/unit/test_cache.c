@@ -5,8 +5,11 @@
  * field, persistence across close/reopen, delete, negative entries, the LRU
  * bound, files that must be refused at open (garbage, newer schema, missing
  * directory, another program's database, read-only), damaged rows, listing
- * order, argument limits, and a volume run that must stay fast.
+ * order, argument limits, a volume run that must stay fast, and a full
+ * disk (a tmpfs that fills up): writes the store refuses still apply from
+ * memory, are never evicted, and are written when space returns.
  */
+#define _GNU_SOURCE 1 /* unshare(2), for tests/unit/fullfs.h */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -21,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "cache/cache.h"
+#include "tests/unit/fullfs.h"
 #include "tests/unit/tap.h"
 
 static char tmpdir[] = "/tmp/test_cache.XXXXXX";
@@ -673,6 +677,20 @@ test_migrate_v1(void)
 	       e->sts.expires_at == 86410,
 	   "migrated store keeps its MTA-STS rows");
 	cache_close(c);
+	{
+		sqlite3 *db;
+		sqlite3_stmt *st;
+		long long id = 0;
+
+		sqlite3_open(path, &db);
+		if (sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st,
+				       NULL) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW)
+			id = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		is_int(id, 0x544c5350, "the migrated store is marked ours");
+	}
 	/* Opened again: already schema 2, nothing to do, rows intact. */
 	if ((c = open_ok(path, 16)) == NULL)
 		return;
@@ -701,13 +719,19 @@ test_bad_files(void)
 	}
 	open_fails(path, "file is not a database", "garbage file");
 
+	/* Issue 10: a store truncated to 0 bytes is not an empty store. */
 	path = tpath("empty.db");
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd >= 0)
 		close(fd);
-	c = open_ok(path, 16);
-	ok(c != NULL, "zero-length file is a new store");
-	cache_close(c);
+	open_fails(path, "the file is empty (0 bytes)", "zero-length file");
+
+	path = tpath("tlsrpt.db");
+	sqlite_exec(path, "PRAGMA application_id = 1414288210");
+	open_fails(path,
+		   "not a tlspolicyd policy store (application id "
+		   "0x544c5352)",
+		   "a TLS-RPT store is not a policy store");
 
 	open_fails(tpath("no/such/dir/cache.db"), "unable to open",
 		   "missing directory");
@@ -980,6 +1004,207 @@ test_volume(void)
 	cache_close(c);
 }
 
+/* Rows on disk in TABLE (read by another connection). */
+static long long
+rows_on_disk(const char *path, const char *table)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char sql[128];
+	long long n = -1;
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return n;
+}
+
+static void
+sts_row(struct cache_sts *s, const char *id, long long max_age)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->policy_id, sizeof(s->policy_id), "%.32s", id);
+	s->mode = CACHE_STS_ENFORCE;
+	s->mx = (char *)"mx.full.example";
+	s->max_age = max_age;
+	s->fetched_at = 1000;
+	s->expires_at = 1000 + max_age;
+}
+
+/*
+ * Issue 10 item 2 (DESIGN 6.10): with the disk full, a fetched policy and
+ * a DANE verdict still apply; the index keeps them (never evicted) and
+ * writes them when space returns: by cache_retry_writes(), by the next
+ * put that goes through, and at close.
+ */
+static void
+test_disk_full(void)
+{
+	char dir[600], path[700], dom[64];
+	const struct cache_entry *e = NULL;
+	struct cache_stats st;
+	struct cache_sts sts;
+	struct cache_dane dn;
+	struct cache_pin pn = {0, (char *)"dane-only", 7};
+	struct cache *c;
+	int i, good;
+
+	snprintf(dir, sizeof(dir), "%s/full", tmpdir);
+	if (!ok(fullfs_mount(dir, 1024) == 0, "a 1 MiB tmpfs"))
+		return;
+	snprintf(path, sizeof(path), "%s/cache.db", dir);
+	if ((c = open_ok(path, 4)) == NULL)
+		goto out;
+	sts_row(&sts, "before", 86400);
+	is_int(cache_put_sts(c, "before.example", &sts), CACHE_OK,
+	       "a write before the disk fills");
+	is_int(cache_put_pin(c, "d5.full.example", &pn), CACHE_OK,
+	       "a pin before the disk fills");
+	ok(fullfs_fill(dir) > 0, "disk filled");
+	/* A pin the store refuses is not kept: it fails plainly. */
+	is_int(cache_put_pin(c, "d6.full.example", &pn), CACHE_EDB,
+	       "a pin on a full disk: CACHE_EDB");
+	ok(strstr(cache_errmsg(c), "the pin is not set") != NULL,
+	   "and it says so: %s", cache_errmsg(c));
+
+	for (i = 0, good = 0; i < 20; i++) {
+		snprintf(dom, sizeof(dom), "d%d.full.example", i);
+		sts_row(&sts, dom, 1000 + i);
+		good += cache_put_sts(c, dom, &sts) == CACHE_DEFERRED;
+	}
+	is_int(good, 20, "20 puts on a full disk: CACHE_DEFERRED");
+	ok(strstr(cache_errmsg(c), "no space left on device") != NULL &&
+	       strstr(cache_errmsg(c), path) != NULL,
+	   "the reason names the file: %s", cache_errmsg(c));
+	memset(&dn, 0, sizeof(dn));
+	dn.kind = CACHE_DANE_ONLY;
+	dn.checked_at = 5;
+	dn.expires_at = 6000;
+	is_int(cache_put_dane(c, "d3.full.example", &dn), CACHE_DEFERRED,
+	       "a DANE verdict too");
+	is_int(cache_put_dane(c, "dane.full.example", &dn), CACHE_DEFERRED,
+	       "a DANE verdict for a new domain");
+	/* Unknown domains go through the 4-entry index and evict only
+	 * clean records. */
+	for (i = 0; i < 30; i++) {
+		snprintf(dom, sizeof(dom), "x%d.other.example", i);
+		cache_lookup(c, dom, &e);
+	}
+	cache_forget(c, "d0.full.example");
+	for (i = 0, good = 0; i < 20; i++) {
+		snprintf(dom, sizeof(dom), "d%d.full.example", i);
+		good += cache_lookup(c, dom, &e) == CACHE_OK && e != NULL &&
+			e->has_sts && e->sts.max_age == 1000 + i &&
+			strcmp(e->sts.policy_id, dom) == 0;
+	}
+	is_int(good, 20,
+	       "every refused policy answers from memory, none "
+	       "evicted by a 4-entry index, none forgotten");
+	cache_lookup(c, "d3.full.example", &e);
+	ok(e != NULL && e->has_sts && e->has_dane &&
+	       e->dane.kind == CACHE_DANE_ONLY,
+	   "both halves of a domain kept");
+	cache_lookup(c, "d5.full.example", &e);
+	ok(e != NULL && e->has_sts && e->has_pin &&
+	       strcmp(e->pin.answer, "dane-only") == 0,
+	   "a refused policy keeps the stored pin beside it");
+	cache_lookup(c, "d6.full.example", &e);
+	ok(e != NULL && e->has_sts && !e->has_pin, "the refused pin is not");
+	cache_lookup(c, "dane.full.example", &e);
+	ok(e != NULL && e->has_dane && !e->has_sts, "the new DANE verdict");
+	cache_get_stats(c, &st);
+	is_int(st.deferred_writes, 22, "stats: deferred_writes");
+	is_int(st.pending, 21, "stats: 21 domains pending");
+	ok(st.evictions > 0, "clean records were evicted meanwhile");
+	is_int(cache_retry_writes(c), CACHE_DEFERRED,
+	       "a retry on a full disk keeps them");
+	is_int(rows_on_disk(path, "sts_policy"), 1, "nothing written yet");
+
+	fullfs_empty(dir);
+	is_int(cache_retry_writes(c), CACHE_OK, "space back: retry writes");
+	cache_get_stats(c, &st);
+	is_int(st.pending, 0, "nothing pending");
+	is_int(st.retried_writes, 21, "stats: retried_writes");
+	is_int(rows_on_disk(path, "sts_policy"), 21, "policies on disk");
+	is_int(rows_on_disk(path, "dane_verdict"), 2, "verdicts on disk");
+	cache_lookup(c, "d7.full.example", &e);
+	ok(e != NULL && e->sts.max_age == 1007, "still answered");
+	cache_lookup(c, "d5.full.example", &e);
+	ok(e != NULL && e->has_sts && e->has_pin, "the pin after the retry");
+	is_int(cache_delete(c, "d5.full.example"), CACHE_OK, "flush d5");
+	cache_lookup(c, "d5.full.example", &e);
+	ok(e != NULL && !e->has_sts && e->has_pin, "flush kept the pin");
+	cache_forget(c, "d5.full.example");
+	cache_lookup(c, "d5.full.example", &e);
+	ok(e != NULL && !e->has_sts && e->has_pin, "and so did the store");
+
+	/* The next put that goes through writes what waits. */
+	ok(fullfs_fill(dir) > 0, "disk filled again");
+	sts_row(&sts, "late", 77);
+	is_int(cache_put_sts(c, "late.full.example", &sts), CACHE_DEFERRED,
+	       "deferred again");
+	fullfs_empty(dir);
+	sts_row(&sts, "next", 78);
+	is_int(cache_put_sts(c, "next.full.example", &sts), CACHE_OK,
+	       "a put with space back");
+	cache_get_stats(c, &st);
+	is_int(st.pending, 0, "it wrote the waiting one too");
+	is_int(rows_on_disk(path, "sts_policy"), 22,
+	       "both on disk (and d5 flushed)");
+
+	/* At close. */
+	ok(fullfs_fill(dir) > 0, "disk filled a third time");
+	sts_row(&sts, "atclose", 79);
+	is_int(cache_put_sts(c, "close.full.example", &sts), CACHE_DEFERRED,
+	       "deferred before close");
+	fullfs_empty(dir);
+	cache_close(c);
+	c = open_ok(path, 4);
+	if (c != NULL) {
+		cache_lookup(c, "close.full.example", &e);
+		ok(e != NULL && e->has_sts && e->sts.max_age == 79,
+		   "written at close, there after a reopen");
+	}
+
+	/* The pending list is bounded; past it, say so. */
+	ok(fullfs_fill(dir) > 0, "disk filled a fourth time");
+	for (i = 0, good = 0; c != NULL && i < LIM_CACHE_PENDING; i++) {
+		snprintf(dom, sizeof(dom), "p%d.full.example", i);
+		sts_row(&sts, "p", 100);
+		good += cache_put_sts(c, dom, &sts) == CACHE_DEFERRED;
+	}
+	is_int(good, LIM_CACHE_PENDING, "LIM_CACHE_PENDING puts deferred");
+	sts_row(&sts, "over", 101);
+	is_int(cache_put_sts(c, "over.full.example", &sts), CACHE_EDB,
+	       "one more: not queued");
+	ok(strstr(cache_errmsg(c), "kept in memory only") != NULL,
+	   "and it says so: %s", cache_errmsg(c));
+	cache_lookup(c, "over.full.example", &e);
+	ok(e != NULL && e->sts.max_age == 101,
+	   "it applies while it stays in memory");
+	sts_row(&sts, "p", 102);
+	is_int(cache_put_sts(c, "p5.full.example", &sts), CACHE_DEFERRED,
+	       "a domain already waiting can still change");
+	cache_get_stats(c, &st);
+	is_int(st.unsaved_writes, 1, "stats: unsaved_writes");
+	is_int(st.pending, LIM_CACHE_PENDING, "stats: pending at the bound");
+	fullfs_empty(dir);
+	for (i = 0; i < 20 && cache_retry_writes(c) == CACHE_DEFERRED; i++)
+		;
+	cache_get_stats(c, &st);
+	is_int(st.pending, 0, "written in batches of LIM_CACHE_RETRY_BATCH");
+	is_int(i, LIM_CACHE_PENDING / LIM_CACHE_RETRY_BATCH - 1,
+	       "batches as expected");
+	cache_close(c);
+out:
+	fullfs_umount(dir);
+}
+
 static void
 cleanup(void)
 {
@@ -1013,6 +1238,7 @@ main(void)
 	test_migrate_v2();
 	test_readonly();
 	test_volume();
+	test_disk_full();
 	cleanup();
 	return tap_done();
 }

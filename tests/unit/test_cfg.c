@@ -17,6 +17,12 @@
 #include "util/cfg.h"
 #include "tests/unit/tap.h"
 #include "util/limits.h"
+#include "util/paths.h"
+
+/* [tlsrpt] enabled = yes needs an identity of one's own (issue 10 #13). */
+#define RPT_ID                                                                 \
+	"\norganization = O\ncontact = mailto:p@o.test\nsubmitter = "          \
+	"o.test\nfrom = r@o.test"
 
 static char err[1024];
 
@@ -134,7 +140,8 @@ test_defaults(void)
 	is_str(c->contact, "mailto:postmaster@example.org", "default contact");
 	is_str(c->submitter, "example.org", "default submitter");
 	is_str(c->from, "tlsrpt-noreply@example.org", "default from");
-	is_str(c->sendmail, "/usr/sbin/sendmail", "default sendmail");
+	is_str(c->tlsrpt_smtp, "127.0.0.1:25", "default smtp");
+	is_str(c->sendmail, "", "default sendmail (none: SMTP)");
 	is_int(c->nstatics, 0, "no statics by default");
 	is_str(c->source, "t.conf", "source is the name");
 	cfg_free(c);
@@ -181,6 +188,14 @@ static const struct {
      "organization = Ex\xc3\xa4mple  Org"},
     {"[sts]\nca_file = /etc/ssl/ca.pem", "sts", "ca_file",
      "ca_file = /etc/ssl/ca.pem"},
+    /* [server] protocols: Postfix's syntax, colon-separated */
+    {"[server]\nprotocols = >=TLSv1.2", "server", "protocols",
+     "protocols = >=TLSv1.2"},
+    {"[server]\nprotocols = !SSLv2:!SSLv3:!TLSv1:!TLSv1.1", "server",
+     "protocols", "protocols = !SSLv2:!SSLv3:!TLSv1:!TLSv1.1"},
+    {"[server]\nprotocols = >=0x0303:<=TLSv1.3", "server", "protocols",
+     "protocols = >=0x0303:<=TLSv1.3"},
+    {"[server]\nprotocols =", "server", "protocols", "protocols ="},
     /* integers */
     {"[server]\nverbose = 2", "server", "verbose", "verbose = 2"},
     {"[server]\nlookup_timeout = 90", "server", "lookup_timeout",
@@ -207,9 +222,14 @@ static const struct {
      "smarthost_policy = no"},
     {"[sts]\nsmarthost_policy = 0", "sts", "smarthost_policy",
      "smarthost_policy = no"},
-    {"[tlsrpt]\nenabled = TRUE", "tlsrpt", "enabled", "enabled = yes"},
-    {"[tlsrpt]\nenabled = on", "tlsrpt", "enabled", "enabled = yes"},
-    {"[tlsrpt]\nenabled = 1", "tlsrpt", "enabled", "enabled = yes"},
+    {"[tlsrpt]\nsmtp = [::1]:2525", "tlsrpt", "smtp", "smtp = [::1]:2525"},
+    {"[tlsrpt]\nsmtp = 127.0.0.1:10025", "tlsrpt", "smtp",
+     "smtp = 127.0.0.1:10025"},
+    {"[tlsrpt]\nenabled = yes" RPT_ID "\nsmtp =\nsendmail = /usr/sbin/sendmail",
+     "tlsrpt", "sendmail", "sendmail = /usr/sbin/sendmail"},
+    {"[tlsrpt]\nenabled = TRUE" RPT_ID, "tlsrpt", "enabled", "enabled = yes"},
+    {"[tlsrpt]\nenabled = on" RPT_ID, "tlsrpt", "enabled", "enabled = yes"},
+    {"[tlsrpt]\nenabled = 1" RPT_ID, "tlsrpt", "enabled", "enabled = yes"},
     /* enums */
     {"[sts]\ntesting = enforce", "sts", "testing", "testing = enforce"},
     {"[dane]\nmode = opportunistic", "dane", "mode", "mode = opportunistic"},
@@ -356,6 +376,33 @@ static const struct {
     {"[dns]\nroot_hints = x/root.hints",
      "t.conf:2: [dns] root_hints: \"x/root.hints\": want an absolute "
      "path"},
+    /* [server] protocols: what Postfix would not accept in a policy */
+    {"[server]\nprotocols = >=TLSv1.2 <=TLSv1.3",
+     "t.conf:2: [server] protocols: \">=TLSv1.2 <=TLSv1.3\": want one "
+     "\">=VERSION\" with a TLS "
+     "protocol name or number"},
+    {"[server]\nprotocols = !SSLv2,!SSLv3",
+     "t.conf:2: [server] protocols: \"!SSLv2,!SSLv3\": want colon-separated "
+     "items like "
+     "\">=TLSv1.2\" or \"!SSLv3\" (names: SSLv2, SSLv3, TLSv1, TLSv1.1, "
+     "TLSv1.2, TLSv1.3)"},
+    {"[server]\nprotocols = !SSLv2::!SSLv3",
+     "t.conf:2: [server] protocols: \"!SSLv2::!SSLv3\": an empty item "
+     "(separate items with one "
+     "colon; no spaces or commas)"},
+    {"[server]\nprotocols = >=TLSv1.4",
+     "t.conf:2: [server] protocols: \">=TLSv1.4\": want one \">=VERSION\" with "
+     "a TLS "
+     "protocol name or number"},
+    {"[server]\nprotocols = >=TLSv1.2:>=TLSv1.3",
+     "t.conf:2: [server] protocols: \">=TLSv1.2:>=TLSv1.3\": want one "
+     "\">=VERSION\" with a TLS "
+     "protocol name or number"},
+    {"[server]\nprotocols = !0x0301",
+     "t.conf:2: [server] protocols: \"!0x0301\": want colon-separated items "
+     "like "
+     "\">=TLSv1.2\" or \"!SSLv3\" (names: SSLv2, SSLv3, TLSv1, TLSv1.1, "
+     "TLSv1.2, TLSv1.3)"},
     /* resolvers, paths, accounts, strings */
     {"[dns]\nresolvers = 127.0.0.1 localhost",
      "t.conf:2: [dns] resolvers: \"localhost\": want IP or IP@PORT"},
@@ -367,6 +414,49 @@ static const struct {
      "t.conf:2: [cache] path: \"cache.db\": want an absolute path"},
     {"[server]\nuser = tls policyd",
      "t.conf:2: [server] user: \"tls policyd\": not a user or group name"},
+    /* Issue 10 item 13: no reports in the example's name. */
+    {"[tlsrpt]\nenabled = yes",
+     "t.conf:2: [tlsrpt] enabled = yes, but organization, contact, "
+     "submitter, from are empty or still the example value: set [tlsrpt] "
+     "organization, contact, submitter and from to your own before "
+     "reports are sent in your name"},
+    {"[tlsrpt]\norganization = Real Org\ncontact = mailto:tls@real.test\n"
+     "from = r@real.test\nenabled = yes",
+     "t.conf:5: [tlsrpt] enabled = yes, but submitter is empty or still "
+     "the example value: set [tlsrpt] organization, contact, submitter and "
+     "from to your own before reports are sent in your name"},
+    {"[tlsrpt]\nenabled = yes" RPT_ID "\norganization2 = x",
+     "t.conf:7: [tlsrpt] organization2: unknown option"},
+    {"[tlsrpt]\nenabled = yes\norganization =\ncontact = mailto:p@o.test\n"
+     "submitter = o.test\nfrom = r@o.test",
+     "t.conf:2: [tlsrpt] enabled = yes, but organization is empty or still "
+     "the example value: set [tlsrpt] organization, contact, submitter and "
+     "from to your own before reports are sent in your name"},
+    {"[tlsrpt]\nenabled = yes" RPT_ID
+     "\ncontact = mailto:postmaster@example.org",
+     "t.conf:7: [tlsrpt] contact: set twice (first at line 4)"},
+    {"[tlsrpt]\nenabled = yes\norganization = O\n"
+     "contact = mailto:postmaster@example.org\nsubmitter = o.test\n"
+     "from = r@o.test",
+     "t.conf:2: [tlsrpt] enabled = yes, but contact is empty or still the "
+     "example value: set [tlsrpt] organization, contact, submitter and "
+     "from to your own before reports are sent in your name"},
+    {"[tlsrpt]\nenabled = yes" RPT_ID "\nsmtp =\nsendmail =",
+     "t.conf:2: [tlsrpt] enabled = yes, but smtp and sendmail are both "
+     "empty: reports could not be mailed"},
+    {"[tlsrpt]\nsmtp = localhost:25",
+     "t.conf:2: [tlsrpt] smtp: \"localhost:25\": want IP:PORT, e.g. "
+     "127.0.0.1:25 (write IPv6 as [::1]:25)"},
+    {"[tlsrpt]\nsmtp = 127.0.0.1",
+     "t.conf:2: [tlsrpt] smtp: \"127.0.0.1\": want IP:PORT, e.g. "
+     "127.0.0.1:25 (write IPv6 as [::1]:25)"},
+    {"[tlsrpt]\nsmtp = [::1]:0",
+     "t.conf:2: [tlsrpt] smtp: \"[::1]:0\": port must be 1 to 65535"},
+    {"[tlsrpt]\nsmtp = ::1:25",
+     "t.conf:2: [tlsrpt] smtp: \"::1:25\": want IP:PORT, e.g. "
+     "127.0.0.1:25 (write IPv6 as [::1]:25)"},
+    {"[tlsrpt]\nsendmail = sendmail",
+     "t.conf:2: [tlsrpt] sendmail: \"sendmail\": want an absolute path"},
     {"[tlsrpt]\norganization =;x",
      "t.conf:2: [tlsrpt] organization: a value cannot start with ';'"},
     /* found by fuzz_cfg: the printed "name = ;s" read back as empty */
@@ -889,7 +979,7 @@ test_docs(void)
 	ok(d.conf != NULL, "read %s", conf);
 	ok(d.man != NULL, "read %s", man);
 	cfg_foreach_option(doc_option, &d);
-	ok(d.n == 48, "cfg_foreach_option walked %d options", d.n);
+	ok(d.n == 51, "cfg_foreach_option walked %d options", d.n);
 	c = cfg_load(conf, err, sizeof(err));
 	if (!ok(c != NULL, "contrib/tlspolicyd.conf loads"))
 		printf("#   error: %s\n", err);

@@ -177,6 +177,43 @@ main(void)
 	}
 	pol_reconfigure(p, cfg);
 
+	/* [server] protocols: appended to dane-only, dane and secure
+	 * answers (DANE, MTA-STS and [policy] alike), not to NOTFOUND or
+	 * TEMP, nor to a [policy] answer naming its own protocols. */
+	{
+		static const char pc[] =
+		    "[server]\nprotocols = >=TLSv1.2\n"
+		    "[policy]\nexample.com = dane-only\n"
+		    "own.example = secure protocols=>=TLSv1.3\n"
+		    "may.example = may\n";
+		static const struct tcase t[] = {
+		    {"dane.example", "OK dane-only protocols=>=TLSv1.2",
+		     "dane"},
+		    {"both.example", "OK dane protocols=>=TLSv1.2", "dane"},
+		    {"sts.example",
+		     "OK secure match=mx1.sts.example:.sts.example "
+		     "servername=hostname protocols=>=TLSv1.2",
+		     "sts"},
+		    {"example.com", "OK dane-only protocols=>=TLSv1.2",
+		     "static"},
+		    {"own.example", "OK secure protocols=>=TLSv1.3", "static"},
+		    {"may.example", "OK may", "static"},
+		    {"testing.example", "NOTFOUND ", "sts"},
+		    {"bad.example", "TEMP unusable mta-sts mx patterns",
+		     "error"},
+		};
+		struct cfg *cfg3 =
+		    cfg_parse("p.conf", pc, sizeof(pc) - 1, err, sizeof(err));
+
+		if (ok(cfg3 != NULL, "config with [server] protocols")) {
+			pol_reconfigure(p, cfg3);
+			run(p, t, sizeof(t) / sizeof(t[0]), "protocols");
+			pol_reconfigure(p, cfg);
+			cfg_free(cfg3);
+		} else
+			printf("# %s\n", err);
+	}
+
 	/* The test clock: DANE expires first, then MTA-STS (SPEC A6.40).
 	 * Past its TTL a verdict answers for a grace while it is looked
 	 * up again (D7), then no more. */

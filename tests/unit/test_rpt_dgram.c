@@ -114,6 +114,16 @@ static const struct dcase cases[] = {
      "\"a\":\"\xc0\xaf \xed\xa0\x80\"}]}",
      RPT_DGRAM_OK, "a.example", 1, 0, 0, 5},
     /* Broken. */
+    /* Issue 10 item 18: "x.." was stored as "x.". */
+    {"double trailing dot",
+     "{\"d\":\"x..\",\"policies\":[{\"policy-type\":9,\"f\":0}]}",
+     RPT_DGRAM_INVALID, NULL, 0, 0, 0, 0},
+    {"policy-domain double trailing dot",
+     "{\"d\":\"a.example\",\"policies\":[{\"policy-type\":1,"
+     "\"policy-domain\":\"mx.a.example..\",\"t\":1,\"f\":0}]}",
+     RPT_DGRAM_INVALID, NULL, 0, 0, 0, 0},
+    {"lone dot", "{\"d\":\".\",\"policies\":[{\"policy-type\":9,\"f\":0}]}",
+     RPT_DGRAM_INVALID, NULL, 0, 0, 0, 0},
     {"empty", "", RPT_DGRAM_MALFORMED, NULL, 0, 0, 0, 0},
     {"truncated", "{\"d\":\"a.example\",\"policies\":[{\"policy-type\":9",
      RPT_DGRAM_MALFORMED, NULL, 0, 0, 0, 0},

@@ -90,7 +90,8 @@ base(void)
 				   "example.com",
 				   DAY,
 				   pols,
-				   2};
+				   2,
+				   0};
 	return in;
 }
 
@@ -141,6 +142,30 @@ main(void)
 	   "file name built");
 	is_str(fn, "example.org!example.com!1704412800!1704499199!001.json.gz",
 	       "RFC 8460 §5.3 file name");
+	/* Issue 10 item 14: a partial report ends when it was made. */
+	{
+		struct rpt_report_in p = base();
+		char *pj;
+
+		p.end = p.day + 13 * 3600 + 5 * 60 + 7;
+		pj = rpt_report_json(&p, &len, err, sizeof(err));
+		ok(pj != NULL &&
+		       strstr(pj,
+			      "\"end-datetime\":\"2024-01-05T13:05:07Z\"") !=
+			   NULL,
+		   "partial report: date-range ends at 13:05:07 (%s)", err);
+		free(pj);
+		ok(rpt_report_filename(&p, "001", fn, sizeof(fn)) == 0,
+		   "partial file name built");
+		is_str(fn,
+		       "example.org!example.com!1704412800!1704459907!001."
+		       "json.gz",
+		       "partial file name ends at the partial end");
+		p.end = p.day + 86400;
+		pj = rpt_report_json(&p, &len, err, sizeof(err));
+		ok(pj == NULL, "partial end past the day refused");
+		free(pj);
+	}
 	ok(rpt_report_filename(&in, "0-1", fn, sizeof(fn)) != 0,
 	   "uid with '-' refused");
 	ok(rpt_report_filename(&in, "", fn, sizeof(fn)) != 0, "empty uid");

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sqlite3.h>
+
 #include "tests/unit/tap.h"
 #include "tlsrpt/rpt_dgram.h"
 #include "tlsrpt/rpt_report.h"
@@ -424,6 +427,34 @@ test_persist(void)
 	rpt_store_close(st);
 	ok(rpt_store_open("/nonexistent-dir/x.db", err, sizeof(err)) == NULL,
 	   "open in a missing directory fails: %s", err);
+	{
+		sqlite3 *h;
+		sqlite3_stmt *q;
+		long long id = 0;
+
+		/* util/db.c marks the file as a TLS-RPT store. */
+		sqlite3_open(db, &h);
+		if (sqlite3_prepare_v2(h, "PRAGMA application_id", -1, &q,
+				       NULL) == SQLITE_OK &&
+		    sqlite3_step(q) == SQLITE_ROW)
+			id = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+		/* Then it is made to look like a policy store. */
+		sqlite3_exec(h, "PRAGMA application_id = 1414288208", NULL,
+			     NULL, NULL);
+		sqlite3_close(h);
+		is_int(id, 0x544c5352, "application id of a TLS-RPT store");
+		ok(rpt_store_open(db, err, sizeof(err)) == NULL &&
+		       strstr(err, "not a tlspolicyd TLS-RPT store") != NULL,
+		   "a policy store is refused as a TLS-RPT store: %s", err);
+	}
+	/* Issue 10: a 0-byte file is not an empty store. */
+	fd = open(db, O_WRONLY | O_TRUNC);
+	if (fd >= 0)
+		close(fd);
+	ok(rpt_store_open(db, err, sizeof(err)) == NULL &&
+	       strstr(err, "the file is empty (0 bytes)") != NULL,
+	   "a 0-byte file is refused: %s", err);
 out:
 	unlink(path);
 	unlink(db);
