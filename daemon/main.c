@@ -506,6 +506,33 @@ store_notice(const char *msg)
 	log_warnx("store: %s", msg);
 }
 
+/*
+ * The policy a logged session was under: what the daemon answers for its
+ * domain now, from the same decision (issue 8), never a fresh lookup (the
+ * follower's call does not wait). Static and pinned answers carry no
+ * policy text: DANE ones count as TLSA, others as no policy found.
+ */
+static void
+rpt_answered(void *arg, const char *domain, struct rpt_answer *out)
+{
+	struct daemon *d = arg;
+	struct pol_answer ans;
+
+	if (pol_lookup(d->pol, domain, strlen(domain), &ans, NULL, NULL,
+		       NULL) != POL_DONE ||
+	    ans.kind != POL_OK)
+		return;
+	if (ans.source == POL_SRC_DANE ||
+	    (ans.data != NULL && strncmp(ans.data, "dane", 4) == 0))
+		out->type = RPT_ANSWERED_TLSA;
+	else if (ans.source == POL_SRC_STS && ans.mode != NULL) {
+		out->type = RPT_ANSWERED_STS;
+		out->mode = ans.mode;
+		out->mx = ans.mx;
+		out->max_age = ans.max_age;
+	}
+}
+
 static void
 stopped(void *arg)
 {
@@ -678,6 +705,7 @@ main(int argc, char **argv)
 					err, sizeof(err));
 		if (d.rpt == NULL)
 			log_fatalx("tlsrpt: %s", err);
+		rpt_collect_set_policy(d.rpt, rpt_answered, &d);
 		srv_set_report(d.srv, rpt_collect_feed_cb, d.rpt);
 		/* The admin socket's report commands use the daemon's own
 		 * store and sender (issue 8: a thin CLI). */
