@@ -747,32 +747,12 @@ parse_args(int argc, char **argv)
 		usage();
 }
 
-int
-main(int argc, char **argv)
+/* The epoll set and o.conns connected connections. */
+static struct conn *
+open_all(void)
 {
 	struct conn *conns;
-	struct epoll_event evs[256];
-	struct sigaction sa;
-	int i, alive;
-	uint64_t t_scan = 0;
-
-	parse_args(argc, argv);
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	load_keys();
-	if (o.ready_wait > 0) {
-		int rc = wait_ready();
-
-		for (i = 0; i < nreqs; i++)
-			free(reqs[i].buf);
-		free(reqs);
-		return rc;
-	}
+	int i;
 
 	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		die("epoll_create1: %s", strerror(errno));
@@ -786,6 +766,44 @@ main(int argc, char **argv)
 			die("connect %s: %s", o.unix_path ? o.unix_path : o.tcp,
 			    strerror(errno));
 	}
+	return conns;
+}
+
+/* SIGINT and SIGTERM end the run; a closed peer is no signal. */
+static void
+signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct conn *conns;
+	struct epoll_event evs[256];
+	int i, alive;
+	uint64_t t_scan = 0;
+
+	parse_args(argc, argv);
+
+	signals();
+	load_keys();
+	if (o.ready_wait > 0) {
+		int rc = wait_ready();
+
+		for (i = 0; i < nreqs; i++)
+			free(reqs[i].buf);
+		free(reqs);
+		return rc;
+	}
+
+	conns = open_all();
 
 	t_start = now_ns(CLOCK_MONOTONIC);
 	t_measure = t_start + (uint64_t)(o.warmup * 1e9);

@@ -506,6 +506,33 @@ store_notice(const char *msg)
 	log_warnx("store: %s", msg);
 }
 
+/*
+ * The policy a logged session was under: what the daemon answers for its
+ * domain now, from the same decision (issue 8), never a fresh lookup (the
+ * follower's call does not wait). Static and pinned answers carry no
+ * policy text: DANE ones count as TLSA, others as no policy found.
+ */
+static void
+rpt_answered(void *arg, const char *domain, struct rpt_answer *out)
+{
+	struct daemon *d = arg;
+	struct pol_answer ans;
+
+	if (pol_lookup(d->pol, domain, strlen(domain), &ans, NULL, NULL,
+		       NULL) != POL_DONE ||
+	    ans.kind != POL_OK)
+		return;
+	if (ans.source == POL_SRC_DANE ||
+	    (ans.data != NULL && strncmp(ans.data, "dane", 4) == 0))
+		out->type = RPT_ANSWERED_TLSA;
+	else if (ans.source == POL_SRC_STS && ans.mode != NULL) {
+		out->type = RPT_ANSWERED_STS;
+		out->mode = ans.mode;
+		out->mx = ans.mx;
+		out->max_age = ans.max_age;
+	}
+}
+
 static void
 stopped(void *arg)
 {
@@ -533,39 +560,34 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	srv_shutdown(d->srv, stopped, d);
 }
 
-int
-main(int argc, char **argv)
+/* The command line. Returns -1 to go on, else the exit status. */
+static int
+parse_args(int argc, char **argv, struct daemon *d, const char **path,
+	   int *foreground, int *check, int *fresh)
 {
-	struct daemon d;
-	struct passwd *pw;
-	struct event *sigs[3];
-	static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
-	const char *explicit_path = NULL, *used;
-	char err[1024], dbuf[4096];
-	int ch, foreground = 0, check = 0, fresh = 0, i;
 	static const struct option longopts[] = {
 	    {"fresh-store", no_argument, NULL, 'F'},
 	    {NULL, 0, NULL, 0},
 	};
+	int ch;
 
-	memset(&d, 0, sizeof(d));
 	while ((ch = getopt_long(argc, argv, "c:fnvVh", longopts, NULL)) !=
 	       -1) {
 		switch (ch) {
 		case 'F':
-			fresh = 1;
+			*fresh = 1;
 			break;
 		case 'c':
-			explicit_path = optarg;
+			*path = optarg;
 			break;
 		case 'f':
-			foreground = 1;
+			*foreground = 1;
 			break;
 		case 'n':
-			check = 1;
+			*check = 1;
 			break;
 		case 'v':
-			d.verbose_flags++;
+			d->verbose_flags++;
 			break;
 		case 'V':
 			printf("tlspolicyd %s\n", PACKAGE_VERSION);
@@ -582,7 +604,140 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	return -1;
+}
 
+/* DNS, with the trust anchor proved before serving (SPEC A9.66: getdns
+ * 1.6 ignores a broken anchor file silently). */
+static void
+start_dns(struct daemon *d, const struct passwd *pw)
+{
+	char err[1024];
+
+	d->dns = dns_new(d->base, d->cfg, err, sizeof(err));
+	if (d->dns == NULL)
+		log_fatalx("dns: %s", err);
+	selftest_hints_readable(d->cfg, pw);
+	switch (dns_selftest(d->dns, d->cfg->selftest_name, err, sizeof(err))) {
+	case 0:
+		break;
+	case -2:
+		/* A mail server must come up during a network outage, or
+		 * before its network is up: serve from the store, and prove
+		 * the anchor as soon as DNS answers (issue 10 item 5). */
+		log_warnx("dns: %s; answering from the store until DNS "
+			  "answers, then testing the trust anchor (every %d s)",
+			  err, SELFTEST_RETRY_S);
+		selftest_later(d);
+		break;
+	default:
+		log_fatalx("dns: %s", err);
+	}
+	if (d->cfg->dane_enabled)
+		warn_postfix_dns();
+}
+
+/* The store, the resolvers, the policy module, the listeners, TLS-RPT
+ * and metrics, all before the privilege drop. */
+static void
+start_services(struct daemon *d, const struct passwd *pw, int fresh)
+{
+	char err[1024], dbuf[4096];
+
+	if (sock_mkdirs(dirname_of(d->cfg->cache_path, dbuf, sizeof(dbuf)),
+			0750) != 0)
+		log_fatal("cannot create the store directory %s", dbuf);
+	/* Issue 10: the stores are checked whole at start-up (PRAGMA
+	 * quick_check); a damaged one is refused, or moved aside when the
+	 * operator said --fresh-store. Later opens (the tool) skip that. */
+	db_set_startup(DB_CHECK | (fresh ? DB_FRESH : 0), store_notice);
+	d->cache = cache_open(d->cfg->cache_path, d->cfg->memory_entries, err,
+			      sizeof(err));
+	if (d->cache == NULL)
+		log_fatalx("store: %s", err);
+	if (d->cfg->dane_enabled || d->cfg->sts_enabled)
+		start_dns(d, pw);
+	if (d->cfg->sts_enabled) {
+		struct https_config hc = {d->cfg->ca_file, NULL};
+
+		if ((d->https = https_new(d->base, &hc, err, sizeof(err))) ==
+		    NULL)
+			log_fatalx("https: %s", err);
+	}
+	if ((d->pol = pol_new(d->cfg, d->cache, d->dns, d->https)) == NULL ||
+	    (d->cfg->sts_enabled && pol_start_refresh(d->pol) != 0))
+		log_fatalx("out of memory");
+	d->srv = srv_new(d->base, d->cfg, d->pol, d->cache, err, sizeof(err));
+	if (d->srv == NULL)
+		log_fatalx("listen: %s", err);
+	if ((d->adm = adm_new(d->cfg, d->cache, d->pol)) == NULL)
+		log_fatalx("out of memory");
+	srv_set_admin(d->srv, d->adm);
+	if (d->cfg->tlsrpt_enabled) {
+		d->rpt = rpt_collect_new(d->base, d->cfg, d->cache, d->dns,
+					 d->https, err, sizeof(err));
+		if (d->rpt == NULL)
+			log_fatalx("tlsrpt: %s", err);
+		rpt_collect_set_policy(d->rpt, rpt_answered, d);
+		srv_set_report(d->srv, rpt_collect_feed_cb, d->rpt);
+		/* The admin socket's report commands use the daemon's own
+		 * store and sender (issue 8: a thin CLI). */
+		adm_set_tlsrpt(d->adm, rpt_collect_store(d->rpt),
+			       rpt_collect_deliver(d->rpt));
+	}
+	if ((d->met = met_new(d->srv, d->pol, d->cache)) == NULL)
+		log_fatalx("out of memory");
+	met_set_tlsrpt(d->met, d->rpt);
+	srv_set_http(d->srv, met_http, d->met);
+	srv_set_fd_reserve(d->srv, fd_reserve(d));
+	db_set_startup(0, NULL);
+	store_retry_start(d);
+}
+
+/* Free everything after the loop ends; what the store still owes is
+ * tried once more. */
+static void
+teardown(struct daemon *d)
+{
+	if (d->selftest != NULL)
+		event_free(d->selftest);
+	event_free(d->store_retry);
+	srv_free(d->srv);
+	met_free(d->met);
+	adm_free(d->adm);
+	rpt_collect_free(d->rpt);
+	pol_free(d->pol);
+	https_free(d->https);
+	dns_free(d->dns);
+	if (cache_retry_writes(d->cache) != CACHE_OK) {
+		struct cache_stats st;
+
+		cache_get_stats(d->cache, &st);
+		log_warnx("store: %s; %ld changes kept in memory are lost at "
+			  "this stop",
+			  cache_errmsg(d->cache), st.pending);
+	}
+	cache_close(d->cache);
+	cfg_free(d->cfg);
+	free((char *)d->cfgpath);
+	ev_base_free();
+}
+
+int
+main(int argc, char **argv)
+{
+	struct daemon d;
+	struct passwd *pw;
+	struct event *sigs[3];
+	static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+	const char *explicit_path = NULL, *used;
+	char err[1024];
+	int foreground = 0, check = 0, fresh = 0, i, rc;
+
+	memset(&d, 0, sizeof(d));
+	if ((rc = parse_args(argc, argv, &d, &explicit_path, &foreground,
+			     &check, &fresh)) >= 0)
+		return rc;
 	d.cfg = load_config(explicit_path, &used, err, sizeof(err));
 	if (d.cfg == NULL) {
 		fprintf(stderr, "tlspolicyd: %s\n", err);
@@ -590,13 +745,10 @@ main(int argc, char **argv)
 	}
 	/* Issue 10 item 17: the daemon changes to "/", so SIGHUP must find
 	 * the file by its absolute name. */
-	if (used != NULL) {
-		if ((d.cfgpath = realpath(used, NULL)) == NULL) {
-			fprintf(stderr, "tlspolicyd: %s: %s\n", used,
-				strerror(errno));
-			cfg_free(d.cfg);
-			return 1;
-		}
+	if (used != NULL && (d.cfgpath = realpath(used, NULL)) == NULL) {
+		fprintf(stderr, "tlspolicyd: %s: %s\n", used, strerror(errno));
+		cfg_free(d.cfg);
+		return 1;
 	}
 	if (check) {
 		cfg_print(d.cfg, stdout);
@@ -618,79 +770,7 @@ main(int argc, char **argv)
 
 	pw = find_user(d.cfg->user);
 	d.base = ev_base_new();
-	if (sock_mkdirs(dirname_of(d.cfg->cache_path, dbuf, sizeof(dbuf)),
-			0750) != 0)
-		log_fatal("cannot create the store directory %s", dbuf);
-	/* Issue 10: the stores are checked whole at start-up (PRAGMA
-	 * quick_check); a damaged one is refused, or moved aside when the
-	 * operator said --fresh-store. Later opens (the tool) skip that. */
-	db_set_startup(DB_CHECK | (fresh ? DB_FRESH : 0), store_notice);
-	d.cache = cache_open(d.cfg->cache_path, d.cfg->memory_entries, err,
-			     sizeof(err));
-	if (d.cache == NULL)
-		log_fatalx("store: %s", err);
-	if (d.cfg->dane_enabled || d.cfg->sts_enabled) {
-		/* SPEC A9.66: getdns 1.6 ignores a broken anchor file
-		 * silently, so prove the anchor validates before serving. */
-		d.dns = dns_new(d.base, d.cfg, err, sizeof(err));
-		if (d.dns == NULL)
-			log_fatalx("dns: %s", err);
-		selftest_hints_readable(d.cfg, pw);
-		switch (dns_selftest(d.dns, d.cfg->selftest_name, err,
-				     sizeof(err))) {
-		case 0:
-			break;
-		case -2:
-			/* A mail server must come up during a network
-			 * outage, or before its network is up: serve from
-			 * the store, and prove the anchor as soon as DNS
-			 * answers (issue 10 item 5). */
-			log_warnx("dns: %s; answering from the store until "
-				  "DNS answers, then testing the trust anchor "
-				  "(every %d s)",
-				  err, SELFTEST_RETRY_S);
-			selftest_later(&d);
-			break;
-		default:
-			log_fatalx("dns: %s", err);
-		}
-		if (d.cfg->dane_enabled)
-			warn_postfix_dns();
-	}
-	if (d.cfg->sts_enabled) {
-		struct https_config hc = {d.cfg->ca_file, NULL};
-
-		if ((d.https = https_new(d.base, &hc, err, sizeof(err))) ==
-		    NULL)
-			log_fatalx("https: %s", err);
-	}
-	if ((d.pol = pol_new(d.cfg, d.cache, d.dns, d.https)) == NULL ||
-	    (d.cfg->sts_enabled && pol_start_refresh(d.pol) != 0))
-		log_fatalx("out of memory");
-	d.srv = srv_new(d.base, d.cfg, d.pol, d.cache, err, sizeof(err));
-	if (d.srv == NULL)
-		log_fatalx("listen: %s", err);
-	if ((d.adm = adm_new(d.cfg, d.cache, d.pol)) == NULL)
-		log_fatalx("out of memory");
-	srv_set_admin(d.srv, d.adm);
-	if (d.cfg->tlsrpt_enabled) {
-		d.rpt = rpt_collect_new(d.base, d.cfg, d.cache, d.dns, d.https,
-					err, sizeof(err));
-		if (d.rpt == NULL)
-			log_fatalx("tlsrpt: %s", err);
-		srv_set_report(d.srv, rpt_collect_feed_cb, d.rpt);
-		/* The admin socket's report commands use the daemon's own
-		 * store and sender (issue 8: a thin CLI). */
-		adm_set_tlsrpt(d.adm, rpt_collect_store(d.rpt),
-			       rpt_collect_deliver(d.rpt));
-	}
-	if ((d.met = met_new(d.srv, d.pol, d.cache)) == NULL)
-		log_fatalx("out of memory");
-	met_set_tlsrpt(d.met, d.rpt);
-	srv_set_http(d.srv, met_http, d.met);
-	srv_set_fd_reserve(d.srv, fd_reserve(&d));
-	db_set_startup(0, NULL);
-	store_retry_start(&d);
+	start_services(&d, pw, fresh);
 	drop_privileges(&d, pw);
 
 	for (i = 0; i < 3; i++) {
@@ -718,28 +798,7 @@ main(int argc, char **argv)
 
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);
-	if (d.selftest != NULL)
-		event_free(d.selftest);
-	event_free(d.store_retry);
-	srv_free(d.srv);
-	met_free(d.met);
-	adm_free(d.adm);
-	rpt_collect_free(d.rpt);
-	pol_free(d.pol);
-	https_free(d.https);
-	dns_free(d.dns);
-	if (cache_retry_writes(d.cache) != CACHE_OK) {
-		struct cache_stats st;
-
-		cache_get_stats(d.cache, &st);
-		log_warnx("store: %s; %ld changes kept in memory are lost at "
-			  "this stop",
-			  cache_errmsg(d.cache), st.pending);
-	}
-	cache_close(d.cache);
-	cfg_free(d.cfg);
-	free((char *)d.cfgpath);
-	ev_base_free();
+	teardown(&d);
 	log_info("stopped");
 	return 0;
 }

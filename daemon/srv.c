@@ -44,172 +44,14 @@
 #include "util/log.h"
 #include "util/sock.h"
 
-/* The kinds of listener; each has a connection pool of its own, so a
- * flood on the query socket cannot lock Postfix out (issue 10 item 6). */
-enum srv_proto { PROTO_SMAP, PROTO_QRY, PROTO_ADM, PROTO_MET, PROTO_N };
-static const char *const proto_names[PROTO_N] = {"socketmap", "query", "admin",
-						 "metrics"};
-_Static_assert(PROTO_N == SRV_LISTENER_KINDS, "srv.h counts the kinds");
+#include "daemon/srv_int.h"
 
-/* The largest input frame of each protocol, framing included. */
-#define SMAP_FRAME_MAX (LIM_NETSTRING_DIGITS + 1 + LIM_NETSTRING_MAX + 1)
-#define QRY_FRAME_MAX  (LIM_QUERY_LINE + 1)
-#define MET_FRAME_MAX  LIM_HTTP_REQUEST
-#define INBUF_INITIAL  512
-#define OUTBUF_INITIAL 512
-/* Connections accepted per listener callback, so one busy listener cannot
- * starve the rest of the loop. */
-#define ACCEPT_BATCH 64
-/* Warnings about client misbehaviour per second before we stay quiet. */
-#define WARN_PER_SECOND 20
-/* How long shutdown waits for replies still owed. */
-#define SHUTDOWN_GRACE_S 5
-/* Output buffer of one connection: never larger than the cap plus one
- * reply of the largest kind, since nothing is added once the cap is
- * passed (issue 10 item 7); given back once drained if it grew past
- * OUTBUF_KEEP. */
-#define OUTBUF_HARD (LIM_CONN_OUTPUT + LIM_REPLY_MAX + 64)
-/* The admin socket's listings of a large store are single replies of
- * many megabytes (tlspolicy reads up to 256 MiB). */
-#define OUTBUF_HARD_ADMIN (256 * 1024 * 1024)
-#define OUTBUF_KEEP	  16384
-/* After accept() failed for want of descriptors: wait this long before
- * accepting again, instead of spinning on a listener that stays ready. */
-#define ACCEPT_BACKOFF_MS 250
-/* Descriptor warnings: at most one per this many seconds. */
-#define FD_WARN_INTERVAL_S 60
-/* Slots of the per-user count of query connections (a power of two);
- * a host has far fewer users. Should it fill up, a new user's connections
- * are not counted (never refused for that). */
-#define PEER_SLOTS 4096
-/* How long after running out of descriptors a "nothing found" answer is
- * not trusted (the policy module remembers a failed TXT lookup a minute). */
-#define FD_TROUBLE_S 60
-
-struct srv;
-
-struct listener {
-	struct srv *srv;
-	enum srv_proto proto;
-	int fd;
-	struct event *ev;
-	char *path; /* unix socket to remove at exit, or NULL */
-	char *name; /* "unix:/path" or "inet:127.0.0.1:8461", for logs */
-};
-
-struct conn {
-	struct srv *srv;
-	enum srv_proto proto;
-	int fd;
-	unsigned long id;
-	struct event *rev, *wev;
-	struct event *dl;  /* the whole-request deadline */
-	int partial;	   /* the input ends inside a request */
-	struct peer *peer; /* query socket: its user's count, or NULL */
-	char *in;
-	size_t inlen, incap;
-	char *out;
-	size_t outoff, outlen, outcap;
-	struct slot *head, **tailp; /* replies owed, in request order */
-	struct slot *spare;	    /* for the next pending lookup */
-	unsigned nslots;
-	int reading; /* read event armed */
-	int closing; /* close once the output is written */
-	struct conn *prev, *next;
-};
-
-/*
- * A reply owed but not yet written: its lookup is pending, or it is
- * answered but waits behind an earlier pending one, because replies go out
- * in request order (SPEC A1.5). Most requests never need one: an answer
- * known at once is written straight to the output.
- */
-struct slot {
-	struct slot *next;
-	struct conn *c;
-	struct pol_req *req; /* while the lookup is pending */
-	int done;
-	char *reply; /* the framed reply once done */
-	size_t len;
-	char *key; /* JSON lines: the key, for the reply */
-	size_t keylen;
-	int tlsrpt;  /* socketmap: answer with TLS-RPT attributes */
-	uint64_t t0; /* when the lookup began (ev_mono_ms) */
-};
-
-/* Query connections open per client uid (SO_PEERCRED), for
- * [server] query_max_per_peer. A slot with n == 0 is free for reuse. */
-struct peer {
-	long uid; /* -1: never used */
-	long n;
-};
-
-struct srv_stats {
-	unsigned long long accepted, rejected, requests, framing_errors;
-	unsigned long long answers[POL_PERM + 1];
-	unsigned long long timeouts, request_timeouts, eof_in_request;
-	unsigned long long refused[PROTO_N], admin_denied, accept_paused;
-	unsigned long long refused_peer;
-	unsigned long long local_temp;
-	unsigned long long accepted_by[PROTO_N];
-	unsigned long long by_source[POL_PERM + 1][POL_SRC_ERROR + 1];
-	struct hist latency; /* lookups, request to answer */
-};
-
-struct srv {
-	struct event_base *base;
-	const struct cfg *cfg;
-	struct pol *pol;
-	struct cache *cache;
-	struct listener *ls;
-	size_t nls;
-	struct conn *conns;
-	long nconns;
-	long nconns_by[PROTO_N];
-	/* Connections each pool may hold: the configured limits, cut down
-	 * to what the descriptor limit leaves after the reserve. */
-	long pool_max[PROTO_N];
-	long fd_reserve;
-	long fd_base; /* descriptors open at srv_start(), clients apart */
-	/* Unread output queued over all connections (bytes). */
-	size_t outq;
-	/* Accepting paused after EMFILE/ENFILE. */
-	struct event *backoff;
-	int paused;
-	time_t fd_warned;
-	unsigned long long fd_suppressed;
-	time_t fd_trouble_at; /* last time we were out of descriptors */
-	/* The admin commands, or NULL. */
-	struct adm *adm;
-	/* Query connections per uid (allocated with the query listener). */
-	struct peer *peers;
-	unsigned long next_id;
-	struct srv_stats st;
-	/* Rate limit for warnings caused by clients. */
-	time_t warn_sec;
-	unsigned warn_count, warn_dropped;
-	/* Shutdown. */
-	int stopping;
-	struct event *grace;
-	void (*done)(void *);
-	void *done_arg;
-	/* Reply scratch space for one socketmap answer. */
-	char reply[LIM_REPLY_MAX + 1];
-	/* The "report" request's handler (TLS-RPT), or NULL. */
-	srv_report_fn *report_fn;
-	void *report_arg;
-	/* The metrics endpoint's handler, or NULL. */
-	srv_http_fn *http_fn;
-	void *http_arg;
-};
-
-static void conn_close(struct conn *c);
-static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
+const char *const srv_proto_names[PROTO_N] = {"socketmap", "query", "admin",
+					      "metrics"};
 
 /* Client-caused warnings, at most WARN_PER_SECOND a second. */
-static int
-warn_allowed(struct srv *s)
+int
+srv_warn_allowed(struct srv *s)
 {
 	time_t now = ev_now();
 
@@ -227,103 +69,10 @@ warn_allowed(struct srv *s)
 	return 0;
 }
 
-/* --- listeners --------------------------------------------------------- */
-
-/* "inet:127.0.0.1:8461" or "inet:[::1]:8461" (cfg checked the form). */
-static int
-bind_inet(const char *spec, char *err, size_t errsz)
-{
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	char host[64];
-	const char *colon = strrchr(spec, ':');
-	size_t hl;
-	long port;
-	int fd, on = 1;
-
-	memset(&ss, 0, sizeof(ss));
-	if (colon == NULL || (hl = (size_t)(colon - spec)) >= sizeof(host) ||
-	    hl == 0) {
-		snprintf(err, errsz, "inet:%s: bad address", spec);
-		return -1;
-	}
-	memcpy(host, spec, hl);
-	host[hl] = '\0';
-	port = strtol(colon + 1, NULL, 10);
-	if (host[0] == '[' && host[hl - 1] == ']') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		host[hl - 1] = '\0';
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
-			goto bad;
-		sslen = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			goto bad;
-		sslen = sizeof(*s4);
-	}
-	if ((fd = socket(ss.ss_family,
-			 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
-		snprintf(err, errsz, "socket: %s", strerror(errno));
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 ||
-	    listen(fd, 1024) != 0) {
-		snprintf(err, errsz, "inet:%s: %s", spec, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-bad:
-	snprintf(err, errsz, "inet:%s: bad address", spec);
-	return -1;
-}
-
-static int
-add_listener(struct srv *s, enum srv_proto proto, const char *spec, size_t len,
-	     unsigned mode, const char *group, char *err, size_t errsz)
-{
-	struct listener *l;
-	char buf[LIM_CONFIG_VALUE + 1];
-	int fd;
-
-	if (len >= sizeof(buf) || s->nls >= LIM_LISTENERS + 1) {
-		snprintf(err, errsz, "too many or too long listeners");
-		return -1;
-	}
-	memcpy(buf, spec, len);
-	buf[len] = '\0';
-	if (strncmp(buf, "unix:", 5) == 0)
-		fd = sock_unix_bind(buf + 5, SOCK_STREAM, mode, group, err,
-				    errsz);
-	else if (strncmp(buf, "inet:", 5) == 0)
-		fd = bind_inet(buf + 5, err, errsz);
-	else {
-		snprintf(err, errsz, "%s: not unix:PATH or inet:IP:PORT", buf);
-		return -1;
-	}
-	if (fd < 0)
-		return -1;
-	l = &s->ls[s->nls++];
-	l->srv = s;
-	l->proto = proto;
-	l->fd = fd;
-	l->name = strdup(buf);
-	l->path = strncmp(buf, "unix:", 5) == 0 ? strdup(buf + 5) : NULL;
-	return 0;
-}
-
 /* --- connections -------------------------------------------------------- */
 
-static void
-conn_arm_read(struct conn *c, int on)
+void
+srv_conn_arm_read(struct conn *c, int on)
 {
 	struct timeval tv = {c->srv->cfg->idle_timeout, 0};
 
@@ -453,7 +202,7 @@ conn_flush(struct conn *c)
 			if (!event_pending(c->wev, EV_WRITE, NULL))
 				event_add(c->wev, &tv);
 			if (conn_output_full(c))
-				conn_arm_read(c, 0);
+				srv_conn_arm_read(c, 0);
 			return 0;
 		}
 		return -1;
@@ -469,7 +218,7 @@ conn_flush(struct conn *c)
 		event_del(c->wev);
 	if (c->closing && c->head == NULL)
 		return -1;
-	conn_arm_read(c, 1);
+	srv_conn_arm_read(c, 1);
 	return 0;
 }
 
@@ -650,7 +399,7 @@ local_shortage(struct srv *s, int fd, int cold, const struct pol_answer *ans,
 	tmp->reason = "the daemon ran out of file descriptors; the lookup "
 		      "proves nothing";
 	s->st.local_temp++;
-	if (warn_allowed(s))
+	if (srv_warn_allowed(s))
 		log_warnx("%s: answering TEMP, not NOTFOUND: the daemon is "
 			  "out of file descriptors, so the lookup proves "
 			  "nothing",
@@ -681,7 +430,7 @@ slot_answered(const struct pol_answer *answer, void *arg)
 		sl->reply = qry_frame(sl->key, sl->keylen, ans, &sl->len);
 	sl->done = 1;
 	if (sl->reply == NULL || conn_drain(c) != 0 || conn_service(c) != 0)
-		conn_close(c);
+		srv_conn_close(c);
 }
 
 /*
@@ -762,7 +511,7 @@ smap_request(struct conn *c, const char *payload, size_t plen)
 		    c, key, keylen,
 		    cfg_word_in(s->cfg->tlsrpt_names, name, namelen));
 	/* SPEC F8: an unknown map name is an administrator's error. */
-	if (warn_allowed(s))
+	if (srv_warn_allowed(s))
 		log_warnx(
 		    "socketmap: unknown map name '%.*s'",
 		    (int)(namelen < LIM_MAP_NAME ? namelen : LIM_MAP_NAME),
@@ -977,8 +726,8 @@ conn_deadline(struct conn *c, int partial, int new)
 	}
 }
 
-static void
-conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+void
+srv_conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct srv *s = c->srv;
@@ -988,12 +737,12 @@ conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	if (!c->partial)
 		return;
 	s->st.request_timeouts++;
-	if (warn_allowed(s))
+	if (srv_warn_allowed(s))
 		log_warnx("%s connection %lu: no whole request within %ld s "
 			  "([server] request_timeout), closing",
-			  proto_names[c->proto], c->id,
+			  srv_proto_names[c->proto], c->id,
 			  s->cfg->request_timeout);
-	conn_close(c);
+	srv_conn_close(c);
 }
 
 /*
@@ -1051,7 +800,7 @@ conn_process(struct conn *c)
 				/* SPEC B: bad framing closes the connection;
 				 * Postfix retries once (SPEC A1.7). */
 				s->st.framing_errors++;
-				if (warn_allowed(s))
+				if (srv_warn_allowed(s))
 					log_warnx("socketmap connection %lu: "
 						  "%s, closing",
 						  c->id, smap_strerror(st));
@@ -1067,12 +816,13 @@ conn_process(struct conn *c)
 				if (avail >= QRY_FRAME_MAX) {
 					partial = 0;
 					s->st.framing_errors++;
-					if (warn_allowed(s))
-						log_warnx("%s connection "
-							  "%lu: request line "
-							  "too long, closing",
-							  proto_names[c->proto],
-							  c->id);
+					if (srv_warn_allowed(s))
+						log_warnx(
+						    "%s connection "
+						    "%lu: request line "
+						    "too long, closing",
+						    srv_proto_names[c->proto],
+						    c->id);
 					rc = conn_queue(c, too_long,
 							strlen(too_long));
 					c->closing = 1;
@@ -1121,8 +871,8 @@ conn_service(struct conn *c)
 	return 0;
 }
 
-static void
-conn_read_cb(evutil_socket_t fd, short what, void *arg)
+void
+srv_conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	size_t max = c->proto == PROTO_SMAP  ? SMAP_FRAME_MAX
@@ -1135,21 +885,21 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		/* Idle: Postfix reconnects when it needs us (SPEC A1.5). */
 		c->srv->st.timeouts++;
 		log_debug("connection %lu idle, closing", c->id);
-		conn_close(c);
+		srv_conn_close(c);
 		return;
 	}
 	if (c->inlen == c->incap && c->incap < max &&
 	    buf_reserve(&c->in, &c->incap,
 			c->incap ? c->incap * 2 : INBUF_INITIAL,
 			INBUF_INITIAL) != 0) {
-		conn_close(c);
+		srv_conn_close(c);
 		return;
 	}
 	room = (c->incap < max ? c->incap : max) - c->inlen;
 	if (room == 0) {
 		/* Full of requests held back by queued output: wait for
-		 * the client to read (conn_write_cb resumes). */
-		conn_arm_read(c, 0);
+		 * the client to read (srv_conn_write_cb resumes). */
+		srv_conn_arm_read(c, 0);
 		return;
 	}
 	/* One read per wake-up: a request/reply client sends one request,
@@ -1163,35 +913,35 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			 * counted (issue 10 item 20). */
 			c->srv->st.framing_errors++;
 			c->srv->st.eof_in_request++;
-			if (warn_allowed(c->srv))
+			if (srv_warn_allowed(c->srv))
 				log_warnx("%s connection %lu: end of file in "
 					  "the middle of %s",
-					  proto_names[c->proto], c->id,
+					  srv_proto_names[c->proto], c->id,
 					  c->proto == PROTO_SMAP
 					      ? "a netstring"
 					      : "a request line");
 			conn_deadline(c, 0, 0);
 		}
 		c->closing = 1;
-		conn_arm_read(c, 0);
+		srv_conn_arm_read(c, 0);
 		if (conn_flush(c) != 0)
-			conn_close(c);
+			srv_conn_close(c);
 		return;
 	}
 	if (n < 0 && errno != EINTR && errno != EAGAIN &&
 	    errno != EWOULDBLOCK) {
 		/* The client is gone: drop what it was owed. */
-		conn_close(c);
+		srv_conn_close(c);
 		return;
 	}
 	if (n > 0)
 		c->inlen += (size_t)n;
 	if (conn_service(c) != 0)
-		conn_close(c);
+		srv_conn_close(c);
 }
 
-static void
-conn_write_cb(evutil_socket_t fd, short what, void *arg)
+void
+srv_conn_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
@@ -1200,21 +950,21 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		struct srv *s = c->srv;
 
 		s->st.timeouts++;
-		if (warn_allowed(s))
+		if (srv_warn_allowed(s))
 			log_warnx("connection %lu does not read its replies, "
 				  "closing",
 				  c->id);
-		conn_close(c);
+		srv_conn_close(c);
 		return;
 	}
 	if (conn_service(c) != 0)
-		conn_close(c);
+		srv_conn_close(c);
 }
 
 static void srv_maybe_done(struct srv *s);
 
-static void
-conn_close(struct conn *c)
+void
+srv_conn_close(struct conn *c)
 {
 	struct srv *s = c->srv;
 
@@ -1248,239 +998,6 @@ conn_close(struct conn *c)
 		srv_maybe_done(s);
 }
 
-static void listeners_arm(struct srv *s, int on);
-
-/* Descriptor trouble is logged once a minute at most, with a count. */
-static void
-fd_warn(struct srv *s, const char *what)
-{
-	time_t now = ev_now();
-
-	if (s->fd_warned != 0 && now - s->fd_warned < FD_WARN_INTERVAL_S) {
-		s->fd_suppressed++;
-		return;
-	}
-	log_warnx("%s; not accepting connections for %d ms (%llu similar "
-		  "warnings suppressed)",
-		  what, ACCEPT_BACKOFF_MS, s->fd_suppressed);
-	s->fd_warned = now;
-	s->fd_suppressed = 0;
-}
-
-static void
-backoff_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct srv *s = arg;
-
-	(void)fd;
-	(void)what;
-	s->paused = 0;
-	if (!s->stopping)
-		listeners_arm(s, 1);
-}
-
-/*
- * Issue 10 item 3: accept() failed for want of descriptors. The listener
- * stays readable, so accepting again at once would spin; wait a moment
- * with every listener off. Outbound DNS and HTTPS keep their reserve.
- */
-static void
-accept_pause(struct srv *s, const struct listener *l, int err)
-{
-	struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
-	char what[256];
-
-	s->st.accept_paused++;
-	s->fd_trouble_at = ev_now();
-	snprintf(what, sizeof(what), "%s: accept: %s", l->name,
-		 err == EMFILE ? "the process is out of file descriptors"
-			       : "the system is out of file descriptors");
-	fd_warn(s, what);
-	if (s->backoff == NULL &&
-	    (s->backoff = evtimer_new(s->base, backoff_cb, s)) == NULL)
-		return;
-	listeners_arm(s, 0);
-	s->paused = 1;
-	evtimer_add(s->backoff, &tv);
-}
-
-/* DESIGN 6.11: the admin socket is for root and the daemon's user; the
- * file mode says so, and the peer's credentials are checked again. */
-static int
-admin_peer_ok(struct srv *s, int fd)
-{
-	static const char denied[] =
-	    "{\"error\":\"the admin socket is for root and the daemon's "
-	    "user only\"}\n";
-	long uid;
-	ssize_t n;
-
-	if (adm_peer_allowed(fd, &uid))
-		return 1;
-	s->st.admin_denied++;
-	if (warn_allowed(s))
-		log_warnx("admin socket: refused a client running as uid %ld "
-			  "(only root and the daemon's user may connect)",
-			  uid);
-	n = send(fd, denied, sizeof(denied) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)n;
-	return 0;
-}
-
-/*
- * The count of query connections of the user UID: an existing slot, else
- * a free one claimed for it; NULL when the table is full.
- */
-static struct peer *
-peer_slot(struct srv *s, long uid)
-{
-	size_t h = ((size_t)uid * 2654435761u) & (PEER_SLOTS - 1), i;
-	struct peer *reuse = NULL;
-
-	for (i = 0; i < PEER_SLOTS; i++) {
-		struct peer *p = &s->peers[(h + i) & (PEER_SLOTS - 1)];
-
-		if (p->uid == uid)
-			return p;
-		if (p->uid == -1) {
-			p = reuse != NULL ? reuse : p;
-			p->uid = uid;
-			p->n = 0;
-			return p;
-		}
-		if (p->n == 0 && reuse == NULL)
-			reuse = p;
-	}
-	if (reuse != NULL) {
-		reuse->uid = uid;
-		reuse->n = 0;
-	}
-	return reuse;
-}
-
-/*
- * Issue 10 item 6: one user (one MTA, one script) may hold at most
- * [server] query_max_per_peer query connections, so it cannot take the
- * pool from the others. Returns the user's slot to count the connection
- * in, or NULL with *REFUSE set when the user is at its limit.
- */
-static struct peer *
-peer_admit(struct srv *s, int fd, int *refuse)
-{
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	struct peer *p;
-
-	*refuse = 0;
-	if (s->peers == NULL || s->cfg->query_max_per_peer == 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
-	    len != sizeof(cr) || (p = peer_slot(s, (long)cr.uid)) == NULL)
-		return NULL;
-	if (p->n >= s->cfg->query_max_per_peer) {
-		*refuse = 1;
-		s->st.refused_peer++;
-		if (warn_allowed(s))
-			log_warnx("query socket: user %ld has %ld connections "
-				  "open, the most one user may have "
-				  "([server] query_max_per_peer); refusing "
-				  "one",
-				  (long)cr.uid, p->n);
-		return NULL;
-	}
-	return p;
-}
-
-static void
-accept_cb(evutil_socket_t lfd, short what, void *arg)
-{
-	struct listener *l = arg;
-	struct srv *s = l->srv;
-	int i;
-
-	(void)what;
-	for (i = 0; i < ACCEPT_BATCH && !s->paused; i++) {
-		struct peer *peer = NULL;
-		struct conn *c;
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE) {
-				accept_pause(s, l, errno);
-				return;
-			}
-			if (errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == EINTR || errno == ECONNABORTED)
-				return;
-			if (warn_allowed(s))
-				log_warn("%s: accept", l->name);
-			return;
-		}
-		if (s->nconns_by[l->proto] >= s->pool_max[l->proto]) {
-			/* DESIGN 6.4: bounded, per listener kind; the client
-			 * sees EOF and Postfix retries (SPEC A1.7). */
-			s->st.rejected++;
-			s->st.refused[l->proto]++;
-			if (warn_allowed(s))
-				log_warnx("%s: %ld %s connections open, the "
-					  "most allowed (%s); refusing one",
-					  l->name, s->nconns_by[l->proto],
-					  proto_names[l->proto],
-					  l->proto == PROTO_SMAP
-					      ? "[server] max_connections"
-					  : l->proto == PROTO_QRY
-					      ? "[server] query_max_connections"
-					  : l->proto == PROTO_MET
-					      ? "metrics connections"
-					      : "admin connections");
-			close(fd);
-			continue;
-		}
-		if (l->proto == PROTO_ADM && !admin_peer_ok(s, fd)) {
-			close(fd);
-			continue;
-		}
-		if (l->proto == PROTO_QRY) {
-			int refuse;
-
-			peer = peer_admit(s, fd, &refuse);
-			if (refuse) {
-				s->st.rejected++;
-				s->st.refused[l->proto]++;
-				close(fd);
-				continue;
-			}
-		}
-		if ((c = calloc(1, sizeof(*c))) == NULL) {
-			close(fd);
-			return;
-		}
-		c->srv = s;
-		c->proto = l->proto;
-		c->fd = fd;
-		c->id = ++s->next_id;
-		if ((c->peer = peer) != NULL)
-			peer->n++;
-		c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST,
-				   conn_read_cb, c);
-		c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST,
-				   conn_write_cb, c);
-		c->dl = evtimer_new(s->base, conn_deadline_cb, c);
-		c->next = s->conns;
-		if (s->conns)
-			s->conns->prev = c;
-		s->conns = c;
-		s->nconns++;
-		s->nconns_by[c->proto]++;
-		s->st.accepted++;
-		s->st.accepted_by[c->proto]++;
-		if (c->rev == NULL || c->wev == NULL || c->dl == NULL) {
-			conn_close(c);
-			return;
-		}
-		conn_arm_read(c, 1);
-	}
-}
-
 /* --- the server ----------------------------------------------------------- */
 
 struct srv *
@@ -1507,8 +1024,8 @@ srv_new(struct event_base *base, const struct cfg *cfg, struct pol *pol,
 		p += strspn(p, " \t");
 		if ((len = strcspn(p, " \t")) == 0)
 			break;
-		if (add_listener(s, PROTO_SMAP, p, len, cfg->socketmap_mode,
-				 cfg->socketmap_group, err, errsz) != 0)
+		if (srv_add_listener(s, PROTO_SMAP, p, len, cfg->socketmap_mode,
+				     cfg->socketmap_group, err, errsz) != 0)
 			goto fail;
 		p += len;
 	}
@@ -1517,9 +1034,9 @@ srv_new(struct event_base *base, const struct cfg *cfg, struct pol *pol,
 		goto fail;
 	}
 	if (*cfg->query_socket &&
-	    add_listener(s, PROTO_QRY, cfg->query_socket,
-			 strlen(cfg->query_socket), cfg->query_socket_mode,
-			 cfg->query_socket_group, err, errsz) != 0)
+	    srv_add_listener(s, PROTO_QRY, cfg->query_socket,
+			     strlen(cfg->query_socket), cfg->query_socket_mode,
+			     cfg->query_socket_group, err, errsz) != 0)
 		goto fail;
 	if (*cfg->query_socket) {
 		if ((s->peers = malloc(PEER_SLOTS * sizeof(*s->peers))) ==
@@ -1532,19 +1049,20 @@ srv_new(struct event_base *base, const struct cfg *cfg, struct pol *pol,
 	}
 	/* DESIGN 6.11: mode 0600; srv_chown() gives it to [server] user. */
 	if (*cfg->admin_socket &&
-	    add_listener(s, PROTO_ADM, cfg->admin_socket,
-			 strlen(cfg->admin_socket), 0600, "", err, errsz) != 0)
+	    srv_add_listener(s, PROTO_ADM, cfg->admin_socket,
+			     strlen(cfg->admin_socket), 0600, "", err,
+			     errsz) != 0)
 		goto fail;
 	/* Issue 12: the metrics endpoint, loopback or a unix socket. */
 	if (*cfg->metrics &&
-	    add_listener(s, PROTO_MET, cfg->metrics, strlen(cfg->metrics), 0660,
-			 "", err, errsz) != 0)
+	    srv_add_listener(s, PROTO_MET, cfg->metrics, strlen(cfg->metrics),
+			     0660, "", err, errsz) != 0)
 		goto fail;
 	for (i = 0; i < s->nls; i++) {
 		struct listener *l = &s->ls[i];
 
-		l->ev =
-		    event_new(base, l->fd, EV_READ | EV_PERSIST, accept_cb, l);
+		l->ev = event_new(base, l->fd, EV_READ | EV_PERSIST,
+				  srv_accept_cb, l);
 		if (l->ev == NULL) {
 			snprintf(err, errsz, "event_new failed");
 			goto fail;
@@ -1556,8 +1074,8 @@ fail:
 	return NULL;
 }
 
-static void
-listeners_arm(struct srv *s, int on)
+void
+srv_listeners_arm(struct srv *s, int on)
 {
 	size_t i;
 
@@ -1569,105 +1087,6 @@ listeners_arm(struct srv *s, int on)
 		else
 			event_del(s->ls[i].ev);
 	}
-}
-
-/* Descriptors open now (Linux: /proc/self/fd), or -1. */
-static long
-fds_open(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	long n = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the directory's own descriptor */
-}
-
-static int
-has_listener(const struct srv *s, enum srv_proto proto)
-{
-	size_t i;
-
-	for (i = 0; i < s->nls; i++)
-		if (s->ls[i].proto == proto)
-			return 1;
-	return 0;
-}
-
-/*
- * Issue 10 item 3: size the connection pools so that clients can never
- * take the descriptors outbound work needs. What RLIMIT_NOFILE allows,
- * less what is open now and the reserve, is shared by the pools; when it
- * is less than the configured limits, the query and admin pools get a
- * quarter at most and Postfix's socketmap the rest.
- */
-static void
-pools_size(struct srv *s, int say)
-{
-	const struct cfg *cfg = s->cfg;
-	long want[PROTO_N], budget, total, open_now;
-	struct rlimit rl;
-	int p;
-
-	want[PROTO_SMAP] = cfg->max_connections;
-	want[PROTO_QRY] =
-	    has_listener(s, PROTO_QRY) ? cfg->query_max_connections : 0;
-	want[PROTO_ADM] =
-	    has_listener(s, PROTO_ADM) ? LIM_ADMIN_CONNECTIONS : 0;
-	want[PROTO_MET] =
-	    has_listener(s, PROTO_MET) ? LIM_METRICS_CONNECTIONS : 0;
-	total = want[PROTO_SMAP] + want[PROTO_QRY] + want[PROTO_ADM] +
-		want[PROTO_MET];
-	/* Counted once, at start: on a reload the clients' own descriptors
-	 * must not shrink the pools. */
-	if (s->fd_base == 0 && (s->fd_base = fds_open()) < 0)
-		s->fd_base = LIM_FD_BASE;
-	open_now = s->fd_base;
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-		budget = total;
-	else
-		budget = (long)rl.rlim_cur - open_now - s->fd_reserve;
-	if (budget < 3)
-		budget = 3;
-	for (p = 0; p < PROTO_N; p++)
-		s->pool_max[p] = want[p];
-	if (total > budget) {
-		long rest = budget;
-
-		s->pool_max[PROTO_ADM] = want[PROTO_ADM] < rest / 8
-					     ? want[PROTO_ADM]
-					     : (want[PROTO_ADM] ? 1 : 0);
-		rest -= s->pool_max[PROTO_ADM];
-		s->pool_max[PROTO_MET] = want[PROTO_MET] ? 1 : 0;
-		rest -= s->pool_max[PROTO_MET];
-		s->pool_max[PROTO_QRY] = want[PROTO_QRY] < rest / 4
-					     ? want[PROTO_QRY]
-					     : (want[PROTO_QRY] ? rest / 4 : 0);
-		if (want[PROTO_QRY] && s->pool_max[PROTO_QRY] < 1)
-			s->pool_max[PROTO_QRY] = 1;
-		rest -= s->pool_max[PROTO_QRY];
-		s->pool_max[PROTO_SMAP] = rest < 1 ? 1 : rest;
-	}
-	if (!say)
-		return;
-	log_info("file descriptors: limit %lld, %ld open, %ld kept for DNS, "
-		 "HTTPS and TLS-RPT; client connections: socketmap %ld, "
-		 "query %ld, admin %ld",
-		 rl.rlim_cur == RLIM_INFINITY ? -1LL : (long long)rl.rlim_cur,
-		 open_now, s->fd_reserve, s->pool_max[PROTO_SMAP],
-		 s->pool_max[PROTO_QRY], s->pool_max[PROTO_ADM]);
-	if (total > budget)
-		log_warnx("the file descriptor limit (%lld) leaves room for "
-			  "%ld client connections, fewer than configured "
-			  "(%ld); raise it (LimitNOFILE= in the systemd unit, "
-			  "ulimit -n) or lower [server] max_connections and "
-			  "query_max_connections",
-			  (long long)rl.rlim_cur, budget, total);
 }
 
 void
@@ -1697,8 +1116,8 @@ srv_chown(struct srv *s, uid_t uid, gid_t gid)
 void
 srv_start(struct srv *s)
 {
-	pools_size(s, 1);
-	listeners_arm(s, 1);
+	srv_pools_size(s, 1);
+	srv_listeners_arm(s, 1);
 }
 
 void
@@ -1711,7 +1130,7 @@ srv_set_http(struct srv *s, srv_http_fn *fn, void *arg)
 const char *
 srv_listener_name(unsigned kind)
 {
-	return kind < PROTO_N ? proto_names[kind] : "?";
+	return kind < PROTO_N ? srv_proto_names[kind] : "?";
 }
 
 void
@@ -1721,7 +1140,7 @@ srv_get_metrics(const struct srv *s, struct srv_metrics *m)
 
 	memset(m, 0, sizeof(*m));
 	for (k = 0; k < PROTO_N; k++) {
-		m->configured[k] = has_listener(s, (enum srv_proto)k) ||
+		m->configured[k] = srv_has_listener(s, (enum srv_proto)k) ||
 				   s->st.accepted_by[k] > 0;
 		m->open[k] = s->nconns_by[k];
 		m->accepted[k] = s->st.accepted_by[k];
@@ -1746,7 +1165,7 @@ void
 srv_reconfigure(struct srv *s, const struct cfg *cfg)
 {
 	s->cfg = cfg;
-	pools_size(s, 0);
+	srv_pools_size(s, 0);
 }
 
 static void
@@ -1798,7 +1217,7 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_warnx("shutdown: dropping %ld connections still open", s->nconns);
 	while (s->conns)
-		conn_close(s->conns);
+		srv_conn_close(s->conns);
 	srv_maybe_done(s);
 }
 
@@ -1816,10 +1235,10 @@ srv_shutdown(struct srv *s, void (*done)(void *), void *arg)
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		c->closing = 1;
-		conn_arm_read(c, 0);
+		srv_conn_arm_read(c, 0);
 		if ((c->outoff == c->outlen && c->head == NULL) ||
 		    conn_flush(c) != 0)
-			conn_close(c);
+			srv_conn_close(c);
 	}
 	if ((s->grace = evtimer_new(s->base, grace_cb, s)) != NULL)
 		evtimer_add(s->grace, &tv);
@@ -1833,7 +1252,7 @@ srv_free(struct srv *s)
 		return;
 	s->done = NULL;
 	while (s->conns)
-		conn_close(s->conns);
+		srv_conn_close(s->conns);
 	close_listeners(s);
 	if (s->grace)
 		event_free(s->grace);

@@ -29,6 +29,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "net/curlev.h"
 #include "net/https.h"
 #include "util/ev.h"
 #include "util/limits.h"
@@ -52,11 +53,11 @@ enum abort_why {
 
 struct https {
 	struct event_base *base;
-	CURLM *multi;
-	struct event *timer; /* libcurl's single timeout */
-	struct event *kick;  /* starts waiting fetches from the loop */
-	char *ca_file;	     /* "": OpenSSL's default paths */
-	char *proxy;	     /* NULL: none */
+	struct curlev *cev; /* the multi handle on the loop */
+	CURLM *multi;	    /* curlev_multi(cev) */
+	struct event *kick; /* starts waiting fetches from the loop */
+	char *ca_file;	    /* "": OpenSSL's default paths */
+	char *proxy;	    /* NULL: none */
 	size_t nactive;
 	size_t nqueued;
 	struct https_fetch *qhead, *qtail; /* waiting, FIFO */
@@ -66,13 +67,6 @@ struct https {
 /* The SSL_CTX ex_data slot that points from a TLS context to its fetch
  * (libcurl makes one context per connection). */
 static int ssl_idx = -1;
-
-/* One socket libcurl wants watched. */
-struct sock {
-	struct https *h;
-	curl_socket_t fd;
-	struct event *ev;
-};
 
 struct https_fetch {
 	struct https *h;
@@ -544,118 +538,21 @@ fetch_finish(struct https_fetch *f, CURLcode rc)
 	fetch_release(f);
 }
 
-/* Read libcurl's completion messages. */
+/* A transfer ended (curlev): finish it, and start what waits. */
 static void
-check_done(struct https *h)
+transfer_done(void *arg, CURL *easy, CURLcode rc)
 {
-	CURLMsg *msg;
-	int left;
-	struct https_fetch *f;
-	int started = 0;
+	struct https *h = arg;
+	struct https_fetch *f = NULL;
 
-	while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		f = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &f);
-		if (f == NULL)
-			log_panic("https: finished transfer without a fetch");
-		CURLcode rc = msg->data.result;
-		curl_multi_remove_handle(h->multi, f->easy);
-		active_unlink(f);
-		started = 1;
-		fetch_finish(f, rc);
-	}
-	if (started && h->qhead != NULL)
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, &f);
+	if (f == NULL)
+		log_panic("https: finished transfer without a fetch");
+	curl_multi_remove_handle(h->multi, f->easy);
+	active_unlink(f);
+	fetch_finish(f, rc);
+	if (h->qhead != NULL)
 		kick_schedule(h);
-}
-
-/* --- libcurl <-> libevent ------------------------------------------- */
-
-static void
-sock_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct https *h = arg;
-	int flags = 0, running;
-
-	if (what & EV_READ)
-		flags |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(h->multi, fd, flags, &running);
-	check_done(h);
-}
-
-static void
-timer_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct https *h = arg;
-	int running;
-
-	(void)fd;
-	(void)what;
-	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(h);
-}
-
-/* CURLMOPT_TIMERFUNCTION: libcurl's one timeout changed. */
-static int
-timer_set_cb(CURLM *multi, long timeout_ms, void *arg)
-{
-	struct https *h = arg;
-	struct timeval tv;
-
-	(void)multi;
-	if (timeout_ms < 0) {
-		evtimer_del(h->timer);
-		return 0;
-	}
-	/* Never call socket_action from here: fire from the loop. */
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return evtimer_add(h->timer, &tv) == 0 ? 0 : -1;
-}
-
-/* CURLMOPT_SOCKETFUNCTION: watch, re-watch or forget a socket. */
-static int
-sock_set_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
-{
-	struct https *h = arg;
-	struct sock *s = sockp;
-	short kind = EV_PERSIST;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (s != NULL) {
-			event_free(s->ev);
-			free(s);
-			curl_multi_assign(h->multi, fd, NULL);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	if (s == NULL) {
-		if ((s = calloc(1, sizeof(*s))) == NULL)
-			return -1;
-		s->h = h;
-		s->fd = fd;
-		curl_multi_assign(h->multi, fd, s);
-	} else {
-		event_free(s->ev);
-		s->ev = NULL;
-	}
-	s->ev = event_new(h->base, fd, kind, sock_event_cb, h);
-	if (s->ev == NULL || event_add(s->ev, NULL) == -1) {
-		if (s->ev != NULL)
-			event_free(s->ev);
-		curl_multi_assign(h->multi, fd, NULL);
-		free(s);
-		return -1;
-	}
-	return 0;
 }
 
 /* --- starting -------------------------------------------------------- */
@@ -1080,21 +977,11 @@ https_new(struct event_base *base, const struct https_config *c, char *err,
 	if (c != NULL && c->proxy != NULL && c->proxy[0] != '\0' &&
 	    (h->proxy = strdup(c->proxy)) == NULL)
 		goto nomem;
-	h->timer = evtimer_new(base, timer_event_cb, h);
 	h->kick = evtimer_new(base, kick_cb, h);
-	h->multi = curl_multi_init();
-	if (h->timer == NULL || h->kick == NULL || h->multi == NULL)
+	if (h->kick == NULL ||
+	    (h->cev = curlev_new(base, transfer_done, h)) == NULL)
 		goto nomem;
-	if (curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_set_cb) !=
-		CURLM_OK ||
-	    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
-	    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_set_cb) !=
-		CURLM_OK ||
-	    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK) {
-		snprintf(err, errsz, "https: libcurl multi set-up failed");
-		https_free(h);
-		return NULL;
-	}
+	h->multi = curlev_multi(h->cev);
 	return h;
 nomem:
 	snprintf(err, errsz, "https: out of memory");
@@ -1111,10 +998,7 @@ https_free(struct https *h)
 		https_cancel(h->active);
 	while (h->qhead != NULL)
 		https_cancel(h->qhead);
-	if (h->multi != NULL)
-		curl_multi_cleanup(h->multi);
-	if (h->timer != NULL)
-		event_free(h->timer);
+	curlev_free(h->cev);
 	if (h->kick != NULL)
 		event_free(h->kick);
 	free(h->ca_file);

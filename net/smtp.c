@@ -17,20 +17,16 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
+#include "net/curlev.h"
 #include "net/smtp.h"
 #include "util/log.h"
 
 struct smtp {
 	struct event_base *base;
-	CURLM *multi;
-	struct event *timer; /* libcurl's single timeout */
+	struct curlev *cev;
+	CURLM *multi; /* curlev_multi(cev) */
 	struct smtp_send *active;
 	size_t nactive;
-};
-
-/* One socket libcurl wants watched. */
-struct sock {
-	struct event *ev;
 };
 
 struct smtp_send {
@@ -154,110 +150,19 @@ send_finish(struct smtp_send *t, CURLcode rc)
 	send_release(t);
 }
 
+/* A transfer ended (curlev). */
 static void
-check_done(struct smtp *s)
-{
-	struct smtp_send *t;
-	CURLMsg *msg;
-	int left;
-
-	while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		t = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
-		if (t == NULL)
-			log_panic("smtp: finished transfer without a send");
-		CURLcode rc = msg->data.result;
-		curl_multi_remove_handle(s->multi, t->easy);
-		send_unlink(t);
-		send_finish(t, rc);
-	}
-}
-
-/* --- libcurl <-> libevent ------------------------------------------- */
-
-static void
-sock_event_cb(evutil_socket_t fd, short what, void *arg)
+transfer_done(void *arg, CURL *easy, CURLcode rc)
 {
 	struct smtp *s = arg;
-	int flags = 0, running;
+	struct smtp_send *t = NULL;
 
-	if (what & EV_READ)
-		flags |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(s->multi, fd, flags, &running);
-	check_done(s);
-}
-
-static void
-timer_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtp *s = arg;
-	int running;
-
-	(void)fd;
-	(void)what;
-	curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(s);
-}
-
-/* CURLMOPT_TIMERFUNCTION: never act from here, fire from the loop. */
-static int
-timer_set_cb(CURLM *multi, long timeout_ms, void *arg)
-{
-	struct smtp *s = arg;
-	struct timeval tv;
-
-	(void)multi;
-	if (timeout_ms < 0) {
-		evtimer_del(s->timer);
-		return 0;
-	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return evtimer_add(s->timer, &tv) == 0 ? 0 : -1;
-}
-
-/* CURLMOPT_SOCKETFUNCTION: watch, re-watch or forget a socket. */
-static int
-sock_set_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
-{
-	struct smtp *s = arg;
-	struct sock *k = sockp;
-	short kind = EV_PERSIST;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (k != NULL) {
-			event_free(k->ev);
-			free(k);
-			curl_multi_assign(s->multi, fd, NULL);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	if (k == NULL) {
-		if ((k = calloc(1, sizeof(*k))) == NULL)
-			return -1;
-		curl_multi_assign(s->multi, fd, k);
-	} else {
-		event_free(k->ev);
-		k->ev = NULL;
-	}
-	k->ev = event_new(s->base, fd, kind, sock_event_cb, s);
-	if (k->ev == NULL || event_add(k->ev, NULL) == -1) {
-		if (k->ev != NULL)
-			event_free(k->ev);
-		curl_multi_assign(s->multi, fd, NULL);
-		free(k);
-		return -1;
-	}
-	return 0;
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
+	if (t == NULL)
+		log_panic("smtp: finished transfer without a send");
+	curl_multi_remove_handle(s->multi, t->easy);
+	send_unlink(t);
+	send_finish(t, rc);
 }
 
 /* --- the API -------------------------------------------------------- */
@@ -452,20 +357,9 @@ smtp_new(struct event_base *base, char *err, size_t errsz)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		goto nomem;
 	s->base = base;
-	s->timer = evtimer_new(base, timer_event_cb, s);
-	s->multi = curl_multi_init();
-	if (s->timer == NULL || s->multi == NULL)
+	if ((s->cev = curlev_new(base, transfer_done, s)) == NULL)
 		goto nomem;
-	if (curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, sock_set_cb) !=
-		CURLM_OK ||
-	    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s) != CURLM_OK ||
-	    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_set_cb) !=
-		CURLM_OK ||
-	    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s) != CURLM_OK) {
-		snprintf(err, errsz, "smtp: libcurl multi set-up failed");
-		smtp_free(s);
-		return NULL;
-	}
+	s->multi = curlev_multi(s->cev);
 	return s;
 nomem:
 	snprintf(err, errsz, "smtp: out of memory");
@@ -480,9 +374,6 @@ smtp_free(struct smtp *s)
 		return;
 	while (s->active != NULL)
 		smtp_cancel(s->active);
-	if (s->multi != NULL)
-		curl_multi_cleanup(s->multi);
-	if (s->timer != NULL)
-		event_free(s->timer);
+	curlev_free(s->cev);
 	free(s);
 }

@@ -104,6 +104,8 @@ struct coal_tab {
 struct rpt_collect {
 	struct event_base *base;
 	struct cache *cache;
+	rpt_policy_fn *policy_fn; /* what the daemon answered */
+	void *policy_arg;
 	struct rpt_store *store;
 	struct rpt_deliver *dlv;
 	char *sock_path; /* NULL when no socket */
@@ -419,39 +421,43 @@ rpt_collect_feed_cb(void *arg, const char *buf, size_t len, char *err,
 
 /* --- the mail log ------------------------------------------------------ */
 
-/* The policy the daemon answered for DOMAIN, from the policy store. */
+void
+rpt_collect_set_policy(struct rpt_collect *c, rpt_policy_fn *fn, void *arg)
+{
+	c->policy_fn = fn;
+	c->policy_arg = arg;
+}
+
+/* The policy the daemon answered for DOMAIN (rpt_collect_set_policy). */
 static void
 policy_for(struct rpt_collect *c, const char *domain, struct rpt_policy *p,
 	   char **strs, size_t nstrs, char bufs[][LIM_DOMAIN_MAX + 16],
 	   char **mx)
 {
-	const struct cache_entry *e = NULL;
+	struct rpt_answer a;
 	size_t n = 0, nmx = 0;
 	const char *s, *nl;
 
 	p->type = RPT_POLICY_NONE;
 	p->domain = (char *)domain;
-	if (cache_lookup(c->cache, domain, &e) != CACHE_OK || e == NULL)
-		return;
-	/* DESIGN 6.1: DANE first, MTA-STS only without DANE. */
-	if (e->has_dane && (e->dane.kind == CACHE_DANE_ONLY ||
-			    e->dane.kind == CACHE_DANE_DANE)) {
+	memset(&a, 0, sizeof(a));
+	if (c->policy_fn != NULL)
+		c->policy_fn(c->policy_arg, domain, &a);
+	if (a.type == RPT_ANSWERED_TLSA) {
 		p->type = RPT_POLICY_TLSA;
 		return;
 	}
-	if (!e->has_sts || e->sts.mode == CACHE_STS_NONE)
+	if (a.type != RPT_ANSWERED_STS || a.mode == NULL)
 		return;
 	p->type = RPT_POLICY_STS;
 	/* RFC 8460 §4.4: policy-string holds the policy's lines. */
 	snprintf(bufs[n], sizeof(bufs[0]), "version: STSv1");
 	strs[n] = bufs[n];
 	n++;
-	snprintf(bufs[n], sizeof(bufs[0]), "mode: %s",
-		 cache_sts_mode_name(e->sts.mode));
+	snprintf(bufs[n], sizeof(bufs[0]), "mode: %s", a.mode);
 	strs[n] = bufs[n];
 	n++;
-	for (s = e->sts.mx; s != NULL && *s != '\0' && n + 1 < nstrs;
-	     s = nl + 1) {
+	for (s = a.mx; s != NULL && *s != '\0' && n + 1 < nstrs; s = nl + 1) {
 		size_t len;
 
 		nl = strchr(s, '\n');
@@ -465,7 +471,7 @@ policy_for(struct rpt_collect *c, const char *domain, struct rpt_policy *p,
 		if (nl == NULL)
 			break;
 	}
-	snprintf(bufs[n], sizeof(bufs[0]), "max_age: %lld", e->sts.max_age);
+	snprintf(bufs[n], sizeof(bufs[0]), "max_age: %lld", a.max_age);
 	strs[n] = bufs[n];
 	n++;
 	p->strings = strs;

@@ -59,6 +59,30 @@ struct rpt_collect *rpt_collect_new(struct event_base *base,
 				    struct dns *dns, struct https *https,
 				    char *err, size_t errsz);
 
+/*
+ * What the daemon answers for a domain, for the sessions the Postfix 3.7
+ * log follower counts: the TLS-RPT policy of a session is the one the
+ * daemon applied, from the same decision (DESIGN 6.1 and issue 8), not a
+ * second reading of the store. MODE and MX (the policy's '\n'-separated
+ * patterns) are borrowed until the next call into the daemon.
+ */
+enum rpt_answered {
+	RPT_ANSWERED_NONE = 0,
+	RPT_ANSWERED_TLSA,
+	RPT_ANSWERED_STS
+};
+struct rpt_answer {
+	enum rpt_answered type;
+	const char *mode, *mx; /* RPT_ANSWERED_STS only */
+	long long max_age;
+};
+typedef void rpt_policy_fn(void *arg, const char *domain,
+			   struct rpt_answer *out);
+/* Set how the follower learns what was answered (daemon/main.c). Without
+ * it every logged session counts as "no policy found". */
+void rpt_collect_set_policy(struct rpt_collect *c, rpt_policy_fn *fn,
+			    void *arg);
+
 /* Give the report store files to UID:GID (before the privilege drop).
  * 0, or -1 with errno. */
 int rpt_collect_chown(struct rpt_collect *c, uid_t uid, gid_t gid);

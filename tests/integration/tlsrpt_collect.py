@@ -125,6 +125,11 @@ ok(r is not None and "error" in r, "non-object result refused", r)
 # Postfix 3.7 smtp(8) lines: a DANE-verified success and an expired
 # certificate, each closed by its to= line (SPEC C2).
 d.put_dane("dane.example", "dane-only")
+# An MTA-STS policy past its max_age is not applied, so the session is
+# reported under no policy: the follower asks the daemon's decision, it
+# does not read the store a second way.
+d.put_sts("expired.example", "enforce", ["mx.expired.example"], max_age=60,
+          fetched_at=int(time.time()) - 3600)
 stamp = time.strftime("%b %d %H:%M:%S")
 CIPHER = (": TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) "
           "key-exchange X25519 server-signature RSA-PSS (2048 bits) "
@@ -256,7 +261,8 @@ if rep:
            p["failure-details"][0]["result-type"],
            p["failure-details"][0]["receiving-mx-hostname"]),
           ("no-policy-found", "certificate-expired", "mx.expired.example"),
-          "log follower failure detail")
+          "log follower failure detail, under no policy (the stored one "
+          "expired)")
 rc, rep, err = show("nothing.example")
 is_eq(rc, 1, "report show of an unknown domain: exit 1")
 
