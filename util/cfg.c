@@ -606,8 +606,12 @@ cfg_state_dir(const char *cache_path, char *buf, size_t bufsz)
 static int
 cfg_check_store(const char *s, size_t len, char *why, size_t whysz)
 {
-	if (len > 11 && cfg_is_pg_uri(s))
-		return 1;
+	if (cfg_is_pg_uri(s)) {
+		/* Something after the scheme: a database, a host. */
+		if (len > (s[8] == ':' ? 11u : 13u))
+			return 1;
+		return cfg_why(why, whysz, "a PostgreSQL URI names nothing");
+	}
 	if (len == 0 || s[0] != '/')
 		return cfg_why(why, whysz,
 			       "want an absolute path or a postgresql:// URI");

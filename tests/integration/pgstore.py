@@ -4,8 +4,9 @@ PostgreSQL 15 started here in a temporary directory (initdb, pg_ctl, a Unix
 socket in that directory, run as nobody; stopped at the end), reached with
 a password from a libpq passfile.
 
-Two daemons with the same `[cache] path` URI and DNS silent: a policy
-written to the database is answered by both (each memory index reads it on
+Two daemons with the same `[cache] path` URI: a policy daemon A fetched
+from the test world (DNS and HTTPS) is answered by daemon B, whose DNS is
+silent; a policy written to the database with SQL is answered by both (each memory index reads it on
 a miss), and again after both restart (TOFU across restarts). The database
 stopped mid-run: known domains are still answered from memory. Through the
 store itself (tests/lab/storecmd): a write while the database is down is
@@ -24,7 +25,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
 from tlstest import TOP_BUILDDIR, Daemon, done, is_eq, ok  # noqa: E402
+from dnsworld import DNSWorld  # noqa: E402
+from httpsworld import HTTPSWorld  # noqa: E402
+import pki  # noqa: E402
 
 PGBIN = "/usr/lib/postgresql/15/bin"
 if not os.path.exists(os.path.join(PGBIN, "initdb")):
@@ -99,18 +104,39 @@ psql("CREATE DATABASE tlspolicyd", db="postgres")
 NOW = int(time.time())
 
 
-def config():
+# The test world: daemon A resolves and fetches from it.
+Z = "insecure.test"
+FETCHED = "fetched." + Z
+w = DNSWorld()
+net = "127.%d.48." % w.slot
+ca = pki.CA(os.path.join(tmp, "ca"))
+hw = HTTPSWorld(os.path.join(tmp, "nginx"), ca, addr=net + "1")
+w.add_record(Z, "%s. 300 IN MX 10 mx1.%s." % (FETCHED, FETCHED))
+w.add_record(Z, "_mta-sts.%s. 300 IN TXT \"v=STSv1; id=w1;\"" % FETCHED)
+w.add_record(Z, "mta-sts.%s. 300 IN A %s" % (FETCHED, hw.addr))
+hw.policy(FETCHED, "version: STSv1\nmode: enforce\nmx: mx1.%s\n"
+          "max_age: 86400\n" % FETCHED)
+hw.start()
+w.start()
+
+
+def config(live=False):
     return dict(extra="""
 [dns]
 resolvers = %s
-timeout = 1
-""" % DEAD_DNS, server_extra="lookup_timeout = 1\n")
+trust_anchor = %s
+timeout = %d
+[sts]
+ca_file = %s
+fetch_timeout = 5
+""" % (w.resolver if live else DEAD_DNS, w.trust_anchor, 2 if live else 1,
+       ca.cert_path), server_extra="" if live else "lookup_timeout = 1\n")
 
 
-def daemon(name):
-    d = Daemon(name=name, dane=False, sts=True, **config())
+def daemon(name, live=False):
+    d = Daemon(name=name, dane=False, sts=True, **config(live))
     d.db = URI
-    d.write_config(**config())
+    d.write_config(**config(live))
     return d
 
 
@@ -118,7 +144,7 @@ def secure(*patterns):
     return "OK secure match=%s servername=hostname" % ":".join(patterns)
 
 
-a = daemon("pga")
+a = daemon("pga", live=True)
 a.start()
 ok("s3cret" not in a.read_log() and "NOTICE" not in a.read_log(),
    "the log names no password and has no server notices")
@@ -126,6 +152,21 @@ is_eq(psql("SELECT version FROM tlspolicyd_schema WHERE store = 'policy'"),
       "1", "daemon A created the schema, version 1")
 b = daemon("pgb")
 b.start()
+
+# Daemon A fetches a policy (TXT, HTTPS) and writes it to the database;
+# daemon B, its DNS silent, answers with it.
+is_eq(a.ask(FETCHED), secure("mx1." + FETCHED),
+      "daemon A fetched the policy from the test world")
+row = ""
+for _ in range(50):
+    row = psql("SELECT policy_id, mode, mx FROM sts_policy "
+               "WHERE domain = '%s'" % FETCHED)
+    if row:
+        break
+    time.sleep(0.1)
+is_eq(row, "w1|2|mx1." + FETCHED, "daemon A wrote it to the database")
+is_eq(b.ask(FETCHED), secure("mx1." + FETCHED),
+      "daemon B, DNS silent: daemon A's policy from the database")
 
 # A policy one host learned: written to the shared database (here with SQL,
 # the columns of the SQLite store's sts_policy).
@@ -145,6 +186,8 @@ is_eq(b.stop(), 0, "daemon B stopped cleanly")
 a.start()
 b.start()
 is_eq(b.ask("one.pg.test"), want, "after restarts, B: the policy")
+is_eq(b.ask(FETCHED), secure("mx1." + FETCHED),
+      "after restarts, B, DNS silent: daemon A's fetched policy")
 is_eq(a.ask("two.pg.test"), secure("mx1.two.pg.test"),
       "after restarts, A: the policy")
 is_eq(b.ask("two.pg.test"), secure("mx1.two.pg.test"),
