@@ -734,17 +734,18 @@ row_decode(sqlite3_stmt *st, int off, struct cache_sts *sts, int *has_sts,
 	return 0;
 }
 
-/* row_read() from PostgreSQL. */
+/* row_read() from PostgreSQL. An entry of its own, not the scratch one: a
+ * caller's inputs may point into that (a borrowed entry passed back). */
 static enum cache_err
 row_read_pg(struct cache *c, const char *domain, size_t len, uint32_t hash,
 	    struct rec **out)
 {
-	struct cache_entry *e = &c->scratch;
+	struct cache_entry e;
 
-	if (cache_pg_lookup(c->pg, domain, e) < 0)
+	if (cache_pg_lookup(c->pg, domain, &e) < 0)
 		return CACHE_EDB;
-	*out = rec_new(domain, len, hash, e->has_sts ? &e->sts : NULL,
-		       e->has_dane ? &e->dane : NULL);
+	*out = rec_new(domain, len, hash, e.has_sts ? &e.sts : NULL,
+		       e.has_dane ? &e.dane : NULL);
 	return *out != NULL ? CACHE_OK : CACHE_ENOMEM;
 }
 
