@@ -39,6 +39,8 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "cache/cache_pg.h"
+#include "util/cfg.h"
 #include "util/db.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
@@ -95,6 +97,8 @@ struct rlist {
 
 struct cache {
 	struct db *db;
+	/* Instead of db: the rows in PostgreSQL (cache/cache_pg.c). */
+	struct cache_pg *pg;
 	char *path;
 	sqlite3_stmt *st_lookup, *st_put_sts, *st_put_dane;
 	sqlite3_stmt *st_del_sts, *st_del_dane;
@@ -826,6 +830,22 @@ row_decode(sqlite3_stmt *st, int off, struct cache_sts *sts, int *has_sts,
 	return 0;
 }
 
+/* row_read() from PostgreSQL. An entry of its own, not the scratch one: a
+ * caller's inputs may point into that (a borrowed entry passed back). */
+static enum cache_err
+row_read_pg(struct cache *c, const char *domain, size_t len, uint32_t hash,
+	    struct rec **out)
+{
+	struct cache_entry e;
+
+	if (cache_pg_lookup(c->pg, domain, &e) < 0)
+		return CACHE_EDB;
+	/* No pins in PostgreSQL yet (cache_put_pin). */
+	*out = rec_new(domain, len, hash, e.has_sts ? &e.sts : NULL,
+		       e.has_dane ? &e.dane : NULL, NULL);
+	return *out != NULL ? CACHE_OK : CACHE_ENOMEM;
+}
+
 /*
  * Read DOMAIN's rows and build a record for them (a negative one when there
  * are none). Returns CACHE_OK with *OUT set, CACHE_EDB or CACHE_ENOMEM.
@@ -845,6 +865,8 @@ row_read(struct cache *c, const char *domain, size_t len, uint32_t hash,
 
 	*out = NULL;
 	c->stats.db_reads++;
+	if (c->pg != NULL)
+		return row_read_pg(c, domain, len, hash, out);
 	db_clear(c->db);
 	if (db_bind_text(c->db, st, 1, domain, (int)len) < 0 ||
 	    db_step(c->db, st, "lookup") != SQLITE_ROW) {
@@ -916,6 +938,12 @@ cache_open(const char *path, long memory_entries, char *err, size_t errsz)
 		snprintf(buf, sizeof(buf), "%s: out of memory", path);
 		goto fail;
 	}
+	if (cfg_is_pg_uri(path)) {
+		c->pg = cache_pg_open(path, buf, sizeof(buf));
+		if (c->pg == NULL)
+			goto fail;
+		return c;
+	}
 	c->db = db_open(path, &cache_schema, 0, buf, sizeof(buf));
 	if (c->db == NULL)
 		goto fail;
@@ -962,8 +990,9 @@ cache_close(struct cache *c)
 	if (c == NULL)
 		return;
 	/* A last try for what the store refused so far. */
-	if (c->db != NULL && c->pending.n > 0)
+	if ((c->db != NULL || c->pg != NULL) && c->pending.n > 0)
 		cache_retry_writes(c);
+	cache_pg_close(c->pg);
 	db_finalize(c->st_lookup);
 	db_finalize(c->st_put_sts);
 	db_finalize(c->st_put_dane);
@@ -1005,7 +1034,7 @@ cache_chown(struct cache *c, uid_t uid, gid_t gid)
 	char buf[4096];
 	size_t i;
 
-	if (strcmp(c->path, ":memory:") == 0)
+	if (strcmp(c->path, ":memory:") == 0 || c->pg != NULL)
 		return 0;
 	if (chown_one(c->path, uid, gid, 1) < 0)
 		return -1;
@@ -1027,7 +1056,8 @@ cache_chown(struct cache *c, uid_t uid, gid_t gid)
 static enum cache_err
 dberr(struct cache *c)
 {
-	snprintf(c->errmsg, sizeof(c->errmsg), "%s", db_errmsg(c->db));
+	snprintf(c->errmsg, sizeof(c->errmsg), "%s",
+		 c->pg != NULL ? cache_pg_errmsg(c->pg) : db_errmsg(c->db));
 	return CACHE_EDB;
 }
 
@@ -1201,7 +1231,26 @@ check_domain(const char *domain, size_t *len, uint32_t *hash)
 	return CACHE_OK;
 }
 
-/* Bind and run the upsert of one STS row (sticky errors). */
+/* A PostgreSQL put's result as write_sts() returns it. */
+static int
+pg_written(int rc)
+{
+	return rc < 0 ? -1 : rc == 0 ? 1 : 0;
+}
+
+/*
+ * After a put the store did not take because it holds a newer row
+ * (another host wrote it; PostgreSQL only): the memory record goes, so
+ * the next lookup reads the newer row. A half still waiting is kept.
+ */
+static void
+newer_kept(struct cache *c, const char *domain)
+{
+	cache_forget(c, domain);
+}
+
+/* Bind and run the upsert of one STS row (sticky errors). 0 written, 1 a
+ * newer row kept (PostgreSQL only), -1 failed. */
 static int
 write_sts(struct cache *c, const char *domain, size_t len,
 	  const struct cache_sts *sts)
@@ -1209,6 +1258,8 @@ write_sts(struct cache *c, const char *domain, size_t len,
 	sqlite3_stmt *st = c->st_put_sts;
 	struct db *db = c->db;
 
+	if (c->pg != NULL)
+		return pg_written(cache_pg_put_sts(c->pg, domain, sts));
 	db_bind_text(db, st, 1, domain, (int)len);
 	db_bind_text(db, st, 2, sts->policy_id, -1);
 	db_bind_int64(db, st, 3, sts->mode);
@@ -1228,6 +1279,8 @@ write_dane(struct cache *c, const char *domain, size_t len,
 	sqlite3_stmt *st = c->st_put_dane;
 	struct db *db = c->db;
 
+	if (c->pg != NULL)
+		return pg_written(cache_pg_put_dane(c->pg, domain, dane));
 	db_bind_text(db, st, 1, domain, (int)len);
 	db_bind_int64(db, st, 2, dane->kind);
 	db_bind_text(db, st, 3, dane->detail, -1);
@@ -1258,6 +1311,7 @@ cache_put_sts(struct cache *c, const char *domain, const struct cache_sts *sts)
 	struct rec *loose = loose_take(c);
 	enum cache_err err;
 	uint32_t hash;
+	int rc;
 
 	if (sts == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
 		err = CACHE_EINVAL;
@@ -1265,11 +1319,14 @@ cache_put_sts(struct cache *c, const char *domain, const struct cache_sts *sts)
 		set_errx(c, "put sts: %s", why);
 		err = CACHE_EINVAL;
 	} else {
-		db_clear(c->db);
+		if (c->db != NULL)
+			db_clear(c->db);
 		/* A single statement is its own short transaction. */
-		if (write_sts(c, domain, len, sts) == 0) {
+		if ((rc = write_sts(c, domain, len, sts)) >= 0) {
 			index_set(c, domain, len, hash, sts, NULL, NULL, 0, 0,
 				  0);
+			if (rc == 1)
+				newer_kept(c, domain);
 			written(c);
 			err = CACHE_OK;
 		} else
@@ -1288,6 +1345,7 @@ cache_put_dane(struct cache *c, const char *domain,
 	struct rec *loose = loose_take(c);
 	enum cache_err err;
 	uint32_t hash;
+	int rc;
 
 	if (dane == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
 		err = CACHE_EINVAL;
@@ -1295,10 +1353,13 @@ cache_put_dane(struct cache *c, const char *domain,
 		set_errx(c, "put dane: %s", why);
 		err = CACHE_EINVAL;
 	} else {
-		db_clear(c->db);
-		if (write_dane(c, domain, len, dane) == 0) {
+		if (c->db != NULL)
+			db_clear(c->db);
+		if ((rc = write_dane(c, domain, len, dane)) >= 0) {
 			index_set(c, domain, len, hash, NULL, dane, NULL, 0, 0,
 				  0);
+			if (rc == 1)
+				newer_kept(c, domain);
 			written(c);
 			err = CACHE_OK;
 		} else
@@ -1326,6 +1387,40 @@ pending_done(struct cache *c, long n)
 	}
 }
 
+/* cache_retry_writes() into PostgreSQL: one transaction, as in SQLite
+ * (a failed statement aborts it, so the first failure ends the batch). */
+static enum cache_err
+retry_pg(struct cache *c)
+{
+	struct cache_sts sts;
+	struct cache_dane dane;
+	struct rec *r;
+	long n = 0;
+	int failed = cache_pg_begin(c->pg) < 0;
+
+	for (r = c->pending.head;
+	     r != NULL && n < LIM_CACHE_RETRY_BATCH && !failed;
+	     r = r->next, n++) {
+		if (r->flags & DIRTY_STS) {
+			rec_get_sts(r, &sts);
+			failed = write_sts(c, r->data, r->dlen, &sts) < 0;
+		}
+		if (!failed && (r->flags & DIRTY_DANE)) {
+			rec_get_dane(r, &dane);
+			failed = write_dane(c, r->data, r->dlen, &dane) < 0;
+		}
+	}
+	if (failed || cache_pg_commit(c->pg) < 0) {
+		cache_pg_rollback(c->pg);
+		dberr(c);
+		return CACHE_DEFERRED;
+	}
+	/* A row another host made newer meanwhile was kept; the memory
+	 * records are clean now and read again when evicted. */
+	pending_done(c, n);
+	return c->pending.n > 0 ? CACHE_DEFERRED : CACHE_OK;
+}
+
 enum cache_err
 cache_retry_writes(struct cache *c)
 {
@@ -1336,6 +1431,8 @@ cache_retry_writes(struct cache *c)
 
 	if (c->pending.n == 0)
 		return CACHE_OK;
+	if (c->pg != NULL)
+		return retry_pg(c);
 	db_clear(c->db);
 	/* One transaction: the batch is written whole or not at all. */
 	db_begin(c->db, "cannot write the changes waiting for the store");
@@ -1374,6 +1471,11 @@ cache_delete(struct cache *c, const char *domain)
 		loose_free(c);
 	if (check_domain(domain, &len, &hash) != CACHE_OK)
 		return CACHE_EINVAL;
+	if (c->pg != NULL) {
+		if ((changes = cache_pg_delete(c->pg, domain)) < 0)
+			return dberr(c);
+		goto forget;
+	}
 	db_clear(db);
 	/* Both tables in one short transaction. */
 	db_begin(db, "cannot delete");
@@ -1387,6 +1489,7 @@ cache_delete(struct cache *c, const char *domain)
 		db_rollback(db);
 		return dberr(c);
 	}
+forget:
 	/* The store now has no learned row: remember that (a negative
 	 * record, or one with only the pin, which flush keeps). A change
 	 * still waiting for the store goes too: it was deleted. A record
@@ -1443,7 +1546,13 @@ cache_put_pin(struct cache *c, const char *domain, const struct cache_pin *pin)
 
 	if (pin == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
 		err = CACHE_EINVAL;
-	else if (pin_check(pin, &pinlen, &why) < 0) {
+	else if (c->pg != NULL) {
+		/* Runtime pins live in the SQLite store only so far. */
+		set_errx(c, "%s",
+			 "pins are not kept in a PostgreSQL store yet: use "
+			 "[policy] lines in the config");
+		err = CACHE_EINVAL;
+	} else if (pin_check(pin, &pinlen, &why) < 0) {
 		set_errx(c, "put pin: %s", why);
 		err = CACHE_EINVAL;
 	} else {
@@ -1477,6 +1586,8 @@ cache_unpin(struct cache *c, const char *domain)
 		loose_free(c);
 	if (check_domain(domain, &len, &hash) != CACHE_OK)
 		return CACHE_EINVAL;
+	if (c->pg != NULL)
+		return CACHE_NOTFOUND; /* no pins in PostgreSQL (put_pin) */
 	db_clear(c->db);
 	db_bind_text(c->db, c->st_del_pin, 1, domain, (int)len);
 	if (db_run(c->db, c->st_del_pin, "cannot remove the pin") < 0)
@@ -1517,6 +1628,12 @@ cache_foreach(struct cache *c,
 
 	if (c->loose != NULL)
 		loose_free(c);
+	if (c->pg != NULL) {
+		err = cache_pg_foreach(c->pg, fn, arg);
+		if (err == CACHE_EDB)
+			dberr(c);
+		return err;
+	}
 	/* Its own entry, so FN may call cache_lookup() meanwhile. */
 	e = malloc(sizeof(*e));
 	if (e == NULL)
@@ -1562,6 +1679,12 @@ cache_sts_due(struct cache *c, const char *after, time_t due, size_t max,
 	size_t seen = 0;
 	int rc;
 
+	if (c->pg != NULL) {
+		if (cache_pg_sts_due(c->pg, after, due, max, fn, arg, last,
+				     lastsz) != CACHE_OK)
+			return dberr(c);
+		return CACHE_OK;
+	}
 	if (lastsz > 0)
 		last[0] = '\0';
 	db_clear(c->db);
@@ -1613,6 +1736,11 @@ count_by(struct cache *c, const char *sql, long long *tab, int n)
 enum cache_err
 cache_count_kinds(struct cache *c, long long sts[3], long long dane[4])
 {
+	if (c->pg != NULL) {
+		if (cache_pg_count(c->pg, sts, dane) < 0)
+			return dberr(c);
+		return CACHE_OK;
+	}
 	if (count_by(c, "SELECT mode, count(*) FROM sts_policy GROUP BY mode",
 		     sts, 3) != 0 ||
 	    count_by(c, "SELECT kind, count(*) FROM dane_verdict GROUP BY kind",

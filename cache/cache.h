@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The store: what the daemon learned about each policy domain, kept in
- * SQLite (WAL, PRAGMA user_version migrations, prepared statements) with a
- * bounded memory index in front so a cached lookup never touches the disk.
+ * SQLite (WAL, PRAGMA user_version migrations, prepared statements), or in
+ * PostgreSQL shared by several daemons (cache/cache_pg.c, issue 13), with a
+ * bounded memory index in front so a cached lookup never touches either.
  *
  * Two kinds of learned rows per domain (DESIGN 6): an MTA-STS policy with
  * its trust-on-first-use fields, and a DANE verdict; and an operator's pin,
@@ -97,8 +98,11 @@ struct cache;
  * index of at most MEMORY_ENTRIES domains. A corrupt, unreadable or
  * unwritable file, and a file that exists but is empty or holds no store
  * of ours, is an error with a clear message in ERR, never an empty store.
- * PATH ":memory:" works for tests. (The daemon's start-up checks and
- * --fresh-store apply through util/db.h's db_set_startup().)
+ * PATH ":memory:" works for tests. A PATH starting "postgresql://" or
+ * "postgres://" is a libpq URI: the rows are in that database (a database
+ * that cannot be reached at open is an error too). (The daemon's start-up
+ * checks and --fresh-store apply to SQLite, through util/db.h's
+ * db_set_startup().)
  */
 struct cache *cache_open(const char *path, long memory_entries, char *err,
 			 size_t errsz);

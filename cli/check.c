@@ -147,7 +147,8 @@ add_store(json_t *out, const struct cfg *cfg, const char *domain,
 	struct cache *cache;
 	char err[256];
 
-	if (access(cfg->cache_path, F_OK) != 0) {
+	if (!cfg_is_pg_uri(cfg->cache_path) &&
+	    access(cfg->cache_path, F_OK) != 0) {
 		json_object_set_new(out, "store", json_string("no store"));
 		return;
 	}

@@ -489,6 +489,18 @@ cmd_query(const char *key)
 
 /* ---- the store ---- */
 
+/* A PostgreSQL store: nothing to stat or chown. */
+static struct cache *
+pg_open(const char *uri)
+{
+	char err[512];
+	struct cache *c = cache_open(uri, 16, err, sizeof(err));
+
+	if (c == NULL)
+		errx_msg("%s", err);
+	return c;
+}
+
 static struct cache *
 store_open(void)
 {
@@ -500,6 +512,8 @@ store_open(void)
 	if (path == NULL)
 		return NULL;
 	/* Do not create an empty store as a side effect of looking. */
+	if (cfg_is_pg_uri(path))
+		return pg_open(path);
 	if (strcmp(path, ":memory:") != 0 && stat(path, &st) < 0) {
 		errx_msg("%s: %s", path, strerror(errno));
 		return NULL;

@@ -202,8 +202,10 @@ drop_privileges(struct daemon *d, const struct passwd *pw)
 				   user);
 		return;
 	}
+	/* A PostgreSQL store has no directory of ours. */
 	dir = dirname_of(d->cfg->cache_path, dbuf, sizeof(dbuf));
-	if (chown(dir, pw->pw_uid, pw->pw_gid) != 0)
+	if (!cfg_is_pg_uri(d->cfg->cache_path) &&
+	    chown(dir, pw->pw_uid, pw->pw_gid) != 0)
 		log_fatal("chown %s", dir);
 	if (cache_chown(d->cache, pw->pw_uid, pw->pw_gid) != 0)
 		log_fatal("chown %s", d->cfg->cache_path);
@@ -644,7 +646,8 @@ start_services(struct daemon *d, const struct passwd *pw, int fresh)
 {
 	char err[1024], dbuf[4096];
 
-	if (sock_mkdirs(dirname_of(d->cfg->cache_path, dbuf, sizeof(dbuf)),
+	if (!cfg_is_pg_uri(d->cfg->cache_path) &&
+	    sock_mkdirs(dirname_of(d->cfg->cache_path, dbuf, sizeof(dbuf)),
 			0750) != 0)
 		log_fatal("cannot create the store directory %s", dbuf);
 	/* Issue 10: the stores are checked whole at start-up (PRAGMA

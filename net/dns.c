@@ -52,6 +52,7 @@
 #include <getdns/getdns_extra.h>
 
 #include "util/cfg.h"
+#include "util/paths.h"
 #include "net/dns.h"
 #include "net/dns_decode.h"
 #include "util/limits.h"
@@ -625,7 +626,9 @@ dns_new(struct event_base *base, const struct cfg *cfg, char *err, size_t errsz)
 	d->resolvers = strdup(cfg->resolvers != NULL ? cfg->resolvers : "");
 	/* Zero-config DNSSEC is off; should getdns still want a directory,
 	 * it gets the daemon's private state directory, not $HOME. */
-	d->appdata = dns_dirname(cfg->cache_path);
+	d->appdata = dns_dirname(cfg_is_pg_uri(cfg->cache_path)
+				     ? LOCALSTATEDIR "/lib/tlspolicyd/cache.db"
+				     : cfg->cache_path);
 	if (d->anchor_path == NULL || d->appdata == NULL ||
 	    d->resolvers == NULL) {
 		dns_err(err, errsz, "dns: %s", strerror(errno));

@@ -26,6 +26,7 @@
 #include <sqlite3.h>
 
 #include "tlsrpt/rpt_store.h"
+#include "util/cfg.h"
 #include "util/db.h"
 
 #define RPT_SCHEMA_VERSION 1
@@ -190,8 +191,14 @@ rpt_store_path(const char *store, const char *cache_path, char *buf, size_t sz)
 	const char *slash;
 	int n;
 
+	char dir[4096];
+
 	if (store != NULL && *store != '\0')
 		n = snprintf(buf, sz, "%s", store);
+	else if (cfg_is_pg_uri(cache_path))
+		/* The TLS-RPT store is not in PostgreSQL yet (issue 13). */
+		n = snprintf(buf, sz, "%s/tlsrpt.db",
+			     cfg_state_dir(cache_path, dir, sizeof(dir)));
 	else if ((slash = strrchr(cache_path, '/')) == NULL)
 		n = snprintf(buf, sz, "tlsrpt.db");
 	else

@@ -102,6 +102,7 @@ static int cfg_check_account(const char *, size_t, char *, size_t);
 static int cfg_check_mapname(const char *, size_t, char *, size_t);
 static int cfg_check_resolver(const char *, size_t, char *, size_t);
 static int cfg_check_abspath(const char *, size_t, char *, size_t);
+static int cfg_check_store(const char *, size_t, char *, size_t);
 static int cfg_check_abspath_or_empty(const char *, size_t, char *, size_t);
 static int cfg_check_dnsname(const char *, size_t, char *, size_t);
 static int cfg_check_smtp(const char *, size_t, char *, size_t);
@@ -242,8 +243,8 @@ static const struct cfg_opt cfg_opts[] = {
 	/* [cache] */
 	{ "cache", "path", CFG_T_STRING,
 	  LOCALSTATEDIR "/lib/tlspolicyd/cache.db", 0, 0,
-	  CFG_STR(cache_path), NULL, cfg_check_abspath,
-	  "SQLite policy store" },
+	  CFG_STR(cache_path), NULL, cfg_check_store,
+	  "policy store: a SQLite file, or a postgresql:// URI" },
 	{ "cache", "memory_entries", CFG_T_INT, "100000", 1, 100000000,
 	  CFG_LONG(memory_entries), NULL, NULL,
 	  "most policies kept in memory" },
@@ -573,6 +574,47 @@ cfg_check_abspath(const char *s, size_t len, char *why, size_t whysz)
 {
 	if (len == 0 || s[0] != '/')
 		return cfg_why(why, whysz, "want an absolute path");
+	return 1;
+}
+
+int
+cfg_is_pg_uri(const char *s)
+{
+	return s != NULL && (strncmp(s, "postgresql://", 13) == 0 ||
+			     strncmp(s, "postgres://", 11) == 0);
+}
+
+const char *
+cfg_state_dir(const char *cache_path, char *buf, size_t bufsz)
+{
+	const char *path = cache_path, *slash;
+	size_t len;
+
+	if (cfg_is_pg_uri(path))
+		path = LOCALSTATEDIR "/lib/tlspolicyd/cache.db";
+	if ((slash = strrchr(path, '/')) == NULL)
+		return ".";
+	len = slash == path ? 1 : (size_t)(slash - path);
+	if (len >= bufsz)
+		return ".";
+	memcpy(buf, path, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* [cache] path: an absolute file path or a PostgreSQL URI. */
+static int
+cfg_check_store(const char *s, size_t len, char *why, size_t whysz)
+{
+	if (cfg_is_pg_uri(s)) {
+		/* Something after the scheme: a database, a host. */
+		if (len > (s[8] == ':' ? 11u : 13u))
+			return 1;
+		return cfg_why(why, whysz, "a PostgreSQL URI names nothing");
+	}
+	if (len == 0 || s[0] != '/')
+		return cfg_why(why, whysz,
+			       "want an absolute path or a postgresql:// URI");
 	return 1;
 }
 

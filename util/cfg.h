@@ -106,6 +106,14 @@ struct cfg *cfg_load(const char *path, char *err, size_t errsz);
 struct cfg *cfg_parse(const char *name, const char *buf, size_t len, char *err,
 		      size_t errsz);
 
+/* 1 when S names a PostgreSQL database (a libpq URI, "postgresql://…" or
+ * "postgres://…") rather than a SQLite file; 0 otherwise. */
+int cfg_is_pg_uri(const char *s);
+/* The daemon's state directory: the directory of CACHE_PATH ([cache]
+ * path), or the default one when the store is in PostgreSQL. In BUF
+ * (BUFSZ bytes), or "." when it does not fit. */
+const char *cfg_state_dir(const char *cache_path, char *buf, size_t bufsz);
+
 /* Release everything; cfg_free(NULL) does nothing. */
 void cfg_free(struct cfg *cfg);
 

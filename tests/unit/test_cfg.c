@@ -269,6 +269,37 @@ test_good(void)
 	}
 }
 
+/* Issue 13: [cache] path names SQLite or PostgreSQL; the state directory
+ * follows a file path and is the default one for a URI. */
+static void
+test_store_uri(void)
+{
+	struct cfg *c = parse("[cache]\npath = postgresql:///tlspolicyd?"
+			      "host=/run/postgresql");
+	char buf[256];
+
+	if (!ok(c != NULL, "a postgresql:// URI parses"))
+		printf("#   error: %s\n", err);
+	if (c != NULL) {
+		is_str(c->cache_path,
+		       "postgresql:///tlspolicyd?host=/run/"
+		       "postgresql",
+		       "the URI is kept as given");
+		is_str(cfg_state_dir(c->cache_path, buf, sizeof(buf)),
+		       LOCALSTATEDIR "/lib/tlspolicyd",
+		       "a URI: the default state directory");
+	}
+	cfg_free(c);
+	ok(cfg_is_pg_uri("postgres://db/x"), "postgres:// is PostgreSQL");
+	ok(!cfg_is_pg_uri("/var/lib/postgresql://x"), "a file path is not");
+	ok(!cfg_is_pg_uri("postgresql:"), "a bare scheme is not a URI");
+	is_str(cfg_state_dir("/srv/tp/cache.db", buf, sizeof(buf)), "/srv/tp",
+	       "a file: its directory");
+	c = parse("[cache]\npath = postgresql://");
+	ok(c == NULL, "postgresql:// alone is refused");
+	cfg_free(c);
+}
+
 /* Bad input and the exact error. */
 static const struct {
 	const char *text, *want;
@@ -411,7 +442,8 @@ static const struct {
     {"[dns]\ntrust_anchor =",
      "t.conf:2: [dns] trust_anchor: \"\": want an absolute path"},
     {"[cache]\npath = cache.db",
-     "t.conf:2: [cache] path: \"cache.db\": want an absolute path"},
+     "t.conf:2: [cache] path: \"cache.db\": want an absolute path or a "
+     "postgresql:// URI"},
     {"[server]\nuser = tls policyd",
      "t.conf:2: [server] user: \"tls policyd\": not a user or group name"},
     /* Issue 10 item 13: no reports in the example's name. */
@@ -994,6 +1026,7 @@ main(void)
 	test_defaults();
 	test_good();
 	test_bad();
+	test_store_uri();
 	test_policy();
 	test_answers();
 	test_long();

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The policy store from the command line, for tests/integration/pgstore.py:
+ *     storecmd PATH
+ * reads one command a line on stdin and answers one line on stdout:
+ *     put DOMAIN POLICY_ID FETCHED_AT   -> the cache_put_sts() result
+ *     get DOMAIN                        -> "POLICY_ID FETCHED_AT", "none"
+ *                                          or "error: ..."
+ *     retry                             -> the cache_retry_writes() result
+ *     forget DOMAIN                     -> "ok"
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache.h"
+
+static void
+put(struct cache *c, const char *dom, const char *id, long long at)
+{
+	struct cache_sts s;
+	enum cache_err e;
+
+	memset(&s, 0, sizeof(s));
+	snprintf(s.policy_id, sizeof(s.policy_id), "%s", id);
+	s.mode = CACHE_STS_ENFORCE;
+	s.mx = (char *)"mx1.pg.test";
+	s.max_age = 86400;
+	s.fetched_at = (time_t)at;
+	s.expires_at = (time_t)(at + 86400);
+	e = cache_put_sts(c, dom, &s);
+	printf("%s\n", cache_strerror(e));
+}
+
+int
+main(int argc, char **argv)
+{
+	char line[1024], a[300], b[33];
+	const struct cache_entry *e;
+	struct cache *c;
+	long long at;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: storecmd PATH\n");
+		return 2;
+	}
+	if ((c = cache_open(argv[1], 100, line, sizeof(line))) == NULL) {
+		printf("open: %s\n", line);
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		if (sscanf(line, "put %299s %32s %lld", a, b, &at) == 3)
+			put(c, a, b, at);
+		else if (sscanf(line, "get %299s", a) == 1) {
+			if (cache_lookup(c, a, &e) != CACHE_OK)
+				printf("error: %s\n", cache_errmsg(c));
+			else if (e == NULL || !e->has_sts)
+				printf("none\n");
+			else
+				printf("%s %lld\n", e->sts.policy_id,
+				       (long long)e->sts.fetched_at);
+		} else if (strncmp(line, "retry", 5) == 0)
+			printf("%s\n", cache_strerror(cache_retry_writes(c)));
+		else if (sscanf(line, "forget %299s", a) == 1) {
+			cache_forget(c, a);
+			printf("ok\n");
+		} else
+			printf("bad command\n");
+		fflush(stdout);
+	}
+	cache_close(c);
+	return 0;
+}
