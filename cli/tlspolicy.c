@@ -48,6 +48,7 @@
 #include "cache/cache_json.h"
 #include "util/cfg.h"
 #include "cli/check.h"
+#include "cli/cli.h"
 #include "net/dns.h"
 #include "util/dom.h"
 #include "net/https.h"
@@ -58,26 +59,21 @@
 #include "util/limits.h"
 #include "util/log.h"
 
-#define EXIT_NEGATIVE 1
-#define EXIT_ERROR    2
-
 /* How long we wait for the daemon to answer one request. A cold query
  * may take up to [server] lookup_timeout (10 s by default) first. */
 #define TOOL_TIMEOUT_MS 15000
 /* Largest admin reply read (a listing of a large store). */
 #define ADMIN_REPLY_MAX (256 * 1024 * 1024)
-/* How long "report send" through the daemon waits for the sender. */
-#define SEND_WAIT_MS 120000
 
 static const char *opt_config;
 static const char *opt_socket;
 static const char *opt_admin;
 static const char *opt_db;
-static int opt_json;
-static struct cfg *cfg;
+int cli_opt_json;
+struct cfg *cli_cfg;
 
-__attribute__((format(printf, 1, 2))) static void
-errx_msg(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) void
+cli_errx_msg(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -141,32 +137,32 @@ usage(FILE *fp)
 /* ---- config ---- */
 
 /* Load the config once, when a value it holds is needed. */
-static int
-need_cfg(void)
+int
+cli_need_cfg(void)
 {
 	char err[512];
 	const char *path = opt_config;
 
-	if (cfg != NULL)
+	if (cli_cfg != NULL)
 		return 0;
 	if (path == NULL && access(cfg_default_path(), F_OK) == 0)
 		path = cfg_default_path();
-	cfg = cfg_load(path, err, sizeof(err));
-	if (cfg == NULL) {
-		errx_msg("%s", err[0] != '\0' ? err : "cannot load config");
+	cli_cfg = cfg_load(path, err, sizeof(err));
+	if (cli_cfg == NULL) {
+		cli_errx_msg("%s", err[0] != '\0' ? err : "cannot load config");
 		return -1;
 	}
 	return 0;
 }
 
-static const char *
-store_path(void)
+const char *
+cli_store_path(void)
 {
 	if (opt_db != NULL)
 		return opt_db;
-	if (need_cfg() < 0)
+	if (cli_need_cfg() < 0)
 		return NULL;
-	return cfg->cache_path;
+	return cli_cfg->cache_path;
 }
 
 /* The query socket path, without "unix:"; NULL (message printed) when
@@ -177,19 +173,20 @@ socket_path(void)
 	const char *p = opt_socket;
 
 	if (p == NULL) {
-		if (need_cfg() < 0)
+		if (cli_need_cfg() < 0)
 			return NULL;
-		p = cfg->query_socket;
+		p = cli_cfg->query_socket;
 		if (p == NULL || p[0] == '\0') {
-			errx_msg("the query socket is disabled "
-				 "([server] query_socket is empty); use -s");
+			cli_errx_msg(
+			    "the query socket is disabled "
+			    "([server] query_socket is empty); use -s");
 			return NULL;
 		}
 	}
 	if (strncmp(p, "unix:", 5) == 0)
 		p += 5;
 	if (p[0] == '\0') {
-		errx_msg("empty query socket path");
+		cli_errx_msg("empty query socket path");
 		return NULL;
 	}
 	return p;
@@ -214,8 +211,8 @@ print_field(const char *label, const char *s)
 	print_wide(9, label, s);
 }
 
-static const char *
-fmt_time(long long t, char *buf, size_t bufsz, int iso)
+const char *
+cli_fmt_time(long long t, char *buf, size_t bufsz, int iso)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
@@ -228,13 +225,13 @@ fmt_time(long long t, char *buf, size_t bufsz, int iso)
 	return buf;
 }
 
-static int
-print_json(json_t *o)
+int
+cli_print_json(json_t *o)
 {
 	char *txt = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 
 	if (txt == NULL) {
-		errx_msg("out of memory");
+		cli_errx_msg("out of memory");
 		return -1;
 	}
 	puts(txt);
@@ -271,8 +268,6 @@ wait_fd(int fd, short events, const struct timespec *deadline)
 	return rc > 0 ? 0 : -1;
 }
 
-enum talk_status { TALK_OK = 0, TALK_UNREACHABLE, TALK_ERROR };
-
 /*
  * Send REQ as one line to the daemon at PATH and read one reply line
  * (at most LIM_QUERY_REPLY bytes) into *LINE (malloc'd, without the LF).
@@ -291,13 +286,13 @@ talk(const char *path, json_t *req, char **line, size_t max)
 
 	*line = NULL;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		errx_msg("%s: socket path too long", path);
+		cli_errx_msg("%s: socket path too long", path);
 		return TALK_ERROR;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		errx_msg("socket: %s", strerror(errno));
+		cli_errx_msg("socket: %s", strerror(errno));
 		return TALK_ERROR;
 	}
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
@@ -307,12 +302,13 @@ talk(const char *path, json_t *req, char **line, size_t max)
 		if (saved == ENOENT || saved == ECONNREFUSED)
 			return TALK_UNREACHABLE;
 		if (saved == EACCES || saved == EPERM)
-			errx_msg("cannot reach the daemon at %s: %s (the admin "
-				 "socket is for root and the daemon's user)",
-				 path, strerror(saved));
+			cli_errx_msg(
+			    "cannot reach the daemon at %s: %s (the admin "
+			    "socket is for root and the daemon's user)",
+			    path, strerror(saved));
 		else
-			errx_msg("cannot reach the daemon at %s: %s", path,
-				 strerror(saved));
+			cli_errx_msg("cannot reach the daemon at %s: %s", path,
+				     strerror(saved));
 		return TALK_ERROR;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -323,7 +319,7 @@ talk(const char *path, json_t *req, char **line, size_t max)
 		cap = max;
 	buf = malloc(cap + 1);
 	if (out == NULL || buf == NULL) {
-		errx_msg("out of memory");
+		cli_errx_msg("out of memory");
 		goto fail;
 	}
 	outlen = strlen(out);
@@ -343,7 +339,7 @@ talk(const char *path, json_t *req, char **line, size_t max)
 		if (len == cap + 1 && cap < max) {
 			cap = cap * 2 < max ? cap * 2 : max;
 			if ((nb = realloc(buf, cap + 1)) == NULL) {
-				errx_msg("out of memory");
+				cli_errx_msg("out of memory");
 				goto fail;
 			}
 			buf = nb;
@@ -354,9 +350,9 @@ talk(const char *path, json_t *req, char **line, size_t max)
 		if (n < 0)
 			goto io_fail;
 		if (n == 0) {
-			errx_msg("the daemon at %s closed the connection "
-				 "without an answer",
-				 path);
+			cli_errx_msg("the daemon at %s closed the connection "
+				     "without an answer",
+				     path);
 			goto fail;
 		}
 		nl = memchr(buf + len, '\n', (size_t)n);
@@ -366,8 +362,8 @@ talk(const char *path, json_t *req, char **line, size_t max)
 			break;
 		}
 		if (len > max) {
-			errx_msg("the daemon's reply is longer than %zu bytes",
-				 max);
+			cli_errx_msg(
+			    "the daemon's reply is longer than %zu bytes", max);
 			goto fail;
 		}
 	}
@@ -376,7 +372,7 @@ talk(const char *path, json_t *req, char **line, size_t max)
 	*line = buf;
 	return TALK_OK;
 io_fail:
-	errx_msg("talking to the daemon at %s: %s", path, strerror(errno));
+	cli_errx_msg("talking to the daemon at %s: %s", path, strerror(errno));
 fail:
 	free(out);
 	free(buf);
@@ -393,7 +389,7 @@ parse_reply(const char *line)
 	json_t *o = json_loads(line, 0, &jerr);
 
 	if (o == NULL || !json_is_object(o)) {
-		errx_msg("the daemon sent a malformed reply");
+		cli_errx_msg("the daemon sent a malformed reply");
 		json_decref(o);
 		return NULL;
 	}
@@ -401,8 +397,8 @@ parse_reply(const char *line)
 }
 
 /* A string member or "-" (null, absent, or not a string). */
-static const char *
-jstr(json_t *o, const char *key)
+const char *
+cli_jstr(json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 
@@ -420,22 +416,22 @@ cmd_query(const char *key)
 	int rc = 0;
 
 	if (key[0] == '\0' || strlen(key) > LIM_KEY_MAX) {
-		errx_msg("the domain must be 1 to %d bytes", LIM_KEY_MAX);
+		cli_errx_msg("the domain must be 1 to %d bytes", LIM_KEY_MAX);
 		return EXIT_ERROR;
 	}
 	if ((path = socket_path()) == NULL)
 		return EXIT_ERROR;
 	req = json_pack("{s:s,s:s}", "cmd", "query", "domain", key);
 	if (req == NULL) {
-		errx_msg("the domain is not valid UTF-8");
+		cli_errx_msg("the domain is not valid UTF-8");
 		return EXIT_ERROR;
 	}
 	ts = talk(path, req, &line, LIM_QUERY_REPLY);
 	json_decref(req);
 	if (ts == TALK_UNREACHABLE) {
-		errx_msg("cannot reach the daemon at %s: %s (is tlspolicyd "
-			 "running?)",
-			 path, strerror(errno));
+		cli_errx_msg("cannot reach the daemon at %s: %s (is tlspolicyd "
+			     "running?)",
+			     path, strerror(errno));
 		return EXIT_ERROR;
 	}
 	if (ts != TALK_OK)
@@ -445,22 +441,22 @@ cmd_query(const char *key)
 		return EXIT_ERROR;
 	}
 	if ((v = json_object_get(rep, "error")) != NULL) {
-		if (opt_json)
+		if (cli_opt_json)
 			puts(line);
 		else
-			errx_msg("the daemon answered: %s",
-				 json_is_string(v) ? json_string_value(v)
-						   : "an error");
+			cli_errx_msg("the daemon answered: %s",
+				     json_is_string(v) ? json_string_value(v)
+						       : "an error");
 		rc = EXIT_NEGATIVE;
-	} else if (opt_json) {
+	} else if (cli_opt_json) {
 		puts(line);
 	} else {
-		print_field("domain:", jstr(rep, "domain"));
-		print_field("answer:", jstr(rep, "answer"));
-		print_field("source:", jstr(rep, "source"));
+		print_field("domain:", cli_jstr(rep, "domain"));
+		print_field("answer:", cli_jstr(rep, "answer"));
+		print_field("source:", cli_jstr(rep, "source"));
 		if (json_is_string(json_object_get(rep, "reason")))
-			print_field("reason:", jstr(rep, "reason"));
-		print_field("mode:", jstr(rep, "mode"));
+			print_field("reason:", cli_jstr(rep, "reason"));
+		print_field("mode:", cli_jstr(rep, "mode"));
 		mx[0] = '\0';
 		v = json_object_get(rep, "mx");
 		n = 0;
@@ -477,10 +473,11 @@ cmd_query(const char *key)
 		}
 		print_field("mx:", mx[0] != '\0' ? mx : "-");
 		v = json_object_get(rep, "expires");
-		print_field("expires:", json_is_integer(v)
-					    ? fmt_time(json_integer_value(v),
-						       tbuf, sizeof(tbuf), 0)
-					    : "-");
+		print_field("expires:",
+			    json_is_integer(v)
+				? cli_fmt_time(json_integer_value(v), tbuf,
+					       sizeof(tbuf), 0)
+				: "-");
 	}
 	json_decref(rep);
 	free(line);
@@ -497,7 +494,7 @@ pg_open(const char *uri)
 	struct cache *c = cache_open(uri, 16, err, sizeof(err));
 
 	if (c == NULL)
-		errx_msg("%s", err);
+		cli_errx_msg("%s", err);
 	return c;
 }
 
@@ -505,7 +502,7 @@ static struct cache *
 store_open(void)
 {
 	char err[512];
-	const char *path = store_path();
+	const char *path = cli_store_path();
 	struct cache *c;
 	struct stat st;
 
@@ -515,12 +512,12 @@ store_open(void)
 	if (cfg_is_pg_uri(path))
 		return pg_open(path);
 	if (strcmp(path, ":memory:") != 0 && stat(path, &st) < 0) {
-		errx_msg("%s: %s", path, strerror(errno));
+		cli_errx_msg("%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	c = cache_open(path, 16, err, sizeof(err));
 	if (c == NULL) {
-		errx_msg("%s", err);
+		cli_errx_msg("%s", err);
 		return NULL;
 	}
 	/* Run as root on the daemon's store, keep the -wal and -shm files
@@ -528,7 +525,7 @@ store_open(void)
 	 * (running unprivileged) could no longer write it. */
 	if (strcmp(path, ":memory:") != 0 && geteuid() == 0 && st.st_uid != 0 &&
 	    cache_chown(c, st.st_uid, st.st_gid) < 0)
-		errx_msg("%s: chown: %s", path, strerror(errno));
+		cli_errx_msg("%s: chown: %s", path, strerror(errno));
 	return c;
 }
 
@@ -542,9 +539,9 @@ admin_path(void)
 	const char *p = opt_admin;
 
 	if (p == NULL) {
-		if (need_cfg() < 0)
+		if (cli_need_cfg() < 0)
 			return NULL;
-		p = cfg->admin_socket;
+		p = cli_cfg->admin_socket;
 	}
 	if (p == NULL)
 		return NULL;
@@ -559,8 +556,8 @@ admin_path(void)
  * caller then works on the store); TALK_ERROR, message printed, on any
  * other failure, an "error" reply included.
  */
-static enum talk_status
-admin_call(json_t *req, json_t **rep)
+enum talk_status
+cli_admin_call(json_t *req, json_t **rep)
 {
 	const char *path;
 	char *line = NULL;
@@ -569,10 +566,10 @@ admin_call(json_t *req, json_t **rep)
 
 	*rep = NULL;
 	if (req == NULL) {
-		errx_msg("out of memory");
+		cli_errx_msg("out of memory");
 		return TALK_ERROR;
 	}
-	if (opt_admin == NULL && need_cfg() < 0) {
+	if (opt_admin == NULL && cli_need_cfg() < 0) {
 		json_decref(req);
 		return TALK_ERROR;
 	}
@@ -589,8 +586,9 @@ admin_call(json_t *req, json_t **rep)
 	if (*rep == NULL)
 		return TALK_ERROR;
 	if ((v = json_object_get(*rep, "error")) != NULL) {
-		errx_msg("the daemon answered: %s",
-			 json_is_string(v) ? json_string_value(v) : "an error");
+		cli_errx_msg("the daemon answered: %s",
+			     json_is_string(v) ? json_string_value(v)
+					       : "an error");
 		json_decref(*rep);
 		*rep = NULL;
 		return TALK_ERROR;
@@ -599,8 +597,8 @@ admin_call(json_t *req, json_t **rep)
 }
 
 /* An integer member, or 0. */
-static long long
-jint(json_t *o, const char *key)
+long long
+cli_jint(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -616,26 +614,26 @@ print_entry_row(json_t *e)
 	json_t *sts = json_object_get(e, "sts"),
 	       *dane = json_object_get(e, "dane"),
 	       *pin = json_object_get(e, "pin");
-	const char *d = jstr(e, "domain"), *v;
+	const char *d = cli_jstr(e, "domain"), *v;
 
-	if (opt_json)
-		return print_json(e);
+	if (cli_opt_json)
+		return cli_print_json(e);
 	if (json_is_object(sts))
-		fmt_time(jint(sts, "expires_at"), t1, sizeof(t1), 1);
+		cli_fmt_time(cli_jint(sts, "expires_at"), t1, sizeof(t1), 1);
 	if (json_is_object(dane))
-		fmt_time(jint(dane, "expires_at"), t2, sizeof(t2), 1);
+		cli_fmt_time(cli_jint(dane, "expires_at"), t2, sizeof(t2), 1);
 	log_sanitize(d, strlen(d), dom, sizeof(dom));
-	v = json_is_object(dane) ? jstr(dane, "verdict") : "-";
+	v = json_is_object(dane) ? cli_jstr(dane, "verdict") : "-";
 	log_sanitize(v, strlen(v), verdict, sizeof(verdict));
 	v = !json_is_object(pin) ? ""
 	    : json_is_true(json_object_get(pin, "exempt"))
 		? "exempt"
-		: jstr(pin, "answer");
+		: cli_jstr(pin, "answer");
 	log_sanitize(v, strlen(v) < 60 ? strlen(v) : 60, pinned,
 		     sizeof(pinned));
 	printf("%-32s %-8s %-20s %-9s %-20s%s%s\n", dom,
-	       json_is_object(sts) ? jstr(sts, "mode") : "-", t1, verdict, t2,
-	       pinned[0] != '\0' ? " pin: " : "", pinned);
+	       json_is_object(sts) ? cli_jstr(sts, "mode") : "-", t1, verdict,
+	       t2, pinned[0] != '\0' ? " pin: " : "", pinned);
 	return 0;
 }
 
@@ -661,7 +659,7 @@ cmd_cache_list(void)
 	size_t i;
 	int failed = 0;
 
-	ts = admin_call(json_pack("{s:s}", "cmd", "cache_list"), &rep);
+	ts = cli_admin_call(json_pack("{s:s}", "cmd", "cache_list"), &rep);
 	if (ts == TALK_ERROR)
 		return EXIT_ERROR;
 	if (ts == TALK_OK) {
@@ -671,8 +669,9 @@ cmd_cache_list(void)
 				failed = 1;
 		}
 		if (json_is_true(json_object_get(rep, "truncated")))
-			errx_msg("the list is cut short: the store holds more "
-				 "entries than one reply carries");
+			cli_errx_msg(
+			    "the list is cut short: the store holds more "
+			    "entries than one reply carries");
 		json_decref(rep);
 		return failed ? EXIT_ERROR : 0;
 	}
@@ -680,7 +679,7 @@ cmd_cache_list(void)
 		return EXIT_ERROR;
 	ce = cache_foreach(c, list_one, &failed);
 	if (ce != CACHE_OK)
-		errx_msg("%s", cache_errmsg(c));
+		cli_errx_msg("%s", cache_errmsg(c));
 	cache_close(c);
 	return ce != CACHE_OK || failed ? EXIT_ERROR : 0;
 }
@@ -697,7 +696,7 @@ normalise(const char *domain, char *out, size_t outsz)
 		char buf[256];
 
 		log_sanitize(domain, strlen(domain), buf, sizeof(buf));
-		errx_msg("%s: %s", buf, dom_strerror(ds));
+		cli_errx_msg("%s: %s", buf, dom_strerror(ds));
 		return -1;
 	}
 	return 0;
@@ -719,7 +718,7 @@ show_time(const char *label, long long t)
 		return;
 	}
 	snprintf(line, sizeof(line), "%s (%lld)",
-		 fmt_time(t, buf, sizeof(buf), 0), t);
+		 cli_fmt_time(t, buf, sizeof(buf), 0), t);
 	show_str(label, line);
 }
 
@@ -733,14 +732,14 @@ show_entry(json_t *e)
 	json_t *v;
 	size_t i, n = 0;
 
-	if (opt_json)
-		return print_json(e);
-	show_str("domain:", jstr(e, "domain"));
+	if (cli_opt_json)
+		return cli_print_json(e);
+	show_str("domain:", cli_jstr(e, "domain"));
 	if (!json_is_object(sts)) {
 		show_str("sts:", "none stored");
 	} else {
-		show_str("sts.policy_id:", jstr(sts, "policy_id"));
-		show_str("sts.mode:", jstr(sts, "mode"));
+		show_str("sts.policy_id:", cli_jstr(sts, "policy_id"));
+		show_str("sts.mode:", cli_jstr(sts, "mode"));
 		mx[0] = '\0';
 		json_array_foreach(json_object_get(sts, "mx"), i, v)
 		{
@@ -752,24 +751,24 @@ show_entry(json_t *e)
 					      n > 0 ? ", " : "", p);
 		}
 		show_str("sts.mx:", mx);
-		snprintf(num, sizeof(num), "%lld", jint(sts, "max_age"));
+		snprintf(num, sizeof(num), "%lld", cli_jint(sts, "max_age"));
 		show_str("sts.max_age:", num);
-		show_time("sts.fetched_at:", jint(sts, "fetched_at"));
-		show_time("sts.expires_at:", jint(sts, "expires_at"));
+		show_time("sts.fetched_at:", cli_jint(sts, "fetched_at"));
+		show_time("sts.expires_at:", cli_jint(sts, "expires_at"));
 		show_str(
 		    "sts.last_error:",
 		    json_is_string(json_object_get(sts, "last_error"))
 			? json_string_value(json_object_get(sts, "last_error"))
 			: "");
-		show_time("sts.next_retry:", jint(sts, "next_retry"));
+		show_time("sts.next_retry:", cli_jint(sts, "next_retry"));
 	}
 	if (!json_is_object(dane)) {
 		show_str("dane:", "none stored");
 	} else {
-		show_str("dane.verdict:", jstr(dane, "verdict"));
-		show_str("dane.detail:", jstr(dane, "detail"));
-		show_time("dane.checked_at:", jint(dane, "checked_at"));
-		show_time("dane.expires_at:", jint(dane, "expires_at"));
+		show_str("dane.verdict:", cli_jstr(dane, "verdict"));
+		show_str("dane.detail:", cli_jstr(dane, "detail"));
+		show_time("dane.checked_at:", cli_jint(dane, "checked_at"));
+		show_time("dane.expires_at:", cli_jint(dane, "expires_at"));
 	}
 	v = json_object_get(e, "pin");
 	if (!json_is_object(v)) {
@@ -777,8 +776,8 @@ show_entry(json_t *e)
 	} else {
 		show_str("pin:", json_is_true(json_object_get(v, "exempt"))
 				     ? "exempt (no TLS policy)"
-				     : jstr(v, "answer"));
-		show_time("pin.pinned_at:", jint(v, "pinned_at"));
+				     : cli_jstr(v, "answer"));
+		show_time("pin.pinned_at:", cli_jint(v, "pinned_at"));
 	}
 	return 0;
 }
@@ -796,13 +795,13 @@ cmd_cache_show(const char *domain)
 
 	if (normalise(domain, dom, sizeof(dom)) < 0)
 		return EXIT_ERROR;
-	ts = admin_call(
+	ts = cli_admin_call(
 	    json_pack("{s:s,s:s}", "cmd", "cache_show", "domain", dom), &o);
 	if (ts == TALK_ERROR)
 		return EXIT_ERROR;
 	if (ts == TALK_OK) {
 		if (!json_is_true(json_object_get(o, "found"))) {
-			errx_msg("%s: nothing stored", dom);
+			cli_errx_msg("%s: nothing stored", dom);
 			rc = EXIT_NEGATIVE;
 		} else if (show_entry(json_object_get(o, "entry")) < 0) {
 			rc = EXIT_ERROR;
@@ -814,11 +813,12 @@ cmd_cache_show(const char *domain)
 		return EXIT_ERROR;
 	ce = cache_lookup(c, dom, &e);
 	if (ce != CACHE_OK) {
-		errx_msg("%s", cache_errmsg(c)[0] != '\0' ? cache_errmsg(c)
-							  : cache_strerror(ce));
+		cli_errx_msg("%s", cache_errmsg(c)[0] != '\0'
+				       ? cache_errmsg(c)
+				       : cache_strerror(ce));
 		rc = EXIT_ERROR;
 	} else if (e == NULL) {
-		errx_msg("%s: nothing stored", dom);
+		cli_errx_msg("%s: nothing stored", dom);
 		rc = EXIT_NEGATIVE;
 	} else {
 		o = cache_entry_json(e);
@@ -835,9 +835,9 @@ flush_result(const char *dom, int flushed, const char *how)
 {
 	json_t *o;
 
-	if (opt_json) {
+	if (cli_opt_json) {
 		o = json_pack("{s:b,s:s}", "flushed", flushed, "domain", dom);
-		if (o == NULL || print_json(o) < 0) {
+		if (o == NULL || cli_print_json(o) < 0) {
 			json_decref(o);
 			return EXIT_ERROR;
 		}
@@ -867,8 +867,8 @@ cmd_cache_flush(const char *domain)
 
 	if (normalise(domain, dom, sizeof(dom)) < 0)
 		return EXIT_ERROR;
-	ts = admin_call(json_pack("{s:s,s:s}", "cmd", "flush", "domain", dom),
-			&rep);
+	ts = cli_admin_call(
+	    json_pack("{s:s,s:s}", "cmd", "flush", "domain", dom), &rep);
 	if (ts == TALK_ERROR)
 		return EXIT_ERROR;
 	if (ts == TALK_OK) {
@@ -877,7 +877,7 @@ cmd_cache_flush(const char *domain)
 			rc =
 			    flush_result(dom, json_is_true(v), "by the daemon");
 		} else {
-			errx_msg("the daemon sent a malformed reply");
+			cli_errx_msg("the daemon sent a malformed reply");
 			rc = EXIT_ERROR;
 		}
 		json_decref(rep);
@@ -891,8 +891,9 @@ cmd_cache_flush(const char *domain)
 	if (ce == CACHE_OK || ce == CACHE_NOTFOUND) {
 		rc = flush_result(dom, ce == CACHE_OK, "in the store");
 	} else {
-		errx_msg("%s", cache_errmsg(c)[0] != '\0' ? cache_errmsg(c)
-							  : cache_strerror(ce));
+		cli_errx_msg("%s", cache_errmsg(c)[0] != '\0'
+				       ? cache_errmsg(c)
+				       : cache_strerror(ce));
 		rc = EXIT_ERROR;
 	}
 	cache_close(c);
@@ -918,7 +919,7 @@ cmd_pin(const char *domain, const char *answer, int unpin)
 
 	if (normalise(domain, dom, sizeof(dom)) < 0)
 		return EXIT_ERROR;
-	ts = admin_call(
+	ts = cli_admin_call(
 	    unpin    ? json_pack("{s:s,s:s}", "cmd", "unpin", "domain", dom)
 	    : exempt ? json_pack("{s:s,s:s}", "cmd", "exempt", "domain", dom)
 		     : json_pack("{s:s,s:s,s:s}", "cmd", "pin", "domain", dom,
@@ -927,8 +928,8 @@ cmd_pin(const char *domain, const char *answer, int unpin)
 	if (ts == TALK_ERROR)
 		return EXIT_ERROR;
 	if (ts == TALK_OK) {
-		if (opt_json)
-			rc = print_json(rep) < 0 ? EXIT_ERROR : 0;
+		if (cli_opt_json)
+			rc = cli_print_json(rep) < 0 ? EXIT_ERROR : 0;
 		else if (unpin)
 			printf("%s: %s\n", dom,
 			       json_is_true(json_object_get(rep, "unpinned"))
@@ -941,9 +942,9 @@ cmd_pin(const char *domain, const char *answer, int unpin)
 				   : "pinned");
 		if (!unpin &&
 		    json_is_true(json_object_get(rep, "overridden_by_config")))
-			errx_msg("%s: the [policy] line '%s' in the config "
-				 "wins over this pin while it stays there",
-				 dom, jstr(rep, "config_answer"));
+			cli_errx_msg("%s: the [policy] line '%s' in the config "
+				     "wins over this pin while it stays there",
+				     dom, cli_jstr(rep, "config_answer"));
 		if (unpin && !json_is_true(json_object_get(rep, "unpinned")))
 			rc = EXIT_NEGATIVE;
 		json_decref(rep);
@@ -952,7 +953,7 @@ cmd_pin(const char *domain, const char *answer, int unpin)
 	/* No daemon: check and write the store directly. */
 	if (!unpin && !exempt &&
 	    !cfg_static_answer_valid(answer, why, sizeof(why))) {
-		errx_msg("%s: %s", dom, why);
+		cli_errx_msg("%s: %s", dom, why);
 		return EXIT_ERROR;
 	}
 	if ((c = store_open()) == NULL)
@@ -972,14 +973,15 @@ cmd_pin(const char *domain, const char *answer, int unpin)
 		       : exempt ? "exempted: no TLS policy is applied"
 				: "pinned");
 		rc = ce == CACHE_OK ? 0 : EXIT_NEGATIVE;
-		if (!unpin && cfg != NULL &&
-		    (st = cfg_static_find(cfg, dom)) != NULL)
-			errx_msg("%s: the [policy] line '%s' in the config "
-				 "wins over this pin while it stays there",
-				 dom, st->answer);
+		if (!unpin && cli_cfg != NULL &&
+		    (st = cfg_static_find(cli_cfg, dom)) != NULL)
+			cli_errx_msg("%s: the [policy] line '%s' in the config "
+				     "wins over this pin while it stays there",
+				     dom, st->answer);
 	} else {
-		errx_msg("%s", cache_errmsg(c)[0] != '\0' ? cache_errmsg(c)
-							  : cache_strerror(ce));
+		cli_errx_msg("%s", cache_errmsg(c)[0] != '\0'
+				       ? cache_errmsg(c)
+				       : cache_strerror(ce));
 		rc = EXIT_ERROR;
 	}
 	cache_close(c);
@@ -994,18 +996,18 @@ cmd_stats(void)
 	const char *key;
 	json_t *rep, *v, *w;
 
-	ts = admin_call(json_pack("{s:s}", "cmd", "stats"), &rep);
+	ts = cli_admin_call(json_pack("{s:s}", "cmd", "stats"), &rep);
 	if (ts == TALK_UNREACHABLE) {
-		errx_msg("the daemon is not running (no answer on the admin "
-			 "socket%s%s)",
-			 admin_path() ? " " : "",
-			 admin_path() ? admin_path() : "");
+		cli_errx_msg(
+		    "the daemon is not running (no answer on the admin "
+		    "socket%s%s)",
+		    admin_path() ? " " : "", admin_path() ? admin_path() : "");
 		return EXIT_ERROR;
 	}
 	if (ts != TALK_OK)
 		return EXIT_ERROR;
-	if (opt_json) {
-		print_json(rep);
+	if (cli_opt_json) {
+		cli_print_json(rep);
 	} else {
 		json_object_foreach(rep, key, v)
 		{
@@ -1027,568 +1029,6 @@ cmd_stats(void)
 
 /* ---- report ---- */
 
-/* The TLS-RPT store ([tlsrpt] store, or beside the policy store). */
-static struct rpt_store *
-rpt_open(void)
-{
-	char path[4096], err[512];
-	const char *cp = store_path();
-	struct rpt_store *st;
-	struct stat sb;
-
-	if (cp == NULL || need_cfg() < 0)
-		return NULL;
-	if (rpt_store_path(cfg->tlsrpt_store, cp, path, sizeof(path)) != 0) {
-		errx_msg("[tlsrpt] store: path too long");
-		return NULL;
-	}
-	if (stat(path, &sb) < 0) {
-		errx_msg("%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if ((st = rpt_store_open(path, err, sizeof(err))) == NULL) {
-		errx_msg("%s", err);
-		return NULL;
-	}
-	if (geteuid() == 0 && sb.st_uid != 0 &&
-	    rpt_store_chown(st, sb.st_uid, sb.st_gid) < 0)
-		errx_msg("%s: chown: %s", path, strerror(errno));
-	return st;
-}
-
-static int
-dlv_print(const struct rpt_delivery *d, void *arg)
-{
-	char t[32] = "-";
-
-	(void)arg;
-	if (d->next_try > 0 && d->status != RPT_DLV_SENT &&
-	    d->status != RPT_DLV_GIVENUP)
-		fmt_time(d->next_try, t, sizeof(t), 1);
-	if (opt_json) {
-		json_t *o = json_pack(
-		    "{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "domain", d->domain,
-		    "destination", d->dest, "report-id", d->report_id, "status",
-		    rpt_dlv_status_name(d->status), "tries", d->tries,
-		    "next-try", (json_int_t)d->next_try, "error",
-		    d->last_error);
-
-		if (o != NULL)
-			print_json(o);
-		json_decref(o);
-		return 0;
-	}
-	printf("    -> %s %s tries=%d next=%s %s%s\n", d->dest,
-	       rpt_dlv_status_name(d->status), d->tries, t,
-	       *d->last_error ? "last: " : "", d->last_error);
-	return 0;
-}
-
-struct list_ctx {
-	struct rpt_store *st;
-};
-
-static int
-list_domain(const struct rpt_store_domain *d, void *arg)
-{
-	char day[16];
-
-	(void)arg;
-	rpt_day_format(d->day, day, sizeof(day));
-	if (opt_json) {
-		json_t *o = json_pack(
-		    "{s:s, s:s, s:I, s:I, s:I, s:i, s:b, s:s}", "day", day,
-		    "domain", d->domain, "success", (json_int_t)d->success,
-		    "failure", (json_int_t)d->failure, "dropped",
-		    (json_int_t)d->dropped, "policies", (int)d->npolicies,
-		    "closed", d->closed, "state", rpt_dom_state_name(d->state));
-
-		if (o != NULL)
-			print_json(o);
-		json_decref(o);
-		return 0;
-	}
-	printf("%s %-32s success=%llu failure=%llu dropped=%llu "
-	       "policies=%ld %s %s\n",
-	       day, d->domain, (unsigned long long)d->success,
-	       (unsigned long long)d->failure, (unsigned long long)d->dropped,
-	       d->npolicies, d->closed ? "closed" : "open",
-	       rpt_dom_state_name(d->state));
-	return 0;
-}
-
-struct list_dom {
-	int64_t day[4096];
-	char dom[4096][LIM_DOMAIN_MAX + 1];
-	size_t n;
-};
-
-static int
-collect_domain(const struct rpt_store_domain *d, void *arg)
-{
-	struct list_dom *l = arg;
-
-	if (l->n >= sizeof(l->day) / sizeof(l->day[0]))
-		return 1;
-	l->day[l->n] = d->day;
-	snprintf(l->dom[l->n], sizeof(l->dom[0]), "%s", d->domain);
-	l->n++;
-	return 0;
-}
-
-static int
-counter_print(int64_t day, const char *name, long long value, void *arg)
-{
-	char d[16];
-
-	(void)arg;
-	rpt_day_format(day, d, sizeof(d));
-	if (opt_json) {
-		json_t *o = json_pack("{s:s, s:s, s:I}", "day", d, "counter",
-				      name, "value", (json_int_t)value);
-
-		if (o != NULL)
-			print_json(o);
-		json_decref(o);
-	} else
-		printf("%s counter %s=%lld\n", d, name, value);
-	return 0;
-}
-
-/* One "report list" day and domain with its deliveries, from the
- * daemon's reply, printed as the store walk below prints them. */
-static void
-print_day_json(json_t *o)
-{
-	char t[32];
-	json_t *v, *dl;
-	size_t i;
-
-	dl = json_incref(json_object_get(o, "deliveries"));
-	json_object_del(o, "deliveries");
-	if (opt_json)
-		print_json(o);
-	else
-		printf("%s %-32s success=%lld failure=%lld dropped=%lld "
-		       "policies=%lld %s %s\n",
-		       jstr(o, "day"), jstr(o, "domain"), jint(o, "success"),
-		       jint(o, "failure"), jint(o, "dropped"),
-		       jint(o, "policies"),
-		       json_is_true(json_object_get(o, "closed")) ? "closed"
-								  : "open",
-		       jstr(o, "state"));
-	json_array_foreach(dl, i, v)
-	{
-		const char *st = jstr(v, "status"), *e = jstr(v, "error");
-
-		if (opt_json) {
-			json_object_set(v, "domain",
-					json_object_get(o, "domain"));
-			print_json(v);
-			continue;
-		}
-		snprintf(t, sizeof(t), "-");
-		if (jint(v, "next-try") > 0 && strcmp(st, "sent") != 0 &&
-		    strcmp(st, "given-up") != 0)
-			fmt_time(jint(v, "next-try"), t, sizeof(t), 1);
-		if (strcmp(e, "-") == 0)
-			e = "";
-		printf("    -> %s %s tries=%lld next=%s %s%s\n",
-		       jstr(v, "destination"), st, jint(v, "tries"), t,
-		       *e ? "last: " : "", e);
-	}
-	json_decref(dl);
-}
-
-/* "report list" (or what "report send" did) from the daemon. */
-static int
-report_list_daemon(json_t *rep)
-{
-	json_t *v;
-	size_t i;
-
-	json_array_foreach(json_object_get(rep, "days"), i, v)
-	    print_day_json(v);
-	json_array_foreach(json_object_get(rep, "counters"), i, v)
-	{
-		if (opt_json)
-			print_json(v);
-		else
-			printf("%s counter %s=%lld\n", jstr(v, "day"),
-			       jstr(v, "counter"), jint(v, "value"));
-	}
-	return 0;
-}
-
-static int
-cmd_report_list(void)
-{
-	struct rpt_store *st;
-	struct list_dom *l;
-	enum talk_status ts;
-	json_t *rep;
-	size_t i;
-	int rc = 0;
-
-	ts = admin_call(json_pack("{s:s}", "cmd", "report_list"), &rep);
-	if (ts == TALK_ERROR)
-		return EXIT_ERROR;
-	if (ts == TALK_OK) {
-		rc = report_list_daemon(rep);
-		json_decref(rep);
-		return rc;
-	}
-	if ((st = rpt_open()) == NULL)
-		return EXIT_ERROR;
-	if ((l = calloc(1, sizeof(*l))) == NULL) {
-		rpt_store_close(st);
-		return EXIT_ERROR;
-	}
-	if (rpt_store_foreach_domain(st, -1, NULL, collect_domain, l) !=
-	    RPT_STORE_OK) {
-		errx_msg("%s", rpt_store_errmsg(st));
-		rc = EXIT_ERROR;
-	}
-	for (i = 0; rc == 0 && i < l->n; i++) {
-		rpt_store_foreach_domain(st, l->day[i], l->dom[i], list_domain,
-					 NULL);
-		rpt_store_delivery_foreach(st, l->day[i], l->dom[i], dlv_print,
-					   NULL);
-	}
-	if (rc == 0)
-		rpt_store_counters(st, -1, counter_print, NULL);
-	free(l);
-	rpt_store_close(st);
-	return rc;
-}
-
-static int
-cmd_report_show(int64_t day, const char *domain)
-{
-	struct rpt_store *st;
-	struct rpt_store_report *r = NULL;
-	struct rpt_report_in in;
-	enum rpt_store_err e;
-	char id[80], uid[40], err[256], *json;
-	size_t len;
-	int rc = 0;
-	enum talk_status ts;
-	json_t *rep;
-
-	rpt_day_format(day, id, sizeof(id));
-	ts = admin_call(json_pack("{s:s,s:s,s:s}", "cmd", "report_show", "day",
-				  id, "domain", domain),
-			&rep);
-	if (ts == TALK_ERROR)
-		return EXIT_ERROR;
-	if (ts == TALK_OK) {
-		if (!json_is_true(json_object_get(rep, "found"))) {
-			errx_msg("%s: nothing counted that day", domain);
-			rc = EXIT_NEGATIVE;
-		} else if ((json = json_dumps(json_object_get(rep, "report"),
-					      JSON_COMPACT)) != NULL) {
-			printf("%s\n", json);
-			free(json);
-		} else {
-			rc = EXIT_ERROR;
-		}
-		json_decref(rep);
-		return rc;
-	}
-	if ((st = rpt_open()) == NULL)
-		return EXIT_ERROR;
-	e = rpt_store_report(st, day, domain, &r);
-	if (e == RPT_STORE_NOTFOUND) {
-		errx_msg("%s: nothing counted that day", domain);
-		rpt_store_close(st);
-		return EXIT_NEGATIVE;
-	}
-	if (e != RPT_STORE_OK) {
-		errx_msg("%s", rpt_store_errmsg(st));
-		rpt_store_close(st);
-		return EXIT_ERROR;
-	}
-	rpt_report_id(day, domain, id, sizeof(id), uid, sizeof(uid));
-	memset(&in, 0, sizeof(in));
-	in.organization = cfg->organization;
-	in.contact = cfg->contact;
-	in.report_id = id;
-	in.submitter = cfg->submitter;
-	in.domain = r->domain;
-	in.day = day;
-	in.policies = r->policies;
-	in.npolicies = r->npolicies;
-	json = rpt_report_json(&in, &len, err, sizeof(err));
-	if (json == NULL) {
-		errx_msg("%s: %s", domain, err);
-		rc = EXIT_ERROR;
-	} else
-		printf("%s\n", json);
-	free(json);
-	rpt_store_report_free(r);
-	rpt_store_close(st);
-	return rc;
-}
-
-struct send_ctx {
-	struct rpt_deliver *dlv;
-	struct event_base *base;
-	struct event *ev;
-	uint64_t deadline;
-};
-
-static void
-send_poll(evutil_socket_t fd, short what, void *arg)
-{
-	struct send_ctx *sc = arg;
-	struct timeval tv = {0, 100000};
-
-	(void)fd;
-	(void)what;
-	if (rpt_deliver_active(sc->dlv) == 0 || ev_mono_ms() > sc->deadline)
-		event_base_loopexit(sc->base, NULL);
-	else
-		evtimer_add(sc->ev, &tv);
-}
-
-/* Why a day still open is not sent (tlspolicy report send without
- * --force). */
-static void
-open_day_refusal(const char *day)
-{
-	errx_msg("%s is not over yet: a report now would leave out the rest "
-		 "of the day and the day would count as sent. Its report is "
-		 "sent by itself after the day ends; --force sends what is "
-		 "counted so far as a separate partial report and the full "
-		 "report still follows",
-		 day);
-}
-
-/*
- * "report send" through the daemon: its own sender does the work (issue
- * 8); we wait until it has finished with what it started (or
- * SEND_WAIT_MS), then print the day's state as "report list" does.
- */
-static int
-report_send_daemon(const char *day, const char *domain, json_t *rep)
-{
-	struct timespec pause = {0, 200 * 1000 * 1000};
-	uint64_t end = ev_mono_ms() + SEND_WAIT_MS;
-	enum talk_status ts;
-	json_t *req;
-	int rc = 0;
-
-	if (json_is_true(json_object_get(rep, "more")))
-		errx_msg("more domains were counted that day than one send "
-			 "starts; run it again for the rest");
-	if (jint(rep, "started") == 0 && jint(rep, "open") > 0) {
-		json_decref(rep);
-		open_day_refusal(day);
-		return EXIT_ERROR;
-	}
-	if (jint(rep, "started") == 0) {
-		json_decref(rep);
-		errx_msg("nothing counted on that day%s%s",
-			 domain ? " for " : "", domain ? domain : "");
-		return EXIT_NEGATIVE;
-	}
-	json_decref(rep);
-	for (;;) {
-		req = domain != NULL
-			  ? json_pack("{s:s,s:s,s:s}", "cmd", "report_list",
-				      "day", day, "domain", domain)
-			  : json_pack("{s:s,s:s}", "cmd", "report_list", "day",
-				      day);
-		ts = admin_call(req, &rep);
-		if (ts != TALK_OK) {
-			if (ts == TALK_UNREACHABLE)
-				errx_msg("the daemon went away while sending");
-			return EXIT_ERROR;
-		}
-		if (jint(rep, "sending") == 0 || ev_mono_ms() > end)
-			break;
-		json_decref(rep);
-		nanosleep(&pause, NULL);
-	}
-	if (jint(rep, "sending") != 0)
-		errx_msg("the daemon is still sending; see tlspolicy report "
-			 "list");
-	json_object_set_new(rep, "counters", json_array());
-	rc = report_list_daemon(rep);
-	json_decref(rep);
-	return rc;
-}
-
-/* A partial report's outcome, per destination (report send --force). */
-static void
-partial_print(const char *domain, const char *dest, const char *id, int sent,
-	      const char *why, void *arg)
-{
-	int *failed = arg;
-
-	if (!sent)
-		(*failed)++;
-	if (opt_json) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "domain",
-				      domain, "destination", dest, "report-id",
-				      id, "status", sent ? "sent" : "not-sent",
-				      "error", sent ? "" : why);
-
-		if (o != NULL)
-			print_json(o);
-		json_decref(o);
-		return;
-	}
-	printf("%s partial report %s -> %s %s%s%s\n", domain, id,
-	       *dest ? dest : "(none)", sent ? "sent" : "not sent",
-	       sent ? "" : ": ", sent ? "" : why);
-}
-
-static int
-cmd_report_send(int64_t day, const char *domain, int force)
-{
-	struct rpt_store *st;
-	struct list_dom *l = NULL;
-	struct dns *dns = NULL;
-	struct https *hs = NULL;
-	struct send_ctx sc;
-	struct timeval tv = {0, 100000};
-	char err[512];
-	size_t i, started = 0, partial = 0, open = 0;
-	int rc = 0, r, failed = 0;
-	enum talk_status ts;
-	json_t *rep;
-	char dstr[16];
-
-	rpt_day_format(day, dstr, sizeof(dstr));
-	/* A partial report (--force) records nothing in the store, so the
-	 * tool builds it itself even while the daemon runs; everything
-	 * else goes to the daemon's own sender when it runs. */
-	ts = force ? TALK_UNREACHABLE
-		   : admin_call(domain != NULL
-				    ? json_pack("{s:s,s:s,s:s}", "cmd",
-						"report_send", "day", dstr,
-						"domain", domain)
-				    : json_pack("{s:s,s:s}", "cmd",
-						"report_send", "day", dstr),
-				&rep);
-	if (ts == TALK_ERROR)
-		return EXIT_ERROR;
-	if (ts == TALK_OK)
-		return report_send_daemon(dstr, domain, rep);
-	/* No daemon: our own sender on the store. */
-	if ((st = rpt_open()) == NULL)
-		return EXIT_ERROR;
-	memset(&sc, 0, sizeof(sc));
-	sc.base = ev_base_new();
-	if (cfg->dane_enabled || cfg->sts_enabled) {
-		dns = dns_new(sc.base, cfg, err, sizeof(err));
-		if (dns == NULL)
-			errx_msg("dns: %s (using the captured records)", err);
-	}
-	{
-		struct https_config hc = {cfg->ca_file, NULL};
-
-		hs = https_new(sc.base, &hc, err, sizeof(err));
-		if (hs == NULL)
-			errx_msg("https: %s", err);
-	}
-	sc.dlv = rpt_deliver_new(sc.base, cfg, st, dns, hs, err, sizeof(err));
-	l = calloc(1, sizeof(*l));
-	if (sc.dlv == NULL || l == NULL) {
-		errx_msg("out of memory");
-		rc = EXIT_ERROR;
-		goto out;
-	}
-	rpt_store_foreach_domain(st, day, domain, collect_domain, l);
-	for (i = 0; i < l->n; i++) {
-		r = rpt_deliver_now(sc.dlv, l->day[i], l->dom[i]);
-		if (r == -2 && force) {
-			/* The day goes on: what is counted so far, under a
-			 * report-id of its own; the day is not consumed. */
-			r = rpt_deliver_partial(sc.dlv, l->day[i], l->dom[i],
-						ev_now(), partial_print,
-						&failed);
-			partial += r == 0;
-		} else if (r == -2)
-			open++;
-		if (r == 0)
-			started++;
-	}
-	if (open > 0) {
-		open_day_refusal(dstr);
-		rc = EXIT_ERROR;
-		if (started == 0)
-			goto out;
-	}
-	if (started == 0) {
-		errx_msg("nothing counted on that day%s%s",
-			 domain ? " for " : "", domain ? domain : "");
-		rc = EXIT_NEGATIVE;
-		goto out;
-	}
-	sc.deadline = ev_mono_ms() + 120000;
-	sc.ev = evtimer_new(sc.base, send_poll, &sc);
-	evtimer_add(sc.ev, &tv);
-	event_base_dispatch(sc.base);
-	event_free(sc.ev);
-	for (i = 0; i < l->n && partial == 0; i++) {
-		rpt_store_foreach_domain(st, l->day[i], l->dom[i], list_domain,
-					 NULL);
-		rpt_store_delivery_foreach(st, l->day[i], l->dom[i], dlv_print,
-					   NULL);
-	}
-	if (partial > 0 && failed > 0)
-		rc = EXIT_ERROR;
-out:
-	free(l);
-	rpt_deliver_free(sc.dlv);
-	https_free(hs);
-	dns_free(dns);
-	rpt_store_close(st);
-	ev_base_free();
-	return rc;
-}
-
-static int
-cmd_report(int argc, char **argv)
-{
-	const char *day_s = NULL, *domain = NULL;
-	int64_t day = -1;
-	int i, force = 0;
-
-	if (argc < 1)
-		goto usage;
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--force") == 0)
-			force = 1;
-		else if (strcmp(argv[i], "--day") == 0 && i + 1 < argc)
-			day_s = argv[++i];
-		else if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc)
-			domain = argv[++i];
-		else
-			goto usage;
-	}
-	if (force && strcmp(argv[0], "send") != 0)
-		goto usage;
-	if (day_s != NULL && rpt_day_parse(day_s, &day) != 0) {
-		errx_msg("--day: want YYYY-MM-DD");
-		return EXIT_ERROR;
-	}
-	if (strcmp(argv[0], "list") == 0 && argc == 1)
-		return cmd_report_list();
-	if (strcmp(argv[0], "show") == 0 && day_s != NULL && domain != NULL)
-		return need_cfg() < 0 ? EXIT_ERROR
-				      : cmd_report_show(day, domain);
-	if (strcmp(argv[0], "send") == 0 && day_s != NULL)
-		return need_cfg() < 0 ? EXIT_ERROR
-				      : cmd_report_send(day, domain, force);
-usage:
-	errx_msg("usage: tlspolicy report list | show --day YYYY-MM-DD "
-		 "--domain D | send [--force] --day YYYY-MM-DD [--domain D]");
-	return EXIT_ERROR;
-}
-
 /* ---- main ---- */
 
 static int
@@ -1604,7 +1044,8 @@ cmd_cache(int argc, char **argv)
 		return cmd_cache_show(argv[1]);
 	if (strcmp(argv[0], "flush") == 0 && argc == 2)
 		return cmd_cache_flush(argv[1]);
-	errx_msg("usage: tlspolicy cache list | show DOMAIN | flush DOMAIN");
+	cli_errx_msg(
+	    "usage: tlspolicy cache list | show DOMAIN | flush DOMAIN");
 	return EXIT_ERROR;
 }
 
@@ -1635,7 +1076,7 @@ main(int argc, char **argv)
 			opt_db = optarg;
 			break;
 		case 'j':
-			opt_json = 1;
+			cli_opt_json = 1;
 			break;
 		case 'V':
 			printf("tlspolicy %s\n", PACKAGE_VERSION);
@@ -1661,7 +1102,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "query") == 0) {
 		if (argc != 2) {
-			errx_msg("usage: tlspolicy query DOMAIN");
+			cli_errx_msg("usage: tlspolicy query DOMAIN");
 			return EXIT_ERROR;
 		}
 		rc = cmd_query(argv[1]);
@@ -1670,43 +1111,44 @@ main(int argc, char **argv)
 		char err[160];
 
 		if (chk_args(argc - 1, argv + 1, &co, err, sizeof(err)) != 0) {
-			errx_msg("check: %s", err);
-			errx_msg("usage: tlspolicy check [--json] [--no-probe] "
-				 "[--port N] [--timeout N] DOMAIN");
+			cli_errx_msg("check: %s", err);
+			cli_errx_msg(
+			    "usage: tlspolicy check [--json] [--no-probe] "
+			    "[--port N] [--timeout N] DOMAIN");
 			return EXIT_ERROR;
 		}
-		co.json |= opt_json;
-		rc = need_cfg() < 0 ? EXIT_ERROR : chk_run(cfg, &co);
+		co.json |= cli_opt_json;
+		rc = cli_need_cfg() < 0 ? EXIT_ERROR : chk_run(cli_cfg, &co);
 	} else if (strcmp(cmd, "stats") == 0) {
 		if (argc != 1) {
-			errx_msg("usage: tlspolicy stats");
+			cli_errx_msg("usage: tlspolicy stats");
 			return EXIT_ERROR;
 		}
 		rc = cmd_stats();
 	} else if (strcmp(cmd, "cache") == 0) {
 		rc = cmd_cache(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "report") == 0) {
-		rc = cmd_report(argc - 1, argv + 1);
+		rc = cli_cmd_report(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "pin") == 0) {
 		if (argc != 3) {
-			errx_msg("usage: tlspolicy pin DOMAIN ANSWER");
+			cli_errx_msg("usage: tlspolicy pin DOMAIN ANSWER");
 			return EXIT_ERROR;
 		}
 		rc = cmd_pin(argv[1], argv[2], 0);
 	} else if (strcmp(cmd, "exempt") == 0 || strcmp(cmd, "unpin") == 0) {
 		if (argc != 2) {
-			errx_msg("usage: tlspolicy %s DOMAIN", cmd);
+			cli_errx_msg("usage: tlspolicy %s DOMAIN", cmd);
 			return EXIT_ERROR;
 		}
 		rc = cmd_pin(argv[1], NULL, cmd[0] == 'u');
 	} else {
-		errx_msg("unknown command '%s'", cmd);
+		cli_errx_msg("unknown command '%s'", cmd);
 		usage(stderr);
 		return EXIT_ERROR;
 	}
-	cfg_free(cfg);
+	cfg_free(cli_cfg);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		errx_msg("writing output: %s", strerror(errno));
+		cli_errx_msg("writing output: %s", strerror(errno));
 		return EXIT_ERROR;
 	}
 	return rc;
