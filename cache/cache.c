@@ -48,76 +48,7 @@
 /* PRAGMA application_id of a policy store: "TLSP". */
 #define CACHE_APPLICATION_ID 0x544c5350u
 
-/* Longest stored mx list: LIM_MX_PATTERNS patterns of at most a domain
- * name each, '\n'-separated (RFC 8461 §3.2 "mx" lines). */
-#define CACHE_MX_MAX (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 1))
-
-/* The bucket array never grows past this many slots; with more entries
- * the chains just get longer. 2^22 pointers are 32 MiB. */
-#define CACHE_BUCKETS_MAX (1UL << 22)
-#define CACHE_BUCKETS_MIN 16UL
-
-/* Which halves of a record the store has not taken yet (DESIGN 6.10). */
-#define DIRTY_STS  1u
-#define DIRTY_DANE 2u
-/* The record lacks a half the store may hold (it could not be read when
- * the record was made): after the write it is dropped, not kept. */
-#define REC_PARTIAL 4u
-
-/*
- * One domain in the memory index. The strings follow the fixed part, each
- * NUL-terminated, in this order: domain, policy_id, mx, last_error,
- * detail, pin answer. Lengths are kept so a lookup copies without strlen.
- *
- * A clean record is on the LRU list and may be evicted; a dirty one
- * (a write the store refused) is on the pending list instead and stays
- * until the store takes it.
- */
-struct rec {
-	struct rec *hnext;	 /* hash chain */
-	struct rec *prev, *next; /* LRU or pending list */
-	uint32_t hash;
-	uint32_t mxlen;
-	uint8_t dlen, idlen, errlen, detlen;
-	uint8_t has_sts, has_dane, mode, dane_kind;
-	uint8_t flags; /* DIRTY_*, REC_PARTIAL */
-	uint8_t has_pin, pin_exempt;
-	uint16_t pinlen;
-	long long max_age;
-	int64_t fetched_at, sts_expires, next_retry;
-	int64_t checked_at, dane_expires, pinned_at;
-	char data[];
-};
-
-/* A doubly linked list of records. */
-struct rlist {
-	struct rec *head, *tail;
-	long n;
-};
-
-struct cache {
-	struct db *db;
-	/* Instead of db: the rows in PostgreSQL (cache/cache_pg.c). */
-	struct cache_pg *pg;
-	char *path;
-	sqlite3_stmt *st_lookup, *st_put_sts, *st_put_dane;
-	sqlite3_stmt *st_del_sts, *st_del_dane;
-	sqlite3_stmt *st_put_pin, *st_del_pin;
-
-	/* Memory index. */
-	struct rec **buckets;
-	unsigned long nbuckets; /* power of two */
-	struct rlist lru;	/* clean records, head = most recently used */
-	struct rlist pending;	/* dirty records, oldest first */
-	long max, pending_max;
-	/* A record read while the index is disabled (max 0), freed by the
-	 * next call: it backs the borrowed entry. */
-	struct rec *loose;
-
-	struct cache_entry scratch;
-	struct cache_stats stats;
-	char errmsg[1024];
-};
+#include "cache/cache_int.h"
 
 /* ---- errors ---- */
 
@@ -209,409 +140,6 @@ cache_sts_clear(struct cache_sts *sts)
 		return;
 	free(sts->mx);
 	sts->mx = NULL;
-}
-
-/* ---- memory index ---- */
-
-/*
- * FNV-1a over DOMAIN, also measuring it. Returns the length, or
- * LIM_DOMAIN_MAX + 1 when it is longer than a domain may be, so an
- * over-long argument is never scanned to its end.
- */
-static size_t
-domain_hash(const char *domain, uint32_t *hash)
-{
-	uint32_t h = 2166136261u;
-	size_t n;
-
-	for (n = 0; n <= LIM_DOMAIN_MAX && domain[n] != '\0'; n++) {
-		h ^= (unsigned char)domain[n];
-		h *= 16777619u;
-	}
-	*hash = h;
-	return n;
-}
-
-static unsigned long
-buckets_for(long max)
-{
-	unsigned long n = CACHE_BUCKETS_MIN;
-
-	while (n < (unsigned long)max && n < CACHE_BUCKETS_MAX)
-		n <<= 1;
-	return n;
-}
-
-static struct rec *
-index_find(const struct cache *c, const char *domain, size_t len, uint32_t hash)
-{
-	struct rec *r;
-
-	if (c->buckets == NULL)
-		return NULL;
-	for (r = c->buckets[hash & (c->nbuckets - 1)]; r != NULL; r = r->hnext)
-		if (r->hash == hash && r->dlen == len &&
-		    memcmp(r->data, domain, len) == 0)
-			return r;
-	return NULL;
-}
-
-static void
-list_unlink(struct rlist *l, struct rec *r)
-{
-	if (r->prev != NULL)
-		r->prev->next = r->next;
-	else
-		l->head = r->next;
-	if (r->next != NULL)
-		r->next->prev = r->prev;
-	else
-		l->tail = r->prev;
-	r->prev = r->next = NULL;
-	l->n--;
-}
-
-static void
-list_push_front(struct rlist *l, struct rec *r)
-{
-	r->prev = NULL;
-	r->next = l->head;
-	if (l->head != NULL)
-		l->head->prev = r;
-	l->head = r;
-	if (l->tail == NULL)
-		l->tail = r;
-	l->n++;
-}
-
-static void
-list_push_back(struct rlist *l, struct rec *r)
-{
-	r->next = NULL;
-	r->prev = l->tail;
-	if (l->tail != NULL)
-		l->tail->next = r;
-	l->tail = r;
-	if (l->head == NULL)
-		l->head = r;
-	l->n++;
-}
-
-static int
-rec_dirty(const struct rec *r)
-{
-	return (r->flags & (DIRTY_STS | DIRTY_DANE)) != 0;
-}
-
-/* Take R out of the index (hash chain and its list) without freeing it. */
-static void
-index_unlink(struct cache *c, struct rec *r)
-{
-	struct rec **pp = &c->buckets[r->hash & (c->nbuckets - 1)];
-
-	while (*pp != r)
-		pp = &(*pp)->hnext;
-	*pp = r->hnext;
-	r->hnext = NULL;
-	list_unlink(rec_dirty(r) ? &c->pending : &c->lru, r);
-}
-
-/* Evict clean records, least recently used first, down to MAX; a dirty
- * record is never evicted (it is on the pending list). */
-static void
-index_evict_to(struct cache *c, long max)
-{
-	struct rec *r;
-
-	while (c->lru.n > max && (r = c->lru.tail) != NULL) {
-		index_unlink(c, r);
-		free(r);
-		c->stats.evictions++;
-	}
-}
-
-/* Insert R (not yet in the index): a clean record as the most recently
- * used one, evicting beyond the bound; a dirty one at the end of the
- * pending list. */
-static void
-index_insert(struct cache *c, struct rec *r)
-{
-	struct rec **b;
-
-	if (rec_dirty(r))
-		list_push_back(&c->pending, r);
-	else {
-		index_evict_to(c, c->max - 1);
-		list_push_front(&c->lru, r);
-	}
-	b = &c->buckets[r->hash & (c->nbuckets - 1)];
-	r->hnext = *b;
-	*b = r;
-}
-
-static void
-index_rehash_list(struct rec **nb, unsigned long n, struct rec *r)
-{
-	for (; r != NULL; r = r->next) {
-		r->hnext = nb[r->hash & (n - 1)];
-		nb[r->hash & (n - 1)] = r;
-	}
-}
-
-/* Rebuild the bucket array for N slots; on allocation failure keep the
- * old array (still correct, only slower). */
-static void
-index_rehash(struct cache *c, unsigned long n)
-{
-	struct rec **nb;
-
-	if (n == c->nbuckets)
-		return;
-	nb = calloc(n, sizeof(*nb));
-	if (nb == NULL)
-		return;
-	index_rehash_list(nb, n, c->lru.head);
-	index_rehash_list(nb, n, c->pending.head);
-	free(c->buckets);
-	c->buckets = nb;
-	c->nbuckets = n;
-}
-
-static void
-loose_free(struct cache *c)
-{
-	free(c->loose);
-	c->loose = NULL;
-}
-
-/* ---- compact records ---- */
-
-/*
- * Check the variable fields of an STS row against their limits. Returns
- * 0, or -1 with a reason in *WHY.
- */
-static int
-sts_check(const struct cache_sts *sts, size_t *idlen, size_t *mxlen,
-	  size_t *errlen, const char **why)
-{
-	*idlen = strnlen(sts->policy_id, sizeof(sts->policy_id));
-	if (*idlen == sizeof(sts->policy_id)) {
-		*why = "policy id too long";
-		return -1;
-	}
-	if (sts->mode < CACHE_STS_NONE || sts->mode > CACHE_STS_ENFORCE) {
-		*why = "bad mode";
-		return -1;
-	}
-	*mxlen = sts->mx != NULL ? strnlen(sts->mx, CACHE_MX_MAX + 1) : 0;
-	if (*mxlen > CACHE_MX_MAX) {
-		*why = "mx list too long";
-		return -1;
-	}
-	*errlen = strnlen(sts->last_error, sizeof(sts->last_error));
-	if (*errlen == sizeof(sts->last_error)) {
-		*why = "last error too long";
-		return -1;
-	}
-	return 0;
-}
-
-static int
-dane_check(const struct cache_dane *dane, size_t *detlen, const char **why)
-{
-	if (cache_dane_kind_name(dane->kind) == NULL) {
-		*why = "bad DANE verdict";
-		return -1;
-	}
-	*detlen = strnlen(dane->detail, sizeof(dane->detail));
-	if (*detlen == sizeof(dane->detail)) {
-		*why = "detail too long";
-		return -1;
-	}
-	return 0;
-}
-
-static int
-pin_check(const struct cache_pin *pin, size_t *pinlen, const char **why)
-{
-	*pinlen = 0;
-	if (pin->exempt)
-		return 0;
-	*pinlen =
-	    pin->answer != NULL ? strnlen(pin->answer, LIM_ANSWER_MAX + 1) : 0;
-	if (*pinlen == 0 || *pinlen > LIM_ANSWER_MAX) {
-		*why = "bad pinned answer";
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * A new record for DOMAIN (LEN bytes) holding STS, DANE and PIN (any may
- * be NULL), all already checked. Copies everything, so the inputs may point
- * into a record the caller frees afterwards.
- */
-static struct rec *
-rec_new(const char *domain, size_t len, uint32_t hash,
-	const struct cache_sts *sts, const struct cache_dane *dane,
-	const struct cache_pin *pin)
-{
-	size_t idlen = 0, mxlen = 0, errlen = 0, detlen = 0, pinlen = 0;
-	const char *why;
-	struct rec *r;
-	char *p;
-
-	if (sts != NULL && sts_check(sts, &idlen, &mxlen, &errlen, &why) < 0)
-		return NULL;
-	if (dane != NULL && dane_check(dane, &detlen, &why) < 0)
-		return NULL;
-	if (pin != NULL && pin_check(pin, &pinlen, &why) < 0)
-		return NULL;
-	r = malloc(sizeof(*r) + len + idlen + mxlen + errlen + detlen + pinlen +
-		   6);
-	if (r == NULL)
-		return NULL;
-	memset(r, 0, sizeof(*r));
-	r->hash = hash;
-	r->dlen = (uint8_t)len;
-	r->idlen = (uint8_t)idlen;
-	r->mxlen = (uint32_t)mxlen;
-	r->errlen = (uint8_t)errlen;
-	r->detlen = (uint8_t)detlen;
-	p = r->data;
-	memcpy(p, domain, len);
-	p[len] = '\0';
-	p += len + 1;
-	if (sts != NULL) {
-		r->has_sts = 1;
-		r->mode = (uint8_t)sts->mode;
-		r->max_age = sts->max_age;
-		r->fetched_at = sts->fetched_at;
-		r->sts_expires = sts->expires_at;
-		r->next_retry = sts->next_retry;
-		memcpy(p, sts->policy_id, idlen);
-		p += idlen;
-		*p++ = '\0';
-		if (mxlen > 0)
-			memcpy(p, sts->mx, mxlen);
-		p += mxlen;
-		*p++ = '\0';
-		memcpy(p, sts->last_error, errlen);
-		p += errlen;
-		*p++ = '\0';
-	} else {
-		memset(p, 0, 3);
-		p += 3;
-	}
-	if (dane != NULL) {
-		r->has_dane = 1;
-		r->checked_at = dane->checked_at;
-		r->dane_expires = dane->expires_at;
-		r->dane_kind = (uint8_t)dane->kind;
-		memcpy(p, dane->detail, detlen);
-	}
-	p[detlen] = '\0';
-	p += detlen + 1;
-	if (pin != NULL) {
-		r->has_pin = 1;
-		r->pin_exempt = (uint8_t)(pin->exempt != 0);
-		r->pinlen = (uint16_t)pinlen;
-		r->pinned_at = pin->pinned_at;
-		if (pinlen > 0)
-			memcpy(p, pin->answer, pinlen);
-	}
-	p[pinlen] = '\0';
-	return r;
-}
-
-/* Offsets of the packed strings. */
-static const char *
-rec_id(const struct rec *r)
-{
-	return r->data + r->dlen + 1;
-}
-
-static const char *
-rec_mx(const struct rec *r)
-{
-	return rec_id(r) + r->idlen + 1;
-}
-
-static const char *
-rec_lasterr(const struct rec *r)
-{
-	return rec_mx(r) + r->mxlen + 1;
-}
-
-static const char *
-rec_detail(const struct rec *r)
-{
-	return rec_lasterr(r) + r->errlen + 1;
-}
-
-static const char *
-rec_pin(const struct rec *r)
-{
-	return rec_detail(r) + r->detlen + 1;
-}
-
-/*
- * Fill the STS part of an entry from R. The mx pointer points into R: it
- * is borrowed like the entry itself (valid until the next cache_* call).
- */
-static void
-rec_get_sts(const struct rec *r, struct cache_sts *sts)
-{
-	memcpy(sts->policy_id, rec_id(r), r->idlen + 1);
-	sts->mode = r->mode;
-	sts->mx = (char *)rec_mx(r);
-	sts->max_age = r->max_age;
-	sts->fetched_at = (time_t)r->fetched_at;
-	sts->expires_at = (time_t)r->sts_expires;
-	memcpy(sts->last_error, rec_lasterr(r), r->errlen + 1);
-	sts->next_retry = (time_t)r->next_retry;
-}
-
-/* The pin part; the answer points into R, borrowed like mx. */
-static void
-rec_get_pin(const struct rec *r, struct cache_pin *pin)
-{
-	pin->exempt = r->pin_exempt;
-	pin->answer = (char *)rec_pin(r);
-	pin->pinned_at = (time_t)r->pinned_at;
-}
-
-static void
-rec_get_dane(const struct rec *r, struct cache_dane *dane)
-{
-	dane->kind = r->dane_kind;
-	memcpy(dane->detail, rec_detail(r), r->detlen + 1);
-	dane->checked_at = (time_t)r->checked_at;
-	dane->expires_at = (time_t)r->dane_expires;
-}
-
-/* Materialise R into the handle's scratch entry: only the bytes in use are
- * copied, not the whole ~600-byte struct. */
-static const struct cache_entry *
-rec_materialise(struct cache *c, const struct rec *r)
-{
-	struct cache_entry *e = &c->scratch;
-
-	memcpy(e->domain, r->data, r->dlen + 1);
-	e->has_sts = r->has_sts;
-	if (r->has_sts)
-		rec_get_sts(r, &e->sts);
-	else
-		e->sts.mx = NULL;
-	e->has_dane = r->has_dane;
-	if (r->has_dane)
-		rec_get_dane(r, &e->dane);
-	e->has_pin = r->has_pin;
-	if (r->has_pin)
-		rec_get_pin(r, &e->pin);
-	else
-		e->pin.answer = NULL;
-	return e;
 }
 
 /* ---- SQL ---- */
@@ -841,8 +369,8 @@ row_read_pg(struct cache *c, const char *domain, size_t len, uint32_t hash,
 	if (cache_pg_lookup(c->pg, domain, &e) < 0)
 		return CACHE_EDB;
 	/* No pins in PostgreSQL yet (cache_put_pin). */
-	*out = rec_new(domain, len, hash, e.has_sts ? &e.sts : NULL,
-		       e.has_dane ? &e.dane : NULL, NULL);
+	*out = cache_rec_new(domain, len, hash, e.has_sts ? &e.sts : NULL,
+			     e.has_dane ? &e.dane : NULL, NULL);
 	return *out != NULL ? CACHE_OK : CACHE_ENOMEM;
 }
 
@@ -881,8 +409,8 @@ row_read(struct cache *c, const char *domain, size_t len, uint32_t hash,
 		err = CACHE_EDB;
 		goto out;
 	}
-	r = rec_new(domain, len, hash, has_sts ? &sts : NULL,
-		    has_dane ? &dane : NULL, has_pin ? &pin : NULL);
+	r = cache_rec_new(domain, len, hash, has_sts ? &sts : NULL,
+			  has_dane ? &dane : NULL, has_pin ? &pin : NULL);
 	if (r == NULL)
 		err = CACHE_ENOMEM;
 out:
@@ -932,7 +460,7 @@ cache_open(const char *path, long memory_entries, char *err, size_t errsz)
 	}
 	c->max = memory_entries > 0 ? memory_entries : 0;
 	c->pending_max = LIM_CACHE_PENDING;
-	c->nbuckets = buckets_for(c->max);
+	c->nbuckets = cache_buckets_for(c->max);
 	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
 	if (c->buckets == NULL) {
 		snprintf(buf, sizeof(buf), "%s: out of memory", path);
@@ -1013,8 +541,8 @@ void
 cache_set_memory_entries(struct cache *c, long memory_entries)
 {
 	c->max = memory_entries > 0 ? memory_entries : 0;
-	index_evict_to(c, c->max);
-	index_rehash(c, buckets_for(c->max));
+	cache_index_evict_to(c, c->max);
+	cache_index_rehash(c, cache_buckets_for(c->max));
 }
 
 static int
@@ -1084,23 +612,23 @@ cache_lookup(struct cache *c, const char *domain,
 
 	*out = NULL;
 	if (c->loose != NULL)
-		loose_free(c);
-	len = domain_hash(domain, &hash);
+		cache_loose_free(c);
+	len = cache_domain_hash(domain, &hash);
 	if (len == 0 || len > LIM_DOMAIN_MAX)
 		return CACHE_EINVAL;
-	r = index_find(c, domain, len, hash);
+	r = cache_index_find(c, domain, len, hash);
 	if (r != NULL) {
 		/* The hot path: no SQL, no malloc. */
-		if (!rec_dirty(r) && c->lru.head != r) {
-			list_unlink(&c->lru, r);
-			list_push_front(&c->lru, r);
+		if (!cache_rec_dirty(r) && c->lru.head != r) {
+			cache_list_unlink(&c->lru, r);
+			cache_list_push_front(&c->lru, r);
 		}
 		if (!r->has_sts && !r->has_dane && !r->has_pin) {
 			c->stats.negative_hits++;
 			return CACHE_OK;
 		}
 		c->stats.hits++;
-		*out = rec_materialise(c, r);
+		*out = cache_rec_materialise(c, r);
 		return CACHE_OK;
 	}
 	c->stats.misses++;
@@ -1110,11 +638,11 @@ cache_lookup(struct cache *c, const char *domain,
 	if (err != CACHE_OK)
 		return err;
 	if (c->max > 0)
-		index_insert(c, r);
+		cache_index_insert(c, r);
 	else
 		c->loose = r;
 	if (r->has_sts || r->has_dane || r->has_pin)
-		*out = rec_materialise(c, r);
+		*out = cache_rec_materialise(c, r);
 	return CACHE_OK;
 }
 
@@ -1142,7 +670,7 @@ index_set(struct cache *c, const char *domain, size_t len, uint32_t hash,
 	struct cache_pin old_pin;
 	struct rec *old, *r, *read = NULL;
 
-	old = index_find(c, domain, len, hash);
+	old = cache_index_find(c, domain, len, hash);
 	if (old == NULL && dirty == 0 && !keep)
 		return 0;
 	if (old == NULL) {
@@ -1154,35 +682,35 @@ index_set(struct cache *c, const char *domain, size_t len, uint32_t hash,
 		flags = old->flags;
 	flags = (flags & ~half) | dirty;
 	if (sts == NULL && old != NULL && old->has_sts) {
-		rec_get_sts(old, &old_sts);
+		cache_rec_get_sts(old, &old_sts);
 		sts = &old_sts;
 	}
 	if (dane == NULL && old != NULL && old->has_dane) {
-		rec_get_dane(old, &old_dane);
+		cache_rec_get_dane(old, &old_dane);
 		dane = &old_dane;
 	}
 	if (pin == NULL && !unpin && old != NULL && old->has_pin) {
-		rec_get_pin(old, &old_pin);
+		cache_rec_get_pin(old, &old_pin);
 		pin = &old_pin;
 	}
 	/* Build the new record before freeing the old one: the inputs may
 	 * point into it (a borrowed entry passed back to us). */
-	r = rec_new(domain, len, hash, sts, dane, pin);
+	r = cache_rec_new(domain, len, hash, sts, dane, pin);
 	if (old != NULL && old != read) {
-		index_unlink(c, old);
+		cache_index_unlink(c, old);
 		free(old);
 	}
 	free(read);
 	if (r == NULL)
 		return -1;
 	r->flags = (uint8_t)flags;
-	if (!rec_dirty(r) &&
+	if (!cache_rec_dirty(r) &&
 	    (((flags & REC_PARTIAL) && !keep) || c->max == 0)) {
 		/* The store has both halves now: the next lookup reads. */
 		free(r);
 		return 0;
 	}
-	index_insert(c, r);
+	cache_index_insert(c, r);
 	return 0;
 }
 
@@ -1196,11 +724,11 @@ static enum cache_err
 refused(struct cache *c, const char *domain, size_t len, uint32_t hash,
 	const struct cache_sts *sts, const struct cache_dane *dane)
 {
-	const struct rec *old = index_find(c, domain, len, hash);
+	const struct rec *old = cache_index_find(c, domain, len, hash);
 	size_t n;
 
 	dberr(c);
-	if ((old == NULL || !rec_dirty(old)) &&
+	if ((old == NULL || !cache_rec_dirty(old)) &&
 	    c->pending.n >= c->pending_max) {
 		c->stats.unsaved_writes++;
 		n = strlen(c->errmsg);
@@ -1225,7 +753,7 @@ check_domain(const char *domain, size_t *len, uint32_t *hash)
 {
 	if (domain == NULL)
 		return CACHE_EINVAL;
-	*len = domain_hash(domain, hash);
+	*len = cache_domain_hash(domain, hash);
 	if (*len == 0 || *len > LIM_DOMAIN_MAX)
 		return CACHE_EINVAL;
 	return CACHE_OK;
@@ -1315,7 +843,7 @@ cache_put_sts(struct cache *c, const char *domain, const struct cache_sts *sts)
 
 	if (sts == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
 		err = CACHE_EINVAL;
-	else if (sts_check(sts, &idlen, &mxlen, &errlen, &why) < 0) {
+	else if (cache_sts_check(sts, &idlen, &mxlen, &errlen, &why) < 0) {
 		set_errx(c, "put sts: %s", why);
 		err = CACHE_EINVAL;
 	} else {
@@ -1349,7 +877,7 @@ cache_put_dane(struct cache *c, const char *domain,
 
 	if (dane == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
 		err = CACHE_EINVAL;
-	else if (dane_check(dane, &detlen, &why) < 0) {
+	else if (cache_dane_check(dane, &detlen, &why) < 0) {
 		set_errx(c, "put dane: %s", why);
 		err = CACHE_EINVAL;
 	} else {
@@ -1377,13 +905,13 @@ pending_done(struct cache *c, long n)
 	struct rec *r;
 
 	while (n-- > 0 && (r = c->pending.head) != NULL) {
-		index_unlink(c, r);
+		cache_index_unlink(c, r);
 		r->flags &= (uint8_t) ~(DIRTY_STS | DIRTY_DANE);
 		c->stats.retried_writes++;
 		if ((r->flags & REC_PARTIAL) || c->max == 0)
 			free(r);
 		else
-			index_insert(c, r);
+			cache_index_insert(c, r);
 	}
 }
 
@@ -1402,11 +930,11 @@ retry_pg(struct cache *c)
 	     r != NULL && n < LIM_CACHE_RETRY_BATCH && !failed;
 	     r = r->next, n++) {
 		if (r->flags & DIRTY_STS) {
-			rec_get_sts(r, &sts);
+			cache_rec_get_sts(r, &sts);
 			failed = write_sts(c, r->data, r->dlen, &sts) < 0;
 		}
 		if (!failed && (r->flags & DIRTY_DANE)) {
-			rec_get_dane(r, &dane);
+			cache_rec_get_dane(r, &dane);
 			failed = write_dane(c, r->data, r->dlen, &dane) < 0;
 		}
 	}
@@ -1440,11 +968,11 @@ cache_retry_writes(struct cache *c)
 	     r != NULL && n < LIM_CACHE_RETRY_BATCH && !db_failed(c->db);
 	     r = r->next, n++) {
 		if (r->flags & DIRTY_STS) {
-			rec_get_sts(r, &sts);
+			cache_rec_get_sts(r, &sts);
 			write_sts(c, r->data, r->dlen, &sts);
 		}
 		if (r->flags & DIRTY_DANE) {
-			rec_get_dane(r, &dane);
+			cache_rec_get_dane(r, &dane);
 			write_dane(c, r->data, r->dlen, &dane);
 		}
 	}
@@ -1468,7 +996,7 @@ cache_delete(struct cache *c, const char *domain)
 	struct rec *r;
 
 	if (c->loose != NULL)
-		loose_free(c);
+		cache_loose_free(c);
 	if (check_domain(domain, &len, &hash) != CACHE_OK)
 		return CACHE_EINVAL;
 	if (c->pg != NULL) {
@@ -1495,21 +1023,21 @@ forget:
 	 * still waiting for the store goes too: it was deleted. A record
 	 * that does not know whether a pin is stored (partial), or none,
 	 * leaves the index so: the next lookup reads. */
-	r = index_find(c, domain, len, hash);
+	r = cache_index_find(c, domain, len, hash);
 	if (r != NULL) {
 		struct cache_pin pin;
 		struct rec *nr = NULL;
 		int known = !(r->flags & REC_PARTIAL);
 
 		if (r->has_pin)
-			rec_get_pin(r, &pin);
+			cache_rec_get_pin(r, &pin);
 		if (c->max > 0 && known)
-			nr = rec_new(domain, len, hash, NULL, NULL,
-				     r->has_pin ? &pin : NULL);
-		index_unlink(c, r);
+			nr = cache_rec_new(domain, len, hash, NULL, NULL,
+					   r->has_pin ? &pin : NULL);
+		cache_index_unlink(c, r);
 		free(r);
 		if (nr != NULL)
-			index_insert(c, nr);
+			cache_index_insert(c, nr);
 	}
 	return changes > 0 ? CACHE_OK : CACHE_NOTFOUND;
 }
@@ -1552,7 +1080,7 @@ cache_put_pin(struct cache *c, const char *domain, const struct cache_pin *pin)
 			 "pins are not kept in a PostgreSQL store yet: use "
 			 "[policy] lines in the config");
 		err = CACHE_EINVAL;
-	} else if (pin_check(pin, &pinlen, &why) < 0) {
+	} else if (cache_pin_check(pin, &pinlen, &why) < 0) {
 		set_errx(c, "put pin: %s", why);
 		err = CACHE_EINVAL;
 	} else {
@@ -1583,7 +1111,7 @@ cache_unpin(struct cache *c, const char *domain)
 	int changes;
 
 	if (c->loose != NULL)
-		loose_free(c);
+		cache_loose_free(c);
 	if (check_domain(domain, &len, &hash) != CACHE_OK)
 		return CACHE_EINVAL;
 	if (c->pg != NULL)
@@ -1605,13 +1133,13 @@ cache_forget(struct cache *c, const char *domain)
 	struct rec *r;
 
 	if (c->loose != NULL)
-		loose_free(c);
+		cache_loose_free(c);
 	if (check_domain(domain, &len, &hash) != CACHE_OK)
 		return;
-	r = index_find(c, domain, len, hash);
+	r = cache_index_find(c, domain, len, hash);
 	/* A change the store has not taken is newer than any row: kept. */
-	if (r != NULL && !rec_dirty(r)) {
-		index_unlink(c, r);
+	if (r != NULL && !cache_rec_dirty(r)) {
+		cache_index_unlink(c, r);
 		free(r);
 	}
 }
@@ -1627,7 +1155,7 @@ cache_foreach(struct cache *c,
 	int rc;
 
 	if (c->loose != NULL)
-		loose_free(c);
+		cache_loose_free(c);
 	if (c->pg != NULL) {
 		err = cache_pg_foreach(c->pg, fn, arg);
 		if (err == CACHE_EDB)

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Inside the policy store: the state cache/cache.c (open, SQL, lookups,
+ * writes) and cache/cache_index.c (the memory index and its compact
+ * records) share. Nothing outside cache/ includes this.
+ */
+#ifndef CACHE_CACHE_INT_H
+#define CACHE_CACHE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "cache/cache.h"
+#include "util/limits.h"
+
+struct db;
+struct cache_pg;
+
+/* Longest stored mx list: LIM_MX_PATTERNS patterns of at most a domain
+ * name each, '\n'-separated (RFC 8461 §3.2 "mx" lines). */
+#define CACHE_MX_MAX (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 1))
+
+/* The bucket array never grows past this many slots; with more entries
+ * the chains just get longer. 2^22 pointers are 32 MiB. */
+#define CACHE_BUCKETS_MAX (1UL << 22)
+#define CACHE_BUCKETS_MIN 16UL
+
+/* Which halves of a record the store has not taken yet (DESIGN 6.10). */
+#define DIRTY_STS  1u
+#define DIRTY_DANE 2u
+/* The record lacks a half the store may hold (it could not be read when
+ * the record was made): after the write it is dropped, not kept. */
+#define REC_PARTIAL 4u
+
+/*
+ * One domain in the memory index. The strings follow the fixed part, each
+ * NUL-terminated, in this order: domain, policy_id, mx, last_error,
+ * detail, pin answer. Lengths are kept so a lookup copies without strlen.
+ *
+ * A clean record is on the LRU list and may be evicted; a dirty one
+ * (a write the store refused) is on the pending list instead and stays
+ * until the store takes it.
+ */
+struct rec {
+	struct rec *hnext;	 /* hash chain */
+	struct rec *prev, *next; /* LRU or pending list */
+	uint32_t hash;
+	uint32_t mxlen;
+	uint8_t dlen, idlen, errlen, detlen;
+	uint8_t has_sts, has_dane, mode, dane_kind;
+	uint8_t flags; /* DIRTY_*, REC_PARTIAL */
+	uint8_t has_pin, pin_exempt;
+	uint16_t pinlen;
+	long long max_age;
+	int64_t fetched_at, sts_expires, next_retry;
+	int64_t checked_at, dane_expires, pinned_at;
+	char data[];
+};
+
+/* A doubly linked list of records. */
+struct rlist {
+	struct rec *head, *tail;
+	long n;
+};
+
+struct cache {
+	struct db *db;
+	/* Instead of db: the rows in PostgreSQL (cache/cache_pg.c). */
+	struct cache_pg *pg;
+	char *path;
+	sqlite3_stmt *st_lookup, *st_put_sts, *st_put_dane;
+	sqlite3_stmt *st_del_sts, *st_del_dane;
+	sqlite3_stmt *st_put_pin, *st_del_pin;
+
+	/* Memory index. */
+	struct rec **buckets;
+	unsigned long nbuckets; /* power of two */
+	struct rlist lru;	/* clean records, head = most recently used */
+	struct rlist pending;	/* dirty records, oldest first */
+	long max, pending_max;
+	/* A record read while the index is disabled (max 0), freed by the
+	 * next call: it backs the borrowed entry. */
+	struct rec *loose;
+
+	struct cache_entry scratch;
+	struct cache_stats stats;
+	char errmsg[1024];
+};
+
+size_t cache_domain_hash(const char *domain, uint32_t *hash);
+unsigned long cache_buckets_for(long max);
+struct rec *cache_index_find(const struct cache *c, const char *domain,
+			     size_t len, uint32_t hash);
+void cache_list_unlink(struct rlist *l, struct rec *r);
+void cache_list_push_front(struct rlist *l, struct rec *r);
+int cache_rec_dirty(const struct rec *r);
+void cache_index_unlink(struct cache *c, struct rec *r);
+void cache_index_evict_to(struct cache *c, long max);
+void cache_index_insert(struct cache *c, struct rec *r);
+void cache_index_rehash(struct cache *c, unsigned long n);
+void cache_loose_free(struct cache *c);
+int cache_sts_check(const struct cache_sts *sts, size_t *idlen, size_t *mxlen,
+		    size_t *errlen, const char **why);
+int cache_dane_check(const struct cache_dane *dane, size_t *detlen,
+		     const char **why);
+int cache_pin_check(const struct cache_pin *pin, size_t *pinlen,
+		    const char **why);
+struct rec *cache_rec_new(const char *domain, size_t len, uint32_t hash,
+			  const struct cache_sts *sts,
+			  const struct cache_dane *dane,
+			  const struct cache_pin *pin);
+void cache_rec_get_sts(const struct rec *r, struct cache_sts *sts);
+void cache_rec_get_pin(const struct rec *r, struct cache_pin *pin);
+void cache_rec_get_dane(const struct rec *r, struct cache_dane *dane);
+const struct cache_entry *cache_rec_materialise(struct cache *c,
+						const struct rec *r);
+
+#endif /* CACHE_CACHE_INT_H */
