@@ -404,48 +404,10 @@ print_addr(const char *host, const json_t *a)
 	}
 }
 
+/* What the store holds (the "store" member). */
 static void
-print_text(const json_t *o)
+print_store(const json_t *st)
 {
-	const json_t *hosts = json_object_get(o, "hosts"), *h, *st;
-	size_t i, j;
-	const char *s;
-
-	printf("domain:   %s\n",
-	       json_string_value(json_object_get(o, "domain")));
-	printf("answer:   %s\n",
-	       json_string_value(json_object_get(o, "answer")));
-	printf("because:  ");
-	wrap(json_string_value(json_object_get(o, "reason")), 10, 10);
-	if ((s = json_string_value(json_object_get(o, "note"))) != NULL)
-		printf("note:     %s\n", s);
-	printf("MX:       %s%s\n",
-	       json_string_value(json_object_get(o, "mx_dnssec")),
-	       json_is_true(json_object_get(o, "implicit_mx"))
-		   ? " (no MX: the domain itself)"
-		   : "");
-	json_array_foreach(hosts, i, h)
-	{
-		printf("  %3lld %s: %s",
-		       json_integer_value(json_object_get(h, "preference")),
-		       json_string_value(json_object_get(h, "host")),
-		       json_string_value(json_object_get(h, "state")));
-		if (json_integer_value(json_object_get(h, "usable")) ||
-		    json_integer_value(json_object_get(h, "unusable")))
-			printf(
-			    ", TLSA at _25._tcp.%s: %lld usable, %lld "
-			    "unusable",
-			    json_string_value(json_object_get(h, "tlsa_base")),
-			    json_integer_value(json_object_get(h, "usable")),
-			    json_integer_value(json_object_get(h, "unusable")));
-		if ((s = json_string_value(json_object_get(h, "why"))) != NULL)
-			printf(" (%s)", s);
-		printf("\n");
-	}
-	printf("DANE:     %s: %s\n",
-	       json_string_value(json_object_get(o, "verdict")),
-	       json_string_value(json_object_get(o, "why")));
-	st = json_object_get(o, "store");
 	if (json_is_string(st))
 		printf("store:    %s\n", json_string_value(st));
 	else {
@@ -486,6 +448,50 @@ print_text(const json_t *o)
 				   : json_string_value(
 					 json_object_get(pn, "answer")));
 	}
+}
+
+static void
+print_text(const json_t *o)
+{
+	const json_t *hosts = json_object_get(o, "hosts"), *h;
+	size_t i, j;
+	const char *s;
+
+	printf("domain:   %s\n",
+	       json_string_value(json_object_get(o, "domain")));
+	printf("answer:   %s\n",
+	       json_string_value(json_object_get(o, "answer")));
+	printf("because:  ");
+	wrap(json_string_value(json_object_get(o, "reason")), 10, 10);
+	if ((s = json_string_value(json_object_get(o, "note"))) != NULL)
+		printf("note:     %s\n", s);
+	printf("MX:       %s%s\n",
+	       json_string_value(json_object_get(o, "mx_dnssec")),
+	       json_is_true(json_object_get(o, "implicit_mx"))
+		   ? " (no MX: the domain itself)"
+		   : "");
+	json_array_foreach(hosts, i, h)
+	{
+		printf("  %3lld %s: %s",
+		       json_integer_value(json_object_get(h, "preference")),
+		       json_string_value(json_object_get(h, "host")),
+		       json_string_value(json_object_get(h, "state")));
+		if (json_integer_value(json_object_get(h, "usable")) ||
+		    json_integer_value(json_object_get(h, "unusable")))
+			printf(
+			    ", TLSA at _25._tcp.%s: %lld usable, %lld "
+			    "unusable",
+			    json_string_value(json_object_get(h, "tlsa_base")),
+			    json_integer_value(json_object_get(h, "usable")),
+			    json_integer_value(json_object_get(h, "unusable")));
+		if ((s = json_string_value(json_object_get(h, "why"))) != NULL)
+			printf(" (%s)", s);
+		printf("\n");
+	}
+	printf("DANE:     %s: %s\n",
+	       json_string_value(json_object_get(o, "verdict")),
+	       json_string_value(json_object_get(o, "why")));
+	print_store(json_object_get(o, "store"));
 	print_sts(json_object_get(o, "mta_sts"));
 	print_tlsrpt(json_object_get(o, "tlsrpt"));
 	if (json_is_true(json_object_get(o, "probe"))) {
@@ -638,125 +644,136 @@ decide(struct chk *c, const struct cfg *cfg, const char *dom,
 
 /* --- addresses, TLSA and TLS-RPT: what the probe needs ----------------- */
 
+/* The _smtp._tls TXT answer: the record, or why there is none. */
+static void
+tlsrpt_done(struct chk *c, const struct dns_result *r)
+{
+	size_t i;
+	json_t *t = json_object();
+	const char *txts[DNS_RR_MAX];
+	size_t lens[DNS_RR_MAX], n = 0;
+	struct rpt_record rec;
+	char err[256] = "";
+
+	json_object_set_new(t, "name", json_string(r->qname));
+	if (r->outcome == DNS_DATA) {
+		enum rpt_record_status st;
+
+		for (i = 0; i < r->nrr && n < DNS_RR_MAX; i++)
+			if (r->rr[i].type == DNS_T_TXT) {
+				txts[n] = r->rr[i].u.txt.text;
+				lens[n++] = r->rr[i].u.txt.len;
+				if (strncmp(r->rr[i].u.txt.text, "v=TLSRPTv1",
+					    10) == 0)
+					json_object_set_new(
+					    t, "record",
+					    json_stringn(r->rr[i].u.txt.text,
+							 r->rr[i].u.txt.len));
+			}
+		st = rpt_record_select(txts, lens, n, &rec, err, sizeof(err));
+		json_object_set_new(t, "valid",
+				    json_boolean(st == RPT_RECORD_OK));
+		if (st == RPT_RECORD_OK) {
+			json_t *rua = json_array();
+
+			for (i = 0; i < rec.nrua; i++)
+				json_array_append_new(
+				    rua, json_string(rec.rua[i].uri));
+			json_object_set_new(t, "rua", rua);
+		} else
+			json_object_set_new(
+			    t, "error",
+			    json_string(err[0] ? err
+					       : rpt_record_strerror(st)));
+	} else {
+		json_object_set_new(t, "valid", json_false());
+		json_object_set_new(
+		    t, "error",
+		    json_string(r->outcome == DNS_NODATA ||
+					r->outcome == DNS_NXDOMAIN
+				    ? "no TLS-RPT record published"
+				: r->why ? r->why
+					 : "the lookup failed"));
+	}
+	json_object_set_new(c->out, "tlsrpt", t);
+}
+
+/* One MX host's TLSA answer: every record shown, the usable ones kept
+ * for the probe's DANE match. */
+static void
+tlsa_done(struct chk *c, struct chk_host *h, const struct dns_result *r)
+{
+	size_t i;
+
+	for (i = 0; r->outcome == DNS_DATA && i < r->nrr; i++) {
+		const struct dns_rr *rr = &r->rr[i];
+		struct probe_tlsa *pt;
+		char txt[2 * 64 + 16];
+		size_t k, len;
+		int use;
+
+		if (rr->type != DNS_T_TLSA)
+			continue;
+		use = r->security == DNS_SECURE &&
+		      dane_tlsa_usable(rr->u.tlsa.usage, rr->u.tlsa.selector,
+				       rr->u.tlsa.mtype, rr->u.tlsa.len);
+		len = (size_t)snprintf(txt, sizeof(txt), "%u %u %u ",
+				       rr->u.tlsa.usage, rr->u.tlsa.selector,
+				       rr->u.tlsa.mtype);
+		for (k = 0; k < rr->u.tlsa.len && len + 3 <= sizeof(txt); k++)
+			len += (size_t)snprintf(txt + len, sizeof(txt) - len,
+						"%02x", rr->u.tlsa.data[k]);
+		json_array_append_new(
+		    h->tlsa_json,
+		    json_pack("{s:s,s:b}", "record", txt, "usable", use));
+		if (!use || h->ntlsa >= LIM_CHK_TLSA)
+			continue;
+		pt = &h->tlsa[h->ntlsa];
+		if ((pt->data = malloc(rr->u.tlsa.len + 1)) == NULL)
+			continue;
+		memcpy((unsigned char *)pt->data, rr->u.tlsa.data,
+		       rr->u.tlsa.len);
+		pt->len = rr->u.tlsa.len;
+		pt->usage = rr->u.tlsa.usage;
+		pt->selector = rr->u.tlsa.selector;
+		pt->mtype = rr->u.tlsa.mtype;
+		h->ntlsa++;
+	}
+}
+
+/* One MX host's A or AAAA answer (TYPE). */
+static void
+addr_done(struct chk_host *h, uint16_t type, const struct dns_result *r)
+{
+	size_t i, n = 0;
+
+	for (i = 0; r->outcome == DNS_DATA && i < r->nrr; i++)
+		if (r->rr[i].type == type && n < LIM_CHK_ADDRS &&
+		    h->naddr < 2 * LIM_CHK_ADDRS) {
+			snprintf(h->addrs[h->naddr], sizeof(h->addrs[0]), "%s",
+				 r->rr[i].u.addr);
+			h->naddr++;
+			n++;
+		}
+	if (r->outcome != DNS_DATA && r->outcome != DNS_NODATA &&
+	    r->outcome != DNS_NXDOMAIN)
+		snprintf(h->addr_err, sizeof(h->addr_err),
+			 "%s lookup failed: %s", type == DNS_T_A ? "A" : "AAAA",
+			 r->why ? r->why : dns_outcome_name(r->outcome));
+}
+
 static void
 q_done(const struct dns_result *r, void *arg)
 {
 	struct chk_q *q = arg;
 	struct chk *c = q->c;
-	size_t i;
 
-	if (q->host == (size_t)-1) {
-		json_t *t = json_object();
-		const char *txts[DNS_RR_MAX];
-		size_t lens[DNS_RR_MAX], n = 0;
-		struct rpt_record rec;
-		char err[256] = "";
-
-		json_object_set_new(t, "name", json_string(r->qname));
-		if (r->outcome == DNS_DATA) {
-			enum rpt_record_status st;
-
-			for (i = 0; i < r->nrr && n < DNS_RR_MAX; i++)
-				if (r->rr[i].type == DNS_T_TXT) {
-					txts[n] = r->rr[i].u.txt.text;
-					lens[n++] = r->rr[i].u.txt.len;
-					if (strncmp(r->rr[i].u.txt.text,
-						    "v=TLSRPTv1", 10) == 0)
-						json_object_set_new(
-						    t, "record",
-						    json_stringn(
-							r->rr[i].u.txt.text,
-							r->rr[i].u.txt.len));
-				}
-			st = rpt_record_select(txts, lens, n, &rec, err,
-					       sizeof(err));
-			json_object_set_new(t, "valid",
-					    json_boolean(st == RPT_RECORD_OK));
-			if (st == RPT_RECORD_OK) {
-				json_t *rua = json_array();
-
-				for (i = 0; i < rec.nrua; i++)
-					json_array_append_new(
-					    rua, json_string(rec.rua[i].uri));
-				json_object_set_new(t, "rua", rua);
-			} else
-				json_object_set_new(
-				    t, "error",
-				    json_string(err[0]
-						    ? err
-						    : rpt_record_strerror(st)));
-		} else {
-			json_object_set_new(t, "valid", json_false());
-			json_object_set_new(
-			    t, "error",
-			    json_string(r->outcome == DNS_NODATA ||
-						r->outcome == DNS_NXDOMAIN
-					    ? "no TLS-RPT record published"
-					: r->why ? r->why
-						 : "the lookup failed"));
-		}
-		json_object_set_new(c->out, "tlsrpt", t);
-	} else if (q->type == DNS_T_TLSA) {
-		struct chk_host *h = &c->hosts[q->host];
-
-		for (i = 0; r->outcome == DNS_DATA && i < r->nrr; i++) {
-			const struct dns_rr *rr = &r->rr[i];
-			struct probe_tlsa *pt;
-			char txt[2 * 64 + 16];
-			size_t k, len;
-			int use;
-
-			if (rr->type != DNS_T_TLSA)
-				continue;
-			use = r->security == DNS_SECURE &&
-			      dane_tlsa_usable(
-				  rr->u.tlsa.usage, rr->u.tlsa.selector,
-				  rr->u.tlsa.mtype, rr->u.tlsa.len);
-			len = (size_t)snprintf(
-			    txt, sizeof(txt), "%u %u %u ", rr->u.tlsa.usage,
-			    rr->u.tlsa.selector, rr->u.tlsa.mtype);
-			for (k = 0;
-			     k < rr->u.tlsa.len && len + 3 <= sizeof(txt); k++)
-				len += (size_t)snprintf(
-				    txt + len, sizeof(txt) - len, "%02x",
-				    rr->u.tlsa.data[k]);
-			json_array_append_new(h->tlsa_json,
-					      json_pack("{s:s,s:b}", "record",
-							txt, "usable", use));
-			if (!use || h->ntlsa >= LIM_CHK_TLSA)
-				continue;
-			pt = &h->tlsa[h->ntlsa];
-			if ((pt->data = malloc(rr->u.tlsa.len + 1)) == NULL)
-				continue;
-			memcpy((unsigned char *)pt->data, rr->u.tlsa.data,
-			       rr->u.tlsa.len);
-			pt->len = rr->u.tlsa.len;
-			pt->usage = rr->u.tlsa.usage;
-			pt->selector = rr->u.tlsa.selector;
-			pt->mtype = rr->u.tlsa.mtype;
-			h->ntlsa++;
-		}
-	} else {
-		struct chk_host *h = &c->hosts[q->host];
-		size_t n = 0;
-
-		for (i = 0; r->outcome == DNS_DATA && i < r->nrr; i++)
-			if (r->rr[i].type == q->type && n < LIM_CHK_ADDRS &&
-			    h->naddr < 2 * LIM_CHK_ADDRS) {
-				snprintf(h->addrs[h->naddr],
-					 sizeof(h->addrs[0]), "%s",
-					 r->rr[i].u.addr);
-				h->naddr++;
-				n++;
-			}
-		if (r->outcome != DNS_DATA && r->outcome != DNS_NODATA &&
-		    r->outcome != DNS_NXDOMAIN)
-			snprintf(h->addr_err, sizeof(h->addr_err),
-				 "%s lookup failed: %s",
-				 q->type == DNS_T_A ? "A" : "AAAA",
-				 r->why ? r->why
-					: dns_outcome_name(r->outcome));
-	}
+	if (q->host == (size_t)-1)
+		tlsrpt_done(c, r);
+	else if (q->type == DNS_T_TLSA)
+		tlsa_done(c, &c->hosts[q->host], r);
+	else
+		addr_done(&c->hosts[q->host], q->type, r);
 	if (--c->pending == 0)
 		event_base_loopexit(c->base, NULL);
 }
