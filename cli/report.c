@@ -453,18 +453,12 @@ partial_print(const char *domain, const char *dest, const char *id, int sent,
 	       sent ? "" : ": ", sent ? "" : why);
 }
 
+static int report_send_here(int64_t day, const char *dstr, const char *domain,
+			    int force);
+
 static int
 cmd_report_send(int64_t day, const char *domain, int force)
 {
-	struct rpt_store *st;
-	struct list_dom *l = NULL;
-	struct dns *dns = NULL;
-	struct https *hs = NULL;
-	struct send_ctx sc;
-	struct timeval tv = {0, 100000};
-	char err[512];
-	size_t i, started = 0, partial = 0, open = 0;
-	int rc = 0, r, failed = 0;
 	enum talk_status ts;
 	json_t *rep;
 	char dstr[16];
@@ -485,7 +479,23 @@ cmd_report_send(int64_t day, const char *domain, int force)
 		return EXIT_ERROR;
 	if (ts == TALK_OK)
 		return report_send_daemon(dstr, domain, rep);
-	/* No daemon: our own sender on the store. */
+	return report_send_here(day, dstr, domain, force);
+}
+
+/* No daemon (or a partial report): our own sender on the store. */
+static int
+report_send_here(int64_t day, const char *dstr, const char *domain, int force)
+{
+	struct rpt_store *st;
+	struct list_dom *l = NULL;
+	struct dns *dns = NULL;
+	struct https *hs = NULL;
+	struct send_ctx sc;
+	struct timeval tv = {0, 100000};
+	char err[512];
+	size_t i, started = 0, partial = 0, open = 0;
+	int rc = 0, r, failed = 0;
+
 	if ((st = rpt_open()) == NULL)
 		return EXIT_ERROR;
 	memset(&sc, 0, sizeof(sc));

@@ -268,6 +268,43 @@ wait_fd(int fd, short events, const struct timespec *deadline)
 	return rc > 0 ? 0 : -1;
 }
 
+/* Connect to the daemon's socket at PATH: the descriptor, or -1 with
+ * *TS TALK_UNREACHABLE (errno set: no daemon listens) or TALK_ERROR
+ * (message printed). */
+static int
+talk_connect(const char *path, enum talk_status *ts)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd, saved;
+
+	*ts = TALK_ERROR;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		cli_errx_msg("%s: socket path too long", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		cli_errx_msg("socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+		return fd;
+	saved = errno;
+	close(fd);
+	errno = saved;
+	if (saved == ENOENT || saved == ECONNREFUSED)
+		*ts = TALK_UNREACHABLE;
+	else if (saved == EACCES || saved == EPERM)
+		cli_errx_msg("cannot reach the daemon at %s: %s (the admin "
+			     "socket is for root and the daemon's user)",
+			     path, strerror(saved));
+	else
+		cli_errx_msg("cannot reach the daemon at %s: %s", path,
+			     strerror(saved));
+	return -1;
+}
+
 /*
  * Send REQ as one line to the daemon at PATH and read one reply line
  * (at most LIM_QUERY_REPLY bytes) into *LINE (malloc'd, without the LF).
@@ -277,40 +314,16 @@ wait_fd(int fd, short events, const struct timespec *deadline)
 static enum talk_status
 talk(const char *path, json_t *req, char **line, size_t max)
 {
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct timespec deadline;
+	enum talk_status ts;
 	char *out = NULL, *buf = NULL, *nl, *nb;
 	size_t outlen, off = 0, len = 0, cap = 65536;
 	ssize_t n;
-	int fd, saved;
+	int fd;
 
 	*line = NULL;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		cli_errx_msg("%s: socket path too long", path);
-		return TALK_ERROR;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		cli_errx_msg("socket: %s", strerror(errno));
-		return TALK_ERROR;
-	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		saved = errno;
-		close(fd);
-		errno = saved;
-		if (saved == ENOENT || saved == ECONNREFUSED)
-			return TALK_UNREACHABLE;
-		if (saved == EACCES || saved == EPERM)
-			cli_errx_msg(
-			    "cannot reach the daemon at %s: %s (the admin "
-			    "socket is for root and the daemon's user)",
-			    path, strerror(saved));
-		else
-			cli_errx_msg("cannot reach the daemon at %s: %s", path,
-				     strerror(saved));
-		return TALK_ERROR;
-	}
+	if ((fd = talk_connect(path, &ts)) < 0)
+		return ts;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += TOOL_TIMEOUT_MS / 1000;
 
@@ -1049,16 +1062,16 @@ cmd_cache(int argc, char **argv)
 	return EXIT_ERROR;
 }
 
-int
-main(int argc, char **argv)
+/* The options before the command; -1 to go on, else the exit status. */
+static int
+parse_options(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *cmd;
-	int ch, rc;
+	int ch;
 
 	while ((ch = getopt_long(argc, argv, "+c:s:a:d:jVh", longopts, NULL)) !=
 	       -1) {
@@ -1089,6 +1102,17 @@ main(int argc, char **argv)
 			return EXIT_ERROR;
 		}
 	}
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd;
+	int rc;
+
+	if ((rc = parse_options(argc, argv)) >= 0)
+		return rc;
 	argc -= optind;
 	argv += optind;
 	if (argc < 1) {
