@@ -782,6 +782,23 @@ signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* Close and free the connections, the requests and the epoll set. */
+static void
+close_all(struct conn *conns)
+{
+	int i;
+
+	for (i = 0; i < o.conns; i++) {
+		conn_close(&conns[i]);
+		free(conns[i].rbuf);
+	}
+	free(conns);
+	for (i = 0; i < nreqs; i++)
+		free(reqs[i].buf);
+	free(reqs);
+	close(epfd);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -875,14 +892,6 @@ main(int argc, char **argv)
 	if (o.once)
 		t_end = now_ns(CLOCK_MONOTONIC);
 	report();
-	for (i = 0; i < o.conns; i++) {
-		conn_close(&conns[i]);
-		free(conns[i].rbuf);
-	}
-	free(conns);
-	for (i = 0; i < nreqs; i++)
-		free(reqs[i].buf);
-	free(reqs);
-	close(epfd);
+	close_all(conns);
 	return errors > 0 ? 1 : 0;
 }

@@ -45,6 +45,45 @@ domain_cb(const struct rpt_store_domain *d, void *arg)
 	return 0;
 }
 
+/* Build domain I's report of DAY (JSON + gzip) as the sender does;
+ * adds its compressed size to *BYTES. 0, or -1 with a message. */
+static int
+build_one(struct rpt_store *st, time_t day, unsigned long i, size_t *bytes)
+{
+	char dom[40], err[256];
+	struct rpt_store_report *r = NULL;
+	struct rpt_report_in in;
+	char id[80], uid[40], *json;
+	unsigned char *gz;
+	size_t len, gzlen;
+
+	snprintf(dom, sizeof(dom), "d%lu.bench.example", i);
+	if (rpt_store_report(st, day, dom, &r) != RPT_STORE_OK) {
+		fprintf(stderr, "report %s: %s\n", dom, rpt_store_errmsg(st));
+		return -1;
+	}
+	rpt_report_id(day, dom, id, sizeof(id), uid, sizeof(uid));
+	memset(&in, 0, sizeof(in));
+	in.organization = "Bench Org";
+	in.contact = "mailto:tlsrpt@bench.example";
+	in.report_id = id;
+	in.submitter = "bench.example";
+	in.domain = r->domain;
+	in.day = day;
+	in.policies = r->policies;
+	in.npolicies = r->npolicies;
+	json = rpt_report_json(&in, &len, err, sizeof(err));
+	if (json == NULL || rpt_gzip(json, len, &gz, &gzlen) != 0) {
+		fprintf(stderr, "report %s: %s\n", dom, err);
+		return -1;
+	}
+	*bytes += gzlen;
+	free(gz);
+	free(json);
+	rpt_store_report_free(r);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -114,39 +153,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	rpt_store_foreach_domain(st, day, NULL, domain_cb, NULL);
-	for (i = 0; i < ndom && i < sessions; i++) {
-		struct rpt_store_report *r = NULL;
-		struct rpt_report_in in;
-		char id[80], uid[40], *json;
-		unsigned char *gz;
-		size_t len, gzlen;
-
-		snprintf(dom, sizeof(dom), "d%lu.bench.example", i);
-		if (rpt_store_report(st, day, dom, &r) != RPT_STORE_OK) {
-			fprintf(stderr, "report %s: %s\n", dom,
-				rpt_store_errmsg(st));
+	for (i = 0; i < ndom && i < sessions; i++)
+		if (build_one(st, day, i, &bytes) != 0)
 			return 1;
-		}
-		rpt_report_id(day, dom, id, sizeof(id), uid, sizeof(uid));
-		memset(&in, 0, sizeof(in));
-		in.organization = "Bench Org";
-		in.contact = "mailto:tlsrpt@bench.example";
-		in.report_id = id;
-		in.submitter = "bench.example";
-		in.domain = r->domain;
-		in.day = day;
-		in.policies = r->policies;
-		in.npolicies = r->npolicies;
-		json = rpt_report_json(&in, &len, err, sizeof(err));
-		if (json == NULL || rpt_gzip(json, len, &gz, &gzlen) != 0) {
-			fprintf(stderr, "report %s: %s\n", dom, err);
-			return 1;
-		}
-		bytes += gzlen;
-		free(gz);
-		free(json);
-		rpt_store_report_free(r);
-	}
 	t2 = now_s();
 	printf("aggregate: %lu reports built (JSON + gzip) in %.1f s\n", i,
 	       t2 - t1);

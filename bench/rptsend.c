@@ -71,6 +71,49 @@ usage(void)
 	exit(2);
 }
 
+/* Child K of P: send datagrams K, K+P, … of N to PATH (paced to RATE in
+ * all when RATE > 0), counting sent and refused ones in RES[2K], RES[2K+1];
+ * never returns. */
+static void __attribute__((noreturn))
+sender(const char *path, unsigned long k, unsigned long p, unsigned long n,
+       unsigned long ndom, double rate, int block, double t0,
+       unsigned long *res)
+{
+	struct sockaddr_un sun;
+	char buf[1024];
+	unsigned long i, mine = 0;
+	double per = rate > 0 ? (double)p / rate : 0;
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0), len;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		perror(path);
+		_exit(1);
+	}
+	for (i = k; i < n; i += p, mine++) {
+		if (per > 0) {
+			/* Paced: datagram MINE is due at
+			 * t0 + MINE * per. */
+			double due = t0 + (double)mine * per, t = now_s();
+
+			if (due > t)
+				usleep((useconds_t)((due - t) * 1e6));
+		}
+		len = make_dgram(buf, sizeof(buf), i, ndom);
+		if (send(fd, buf, (size_t)len, block ? 0 : MSG_DONTWAIT) == len)
+			res[2 * k]++;
+		else if (errno == EAGAIN || errno == EWOULDBLOCK)
+			res[2 * k + 1]++;
+		else {
+			perror("send");
+			_exit(1);
+		}
+	}
+	_exit(0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -117,47 +160,8 @@ main(int argc, char **argv)
 
 		if (pid < 0)
 			return 1;
-		if (pid == 0) {
-			struct sockaddr_un sun;
-			char buf[1024];
-			unsigned long i, mine = 0;
-			double per = rate > 0 ? (double)p / rate : 0;
-			int fd = socket(AF_UNIX, SOCK_DGRAM, 0), len;
-
-			memset(&sun, 0, sizeof(sun));
-			sun.sun_family = AF_UNIX;
-			snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
-				 path);
-			if (fd < 0 || connect(fd, (struct sockaddr *)&sun,
-					      sizeof(sun)) != 0) {
-				perror(path);
-				_exit(1);
-			}
-			for (i = k; i < n; i += p, mine++) {
-				if (per > 0) {
-					/* Paced: datagram MINE is due at
-					 * t0 + MINE * per. */
-					double due = t0 + (double)mine * per,
-					       t = now_s();
-
-					if (due > t)
-						usleep((useconds_t)((due - t) *
-								    1e6));
-				}
-				len = make_dgram(buf, sizeof(buf), i, ndom);
-				if (send(fd, buf, (size_t)len,
-					 block ? 0 : MSG_DONTWAIT) == len)
-					res[2 * k]++;
-				else if (errno == EAGAIN ||
-					 errno == EWOULDBLOCK)
-					res[2 * k + 1]++;
-				else {
-					perror("send");
-					_exit(1);
-				}
-			}
-			_exit(0);
-		}
+		if (pid == 0)
+			sender(path, k, p, n, ndom, rate, block, t0, res);
 	}
 	for (k = 0; k < p; k++)
 		wait(NULL);
