@@ -787,6 +787,9 @@ main(int argc, char **argv)
 			log_fatalx("event_reinit failed");
 	}
 	srv_start(d.srv);
+	/* Threads do not survive fork(): the datagram receiver starts in the
+	 * process that serves. */
+	rpt_collect_start(d.rpt);
 	log_info("ready: socketmap %s; query %s; admin %s; metrics %s; "
 		 "store %s; config %s; %zu static policies",
 		 d.cfg->socketmap,

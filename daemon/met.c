@@ -329,6 +329,11 @@ render_tlsrpt(struct met *m, FILE *f)
 	    "Of them, sessions read from Postfix's log.", cs.log_sessions);
 	one(f, "tlspolicyd_tlsrpt_store_errors_total", "counter",
 	    "Report store errors.", cs.store_errors);
+	one(f, "tlspolicyd_tlsrpt_queue_full_total", "counter",
+	    "Times the kernel's datagram queue was found full: senders may "
+	    "have been refused (raise net.unix.max_dgram_qlen).",
+	    cs.queue_full);
+
 	head(f, "tlspolicyd_tlsrpt_reports_total", "counter",
 	     "Report deliveries to one destination, by result: sent, "
 	     "retried (will be tried again) or given up.");

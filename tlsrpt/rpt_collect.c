@@ -5,9 +5,11 @@
  * the report store on the daemon's loop (see rpt_collect.h).
  *
  * SPEC C1.2: the sender never waits and Linux keeps only a short datagram
- * queue per socket, so the socket is drained until EAGAIN on each event
- * (RPT_COLLECT_BURST at most, then the loop runs others and comes back)
- * with a large receive buffer, and store writes are batched.
+ * queue per socket, so once the daemon runs, a thread of its own
+ * (rpt_recv) empties the socket into memory as datagrams arrive, and the
+ * loop takes them from there; before that (and should the thread not
+ * start) the loop drains the socket itself until EAGAIN on each event
+ * (RPT_COLLECT_BURST at most). Store writes are batched.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,7 @@
 #include "tlsrpt/rpt_deliver.h"
 #include "tlsrpt/rpt_dgram.h"
 #include "tlsrpt/rpt_log.h"
+#include "tlsrpt/rpt_recv.h"
 #include "tlsrpt/rpt_store.h"
 #include "util/ev.h"
 #include "util/limits.h"
@@ -110,7 +113,11 @@ struct rpt_collect {
 	struct rpt_deliver *dlv;
 	char *sock_path; /* NULL when no socket */
 	int fd;
-	struct event *ev_sock, *ev_tick;
+	struct event *ev_sock, *ev_tick, *ev_wake;
+	/* The receiver thread (NULL without a socket), and its counters as
+	 * last accounted for on the loop. */
+	struct rpt_recv *rx;
+	struct rpt_recv_stats rx_seen;
 	unsigned ticks;
 	long grace, delay;
 	char *buf; /* LIM_DATAGRAM + 1 */
@@ -340,21 +347,87 @@ again:
 	t->used++;
 }
 
+/* One datagram of real length LEN, received by the thread or by drain()
+ * (BUF holds nothing when LEN > LIM_DATAGRAM). */
+static void
+got(void *arg, const char *buf, size_t len)
+{
+	struct rpt_collect *c = arg;
+	char err[256];
+
+	if (len > LIM_DATAGRAM) {
+		c->stats.datagrams++;
+		c->stats.toobig++;
+		snprintf(err, sizeof(err), "%zu bytes, limit %d", len,
+			 LIM_DATAGRAM);
+		note_bad(c, BAD_TOOBIG, err);
+		return;
+	}
+	if (len <= RPT_COAL_BYTES)
+		coal_add(c, buf, len);
+	else
+		ingest(c, buf, len, err, sizeof(err));
+}
+
+/* Count N wakes that found the kernel queue full (a sender may have been
+ * refused: the one sign of loss we can see). */
+static void
+note_queue_full(struct rpt_collect *c, unsigned long long n)
+{
+	c->stats.queue_full += n;
+	if (rpt_store_count(c->store, ev_now(), "queue-full", (long)n) !=
+	    RPT_STORE_OK)
+		store_error(c);
+}
+
+/* What the receiver thread counted since we last looked, stored as
+ * counters (and warned about: receive errors rate-limited). */
+static void
+rx_account(struct rpt_collect *c)
+{
+	struct rpt_recv_stats st;
+	unsigned long long d;
+	unsigned long supp;
+
+	rpt_recv_get_stats(c->rx, &st);
+	if (st.queue_full > c->rx_seen.queue_full)
+		note_queue_full(c, st.queue_full - c->rx_seen.queue_full);
+	if ((d = st.dropped - c->rx_seen.dropped) > 0) {
+		c->stats.dropped += d;
+		if (rpt_store_count(c->store, ev_now(), "dropped", (long)d) !=
+		    RPT_STORE_OK)
+			store_error(c);
+		log_warnx("tlsrpt: %llu TLS results received while "
+			  "stopping were not counted",
+			  d);
+	}
+	if (st.errors > c->rx_seen.errors &&
+	    rl_pass(&c->rl[RL_RECV], RATE_MS, &supp))
+		log_warnx("tlsrpt: cannot receive on %s: %s "
+			  "(%lu more since the last warning)",
+			  c->sock_path, strerror(st.last_errno), supp);
+	c->rx_seen = st;
+}
+
 /*
- * Drain the datagram socket: up to MAX datagrams, until EAGAIN. Returns
- * how many were received. The kernel queue holds only
- * net.unix.max_dgram_qlen datagrams and libtlsrpt never waits, so a wake
- * that finds the queue full means a sender may have been refused: that
- * is counted ("queue-full"), it is the one sign of loss we can see.
+ * Take what waits: from the receiver thread once it runs, else from the
+ * socket itself, up to MAX datagrams, until EAGAIN. Returns how many.
+ * The kernel queue holds only net.unix.max_dgram_qlen datagrams and
+ * libtlsrpt never waits, so a wake that finds the queue full is counted
+ * ("queue-full").
  */
 static int
 drain(struct rpt_collect *c, int max)
 {
-	char err[256];
 	unsigned long supp;
 	ssize_t n;
 	int i, e;
 
+	if (rpt_recv_running(c->rx)) {
+		i = (int)rpt_recv_take(c->rx, got, c);
+		rx_account(c);
+		return i;
+	}
 	for (i = 0; i < max; i++) {
 		/* MSG_TRUNC: the real length even when it did not fit. */
 		n = recv(c->fd, c->buf, LIM_DATAGRAM + 1,
@@ -368,25 +441,10 @@ drain(struct rpt_collect *c, int max)
 					  c->sock_path, strerror(e), supp);
 			break;
 		}
-		if ((size_t)n > LIM_DATAGRAM) {
-			c->stats.datagrams++;
-			c->stats.toobig++;
-			snprintf(err, sizeof(err), "%zd bytes, limit %d", n,
-				 LIM_DATAGRAM);
-			note_bad(c, BAD_TOOBIG, err);
-			continue;
-		}
-		if ((size_t)n <= RPT_COAL_BYTES)
-			coal_add(c, c->buf, (size_t)n);
-		else
-			ingest(c, c->buf, (size_t)n, err, sizeof(err));
+		got(c, c->buf, (size_t)n);
 	}
-	if (c->qlen > 0 && i >= c->qlen) {
-		c->stats.queue_full++;
-		if (rpt_store_count(c->store, ev_now(), "queue-full", 1) !=
-		    RPT_STORE_OK)
-			store_error(c);
-	}
+	if (c->qlen > 0 && i >= c->qlen)
+		note_queue_full(c, 1);
 	return i;
 }
 
@@ -930,6 +988,8 @@ rpt_collect_new(struct event_base *base, const struct cfg *cfg,
 			snprintf(err, errsz, "cannot watch %s", c->sock_path);
 			goto fail;
 		}
+		if ((c->rx = rpt_recv_new(c->fd, c->qlen, err, errsz)) == NULL)
+			goto fail;
 	}
 	if (*cfg->postfix_log != '\0') {
 		if ((c->log_path = strdup(cfg->postfix_log)) == NULL) {
@@ -956,6 +1016,41 @@ fail:
 	return NULL;
 }
 
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	drain(arg, RPT_COLLECT_BURST);
+}
+
+void
+rpt_collect_start(struct rpt_collect *c)
+{
+	char err[256];
+
+	if (c == NULL || c->rx == NULL || rpt_recv_running(c->rx))
+		return;
+	c->ev_wake = event_new(c->base, rpt_recv_wakefd(c->rx),
+			       EV_READ | EV_PERSIST, wake_cb, c);
+	if (c->ev_wake != NULL)
+		event_priority_set(c->ev_wake, EV_PRI_URGENT);
+	if (c->ev_wake == NULL || event_add(c->ev_wake, NULL) != 0) {
+		snprintf(err, sizeof(err), "cannot watch the receiver");
+	} else if (rpt_recv_start(c->rx, err, sizeof(err)) == 0) {
+		/* From now on only the thread reads the socket. */
+		event_del(c->ev_sock);
+		return;
+	}
+	log_warnx("tlsrpt: %s: the loop receives the datagrams itself, and "
+		  "Postfix's TLS results may be lost while it is busy",
+		  err);
+	if (c->ev_wake != NULL) {
+		event_free(c->ev_wake);
+		c->ev_wake = NULL;
+	}
+}
+
 int
 rpt_collect_chown(struct rpt_collect *c, uid_t uid, gid_t gid)
 {
@@ -979,6 +1074,15 @@ rpt_collect_free(struct rpt_collect *c)
 		event_free(c->ev_sock);
 	if (c->ev_tick != NULL)
 		event_free(c->ev_tick);
+	if (c->ev_wake != NULL)
+		event_free(c->ev_wake);
+	if (rpt_recv_running(c->rx)) {
+		/* The thread stops; what it had received is counted. */
+		rpt_recv_stop(c->rx, got, c);
+		rx_account(c);
+	}
+	rpt_recv_free(c->rx);
+	c->rx = NULL;
 	if (c->fd >= 0) {
 		/* Whatever is still queued is counted before we go. */
 		drain(c, RPT_COLLECT_BURST);

@@ -3,9 +3,10 @@
  * The TLS-RPT collector on the daemon's libevent loop (issue 5, SPEC C1,
  * C2): three sources, one path into the report store.
  *
- *   - the libtlsrpt datagram socket ([tlsrpt] socket): drained in a tight
- *     loop (recv MSG_DONTWAIT until EAGAIN, MSG_TRUNC to see oversize),
- *     each datagram parsed by rpt_dgram_parse() and counted;
+ *   - the libtlsrpt datagram socket ([tlsrpt] socket): emptied by a
+ *     receiver thread as datagrams arrive (rpt_recv.h; before it starts,
+ *     drained on the loop until EAGAIN, MSG_TRUNC to see oversize), each
+ *     datagram parsed by rpt_dgram_parse() and counted on the loop;
  *   - a Postfix 3.7 mail log ([tlsrpt] postfix_log), followed with a poll
  *     timer, rotation-safe (inode and offset kept in the store across
  *     restarts), each finished session from rpt_log_feed() counted with
@@ -105,13 +106,21 @@ int rpt_collect_feed_cb(void *arg, const char *buf, size_t len, char *err,
  */
 void rpt_collect_drain(struct rpt_collect *c);
 
+/* Once the daemon runs in the background: start the thread that empties
+ * the datagram socket as datagrams arrive (rpt_recv.h). Until then, or
+ * should it fail to start (warned), the loop drains the socket itself.
+ * NULL, or a collector without a socket, does nothing. */
+void rpt_collect_start(struct rpt_collect *c);
+
 /* Counters since start (for stats and tests). queue_full: wakes that
  * found net.unix.max_dgram_qlen datagrams waiting (senders may have been
- * refused); log_errors: failed opens or reads of the mail log. */
+ * refused); dropped: datagrams the receiver thread held but could not
+ * hand over while stopping; log_errors: failed opens
+ * or reads of the mail log. */
 struct rpt_collect_stats {
 	unsigned long long datagrams, counted, malformed, toobig, version,
 	    invalid, repaired, log_lines, log_sessions, store_errors,
-	    queue_full, log_errors;
+	    queue_full, dropped, log_errors;
 };
 void rpt_collect_get_stats(const struct rpt_collect *c,
 			   struct rpt_collect_stats *st);
