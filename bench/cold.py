@@ -34,7 +34,17 @@ BENCH_PERF_MODE ("dane"; "rec": profile full recursion), BENCH_CERT ("host":
 one certificate per policy host; "shared": one naming every host),
 BENCH_KEEP (0), BENCH_VERBOSE (0: tlspolicyd's [server] verbose, for
 diagnosis only), BENCH_PERF_OUT (a path: keep perf.data and its perf script
-dump there).
+dump there), BENCH_RPT_RATE (0; N > 0: TLS-RPT datagrams per second sent
+during each tlspolicyd pass, see below), BENCH_RPT_SECS (10),
+BENCH_RPT_QLEN (512: net.unix.max_dgram_qlen in the namespace).
+
+With BENCH_RPT_RATE, each tlspolicyd runs with its TLS-RPT collector on
+and bench/rptsend (8 non-blocking senders, like libtlsrpt in Postfix's
+smtp processes) sends BENCH_RPT_RATE datagrams per second for
+BENCH_RPT_SECS seconds from the start of the cold pass: the datagrams the
+kernel refused (lost), those counted in the report store afterwards, and
+the daemon's queue-full count are printed with the pass (issue 10 item
+15: no loss while the daemon resolves cold domains).
 """
 import atexit
 import collections
@@ -44,6 +54,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -64,6 +75,10 @@ PERF_FREQ = int(os.environ.get("BENCH_PERF_FREQ", "199"))
 PERF_MODE = os.environ.get("BENCH_PERF_MODE", "dane")   # or "rec"
 CERT = os.environ.get("BENCH_CERT", "host")
 KEEP = os.environ.get("BENCH_KEEP", "0") == "1"
+RPT_RATE = int(os.environ.get("BENCH_RPT_RATE", "0"))
+RPT_SECS = int(os.environ.get("BENCH_RPT_SECS", "10"))
+RPT_QLEN = int(os.environ.get("BENCH_RPT_QLEN", "512"))
+RPTSEND = os.path.join(BUILD, "bench", "rptsend")
 ZONE = "secure.test"
 TICK = os.sysconf("SC_CLK_TCK")
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "TZ": "UTC"}
@@ -375,7 +390,46 @@ def tlspolicyd_conf(d, port, dane, rec):
                 "[cache]\npath = %s/cache.db\n" %
                 (port, d, os.environ.get("BENCH_VERBOSE", "0"), dns,
                  w.trust_anchor, "yes" if dane else "no", ca.cert_path, d))
+        if RPT_RATE > 0:
+            f.write("[tlsrpt]\nenabled = yes\nsocket = %s/tlsrpt.sock\n"
+                    "socket_group =\ngrace = 86400\n"
+                    "organization = Bench Org\n"
+                    "contact = mailto:tlsrpt@bench.example\n"
+                    "submitter = bench.example\n"
+                    "from = tlsrpt@bench.example\n" % d)
     return conf
+
+
+def rpt_start(d):
+    """bench/rptsend against D's daemon for the pass (BENCH_RPT_RATE)."""
+    if RPT_RATE <= 0:
+        return None
+    return subprocess.Popen(
+        [RPTSEND, "-s", os.path.join(d, "tlsrpt.sock"), "-n",
+         str(RPT_RATE * RPT_SECS), "-p", "8", "-r", str(RPT_RATE), "-d",
+         "1000"], stdout=subprocess.PIPE, text=True)
+
+
+def rpt_result(p, d):
+    """What rptsend sent and had refused, and what D's store counted."""
+    out = p.communicate(timeout=RPT_SECS + 60)[0]
+    m = re.search(r"^RESULT (.*)$", out, re.M)
+    r = dict(kv.split("=") for kv in m.group(1).split()) if m else {}
+    sent = int(r.get("sent", -1))
+    db = os.path.join(d, "tlsrpt.db")
+    counted = full = -1
+    for _ in range(60):     # the daemon commits every half second
+        con = sqlite3.connect(db, timeout=10)
+        counted = con.execute("SELECT coalesce(sum(total), 0) FROM "
+                              "policies").fetchone()[0]
+        full = con.execute("SELECT coalesce(sum(value), 0) FROM counters "
+                           "WHERE name = 'queue-full'").fetchone()[0]
+        con.close()
+        if counted >= sent:
+            break
+        time.sleep(0.5)
+    return {"sent": sent, "refused": int(r.get("refused", -1)),
+            "counted": counted, "queue_full": full}
 
 
 def has_root_hints():
@@ -563,6 +617,7 @@ def run(name, perf=False, count=False):
     dr0 = udp_drops()
     c0 = (cpu_ticks(p.pid), cpu_ticks(ub), nginx_ticks())
     t = time.time()
+    rpt_p = rpt_start(d) if name != "peer" else None
     res = loadgen_pass(port)
     wall = time.time() - t
     c1 = (cpu_ticks(p.pid), cpu_ticks(ub), nginx_ticks())
@@ -592,6 +647,7 @@ def run(name, perf=False, count=False):
     res["queries"] = unbound_queries(log_at)
     res["stats"] = stats(d) if name != "peer" else None
     res["wrong"] = ask_all(port, name)
+    res["rpt"] = rpt_result(rpt_p, d) if rpt_p is not None else None
     stop_proc(p)
     with open(os.path.join(d, "daemon.log"), errors="replace") as f:
         res["warnings"] = [ln.rstrip() for ln in f
@@ -621,6 +677,12 @@ def run(name, perf=False, count=False):
     if res["drops"]:
         log("          datagrams dropped by the socket on %s" % ", ".join(
             "%s: %d" % kv for kv in sorted(res["drops"].items())))
+    if res["rpt"]:
+        log("          TLS-RPT meanwhile (%d/s for %d s, qlen %d): sent %d, "
+            "refused %d, counted %d, queue-full %d" % (
+                RPT_RATE, RPT_SECS, RPT_QLEN, res["rpt"]["sent"],
+                res["rpt"]["refused"], res["rpt"]["counted"],
+                res["rpt"]["queue_full"]))
     for ln in res["calls"]:
         log("          " + ln)
     if res["warnings"]:
@@ -635,6 +697,12 @@ def run(name, perf=False, count=False):
 
 with open("/proc/loadavg") as f:
     log("load average before: %s" % " ".join(f.read().split()[:3]))
+if RPT_RATE > 0:
+    if not os.access(RPTSEND, os.X_OK):
+        sys.exit("cold.py: %s missing (make bench/rptsend)" % RPTSEND)
+    # A per-namespace setting: this namespace's only.
+    with open("/proc/sys/net/unix/max_dgram_qlen", "w") as f:
+        f.write("%d\n" % RPT_QLEN)
 log("== cold resolution: %d domains, %d connections, %s" % (
     N, CONNS, time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())))
 for name in SERVERS:

@@ -1040,6 +1040,10 @@ rpt_collect_start(struct rpt_collect *c)
 	} else if (rpt_recv_start(c->rx, err, sizeof(err)) == 0) {
 		/* From now on only the thread reads the socket. */
 		event_del(c->ev_sock);
+		rpt_recv_get_stats(c->rx, &c->rx_seen);
+		log_debug("tlsrpt: receiving datagrams on %s in a thread of "
+			  "their own (nice %d)",
+			  c->sock_path, c->rx_seen.nice);
 		return;
 	}
 	log_warnx("tlsrpt: %s: the loop receives the datagrams itself, and "

@@ -39,13 +39,15 @@ struct rpt_recv;
 struct rpt_recv_stats {
 	unsigned long long received, queue_full, dropped, errors;
 	int last_errno;
+	int nice; /* the thread's nice value, once started */
 };
 
 /* A receiver for the bound datagram socket FD whose kernel queue holds
  * QLEN datagrams (0: unknown). NULL with ERR set on failure. */
 struct rpt_recv *rpt_recv_new(int fd, int qlen, char *err, size_t errsz);
 
-/* Start the thread: 0, or -1 with ERR set. */
+/* Start the thread: 0, or -1 with ERR set. The thread lowers its own
+ * nice value to LIM_RPT_RECV_NICE where it may (stats: nice). */
 int rpt_recv_start(struct rpt_recv *r, char *err, size_t errsz);
 
 /* 1 once rpt_recv_start() succeeded (and until rpt_recv_free). */

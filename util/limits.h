@@ -99,6 +99,8 @@
  * wake before it looks for a stop request. */
 #define LIM_RPT_RECV_BYTES (8 * 1024 * 1024)
 #define LIM_RPT_RECV_BURST 4096
+/* Its nice value where it may lower it (root, CAP_SYS_NICE, LimitNICE=). */
+#define LIM_RPT_RECV_NICE -10
 /* Largest report JSON built for one domain and day. */
 #define LIM_RPT_REPORT (8 * 1024 * 1024)
 

@@ -119,6 +119,12 @@ main(void)
 	ok(!rpt_recv_running(r), "not running before start");
 	ok(rpt_recv_start(r, err, sizeof(err)) == 0, "thread started");
 	ok(rpt_recv_running(r), "running");
+	rpt_recv_get_stats(r, &st);
+	if (geteuid() == 0)
+		is_int(st.nice, LIM_RPT_RECV_NICE,
+		       "as root the thread runs at nice %d", LIM_RPT_RECV_NICE);
+	else
+		ok(st.nice >= LIM_RPT_RECV_NICE, "the thread's nice value");
 
 	/* 1000 small datagrams, nothing taken while they are sent. */
 	for (i = 0; i < 1000; i++) {
