@@ -55,7 +55,9 @@
 #include "util/paths.h"
 #include "net/dns.h"
 #include "net/dns_decode.h"
+#include "util/ev.h"
 #include "util/limits.h"
+#include "util/log.h"
 
 /* SPEC A9.70: a little clock skew allowed on signature windows (s). */
 #define DNS_SKEW 60
@@ -101,6 +103,10 @@ struct dns {
 	 * in stub mode loses answers with hundreds of validating queries
 	 * outstanding (they come back as timeouts). */
 	unsigned active;
+	/* Queries getdns never answered (lost, as after EMFILE), and when
+	 * that was last warned about. */
+	unsigned long lost, lost_warned;
+	uint64_t lost_warn_ms;
 	struct dns_query *wait_head, **wait_tail;
 	int closing;
 };
@@ -113,7 +119,7 @@ struct dns_query {
 	getdns_transaction_t txid;
 	int in_getdns;	/* getdns still owes us a callback */
 	int submitting; /* inside getdns_general() */
-	int aborting;	/* we are cancelling it inside getdns */
+	int orphan;	/* nobody waits for it: getdns's answer is dropped */
 	int deferred;	/* RESP waits for the zero-timeout event */
 	int delivering; /* the user's callback runs */
 	int started;	/* handed to getdns (counted in dns.active) */
@@ -707,22 +713,54 @@ dns_q_free(struct dns_query *q)
 	dns_pump(d);
 }
 
-/* Take the query back from getdns; its callback then does nothing. */
+/*
+ * A query nobody waits for any more is never cancelled inside getdns:
+ * getdns 1.6 keeps a query whose socket failed with EMFILE in a pending
+ * list that getdns_cancel_callback() does not clear, and reads the freed
+ * request from there later. The query is left to end in getdns (its own
+ * timeout bounds it) and its answer dropped: Q becomes an orphan, which
+ * dns_q_done() frees when getdns calls back.
+ */
 static void
-dns_q_abort(struct dns_query *q)
+dns_q_orphan(struct dns_query *q)
 {
-	if (!q->in_getdns)
-		return;
-	q->aborting = 1;
-	(void)getdns_cancel_callback(q->d->ctx, q->txid);
-	q->aborting = 0;
-	q->in_getdns = 0;
+	q->orphan = 1;
+	q->cb = NULL;
+	q->arg = NULL;
 }
 
-/* Decode, run the user's callback once, free the query. */
+/* A query getdns lost: counted, warned about once a minute at most. */
 static void
-dns_q_deliver(struct dns_query *q, getdns_callback_type_t type,
-	      const getdns_dict *resp)
+d_lost(struct dns *d)
+{
+	uint64_t now = ev_mono_ms();
+
+	d->lost++;
+	if (d->lost_warn_ms != 0 && now - d->lost_warn_ms < 60000)
+		return;
+	log_warnx("dns: %lu DNS queries got no answer from getdns at all "
+		  "(not even its own timeout) since the last warning; each "
+		  "was answered as a timeout",
+		  d->lost - d->lost_warned);
+	d->lost_warned = d->lost;
+	d->lost_warn_ms = now;
+}
+
+/* Give back Q's place among the queries handed to getdns. */
+static void
+dns_q_release(struct dns_query *q)
+{
+	if (!q->started)
+		return;
+	q->started = 0;
+	q->d->active--;
+	dns_pump(q->d);
+}
+
+/* Decode and run the user's callback once. */
+static void
+dns_q_answer(struct dns_query *q, getdns_callback_type_t type,
+	     const getdns_dict *resp)
 {
 	struct dns_ans a;
 
@@ -747,6 +785,14 @@ dns_q_deliver(struct dns_query *q, getdns_callback_type_t type,
 	q->delivering = 1;
 	q->cb(&a.res, q->arg);
 	dns_ans_free(&a);
+}
+
+/* The same, then free the query. */
+static void
+dns_q_deliver(struct dns_query *q, getdns_callback_type_t type,
+	      const getdns_dict *resp)
+{
+	dns_q_answer(q, type, resp);
 	dns_q_free(q);
 }
 
@@ -761,8 +807,14 @@ dns_q_done(getdns_context *ctx, getdns_callback_type_t type, getdns_dict *resp,
 	(void)ctx;
 	(void)txid;
 	q->in_getdns = 0;
-	if (q->aborting) {
+	if (q->orphan) {
 		getdns_dict_destroy(resp);
+		/* Freed outside getdns (STYLE rule 8), but at once when the
+		 * context is being destroyed: no loop runs after that. */
+		if (q->d->closing)
+			dns_q_free(q);
+		else
+			(void)event_add(q->ev, &now);
 		return;
 	}
 	if (q->submitting || type == GETDNS_CALLBACK_CANCEL) {
@@ -788,16 +840,26 @@ dns_q_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (q->deferred) {
+	if (q->deferred && !q->orphan) {
 		resp = q->resp;
 		q->resp = NULL;
 		dns_q_deliver(q, q->cbtype, resp);
 		getdns_dict_destroy(resp);
 		return;
 	}
-	/* getdns did not end it in [dns] timeout plus slack. */
-	dns_q_abort(q);
-	dns_q_deliver(q, GETDNS_CALLBACK_TIMEOUT, NULL);
+	if (q->orphan && !q->in_getdns) {
+		dns_q_free(q);
+		return;
+	}
+	/* getdns did not end it in [dns] timeout plus slack (it lost it, as
+	 * after EMFILE): the owner gets a timeout now, the query's place is
+	 * given back, and the orphan waits for getdns (see dns_q_orphan). */
+	if (!q->orphan) {
+		dns_q_answer(q, GETDNS_CALLBACK_TIMEOUT, NULL);
+		dns_q_orphan(q);
+		d_lost(q->d);
+	}
+	dns_q_release(q);
 }
 
 /* Hand Q to getdns, with its guard timer. Returns 0, or -1 (not started). */
@@ -895,10 +957,12 @@ void
 dns_cancel(struct dns_query *q)
 {
 	/* Inside its own callback the query is already ending. */
-	if (q == NULL || q->delivering)
+	if (q == NULL || q->delivering || q->orphan)
 		return;
-	dns_q_abort(q);
-	dns_q_free(q);
+	if (q->in_getdns)
+		dns_q_orphan(q); /* its guard timer still runs */
+	else
+		dns_q_free(q);
 }
 
 /* Self-test ------------------------------------------------------------- */
@@ -1092,17 +1156,25 @@ dns_selftest(struct dns *d, const char *name, char *err, size_t errsz)
 void
 dns_free(struct dns *d)
 {
+	struct dns_query *q, *next;
+
 	if (d == NULL)
 		return;
 	/* Queries still running end silently (their owners are going). */
 	d->closing = 1;
-	while (d->queries != NULL) {
-		dns_q_abort(d->queries);
-		dns_q_free(d->queries);
+	for (q = d->queries; q != NULL; q = next) {
+		next = q->next;
+		if (q->in_getdns)
+			dns_q_orphan(q);
+		else
+			dns_q_free(q);
 	}
-	/* SPEC A9.68 (#507): only here, outside every callback. */
+	/* SPEC A9.68 (#507): only here, outside every callback. It cancels
+	 * what is still outstanding, calling each orphan back (freed then). */
 	if (d->ctx != NULL)
 		getdns_context_destroy(d->ctx);
+	while (d->queries != NULL) /* what getdns had lost */
+		dns_q_free(d->queries);
 	if (d->ext != NULL)
 		getdns_dict_destroy(d->ext);
 	if (d->anchors != NULL)
