@@ -3,11 +3,16 @@
  * DNS with DNSSEC validation: getdns 1.6 driven on the daemon's libevent
  * loop (SPEC A9, DESIGN 4).
  *
- * One long-lived getdns context answers every query. With [dns] resolvers
- * empty it recurses itself (getdns's embedded libunbound), from the root
- * servers of [dns] root_hints when set (see ub_ctx_set_option below);
- * otherwise it is a stub to the listed resolvers and validates every
- * answer itself against [dns] trust_anchor (SPEC A9.64, A9.67).
+ * One long-lived getdns context answers every query, always in getdns's
+ * recursing mode (its embedded libunbound, which validates against [dns]
+ * trust_anchor and keeps a cache of validated answers and zone keys).
+ * With [dns] resolvers empty libunbound recurses itself, from the root
+ * servers of [dns] root_hints when set; otherwise it forwards every query
+ * to the listed resolvers and still validates every answer itself, never
+ * trusting their AD bit (SPEC A9.64, A9.67). See ub_ctx_set_option and
+ * ub_ctx_set_fwd below for how both reach libunbound. (getdns's own stub
+ * mode validated too, but re-fetched and re-verified the whole chain of
+ * zone keys for every query: five times the CPU per domain, issue 9.)
  * Zero-config trust-anchor fetching, search lists and name appending are
  * off (SPEC A9.66, A8.62).
  *
@@ -71,6 +76,8 @@
 #define DNS_TIMEOUT_FOREVER UINT64_MAX
 /* Most trust anchors read from the anchor file. */
 #define DNS_ANCHORS_MAX 64
+/* Most [dns] resolvers handed to libunbound. */
+#define DNS_FWD_MAX 16
 /* Most records read from a [dns] root_hints file. */
 #define DNS_HINTS_MAX 64
 /* RR types we read besides the ones in dns.h. */
@@ -479,8 +486,12 @@ dns_hints(const char *path, char *err, size_t errsz)
  */
 struct ub_ctx;
 int ub_ctx_set_option(struct ub_ctx *ctx, const char *opt, const char *val);
+int ub_ctx_set_fwd(struct ub_ctx *ctx, const char *addr);
 
 static char dns_ub_hints[PATH_MAX]; /* "": no root hints configured */
+/* [dns] resolvers as libunbound forwarders ("IP" or "IP@PORT"). */
+static char dns_ub_fwd[DNS_FWD_MAX][INET6_ADDRSTRLEN + 8];
+static size_t dns_ub_nfwd;
 /* Where getdns 1.6 writes its copy of the root servers (mkstemp). */
 #define DNS_GETDNS_HINTS_TMP P_tmpdir "/getdns-root-dns-servers-"
 
@@ -497,6 +508,17 @@ ub_ctx_set_option(struct ub_ctx *ctx, const char *opt, const char *val)
 			return -1;
 		memcpy(&next, &sym, sizeof(next));
 	}
+	/* getdns sets the EDNS buffer size once for every libunbound
+	 * context it builds: the forwarding mode's own settings go with it.
+	 * The resolvers are usually on loopback, which libunbound would not
+	 * query, and names under "test." go to them like any other. */
+	if (dns_ub_nfwd > 0 && opt != NULL &&
+	    strcmp(opt, "edns-buffer-size:") == 0) {
+		if ((r = next(ctx, opt, val)) != 0 ||
+		    (r = next(ctx, "do-not-query-localhost:", "no")) != 0)
+			return r;
+		return next(ctx, "local-zone:", "test. transparent");
+	}
 	if (dns_ub_hints[0] == '\0' || opt == NULL || val == NULL ||
 	    *val == '\0' || strcmp(opt, "root-hints:") != 0)
 		return next(ctx, opt, val);
@@ -511,6 +533,59 @@ ub_ctx_set_option(struct ub_ctx *ctx, const char *opt, const char *val)
 	/* "nodefault" is not honoured through ub_ctx_set_option();
 	 * a transparent zone without data passes every query on. */
 	return next(ctx, "local-zone:", "test. transparent");
+}
+
+/*
+ * [dns] resolvers reach libunbound through this wrapper: getdns 1.6's
+ * recursing mode clears libunbound's forwarders (a NULL address) before
+ * every use of the context, and has no setting for them. Right after
+ * that clear, the configured resolvers are put back.
+ */
+int
+ub_ctx_set_fwd(struct ub_ctx *ctx, const char *addr)
+{
+	static int (*next)(struct ub_ctx *, const char *);
+	size_t i;
+	int r;
+
+	if (next == NULL) {
+		void *sym = dlsym(RTLD_NEXT, "ub_ctx_set_fwd");
+
+		if (sym == NULL)
+			return -1;
+		memcpy(&next, &sym, sizeof(next));
+	}
+	if ((r = next(ctx, addr)) != 0 || addr != NULL)
+		return r;
+	for (i = 0; i < dns_ub_nfwd && r == 0; i++)
+		r = next(ctx, dns_ub_fwd[i]);
+	return r;
+}
+
+/* Keep [dns] resolvers (checked by dns_upstreams) for ub_ctx_set_fwd. */
+static int
+dns_fwd_set(const char *list, char *err, size_t errsz)
+{
+	const char *p = list != NULL ? list : "";
+	size_t len;
+
+	dns_ub_nfwd = 0;
+	for (;;) {
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			return 0;
+		len = strcspn(p, " \t");
+		if (dns_ub_nfwd == DNS_FWD_MAX ||
+		    len >= sizeof(dns_ub_fwd[0])) {
+			dns_err(err, errsz,
+				"[dns] resolvers: at most %d addresses",
+				DNS_FWD_MAX);
+			return -1;
+		}
+		memcpy(dns_ub_fwd[dns_ub_nfwd], p, len);
+		dns_ub_fwd[dns_ub_nfwd++][len] = '\0';
+		p += len;
+	}
 }
 
 /* A context with our settings; the caller sets the event loop. */
@@ -530,14 +605,8 @@ dns_context(const struct dns *d, char *err, size_t errsz)
 		return NULL;
 	}
 	what = "resolution type";
-	r = getdns_context_set_resolution_type(
-	    ctx, d->upstreams != NULL ? GETDNS_RESOLUTION_STUB
-				      : GETDNS_RESOLUTION_RECURSING);
-	if (r == GETDNS_RETURN_GOOD && d->upstreams != NULL) {
-		what = "upstream resolvers";
-		r = getdns_context_set_upstream_recursive_servers(ctx,
-								  d->upstreams);
-	}
+	r = getdns_context_set_resolution_type(ctx,
+					       GETDNS_RESOLUTION_RECURSING);
 	if (r == GETDNS_RETURN_GOOD && d->upstreams == NULL &&
 	    d->hints != NULL) {
 		what = "root servers from [dns] root_hints";
@@ -640,7 +709,8 @@ dns_new(struct event_base *base, const struct cfg *cfg, char *err, size_t errsz)
 		dns_err(err, errsz, "dns: %s", strerror(errno));
 		goto fail;
 	}
-	if (dns_upstreams(cfg->resolvers, &d->upstreams, err, errsz) != 0)
+	if (dns_upstreams(cfg->resolvers, &d->upstreams, err, errsz) != 0 ||
+	    dns_fwd_set(cfg->resolvers, err, errsz) != 0)
 		goto fail;
 	if ((d->anchors = dns_anchors(d->anchor_path, d->anchor_owner,
 				      sizeof(d->anchor_owner), err, errsz)) ==
@@ -1088,8 +1158,8 @@ dns_selftest_judge(const struct dns *d, const struct dns_result *r, char *err,
 			return -2;
 		}
 	} else {
-		/* Stub mode (issue 10 item 4): only silence is no answer;
-		 * a SERVFAIL is the configured resolver's answer. */
+		/* Forwarding to [dns] resolvers (issue 10 item 4): only
+		 * silence is no answer; a SERVFAIL is theirs. */
 		if (!r->answered || r->outcome == DNS_TIMEOUT ||
 		    r->outcome == DNS_ERROR) {
 			dns_err(err, errsz, "no answer for %s SOA: %s", name,
