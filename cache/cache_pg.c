@@ -49,6 +49,9 @@
  * migrated, so two daemons starting together do not race: "TLSP". */
 #define PG_SCHEMA_LOCK "1414287184"
 #define PG_MX_MAX      (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 1))
+/* Seconds the check "does a server answer at all" waits, after a failed
+ * connection (pg_unreachable). */
+#define PG_PING_TIMEOUT "2"
 /* How far before the newest stamp seen each poll cycle starts: longer
  * than a transaction of ours lasts (statements time out after 2 s). */
 #define PG_POLL_OVERLAP "30 seconds"
@@ -293,9 +296,14 @@ pg_connect_once(struct cache_pg *p)
 static int
 pg_unreachable(const struct cache_pg *p)
 {
-	const char *vals[] = {"5", "tlspolicyd", p->uri, NULL};
+	/* Our timeout after the URI, so it wins: a server that did not
+	 * answer the connection will hardly answer this, and the loop
+	 * waits for it (PG_PING_TIMEOUT). */
+	static const char *const keys[] = {"application_name", "dbname",
+					   "connect_timeout", NULL};
+	const char *vals[] = {"tlspolicyd", p->uri, PG_PING_TIMEOUT, NULL};
 
-	switch (PQpingParams(conn_keys, vals, 1)) {
+	switch (PQpingParams(keys, vals, 1)) {
 	case PQPING_NO_RESPONSE:
 	case PQPING_REJECT:
 		return 1;

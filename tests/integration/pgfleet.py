@@ -248,11 +248,51 @@ is_eq(cmd("get zz1199.many.pg.test"), "m1 %d" % NOW,
 st.stdin.close()
 is_eq(st.wait(timeout=10), 0, "storecmd exits cleanly")
 
+# A database of schema 1 (the first release) is migrated at open: its rows
+# stay, get the stamp column and the triggers, and changes are polled.
+pg.psql("CREATE DATABASE v1", db="postgres")
+pg.psql("CREATE TABLE tlspolicyd_schema (store TEXT PRIMARY KEY,"
+        " version INTEGER NOT NULL);"
+        "CREATE TABLE sts_policy (domain TEXT PRIMARY KEY,"
+        " policy_id TEXT NOT NULL, mode INTEGER NOT NULL, mx TEXT NOT NULL,"
+        " max_age BIGINT NOT NULL, fetched_at BIGINT NOT NULL,"
+        " expires_at BIGINT NOT NULL, last_error TEXT NOT NULL DEFAULT '',"
+        " next_retry BIGINT NOT NULL DEFAULT 0);"
+        "CREATE TABLE dane_verdict (domain TEXT PRIMARY KEY,"
+        " kind INTEGER NOT NULL, detail TEXT NOT NULL DEFAULT '',"
+        " checked_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);"
+        "INSERT INTO tlspolicyd_schema VALUES ('policy', 1);"
+        "INSERT INTO sts_policy VALUES ('old.pg.test', 'o1', 2,"
+        " 'mx1.old.pg.test', 86400, %d, %d, '', 0)" % (NOW, NOW + 86400),
+        db="v1")
+st = subprocess.Popen([STORECMD, pg.uri(db="v1")], stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, text=True)
+is_eq(st.stdout.readline().strip(), "ready", "storecmd opened schema 1")
+is_eq(pg.psql("SELECT version FROM tlspolicyd_schema", db="v1"), "2",
+      "migrated to schema 2")
+is_eq(cmd("get old.pg.test"), "o1 %d" % NOW, "the schema 1 row is kept")
+pg.psql("UPDATE sts_policy SET policy_id = 'o2', fetched_at = %d "
+        "WHERE domain = 'old.pg.test'" % (NOW + 5), db="v1")
+ok(poll_all() > 0, "poll")
+is_eq(cmd("get old.pg.test"), "o2 %d" % (NOW + 5),
+      "an update of a migrated row is stamped and polled")
+st.stdin.close()
+is_eq(st.wait(timeout=10), 0, "storecmd exits cleanly")
+
 # --- 2. starting while the database is down --------------------------------
+
+badpass = os.path.join(tmp, "badpass")
+with open(badpass, "w") as f:
+    f.write("*:*:*:tlspolicyd:wrong\n")
+os.chmod(badpass, 0o600)
 
 pg.stop()
 c = daemon("flc", live=True)
 c.start()
+# Started during the outage with a wrong password: only when the server
+# answers does the refusal show; the daemon runs on and says why.
+r = daemon("flr", uri=pg.uri(badpass))
+r.start()
 log = c.read_log()
 ok("the shared store cannot be reached" in log and
    "starting anyway" in log and "trying to connect again" in log,
@@ -279,6 +319,12 @@ ok(secs <= 70, "within %.1f s of the database's start (the retry delay "
    "doubles up to 60 s)" % secs)
 ok("the shared store is reachable again" in c.read_log(),
    "C logs that the shared store is back")
+got, _ = wait_for(lambda: "refuses this connection" in r.read_log(), True,
+                  70)
+ok(got and r.alive(), "a daemon started during the outage with a wrong "
+   "password logs the refusal once the server answers, and runs on",
+   r.read_log()[-600:])
+is_eq(r.stop(), 0, "it stops cleanly")
 w.stop()                        # the test world's DNS is silent now
 is_eq(c.ask(F), secure(F),
       "C, DNS stopped, answers F from the row A wrote meanwhile")
@@ -287,10 +333,6 @@ is_eq(c.ask(N), "NOTFOUND ",
 
 # --- 3. configuration errors stop the start --------------------------------
 
-badpass = os.path.join(tmp, "badpass")
-with open(badpass, "w") as f:
-    f.write("*:*:*:tlspolicyd:wrong\n")
-os.chmod(badpass, 0o600)
 x = daemon("flx", uri=pg.uri(badpass))
 x.start(wait=False)
 rc = x.proc.wait(timeout=20)

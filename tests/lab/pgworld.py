@@ -34,9 +34,9 @@ class PGWorld:
                      "tlspolicyd", "--auth=scram-sha-256",
                      "--pwfile=" + pwfile, "-E", "UTF8")
 
-    def uri(self, passfile=None):
+    def uri(self, passfile=None, db=None):
         return ("postgresql:///%s?host=%s&user=tlspolicyd&passfile=%s"
-                "&connect_timeout=2" % (self.db, self.sock,
+                "&connect_timeout=2" % (db or self.db, self.sock,
                                         passfile or self.passfile))
 
     def _nobody(self, *args, check=True):
