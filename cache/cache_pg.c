@@ -48,7 +48,9 @@
 /* pg_advisory_xact_lock key held while the schema is created or
  * migrated, so two daemons starting together do not race: "TLSP". */
 #define PG_SCHEMA_LOCK "1414287184"
-#define PG_MX_MAX      (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 1))
+/* How long the schema check and its migrations may take. */
+#define PG_SCHEMA_TIMEOUT "5min"
+#define PG_MX_MAX	  (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 1))
 /* Seconds the check "does a server answer at all" waits, after a failed
  * connection (pg_unreachable). */
 #define PG_PING_TIMEOUT "2"
@@ -234,8 +236,12 @@ pg_schema(struct cache_pg *p)
 	PGresult *res;
 	long v = 0;
 
+	/* A migration of a large store (an index to build) takes longer
+	 * than our 2 s statements, and another daemon may hold the lock
+	 * while it migrates: this one transaction may take minutes. */
 	if (pg_run(p, "cannot start the schema check",
-		   "BEGIN; SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ");"
+		   "BEGIN; SET LOCAL statement_timeout = '" PG_SCHEMA_TIMEOUT
+		   "'; SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ");"
 		   "CREATE TABLE IF NOT EXISTS tlspolicyd_schema ("
 		   " store TEXT PRIMARY KEY, version INTEGER NOT NULL)") < 0)
 		goto fail;
@@ -537,7 +543,8 @@ cache_pg_put_sts(struct cache_pg *p, const char *domain,
 	    " expires_at = excluded.expires_at,"
 	    " last_error = excluded.last_error,"
 	    " next_retry = excluded.next_retry"
-	    " WHERE excluded.fetched_at >= sts_policy.fetched_at";
+	    " WHERE (excluded.fetched_at, excluded.policy_id COLLATE \"C\")"
+	    " >= (sts_policy.fetched_at, sts_policy.policy_id COLLATE \"C\")";
 	char num[5][24];
 	const char *v[9];
 

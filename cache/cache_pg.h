@@ -51,7 +51,8 @@ const char *cache_pg_errmsg(const struct cache_pg *p);
 int cache_pg_lookup(struct cache_pg *p, const char *domain,
 		    struct cache_entry *e);
 /* Conditional upserts: 1 written, 0 the store holds a newer row (by
- * fetched_at / checked_at) and kept it, -1 failed. */
+ * fetched_at, then policy id in byte order / by checked_at) and kept it,
+ * -1 failed. */
 int cache_pg_put_sts(struct cache_pg *p, const char *domain,
 		     const struct cache_sts *sts);
 int cache_pg_put_dane(struct cache_pg *p, const char *domain,

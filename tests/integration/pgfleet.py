@@ -229,6 +229,16 @@ ok(poll_all() > 0, "poll")
 is_eq(cmd("getdane dane.pg.test"), "dane-only %d" % NOW,
       "an older DANE verdict is not")
 
+# The same fetch time: the greater policy id wins, in the database and
+# in memory alike.
+is_eq(cmd("put tie.pg.test b2 %d" % NOW), "ok", "put id b2")
+is_eq(cmd("put tie.pg.test a1 %d" % NOW), "ok", "put id a1, same time")
+is_eq(pg.psql("SELECT policy_id FROM sts_policy WHERE domain = "
+              "'tie.pg.test'"), "b2", "the database keeps b2")
+is_eq(cmd("get tie.pg.test"), "b2 %d" % NOW, "the store answers b2")
+is_eq(cmd("put tie.pg.test c3 %d" % NOW), "ok", "put id c3, same time")
+is_eq(cmd("get tie.pg.test"), "c3 %d" % NOW, "c3 replaces b2")
+
 # 1,200 rows with one stamp (the trigger off, so they share it); the
 # last one in key order is held in memory as "no row" beforehand.
 is_eq(cmd("get zz1199.many.pg.test"), "none", "storecmd: no row yet")
