@@ -1333,6 +1333,7 @@ cache_foreach(struct cache *c,
 		}
 		if (!e->has_sts)
 			e->sts.mx = NULL;
+		e->sts_unknown = 0;
 		if (fn(e, arg) != 0)
 			break;
 	}

@@ -94,6 +94,10 @@ struct cache_entry {
 	struct cache_dane dane;
 	int has_pin;
 	struct cache_pin pin;
+	/* No MTA-STS half, and the store could not be read when this entry
+	 * was made (it was down or failing): it may hold a policy, so "no
+	 * policy" must not be concluded from this entry. */
+	int sts_unknown;
 };
 
 struct cache;

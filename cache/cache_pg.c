@@ -503,6 +503,8 @@ cache_pg_lookup(struct cache_pg *p, const char *domain, struct cache_entry *e)
 		return -1;
 	}
 	snprintf(e->domain, sizeof(e->domain), "%s", domain);
+	e->has_pin = 0;
+	e->sts_unknown = 0;
 	if (row_decode(p->res, 0, 0, e, &why) < 0) {
 		snprintf(p->errmsg, sizeof(p->errmsg),
 			 "PostgreSQL store: row for %s: %s", domain, why);
@@ -673,6 +675,8 @@ cache_pg_foreach(struct cache_pg *p,
 			err = CACHE_EDB;
 			break;
 		}
+		e->has_pin = 0;
+		e->sts_unknown = 0;
 		if (fn(e, arg) != 0)
 			break;
 	}
@@ -716,6 +720,7 @@ poll_rows(struct cache_pg *p, PGresult *res,
 			continue;
 		}
 		e->has_pin = 0;
+		e->sts_unknown = 0;
 		fn(e, arg);
 	}
 	free(e);

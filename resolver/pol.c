@@ -482,6 +482,8 @@ decide_answer(const struct cfg *cfg, const char *domain,
 					   : POL_RULE_NO_POLICY);
 }
 
+static void store_failure_log(struct pol *p);
+
 /* Decide for the module's current domain (P->domain), into P->data. */
 static void
 decide(struct pol *p, const struct cache_entry *e, unsigned flags,
@@ -491,6 +493,16 @@ decide(struct pol *p, const struct cache_entry *e, unsigned flags,
 		flags |= POL_IN_DANE_LIVE;
 	pol_decide(p->cfg, p->domain, e, ev_now(), flags, ans, p->data,
 		   sizeof(p->data));
+	/* What was learned while the store could not be read (a shared
+	 * store down) lacks its MTA-STS half: the store may hold a policy,
+	 * so "no policy" would be a failure read as absence (SPEC B
+	 * "Internal error"). A DANE answer stands. */
+	if (ans->kind == POL_NOTFOUND && e != NULL && e->sts_unknown) {
+		store_failure_log(p);
+		ans->domain = p->domain;
+		decided(ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
+			POL_RULE_STORE_FAILURE);
+	}
 }
 
 /* --- holds: when a domain's next background look may run --------------- */

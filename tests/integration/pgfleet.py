@@ -109,8 +109,8 @@ fetch_timeout = 5
        ca.cert_path), server_extra="" if live else "lookup_timeout = 1\n")
 
 
-def daemon(name, live=False, uri=URI):
-    d = Daemon(name=name, dane=False, sts=True, **config(live))
+def daemon(name, live=False, uri=URI, dane=False):
+    d = Daemon(name=name, dane=dane, sts=True, **config(live))
     d.db = uri
     d.write_config(**config(live))
     return d
@@ -297,7 +297,9 @@ with open(badpass, "w") as f:
 os.chmod(badpass, 0o600)
 
 pg.stop()
-c = daemon("flc", live=True)
+# C runs DANE too: a DANE verdict of "none" learned during the outage
+# must not turn a domain without a fetched policy into "no policy".
+c = daemon("flc", live=True, dane=True)
 c.start()
 # Started during the outage with a wrong password: only when the server
 # answers does the refusal show; the daemon runs on and says why.
