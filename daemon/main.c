@@ -536,10 +536,14 @@ shared_reconnect(struct daemon *d)
 	if (e == CACHE_OK) {
 		cache_retry_writes(d->cache);
 		cache_get_stats(d->cache, &st);
-		log_info("store: the shared store is reachable again; %ld "
-			 "changes still wait in memory; reading what other "
-			 "hosts changed meanwhile",
-			 st.pending);
+		if (d->shared_down)
+			log_info("store: the shared store is reachable again; "
+				 "%ld changes still wait in memory; reading "
+				 "what other hosts changed meanwhile",
+				 st.pending);
+		else
+			log_info("store: the connection to the shared store "
+				 "was lost and is open again");
 		d->shared_down = 0;
 		d->shared_delay = 0;
 		shared_arm(d, 0, 0);
