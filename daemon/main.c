@@ -476,6 +476,10 @@ store_retry_timer(evutil_socket_t fd, short what, void *arg)
 	cache_get_stats(d->cache, &st);
 	if (st.pending == 0 && !d->store_trouble)
 		return;
+	/* A shared store out of reach: its own timer reconnects, writes,
+	 * and logs the outage (shared_reconnect). */
+	if (!cache_online(d->cache))
+		return;
 	e = cache_retry_writes(d->cache);
 	cache_get_stats(d->cache, &st);
 	if (e == CACHE_OK && st.pending == 0) {
