@@ -105,6 +105,8 @@ cache_pg_errmsg(const struct cache_pg *p)
 	return p->errmsg;
 }
 
+static int pg_reopen(struct cache_pg *p);
+
 /* Run SQL with text parameters; the result, or NULL after pg_fail(). A
  * result that is neither rows nor a command's success is a failure. */
 static PGresult *
@@ -116,6 +118,20 @@ pg_exec(struct cache_pg *p, const char *what, const char *sql, int n,
 
 	res = PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0);
 	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+	    PQstatus(p->conn) == CONNECTION_BAD && !p->in_tx) {
+		/* The connection broke since the last call (the server
+		 * restarted): once more on a new one. Every statement sent
+		 * outside a transaction here may run twice. */
+		PQclear(res);
+		res = NULL;
+		if (pg_reopen(p) == 0)
+			res = PQexecParams(p->conn, sql, n, NULL, params, NULL,
+					   NULL, 0);
+		st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+		if (res == NULL && p->down)
+			return NULL; /* pg_reopen() said why */
+	}
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		pg_fail(p, "%s", what);
 		PQclear(res);
@@ -152,6 +168,21 @@ pg_session(struct cache_pg *p)
 		      " SET TimeZone = 'UTC'; SET DateStyle = 'ISO'");
 }
 
+/* Open a lost connection again, once: 0, or -1 and the handle is down
+ * (calls fail at once until cache_pg_connect()). */
+static int
+pg_reopen(struct cache_pg *p)
+{
+	PQreset(p->conn);
+	if (PQstatus(p->conn) != CONNECTION_OK) {
+		pg_fail(p, "%s",
+			"lost the connection and cannot connect again");
+		p->down = 1;
+		return -1;
+	}
+	return pg_session(p);
+}
+
 /* Before a call: a connection lost since the last call is opened again,
  * once; when that fails the handle is down and the calls fail at once
  * (the message of the failed attempt stays) until cache_pg_connect().
@@ -167,14 +198,7 @@ pg_ready(struct cache_pg *p)
 		pg_fail(p, "%s", "connection lost in a transaction");
 		return -1;
 	}
-	PQreset(p->conn);
-	if (PQstatus(p->conn) != CONNECTION_OK) {
-		pg_fail(p, "%s",
-			"lost the connection and cannot connect again");
-		p->down = 1;
-		return -1;
-	}
-	return pg_session(p);
+	return pg_reopen(p);
 }
 
 int
@@ -235,7 +259,10 @@ pg_schema(struct cache_pg *p)
 {
 	PGresult *res;
 	long v = 0;
+	int rc;
 
+	/* In a transaction: a broken connection is not retried. */
+	p->in_tx = 1;
 	/* A migration of a large store (an index to build) takes longer
 	 * than our 2 s statements, and another daemon may hold the lock
 	 * while it migrates: this one transaction may take minutes. */
@@ -266,9 +293,12 @@ pg_schema(struct cache_pg *p)
 	if (v < 2 && pg_run(p, "cannot update the tables to schema 2",
 			    sql_schema_v2) < 0)
 		goto fail;
-	return pg_run(p, "cannot create the tables", "COMMIT");
+	rc = pg_run(p, "cannot create the tables", "COMMIT");
+	p->in_tx = 0;
+	return rc;
 fail:
 	PQclear(PQexec(p->conn, "ROLLBACK"));
+	p->in_tx = 0;
 	return -1;
 }
 

@@ -255,6 +255,18 @@ steps = poll_all()
 ok(steps >= 3, "read in bounded steps (%d; at most 500 rows each)" % steps)
 is_eq(cmd("get zz1199.many.pg.test"), "m1 %d" % NOW,
       "the last of them replaced the memory's \"no row\"")
+
+# The database restarts between two calls: the broken connection is
+# opened again by the call itself, which goes through (no deferral).
+pg.stop()
+pg.start()
+is_eq(cmd("get zz0001.many.pg.test"), "m1 %d" % NOW,
+      "after a database restart, the first read goes through")
+pg.stop()
+pg.start()
+is_eq(cmd("put restart.pg.test r1 %d" % NOW), "ok",
+      "after a database restart, the first write goes through")
+is_eq(cmd("get restart.pg.test"), "r1 %d" % NOW, "and is in the database")
 st.stdin.close()
 is_eq(st.wait(timeout=10), 0, "storecmd exits cleanly")
 
