@@ -86,6 +86,8 @@ cache_strerror(enum cache_err e)
 		return "invalid argument";
 	case CACHE_DEFERRED:
 		return "kept in memory, written to the store later";
+	case CACHE_EOFFLINE:
+		return "the shared store cannot be reached now";
 	}
 	return "unknown error";
 }
@@ -367,7 +369,7 @@ row_read_pg(struct cache *c, const char *domain, size_t len, uint32_t hash,
 	struct cache_entry e;
 
 	if (cache_pg_lookup(c->pg, domain, &e) < 0)
-		return CACHE_EDB;
+		return cache_pg_online(c->pg) ? CACHE_EDB : CACHE_EOFFLINE;
 	/* No pins in PostgreSQL yet (cache_put_pin). */
 	*out = cache_rec_new(domain, len, hash, e.has_sts ? &e.sts : NULL,
 			     e.has_dane ? &e.dane : NULL, NULL);
@@ -441,6 +443,13 @@ pin_table_missing(struct cache *c)
 struct cache *
 cache_open(const char *path, long memory_entries, char *err, size_t errsz)
 {
+	return cache_open_flags(path, memory_entries, 0, err, errsz);
+}
+
+struct cache *
+cache_open_flags(const char *path, long memory_entries, int flags, char *err,
+		 size_t errsz)
+{
 	struct cache *c;
 	char buf[1024];
 
@@ -467,9 +476,13 @@ cache_open(const char *path, long memory_entries, char *err, size_t errsz)
 		goto fail;
 	}
 	if (cfg_is_pg_uri(path)) {
-		c->pg = cache_pg_open(path, buf, sizeof(buf));
+		c->pg = cache_pg_open(path, flags & CACHE_OPEN_OFFLINE_OK, buf,
+				      sizeof(buf));
 		if (c->pg == NULL)
 			goto fail;
+		if (!cache_pg_online(c->pg))
+			snprintf(c->errmsg, sizeof(c->errmsg), "%s",
+				 cache_pg_errmsg(c->pg));
 		return c;
 	}
 	c->db = db_open(path, &cache_schema, 0, buf, sizeof(buf));
@@ -633,8 +646,10 @@ cache_lookup(struct cache *c, const char *domain,
 	}
 	c->stats.misses++;
 	err = row_read(c, domain, len, hash, &r);
-	if (err == CACHE_EDB)
-		return dberr(c);
+	if (err == CACHE_EDB || err == CACHE_EOFFLINE) {
+		dberr(c);
+		return err;
+	}
 	if (err != CACHE_OK)
 		return err;
 	if (c->max > 0)
@@ -908,7 +923,7 @@ pending_done(struct cache *c, long n)
 		cache_index_unlink(c, r);
 		r->flags &= (uint8_t) ~(DIRTY_STS | DIRTY_DANE);
 		c->stats.retried_writes++;
-		if ((r->flags & REC_PARTIAL) || c->max == 0)
+		if ((r->flags & (REC_PARTIAL | REC_STALE)) || c->max == 0)
 			free(r);
 		else
 			cache_index_insert(c, r);
@@ -924,18 +939,25 @@ retry_pg(struct cache *c)
 	struct cache_dane dane;
 	struct rec *r;
 	long n = 0;
-	int failed = cache_pg_begin(c->pg) < 0;
+	int failed = cache_pg_begin(c->pg) < 0, rc;
 
 	for (r = c->pending.head;
 	     r != NULL && n < LIM_CACHE_RETRY_BATCH && !failed;
 	     r = r->next, n++) {
+		r->flags &= (uint8_t)~REC_STALE;
 		if (r->flags & DIRTY_STS) {
 			cache_rec_get_sts(r, &sts);
-			failed = write_sts(c, r->data, r->dlen, &sts) < 0;
+			rc = write_sts(c, r->data, r->dlen, &sts);
+			failed = rc < 0;
+			if (rc == 1)
+				r->flags |= REC_STALE;
 		}
 		if (!failed && (r->flags & DIRTY_DANE)) {
 			cache_rec_get_dane(r, &dane);
-			failed = write_dane(c, r->data, r->dlen, &dane) < 0;
+			rc = write_dane(c, r->data, r->dlen, &dane);
+			failed = rc < 0;
+			if (rc == 1)
+				r->flags |= REC_STALE;
 		}
 	}
 	if (failed || cache_pg_commit(c->pg) < 0) {
@@ -943,8 +965,9 @@ retry_pg(struct cache *c)
 		dberr(c);
 		return CACHE_DEFERRED;
 	}
-	/* A row another host made newer meanwhile was kept; the memory
-	 * records are clean now and read again when evicted. */
+	/* A row another host made newer meanwhile was kept in the store;
+	 * those records leave memory (REC_STALE), so the next lookup
+	 * answers the newer row. */
 	pending_done(c, n);
 	return c->pending.n > 0 ? CACHE_DEFERRED : CACHE_OK;
 }
@@ -1144,6 +1167,131 @@ cache_forget(struct cache *c, const char *domain)
 	}
 }
 
+/* ---- the shared store: connection and other hosts' rows ---- */
+
+int
+cache_online(const struct cache *c)
+{
+	return c->pg == NULL || cache_pg_online(c->pg);
+}
+
+enum cache_err
+cache_reconnect(struct cache *c)
+{
+	int rc;
+
+	if (c->pg == NULL || cache_pg_online(c->pg))
+		return CACHE_OK;
+	rc = cache_pg_connect(c->pg);
+	if (rc < 0)
+		dberr(c);
+	return rc == 0 ? CACHE_OK : rc == -1 ? CACHE_EOFFLINE : CACHE_EDB;
+}
+
+/* Should the stored MTA-STS row DB replace what record R holds? Newer by
+ * fetched_at, then by policy id; the same policy when its other fields
+ * changed (a refresh that failed, a retry time); never an older one. */
+static int
+sts_newer(const struct cache_sts *db, const struct rec *r)
+{
+	struct cache_sts mem;
+	int cmp;
+
+	if (!r->has_sts)
+		return 1;
+	cache_rec_get_sts(r, &mem);
+	if (db->fetched_at != mem.fetched_at)
+		return db->fetched_at > mem.fetched_at;
+	if ((cmp = strcmp(db->policy_id, mem.policy_id)) != 0)
+		return cmp > 0;
+	return db->mode != mem.mode || db->max_age != mem.max_age ||
+	       db->expires_at != mem.expires_at ||
+	       db->next_retry != mem.next_retry ||
+	       strcmp(db->mx, mem.mx) != 0 ||
+	       strcmp(db->last_error, mem.last_error) != 0;
+}
+
+/* The same for a DANE verdict, by checked_at. */
+static int
+dane_newer(const struct cache_dane *db, const struct rec *r)
+{
+	struct cache_dane mem;
+
+	if (!r->has_dane)
+		return 1;
+	cache_rec_get_dane(r, &mem);
+	if (db->checked_at != mem.checked_at)
+		return db->checked_at > mem.checked_at;
+	return db->kind != mem.kind || db->expires_at != mem.expires_at ||
+	       strcmp(db->detail, mem.detail) != 0;
+}
+
+/* cache_poll(): one row another host may have written. Only a domain in
+ * memory is touched; a dirty record is ours to write and wins. */
+static int
+poll_apply(const struct cache_entry *e, void *arg)
+{
+	struct cache *c = arg;
+	struct cache_sts sts;
+	struct cache_dane dane;
+	struct cache_pin pin;
+	const struct cache_sts *ps = NULL;
+	const struct cache_dane *pd = NULL;
+	struct rec *r, *nr;
+	int take_sts, take_dane;
+	uint32_t hash;
+	size_t len;
+
+	if (check_domain(e->domain, &len, &hash) != CACHE_OK ||
+	    (r = cache_index_find(c, e->domain, len, hash)) == NULL ||
+	    cache_rec_dirty(r))
+		return 0;
+	take_sts = e->has_sts && sts_newer(&e->sts, r);
+	take_dane = e->has_dane && dane_newer(&e->dane, r);
+	if (!take_sts && !take_dane)
+		return 0;
+	if (take_sts)
+		ps = &e->sts;
+	else if (r->has_sts) {
+		cache_rec_get_sts(r, &sts);
+		ps = &sts;
+	}
+	if (take_dane)
+		pd = &e->dane;
+	else if (r->has_dane) {
+		cache_rec_get_dane(r, &dane);
+		pd = &dane;
+	}
+	if (r->has_pin)
+		cache_rec_get_pin(r, &pin);
+	/* Built before the old record goes: the halves kept point into it. */
+	nr = cache_rec_new(e->domain, len, hash, ps, pd,
+			   r->has_pin ? &pin : NULL);
+	cache_index_unlink(c, r);
+	free(r);
+	/* Out of memory: without a record the next lookup reads the row. */
+	if (nr != NULL)
+		cache_index_insert(c, nr);
+	c->stats.polled_updates++;
+	return 0;
+}
+
+int
+cache_poll(struct cache *c)
+{
+	int rc;
+
+	if (c->pg == NULL)
+		return 0;
+	if (c->loose != NULL)
+		cache_loose_free(c);
+	if ((rc = cache_pg_poll(c->pg, poll_apply, c)) < 0)
+		dberr(c);
+	else
+		c->stats.polls++;
+	return rc;
+}
+
 enum cache_err
 cache_foreach(struct cache *c,
 	      int (*fn)(const struct cache_entry *e, void *arg), void *arg)
@@ -1185,6 +1333,7 @@ cache_foreach(struct cache *c,
 		}
 		if (!e->has_sts)
 			e->sts.mx = NULL;
+		e->sts_unknown = 0;
 		if (fn(e, arg) != 0)
 			break;
 	}
@@ -1209,8 +1358,11 @@ cache_sts_due(struct cache *c, const char *after, time_t due, size_t max,
 
 	if (c->pg != NULL) {
 		if (cache_pg_sts_due(c->pg, after, due, max, fn, arg, last,
-				     lastsz) != CACHE_OK)
-			return dberr(c);
+				     lastsz) != CACHE_OK) {
+			dberr(c);
+			return cache_pg_online(c->pg) ? CACHE_EDB
+						      : CACHE_EOFFLINE;
+		}
 		return CACHE_OK;
 	}
 	if (lastsz > 0)

@@ -33,6 +33,11 @@ enum cache_err {
 	 * index holds the change and answers from it, and
 	 * cache_retry_writes() writes it later (DESIGN 6.10). */
 	CACHE_DEFERRED,
+	/* A shared store (PostgreSQL) that cannot be reached now: nothing
+	 * is known about the domain beyond the memory index. Unlike
+	 * CACHE_EDB the caller may resolve afresh, and answer what it
+	 * fetched; a failure to fetch is still not "no policy". */
+	CACHE_EOFFLINE,
 };
 
 enum cache_sts_mode {
@@ -89,6 +94,10 @@ struct cache_entry {
 	struct cache_dane dane;
 	int has_pin;
 	struct cache_pin pin;
+	/* No MTA-STS half, and the store could not be read when this entry
+	 * was made (it was down or failing): it may hold a policy, so "no
+	 * policy" must not be concluded from this entry. */
+	int sts_unknown;
 };
 
 struct cache;
@@ -106,6 +115,40 @@ struct cache;
  */
 struct cache *cache_open(const char *path, long memory_entries, char *err,
 			 size_t errsz);
+/*
+ * As cache_open(), with FLAGS. CACHE_OPEN_OFFLINE_OK: a PostgreSQL server
+ * that cannot be reached (no answer, or starting or stopping) is not an
+ * error: the store opens down (cache_online() is 0, cache_errmsg() says
+ * why), lookups of domains not in memory return CACHE_EOFFLINE, writes
+ * wait in memory, and cache_reconnect() connects later. A server that
+ * answers but refuses the connection, or has a schema this version does
+ * not know, is still an error (a configuration to fix, not an outage).
+ */
+#define CACHE_OPEN_OFFLINE_OK 1
+struct cache *cache_open_flags(const char *path, long memory_entries, int flags,
+			       char *err, size_t errsz);
+/* 1 when the store can be used: always for SQLite; for PostgreSQL when
+ * connected. */
+int cache_online(const struct cache *c);
+/*
+ * Connect a PostgreSQL store that is down (the schema is checked, and
+ * created or migrated, as at open). CACHE_OK connected (then call
+ * cache_retry_writes() for what waits); CACHE_EOFFLINE still unreachable;
+ * CACHE_EDB the server refuses us or its schema is unknown. The reason is
+ * in cache_errmsg(). A SQLite store: CACHE_OK.
+ */
+enum cache_err cache_reconnect(struct cache *c);
+/*
+ * One step of reading the rows other hosts changed (PostgreSQL; nothing
+ * for SQLite): at most LIM_PG_POLL_BATCH rows. A domain held in the memory
+ * index takes a row that is newer than its own (MTA-STS: by fetched_at,
+ * then policy id; DANE: by checked_at), so the next lookup answers it; an
+ * older row never replaces a newer one; a change still waiting for the
+ * store is kept; domains not in memory are read when looked up. Returns
+ * 1 when more rows wait (call again soon), 0 when caught up, -1 failed
+ * (cache_errmsg()).
+ */
+int cache_poll(struct cache *c);
 /* Checkpoint and close; cache_close(NULL) does nothing. */
 void cache_close(struct cache *c);
 /* Change the memory index bound (SIGHUP); evicts down to it. */
@@ -175,7 +218,8 @@ enum cache_err cache_foreach(struct cache *c,
  * fetched_at <= DUE (the domain is borrowed for the call; FN must not call
  * back into the cache). Writes the last domain read into LAST (LASTSZ
  * bytes), or "" when the walk reached the end. Bounded work per call, so
- * the loop never stalls on a large store.
+ * the loop never stalls on a large store. CACHE_OK, CACHE_EDB, or
+ * CACHE_EOFFLINE (a shared store that cannot be reached now).
  */
 enum cache_err cache_sts_due(struct cache *c, const char *after, time_t due,
 			     size_t max,
@@ -187,10 +231,13 @@ enum cache_err cache_sts_due(struct cache *c, const char *after, time_t due,
  * miss reads the store once (db_reads). deferred_writes: puts the store
  * refused and the index kept; retried_writes: domains written later;
  * unsaved_writes: puts neither written nor queued (the queue was full);
- * pending: domains waiting for the store now. */
+ * pending: domains waiting for the store now; polls: cache_poll() steps
+ * that read the shared store; polled_updates: memory records they
+ * replaced with a newer row another host wrote. */
 struct cache_stats {
 	unsigned long long hits, misses, negative_hits, evictions, db_reads;
 	unsigned long long deferred_writes, retried_writes, unsaved_writes;
+	unsigned long long polls, polled_updates;
 	long entries, pending;
 };
 void cache_get_stats(const struct cache *c, struct cache_stats *st);

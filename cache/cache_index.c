@@ -416,5 +416,6 @@ cache_rec_materialise(struct cache *c, const struct rec *r)
 		cache_rec_get_pin(r, &e->pin);
 	else
 		e->pin.answer = NULL;
+	e->sts_unknown = (r->flags & REC_PARTIAL) && !r->has_sts;
 	return e;
 }

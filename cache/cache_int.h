@@ -33,6 +33,10 @@ struct cache_pg;
 /* The record lacks a half the store may hold (it could not be read when
  * the record was made): after the write it is dropped, not kept. */
 #define REC_PARTIAL 4u
+/* The retry found a newer row in the shared store than this pending
+ * change: once written, the record is dropped so the next lookup reads
+ * that row. */
+#define REC_STALE 8u
 
 /*
  * One domain in the memory index. The strings follow the fixed part, each
@@ -50,7 +54,7 @@ struct rec {
 	uint32_t mxlen;
 	uint8_t dlen, idlen, errlen, detlen;
 	uint8_t has_sts, has_dane, mode, dane_kind;
-	uint8_t flags; /* DIRTY_*, REC_PARTIAL */
+	uint8_t flags; /* DIRTY_*, REC_PARTIAL, REC_STALE */
 	uint8_t has_pin, pin_exempt;
 	uint16_t pinlen;
 	long long max_age;

@@ -12,9 +12,24 @@
  * a miss, a write and the refresh walk wait for the database at most that
  * long. Not done yet: the asynchronous API on the event loop.
  *
- * A lost connection is re-opened by the next call; a write that fails
- * comes back to cache.c as -1 and waits on its pending list (the same
- * case as a full disk, DESIGN 6.10).
+ * A lost connection is re-opened by the next call, once; when that fails
+ * too the handle is "down" and every call fails at once (no call waits
+ * for a dead server) until cache_pg_connect() succeeds: the daemon calls
+ * it from a timer with a growing delay. A write that fails comes back to
+ * cache.c as -1 and waits on its pending list (the same case as a full
+ * disk, DESIGN 6.10). A handle may also start down (cache_pg_open() with
+ * OFFLINE_OK), when the server cannot be reached at start.
+ *
+ * Seeing other hosts' rows (schema 2): a trigger stamps every insert and
+ * update of a row with the database's clock (column changed), and
+ * cache_pg_poll() reads, a bounded page at a time, the rows changed since
+ * the last poll. Each cycle starts PG_POLL_OVERLAP before the newest
+ * stamp seen, because a stamp is taken when the row is written, not when
+ * its transaction commits: a transaction that commits a little late is
+ * read by the next cycle instead of being skipped. Reading a row twice is
+ * harmless (cache.c applies only a newer one). Pages follow the key
+ * (changed, domain), unique in each table, so many rows with one stamp
+ * cannot stall the walk.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -25,19 +40,39 @@
 #include <libpq-fe.h>
 
 #include "cache/cache_pg.h"
+#include "util/limits.h"
 
 /* The schema version this code writes (tlspolicyd_schema, store
  * 'policy'). */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 /* pg_advisory_xact_lock key held while the schema is created or
  * migrated, so two daemons starting together do not race: "TLSP". */
 #define PG_SCHEMA_LOCK "1414287184"
-#define PG_MX_MAX      (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 1))
+/* How long the schema check and its migrations may take. */
+#define PG_SCHEMA_TIMEOUT "5min"
+#define PG_MX_MAX	  (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 1))
+/* Seconds the check "does a server answer at all" waits, after a failed
+ * connection (pg_unreachable). */
+#define PG_PING_TIMEOUT "2"
+/* How far before the newest stamp seen each poll cycle starts: longer
+ * than a transaction of ours lasts (statements time out after 2 s). */
+#define PG_POLL_OVERLAP "30 seconds"
+/* A stamp as text (timestamptz in UTC, ISO), as
+ * "2026-12-02 13:10:01.123456+00". */
+#define PG_STAMP_MAX 48
 
 struct cache_pg {
 	PGconn *conn;
 	PGresult *res; /* backs the last lookup's borrowed strings */
+	char *uri;     /* kept for reconnecting; may hold a password */
 	int in_tx;
+	int down; /* no connection: fail at once until cache_pg_connect() */
+	/* The poll: the newest stamp seen ("" before the first connection),
+	 * and within a cycle the key of the last row read. */
+	char newest[PG_STAMP_MAX];
+	char cur_at[PG_STAMP_MAX];
+	char cur_dom[LIM_DOMAIN_MAX + 1];
+	int in_cycle;
 	char errmsg[1024];
 };
 
@@ -54,10 +89,14 @@ pg_fail(struct cache_pg *p, const char *fmt, ...)
 	va_end(ap);
 	snprintf(p->errmsg, sizeof(p->errmsg), "PostgreSQL store: %s%s%s", buf,
 		 *why ? ": " : "", why);
-	/* libpq's messages end in a newline. */
+	/* libpq's messages end in a newline and may have more lines: one
+	 * log line. */
 	n = strlen(p->errmsg);
 	while (n > 0 && (p->errmsg[n - 1] == '\n' || p->errmsg[n - 1] == ' '))
 		p->errmsg[--n] = '\0';
+	for (n = 0; p->errmsg[n] != '\0'; n++)
+		if (p->errmsg[n] == '\n' || p->errmsg[n] == '\t')
+			p->errmsg[n] = ' ';
 }
 
 const char *
@@ -65,6 +104,8 @@ cache_pg_errmsg(const struct cache_pg *p)
 {
 	return p->errmsg;
 }
+
+static int pg_reopen(struct cache_pg *p);
 
 /* Run SQL with text parameters; the result, or NULL after pg_fail(). A
  * result that is neither rows nor a command's success is a failure. */
@@ -77,6 +118,20 @@ pg_exec(struct cache_pg *p, const char *what, const char *sql, int n,
 
 	res = PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0);
 	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+	    PQstatus(p->conn) == CONNECTION_BAD && !p->in_tx) {
+		/* The connection broke since the last call (the server
+		 * restarted): once more on a new one. Every statement sent
+		 * outside a transaction here may run twice. */
+		PQclear(res);
+		res = NULL;
+		if (pg_reopen(p) == 0)
+			res = PQexecParams(p->conn, sql, n, NULL, params, NULL,
+					   NULL, 0);
+		st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+		if (res == NULL && p->down)
+			return NULL; /* pg_reopen() said why */
+	}
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		pg_fail(p, "%s", what);
 		PQclear(res);
@@ -105,28 +160,51 @@ pg_run(struct cache_pg *p, const char *what, const char *sql)
 static int
 pg_session(struct cache_pg *p)
 {
+	/* Stamps travel as text and come back as parameters: one zone
+	 * and one style, so they read back exactly. */
 	return pg_run(p, "cannot set the statement timeout",
 		      "SET statement_timeout = 2000;"
-		      " SET client_min_messages = warning");
+		      " SET client_min_messages = warning;"
+		      " SET TimeZone = 'UTC'; SET DateStyle = 'ISO'");
 }
 
-/* Before a call outside a transaction: a lost connection is opened again
- * (one attempt per call). 0 or -1. */
+/* Open a lost connection again, once: 0, or -1 and the handle is down
+ * (calls fail at once until cache_pg_connect()). */
+static int
+pg_reopen(struct cache_pg *p)
+{
+	PQreset(p->conn);
+	if (PQstatus(p->conn) != CONNECTION_OK) {
+		pg_fail(p, "%s",
+			"lost the connection and cannot connect again");
+		p->down = 1;
+		return -1;
+	}
+	return pg_session(p);
+}
+
+/* Before a call: a connection lost since the last call is opened again,
+ * once; when that fails the handle is down and the calls fail at once
+ * (the message of the failed attempt stays) until cache_pg_connect().
+ * 0 or -1. */
 static int
 pg_ready(struct cache_pg *p)
 {
-	if (PQstatus(p->conn) == CONNECTION_OK)
+	if (!p->down && PQstatus(p->conn) == CONNECTION_OK)
 		return 0;
+	if (p->down)
+		return -1;
 	if (p->in_tx) {
 		pg_fail(p, "%s", "connection lost in a transaction");
 		return -1;
 	}
-	PQreset(p->conn);
-	if (PQstatus(p->conn) != CONNECTION_OK) {
-		pg_fail(p, "%s", "cannot connect");
-		return -1;
-	}
-	return pg_session(p);
+	return pg_reopen(p);
+}
+
+int
+cache_pg_online(const struct cache_pg *p)
+{
+	return !p->down && PQstatus(p->conn) == CONNECTION_OK;
 }
 
 static const char sql_schema_v1[] =
@@ -152,15 +230,45 @@ _Static_assert(CACHE_DANE_NONE == 0 && CACHE_DANE_ONLY == 1 &&
 		   CACHE_DANE_DANE == 2 && CACHE_DANE_NULLMX == 3,
 	       "schema 1 stores these numbers");
 
+/*
+ * Migration 1 -> 2: every row carries the database's time of its last
+ * insert or update (changed), set by a trigger so that a row written by
+ * hand or by an older tlspolicyd is stamped too, and indexed for the
+ * poll (cache_pg_poll). Rows already there get the time of the migration.
+ */
+static const char sql_schema_v2[] =
+    "ALTER TABLE sts_policy ADD COLUMN changed TIMESTAMPTZ NOT NULL"
+    " DEFAULT now();"
+    "ALTER TABLE dane_verdict ADD COLUMN changed TIMESTAMPTZ NOT NULL"
+    " DEFAULT now();"
+    "CREATE OR REPLACE FUNCTION tlspolicyd_changed() RETURNS trigger"
+    " LANGUAGE plpgsql AS"
+    " 'BEGIN NEW.changed := clock_timestamp(); RETURN NEW; END';"
+    "CREATE TRIGGER sts_policy_changed BEFORE INSERT OR UPDATE"
+    " ON sts_policy FOR EACH ROW EXECUTE FUNCTION tlspolicyd_changed();"
+    "CREATE TRIGGER dane_verdict_changed BEFORE INSERT OR UPDATE"
+    " ON dane_verdict FOR EACH ROW EXECUTE FUNCTION tlspolicyd_changed();"
+    "CREATE INDEX sts_policy_changed_idx ON sts_policy (changed, domain);"
+    "CREATE INDEX dane_verdict_changed_idx ON dane_verdict"
+    " (changed, domain);"
+    "UPDATE tlspolicyd_schema SET version = 2 WHERE store = 'policy';";
+
 /* Create the tables, or check the version of the ones there. */
 static int
 pg_schema(struct cache_pg *p)
 {
 	PGresult *res;
 	long v = 0;
+	int rc;
 
+	/* In a transaction: a broken connection is not retried. */
+	p->in_tx = 1;
+	/* A migration of a large store (an index to build) takes longer
+	 * than our 2 s statements, and another daemon may hold the lock
+	 * while it migrates: this one transaction may take minutes. */
 	if (pg_run(p, "cannot start the schema check",
-		   "BEGIN; SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ");"
+		   "BEGIN; SET LOCAL statement_timeout = '" PG_SCHEMA_TIMEOUT
+		   "'; SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ");"
 		   "CREATE TABLE IF NOT EXISTS tlspolicyd_schema ("
 		   " store TEXT PRIMARY KEY, version INTEGER NOT NULL)") < 0)
 		goto fail;
@@ -182,34 +290,129 @@ pg_schema(struct cache_pg *p)
 	}
 	if (v < 1 && pg_run(p, "cannot create the tables", sql_schema_v1) < 0)
 		goto fail;
-	return pg_run(p, "cannot create the tables", "COMMIT");
+	if (v < 2 && pg_run(p, "cannot update the tables to schema 2",
+			    sql_schema_v2) < 0)
+		goto fail;
+	rc = pg_run(p, "cannot create the tables", "COMMIT");
+	p->in_tx = 0;
+	return rc;
 fail:
 	PQclear(PQexec(p->conn, "ROLLBACK"));
+	p->in_tx = 0;
 	return -1;
 }
 
-struct cache_pg *
-cache_pg_open(const char *uri, char *err, size_t errsz)
-{
-	/* The URI comes last so its own connect_timeout wins. */
-	static const char *const keys[] = {"connect_timeout",
-					   "application_name", "dbname", NULL};
-	const char *vals[] = {"5", "tlspolicyd", uri, NULL};
-	struct cache_pg *p;
+/* The URI comes last so its own connect_timeout wins. */
+static const char *const conn_keys[] = {"connect_timeout", "application_name",
+					"dbname", NULL};
 
-	if ((p = calloc(1, sizeof(*p))) == NULL) {
-		snprintf(err, errsz, "PostgreSQL store: out of memory");
-		return NULL;
-	}
-	p->conn = PQconnectdbParams(keys, vals, 1);
+/* Connect once; 0, or -1 with the reason in P->errmsg. */
+static int
+pg_connect_once(struct cache_pg *p)
+{
+	const char *vals[] = {"5", "tlspolicyd", p->uri, NULL};
+
+	PQfinish(p->conn);
+	p->conn = PQconnectdbParams(conn_keys, vals, 1);
 	if (p->conn == NULL) {
-		snprintf(err, errsz, "PostgreSQL store: out of memory");
+		snprintf(p->errmsg, sizeof(p->errmsg),
+			 "PostgreSQL store: out of memory");
+		return -1;
+	}
+	if (PQstatus(p->conn) != CONNECTION_OK) {
+		pg_fail(p, "%s", "cannot connect");
+		return -1;
+	}
+	return 0;
+}
+
+/* After a failed connection: 1 when no server answered (an outage, or
+ * one starting or stopping), 0 when one answered and refused us (a
+ * password, role or database name that is wrong) or the URI is bad. */
+static int
+pg_unreachable(const struct cache_pg *p)
+{
+	/* Our timeout after the URI, so it wins: a server that did not
+	 * answer the connection will hardly answer this, and the loop
+	 * waits for it (PG_PING_TIMEOUT). */
+	static const char *const keys[] = {"application_name", "dbname",
+					   "connect_timeout", NULL};
+	const char *vals[] = {"tlspolicyd", p->uri, PG_PING_TIMEOUT, NULL};
+
+	switch (PQpingParams(keys, vals, 1)) {
+	case PQPING_NO_RESPONSE:
+	case PQPING_REJECT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Record the newest stamp now: the poll starts from here (what is older
+ * is read on a miss). 0 or -1. */
+static int
+pg_poll_mark(struct cache_pg *p)
+{
+	PGresult *res = pg_exec(p, "cannot read the database's clock",
+				"SELECT clock_timestamp()", 0, NULL);
+
+	if (res == NULL)
+		return -1;
+	snprintf(p->newest, sizeof(p->newest), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+int
+cache_pg_connect(struct cache_pg *p)
+{
+	int rc = pg_connect_once(p);
+
+	if (rc < 0 && p->conn != NULL && !pg_unreachable(p)) {
+		/* It answers: perhaps it just started. Once more, and then
+		 * it is a refusal. */
+		if ((rc = pg_connect_once(p)) < 0) {
+			size_t n = strlen(p->errmsg);
+
+			snprintf(p->errmsg + n, sizeof(p->errmsg) - n,
+				 " (the server answers but refuses this "
+				 "connection: check the role, the password "
+				 "and the database name)");
+			p->down = 1;
+			return -2;
+		}
+	}
+	if (rc < 0) {
+		p->down = 1;
+		return -1;
+	}
+	p->in_tx = 0;
+	p->in_cycle = 0;
+	if (pg_session(p) < 0 || pg_schema(p) < 0 ||
+	    (p->newest[0] == '\0' && pg_poll_mark(p) < 0)) {
+		/* A refusal (a newer schema, no right to create the tables)
+		 * when the server is still there; else it went away. */
+		p->down = 1;
+		return PQstatus(p->conn) == CONNECTION_OK ? -2 : -1;
+	}
+	p->down = 0;
+	return 0;
+}
+
+struct cache_pg *
+cache_pg_open(const char *uri, int offline_ok, char *err, size_t errsz)
+{
+	struct cache_pg *p;
+	int rc;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->uri = strdup(uri)) == NULL) {
 		free(p);
+		snprintf(err, errsz, "PostgreSQL store: out of memory");
 		return NULL;
 	}
-	if (PQstatus(p->conn) != CONNECTION_OK)
-		pg_fail(p, "%s", "cannot connect");
-	else if (pg_session(p) == 0 && pg_schema(p) == 0)
+	rc = cache_pg_connect(p);
+	if (rc == 0 || (rc == -1 && offline_ok && p->conn != NULL))
 		return p;
 	snprintf(err, errsz, "%s", p->errmsg);
 	cache_pg_close(p);
@@ -223,6 +426,7 @@ cache_pg_close(struct cache_pg *p)
 		return;
 	PQclear(p->res);
 	PQfinish(p->conn);
+	free(p->uri);
 	free(p);
 }
 
@@ -329,6 +533,8 @@ cache_pg_lookup(struct cache_pg *p, const char *domain, struct cache_entry *e)
 		return -1;
 	}
 	snprintf(e->domain, sizeof(e->domain), "%s", domain);
+	e->has_pin = 0;
+	e->sts_unknown = 0;
 	if (row_decode(p->res, 0, 0, e, &why) < 0) {
 		snprintf(p->errmsg, sizeof(p->errmsg),
 			 "PostgreSQL store: row for %s: %s", domain, why);
@@ -369,7 +575,8 @@ cache_pg_put_sts(struct cache_pg *p, const char *domain,
 	    " expires_at = excluded.expires_at,"
 	    " last_error = excluded.last_error,"
 	    " next_retry = excluded.next_retry"
-	    " WHERE excluded.fetched_at >= sts_policy.fetched_at";
+	    " WHERE (excluded.fetched_at, excluded.policy_id COLLATE \"C\")"
+	    " >= (sts_policy.fetched_at, sts_policy.policy_id COLLATE \"C\")";
 	char num[5][24];
 	const char *v[9];
 
@@ -498,12 +705,98 @@ cache_pg_foreach(struct cache_pg *p,
 			err = CACHE_EDB;
 			break;
 		}
+		e->has_pin = 0;
+		e->sts_unknown = 0;
 		if (fn(e, arg) != 0)
 			break;
 	}
 	free(e);
 	PQclear(res);
 	return err;
+}
+
+/* One page of the poll: rows of either table changed after the key
+ * ($1 - $4, $2), in key order, joined with the other table's row. */
+static const char sql_poll[] =
+    "SELECT k.d, k.c, " ROW_COLUMNS "FROM ("
+    "(SELECT domain AS d, changed AS c FROM sts_policy"
+    " WHERE (changed, domain) > ($1::timestamptz - $4::interval, $2::text)"
+    " ORDER BY changed, domain LIMIT $3::int)"
+    " UNION ALL "
+    "(SELECT domain, changed FROM dane_verdict"
+    " WHERE (changed, domain) > ($1::timestamptz - $4::interval, $2::text)"
+    " ORDER BY changed, domain LIMIT $3::int)"
+    ") AS k " ROW_JOIN " ORDER BY k.c, k.d LIMIT $3::int";
+
+/* Call FN for the rows of RES (columns: domain, stamp, ROW_COLUMNS). */
+static int
+poll_rows(struct cache_pg *p, PGresult *res,
+	  int (*fn)(const struct cache_entry *e, void *arg), void *arg)
+{
+	struct cache_entry *e;
+	const char *why = NULL;
+	int i;
+
+	if ((e = malloc(sizeof(*e))) == NULL) {
+		snprintf(p->errmsg, sizeof(p->errmsg),
+			 "PostgreSQL store: out of memory");
+		return -1;
+	}
+	for (i = 0; i < PQntuples(res); i++) {
+		if (col_copy(res, i, 0, e->domain, sizeof(e->domain)) < 0 ||
+		    row_decode(res, i, 2, e, &why) < 0) {
+			/* A row edited by hand: skipped here; a lookup of
+			 * its domain reports it. */
+			continue;
+		}
+		e->has_pin = 0;
+		e->sts_unknown = 0;
+		fn(e, arg);
+	}
+	free(e);
+	return 0;
+}
+
+int
+cache_pg_poll(struct cache_pg *p,
+	      int (*fn)(const struct cache_entry *e, void *arg), void *arg)
+{
+	char lim[24];
+	const char *v[4];
+	PGresult *res;
+	int n;
+
+	if (pg_ready(p) < 0 || (p->newest[0] == '\0' && pg_poll_mark(p) < 0))
+		return -1;
+	snprintf(lim, sizeof(lim), "%d", LIM_PG_POLL_BATCH);
+	v[0] = p->in_cycle ? p->cur_at : p->newest;
+	v[1] = p->in_cycle ? p->cur_dom : "";
+	v[2] = lim;
+	v[3] = p->in_cycle ? "0" : PG_POLL_OVERLAP;
+	if ((res = pg_exec(p, "cannot read the changed rows", sql_poll, 4,
+			   v)) == NULL)
+		return -1;
+	if (poll_rows(p, res, fn, arg) < 0) {
+		PQclear(res);
+		return -1;
+	}
+	if ((n = PQntuples(res)) > 0) {
+		snprintf(p->cur_at, sizeof(p->cur_at), "%s",
+			 PQgetvalue(res, n - 1, 1));
+		snprintf(p->cur_dom, sizeof(p->cur_dom), "%s",
+			 PQgetvalue(res, n - 1, 0));
+		p->in_cycle = 1;
+	}
+	PQclear(res);
+	if (n < LIM_PG_POLL_BATCH) {
+		/* The end of this cycle: the next one starts from the
+		 * newest stamp read (the last row, in key order). */
+		if (p->in_cycle)
+			snprintf(p->newest, sizeof(p->newest), "%s", p->cur_at);
+		p->in_cycle = 0;
+		return 0;
+	}
+	return 1;
 }
 
 enum cache_err

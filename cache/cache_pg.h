@@ -7,7 +7,9 @@
  *
  * The calls are synchronous libpq calls bounded by connect_timeout and
  * statement_timeout; the asynchronous API on the event loop is not done
- * yet. A lost connection is re-opened by the next call.
+ * yet. A lost connection is re-opened by the next call, once; after that
+ * the handle is down, every call fails at once, and cache_pg_connect()
+ * (from the daemon's timer) brings it back.
  */
 #ifndef CACHE_CACHE_PG_H
 #define CACHE_CACHE_PG_H
@@ -20,9 +22,26 @@
 struct cache_pg;
 
 /* Connect to URI (a libpq URI), create or check the schema. NULL with a
- * reason in ERR. The URI is never copied into a message (it may hold a
- * password). */
-struct cache_pg *cache_pg_open(const char *uri, char *err, size_t errsz);
+ * reason in ERR. With OFFLINE_OK, a server that cannot be reached (no
+ * answer; one starting or stopping) is not an error: the handle starts
+ * down, with the reason in cache_pg_errmsg(). A server that answers and
+ * refuses us (role, password, database name) or holds a schema we do not
+ * know is always an error. The URI is never copied into a message (it
+ * may hold a password). */
+struct cache_pg *cache_pg_open(const char *uri, int offline_ok, char *err,
+			       size_t errsz);
+/* Connect again (a handle that is down): 0 connected, schema checked;
+ * -1 the server still cannot be reached; -2 it answers but refuses us, or
+ * its schema is not one we know (a configuration error). The reason is in
+ * cache_pg_errmsg(). */
+int cache_pg_connect(struct cache_pg *p);
+/* 1 when connected, 0 when down or the connection was lost. */
+int cache_pg_online(const struct cache_pg *p);
+/* One step of the poll of rows changed by any host: calls FN(E, ARG) for
+ * at most LIM_PG_POLL_BATCH rows (E borrowed for the call; no pin). 1 more
+ * rows wait (call again soon), 0 caught up, -1 failed. */
+int cache_pg_poll(struct cache_pg *p,
+		  int (*fn)(const struct cache_entry *e, void *arg), void *arg);
 void cache_pg_close(struct cache_pg *p);
 /* The last failure in words, "" before any. */
 const char *cache_pg_errmsg(const struct cache_pg *p);
@@ -32,7 +51,8 @@ const char *cache_pg_errmsg(const struct cache_pg *p);
 int cache_pg_lookup(struct cache_pg *p, const char *domain,
 		    struct cache_entry *e);
 /* Conditional upserts: 1 written, 0 the store holds a newer row (by
- * fetched_at / checked_at) and kept it, -1 failed. */
+ * fetched_at, then policy id in byte order / by checked_at) and kept it,
+ * -1 failed. */
 int cache_pg_put_sts(struct cache_pg *p, const char *domain,
 		     const struct cache_sts *sts);
 int cache_pg_put_dane(struct cache_pg *p, const char *domain,

@@ -48,6 +48,14 @@
 #define SELFTEST_RETRY_S 60
 /* How often changes the store refused (a full disk) are written again. */
 #define STORE_RETRY_S 5
+/* A shared store (PostgreSQL): how often the rows other hosts changed are
+ * read (plus up to PG_JITTER_MS, so hosts started together spread out),
+ * and the delays between connection attempts while it cannot be reached
+ * (doubling from the first to the last). */
+#define PG_POLL_S	   10
+#define PG_JITTER_MS	   1000
+#define PG_RECONNECT_MIN_S 1
+#define PG_RECONNECT_MAX_S 60
 
 struct daemon {
 	const char *cfgpath; /* file to (re)read, or NULL for defaults */
@@ -65,6 +73,10 @@ struct daemon {
 	struct event *store_retry; /* writes the store refused, again */
 	int store_trouble;	   /* 1: refused writes logged, 2: full too */
 	unsigned long long store_unsaved; /* unsaved_writes at its end */
+	struct event *shared;		  /* PostgreSQL: poll, reconnect */
+	int shared_down;		  /* 1: outage logged, 2: refusal */
+	int shared_delay;		  /* next reconnect delay, seconds */
+	int shared_poll_failed;		  /* a failed poll was logged */
 	int verbose_flags;		  /* -v count */
 	int stopping;
 };
@@ -464,6 +476,10 @@ store_retry_timer(evutil_socket_t fd, short what, void *arg)
 	cache_get_stats(d->cache, &st);
 	if (st.pending == 0 && !d->store_trouble)
 		return;
+	/* A shared store out of reach: its own timer reconnects, writes,
+	 * and logs the outage (shared_reconnect). */
+	if (!cache_online(d->cache))
+		return;
 	e = cache_retry_writes(d->cache);
 	cache_get_stats(d->cache, &st);
 	if (e == CACHE_OK && st.pending == 0) {
@@ -499,6 +515,118 @@ store_retry_start(struct daemon *d)
 	    event_new(d->base, -1, EV_PERSIST, store_retry_timer, d);
 	if (d->store_retry == NULL || evtimer_add(d->store_retry, &tv) != 0)
 		log_fatalx("out of memory");
+}
+
+/* The shared store's timer fires again after S seconds and MS ms. */
+static void
+shared_arm(struct daemon *d, int s, long ms)
+{
+	struct timeval tv = {s + ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_add(d->shared, &tv);
+}
+
+/*
+ * The shared store cannot be reached, or refuses us: try to connect, at
+ * growing intervals. Once connected, what waits in memory is written and
+ * the poll catches up with what other hosts wrote meanwhile (issue 13).
+ */
+static void
+shared_reconnect(struct daemon *d)
+{
+	struct cache_stats st;
+	enum cache_err e = cache_reconnect(d->cache);
+
+	if (e == CACHE_OK) {
+		cache_retry_writes(d->cache);
+		cache_get_stats(d->cache, &st);
+		if (d->shared_down)
+			log_info("store: the shared store is reachable again; "
+				 "%ld changes still wait in memory; reading "
+				 "what other hosts changed meanwhile",
+				 st.pending);
+		else
+			log_info("store: the connection to the shared store "
+				 "was lost and is open again");
+		d->shared_down = 0;
+		d->shared_delay = 0;
+		shared_arm(d, 0, 0);
+		return;
+	}
+	d->shared_delay = d->shared_delay == 0 ? PG_RECONNECT_MIN_S
+			  : d->shared_delay * 2 > PG_RECONNECT_MAX_S
+			      ? PG_RECONNECT_MAX_S
+			      : d->shared_delay * 2;
+	if (e == CACHE_EDB && d->shared_down != 2) {
+		log_warnx("store: %s; answering without the shared store, "
+			  "and trying again (up to every %d s)",
+			  cache_errmsg(d->cache), PG_RECONNECT_MAX_S);
+		d->shared_down = 2;
+	} else if (e != CACHE_EDB && d->shared_down == 0) {
+		log_warnx("store: the shared store cannot be reached: %s; "
+			  "answering from memory and from what can be "
+			  "fetched, keeping writes in memory, and trying to "
+			  "connect again (up to every %d s)",
+			  cache_errmsg(d->cache), PG_RECONNECT_MAX_S);
+		d->shared_down = 1;
+	}
+	shared_arm(d, d->shared_delay, random() % PG_JITTER_MS);
+}
+
+/* Every PG_POLL_S: the rows other hosts changed, one bounded step per
+ * turn of the loop while a backlog lasts. */
+static void
+shared_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	int rc;
+
+	(void)fd;
+	(void)what;
+	if (!cache_online(d->cache)) {
+		shared_reconnect(d);
+		return;
+	}
+	if ((rc = cache_poll(d->cache)) < 0) {
+		if (!cache_online(d->cache)) {
+			shared_reconnect(d);
+			return;
+		}
+		if (!d->shared_poll_failed)
+			log_warnx("store: cannot read what other hosts "
+				  "changed: %s; trying again every %d s",
+				  cache_errmsg(d->cache), PG_POLL_S);
+		d->shared_poll_failed = 1;
+	} else
+		d->shared_poll_failed = 0;
+	if (rc > 0)
+		shared_arm(d, 0, 0);
+	else
+		shared_arm(d, PG_POLL_S, random() % PG_JITTER_MS);
+}
+
+/* A shared store that could not be reached at start: said plainly, and
+ * the first attempt to connect comes soon. */
+static void
+shared_start(struct daemon *d)
+{
+	if (!cfg_is_pg_uri(d->cfg->cache_path))
+		return;
+	if ((d->shared = evtimer_new(d->base, shared_timer, d)) == NULL)
+		log_fatalx("out of memory");
+	if (cache_online(d->cache)) {
+		shared_arm(d, PG_POLL_S, random() % PG_JITTER_MS);
+		return;
+	}
+	log_warnx("store: the shared store cannot be reached: %s; starting "
+		  "anyway: answering from memory and from what can be "
+		  "fetched, keeping writes in memory, and trying to connect "
+		  "again (after %d s, then less often, up to every %d s)",
+		  cache_errmsg(d->cache), PG_RECONNECT_MIN_S,
+		  PG_RECONNECT_MAX_S);
+	d->shared_down = 1;
+	d->shared_delay = PG_RECONNECT_MIN_S;
+	shared_arm(d, PG_RECONNECT_MIN_S, random() % PG_JITTER_MS);
 }
 
 /* Log what moving a damaged store aside did (--fresh-store). */
@@ -654,8 +782,11 @@ start_services(struct daemon *d, const struct passwd *pw, int fresh)
 	 * quick_check); a damaged one is refused, or moved aside when the
 	 * operator said --fresh-store. Later opens (the tool) skip that. */
 	db_set_startup(DB_CHECK | (fresh ? DB_FRESH : 0), store_notice);
-	d->cache = cache_open(d->cfg->cache_path, d->cfg->memory_entries, err,
-			      sizeof(err));
+	/* A shared store out of reach is an outage, not a reason to stay
+	 * down (shared_start); one that refuses us is a configuration
+	 * error. */
+	d->cache = cache_open_flags(d->cfg->cache_path, d->cfg->memory_entries,
+				    CACHE_OPEN_OFFLINE_OK, err, sizeof(err));
 	if (d->cache == NULL)
 		log_fatalx("store: %s", err);
 	if (d->cfg->dane_enabled || d->cfg->sts_enabled)
@@ -695,6 +826,7 @@ start_services(struct daemon *d, const struct passwd *pw, int fresh)
 	srv_set_fd_reserve(d->srv, fd_reserve(d));
 	db_set_startup(0, NULL);
 	store_retry_start(d);
+	shared_start(d);
 }
 
 /* Free everything after the loop ends; what the store still owes is
@@ -705,6 +837,8 @@ teardown(struct daemon *d)
 	if (d->selftest != NULL)
 		event_free(d->selftest);
 	event_free(d->store_retry);
+	if (d->shared != NULL)
+		event_free(d->shared);
 	srv_free(d->srv);
 	met_free(d->met);
 	adm_free(d->adm);

@@ -482,6 +482,8 @@ decide_answer(const struct cfg *cfg, const char *domain,
 					   : POL_RULE_NO_POLICY);
 }
 
+static void store_failure_log(struct pol *p);
+
 /* Decide for the module's current domain (P->domain), into P->data. */
 static void
 decide(struct pol *p, const struct cache_entry *e, unsigned flags,
@@ -491,6 +493,16 @@ decide(struct pol *p, const struct cache_entry *e, unsigned flags,
 		flags |= POL_IN_DANE_LIVE;
 	pol_decide(p->cfg, p->domain, e, ev_now(), flags, ans, p->data,
 		   sizeof(p->data));
+	/* What was learned while the store could not be read (a shared
+	 * store down) lacks its MTA-STS half: the store may hold a policy,
+	 * so "no policy" would be a failure read as absence (SPEC B
+	 * "Internal error"). A DANE answer stands. */
+	if (ans->kind == POL_NOTFOUND && e != NULL && e->sts_unknown) {
+		store_failure_log(p);
+		ans->domain = p->domain;
+		decided(ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
+			POL_RULE_STORE_FAILURE);
+	}
 }
 
 /* --- holds: when a domain's next background look may run --------------- */
@@ -559,6 +571,18 @@ store_failure_log(struct pol *p)
 		  cache_errmsg(p->cache));
 	p->store_fail_last = now;
 	p->store_fail_n = 0;
+}
+
+/* SPEC B "Internal error": a store that failed is never read as
+ * absence; the answer is TEMP. */
+static enum pol_rc
+store_temp(struct pol *p, struct pol_answer *ans)
+{
+	store_failure_log(p);
+	ans->domain = p->domain;
+	decided(ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
+		POL_RULE_STORE_FAILURE);
+	return POL_DONE;
 }
 
 /* --- the two parts of a resolution, run for the scheduler --------------- */
@@ -759,10 +783,15 @@ job_start(void *ctx, struct res_item *it, unsigned part)
 	const struct cache_entry *e = NULL;
 	const struct cache_sts *cached;
 	unsigned flags = 0;
+	enum cache_err ce;
 
 	if (part == RES_DANE)
 		return dane_resolve(p->dns, domain, dane_done, it);
-	if (cache_lookup(p->cache, domain, &e) != CACHE_OK)
+	/* A shared store out of reach: resolve as for a domain not seen
+	 * before; req_done() answers only what was fetched. */
+	if ((ce = cache_lookup(p->cache, domain, &e)) == CACHE_EOFFLINE)
+		e = NULL;
+	else if (ce != CACHE_OK)
 		return NULL;
 	cached = e != NULL && e->has_sts ? &e->sts : NULL;
 	/* SPEC A6.44: refresh a policy about daily, even when its id is
@@ -909,15 +938,19 @@ refresh_tick(evutil_socket_t fd, short what, void *arg)
 	/* Jitter, so many daemons started together do not fetch together. */
 	struct timeval tv = {POL_REFRESH_TICK + (long)(random() % 5), 0};
 	struct res_stats rs;
+	enum cache_err ce;
 
 	(void)fd;
 	(void)what;
 	if (p->due_next == p->ndue) {
 		p->ndue = p->due_next = 0;
-		if (cache_sts_due(p->cache, p->scan_pos,
+		ce =
+		    cache_sts_due(p->cache, p->scan_pos,
 				  ev_now() - p->cfg->refresh, POL_REFRESH_BATCH,
-				  due_add, p, p->scan_pos,
-				  sizeof(p->scan_pos)) != CACHE_OK)
+				  due_add, p, p->scan_pos, sizeof(p->scan_pos));
+		/* A shared store out of reach: the daemon logs the outage
+		 * once; the walk resumes when it is back. */
+		if (ce != CACHE_OK && ce != CACHE_EOFFLINE)
 			log_warnx("MTA-STS refresh: %s",
 				  cache_errmsg(p->cache));
 	}
@@ -957,6 +990,7 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 {
 	const struct cfg *cfg = p->cfg;
 	const struct cache_entry *e = NULL;
+	enum cache_err ce;
 	enum dom_status ds;
 	struct pol_req *q;
 	unsigned want;
@@ -987,14 +1021,14 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 		decide(p, NULL, 0, ans);
 		return POL_DONE;
 	}
-	if (cache_lookup(p->cache, p->domain, &e) != CACHE_OK) {
-		/* SPEC B "Internal error": never read a failure as absence. */
-		store_failure_log(p);
-		ans->domain = p->domain;
-		decided(ans, POL_TEMP, "policy store failure", POL_SRC_ERROR,
-			POL_RULE_STORE_FAILURE);
-		return POL_DONE;
-	}
+	ce = cache_lookup(p->cache, p->domain, &e);
+	/* The shared store cannot be reached: what it may hold is unknown,
+	 * so resolve afresh and wait; req_done() answers a policy that was
+	 * fetched, and TEMP when none was. */
+	if (ce == CACHE_EOFFLINE && p->dns != NULL && cb != NULL)
+		e = NULL;
+	else if (ce != CACHE_OK)
+		return store_temp(p, ans);
 	if (p->dns == NULL || cb == NULL || (e != NULL && e->has_pin)) {
 		/* No live resolution, a caller that never waits (the
 		 * TLS-RPT collector), or a pinned domain (nothing learned
@@ -1004,6 +1038,10 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	}
 	now = ev_now();
 	if (plan(p, e, now, &want)) {
+		/* Nothing to resolve (a discovery failed just now) and the
+		 * store out of reach: a failure, never "no policy". */
+		if (ce == CACHE_EOFFLINE)
+			return store_temp(p, ans);
 		/* DESIGN 6.9: a known answer never waits; what is due runs
 		 * in the background. */
 		decide(p, e,

@@ -119,5 +119,9 @@
  * and how many of them one retry writes in its transaction. */
 #define LIM_CACHE_PENDING     10000
 #define LIM_CACHE_RETRY_BATCH 1000
+/* A PostgreSQL policy store (cache/cache_pg.c): rows changed by other
+ * hosts read by one step of the poll; a larger backlog is read in
+ * several steps, each a short turn of the event loop. */
+#define LIM_PG_POLL_BATCH 500
 
 #endif /* UTIL_LIMITS_H */

@@ -149,7 +149,7 @@ a.start()
 ok("s3cret" not in a.read_log() and "NOTICE" not in a.read_log(),
    "the log names no password and has no server notices")
 is_eq(psql("SELECT version FROM tlspolicyd_schema WHERE store = 'policy'"),
-      "1", "daemon A created the schema, version 1")
+      "2", "daemon A created the schema, version 2")
 b = daemon("pgb")
 b.start()
 
@@ -223,6 +223,10 @@ is_eq(cmd("retry"), "kept in memory, written to the store later",
       "database still down: the retry keeps it waiting")
 ok(a.alive() and b.alive(), "both daemons run on through the outage")
 pg_start()
+is_eq(cmd("retry"), "kept in memory, written to the store later",
+      "database back but not reconnected: the retry waits (no call "
+      "retries the connection on its own once it failed)")
+is_eq(cmd("reconnect"), "ok", "database back: the store connects again")
 is_eq(cmd("retry"), "ok", "database back: the retry writes it")
 is_eq(psql("SELECT policy_id, fetched_at FROM sts_policy "
            "WHERE domain = 'three.pg.test'"), "id3|%d" % NOW,

@@ -6,8 +6,12 @@
  *     put DOMAIN POLICY_ID FETCHED_AT   -> the cache_put_sts() result
  *     get DOMAIN                        -> "POLICY_ID FETCHED_AT", "none"
  *                                          or "error: ..."
+ *     getdane DOMAIN                    -> "KIND CHECKED_AT", "none" or
+ *                                          "error: ..."
  *     retry                             -> the cache_retry_writes() result
  *     forget DOMAIN                     -> "ok"
+ *     reconnect                         -> the cache_reconnect() result
+ *     poll                              -> cache_poll()'s return value
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +57,8 @@ main(int argc, char **argv)
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		if (sscanf(line, "put %299s %32s %lld", a, b, &at) == 3)
 			put(c, a, b, at);
-		else if (sscanf(line, "get %299s", a) == 1) {
+		else if (strncmp(line, "get ", 4) == 0 &&
+			 sscanf(line + 4, "%299s", a) == 1) {
 			if (cache_lookup(c, a, &e) != CACHE_OK)
 				printf("error: %s\n", cache_errmsg(c));
 			else if (e == NULL || !e->has_sts)
@@ -61,8 +66,21 @@ main(int argc, char **argv)
 			else
 				printf("%s %lld\n", e->sts.policy_id,
 				       (long long)e->sts.fetched_at);
+		} else if (sscanf(line, "getdane %299s", a) == 1) {
+			if (cache_lookup(c, a, &e) != CACHE_OK)
+				printf("error: %s\n", cache_errmsg(c));
+			else if (e == NULL || !e->has_dane)
+				printf("none\n");
+			else
+				printf("%s %lld\n",
+				       cache_dane_kind_name(e->dane.kind),
+				       (long long)e->dane.checked_at);
 		} else if (strncmp(line, "retry", 5) == 0)
 			printf("%s\n", cache_strerror(cache_retry_writes(c)));
+		else if (strncmp(line, "reconnect", 9) == 0)
+			printf("%s\n", cache_strerror(cache_reconnect(c)));
+		else if (strncmp(line, "poll", 4) == 0)
+			printf("%d\n", cache_poll(c));
 		else if (sscanf(line, "forget %299s", a) == 1) {
 			cache_forget(c, a);
 			printf("ok\n");

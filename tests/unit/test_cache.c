@@ -1205,6 +1205,64 @@ out:
 	fullfs_umount(dir);
 }
 
+/*
+ * A shared store that cannot be reached (a PostgreSQL URI whose socket
+ * directory has no server): refused by cache_open(), opened down with
+ * CACHE_OPEN_OFFLINE_OK; then a miss is CACHE_EOFFLINE (not "absent"),
+ * a write waits in memory and answers, a reconnect is still
+ * CACHE_EOFFLINE. A SQLite store is always online and has nothing to poll.
+ */
+static void
+test_offline(void)
+{
+	char uri[600], err[512] = "";
+	struct cache_sts s;
+	const struct cache_entry *e = NULL;
+	struct cache *c;
+
+	snprintf(uri, sizeof(uri), "postgresql:///x?host=%s&connect_timeout=2",
+		 tmpdir);
+	c = cache_open(uri, 16, err, sizeof(err));
+	ok(c == NULL && strstr(err, "cannot connect") != NULL,
+	   "unreachable PostgreSQL: cache_open refuses it (%s)", err);
+	cache_close(c);
+	c = cache_open_flags(uri, 16, CACHE_OPEN_OFFLINE_OK, err, sizeof(err));
+	if (!ok(c != NULL, "unreachable PostgreSQL: opens down with the flag"))
+		return;
+	is_int(cache_online(c), 0, "not online");
+	ok(strstr(cache_errmsg(c), "cannot connect") != NULL,
+	   "the reason is kept: %s", cache_errmsg(c));
+	is_int(cache_lookup(c, "a.example", &e), CACHE_EOFFLINE,
+	       "a miss is CACHE_EOFFLINE");
+	ok(e == NULL, "and no entry");
+	memset(&s, 0, sizeof(s));
+	snprintf(s.policy_id, sizeof(s.policy_id), "id1");
+	s.mode = CACHE_STS_ENFORCE;
+	s.mx = (char *)"mx.a.example";
+	s.max_age = 86400;
+	s.fetched_at = 1000;
+	s.expires_at = 1000 + 86400;
+	is_int(cache_put_sts(c, "a.example", &s), CACHE_DEFERRED,
+	       "a write waits in memory");
+	is_int(cache_lookup(c, "a.example", &e), CACHE_OK, "and answers");
+	ok(e != NULL && e->has_sts && strcmp(e->sts.policy_id, "id1") == 0,
+	   "from memory");
+	is_int(cache_reconnect(c), CACHE_EOFFLINE, "reconnect: still down");
+	is_int(cache_poll(c), -1, "poll: fails while down");
+	is_int(cache_retry_writes(c), CACHE_DEFERRED, "retry: still waits");
+	is_str(cache_strerror(CACHE_EOFFLINE),
+	       "the shared store cannot be reached now", "strerror");
+	cache_close(c);
+
+	c = open_ok(":memory:", 16);
+	if (c == NULL)
+		return;
+	is_int(cache_online(c), 1, "SQLite: online");
+	is_int(cache_reconnect(c), CACHE_OK, "SQLite: reconnect is a no-op");
+	is_int(cache_poll(c), 0, "SQLite: nothing to poll");
+	cache_close(c);
+}
+
 static void
 cleanup(void)
 {
@@ -1239,6 +1297,7 @@ main(void)
 	test_readonly();
 	test_volume();
 	test_disk_full();
+	test_offline();
 	cleanup();
 	return tap_done();
 }
