@@ -19,7 +19,11 @@ where it sets the sysctl without touching the machine's:
   - with 512, no start-up warning, and 100,000 datagrams at a steady
     20,000 per second while a thread keeps the loop busy with socketmap
     lookups: every datagram sent is counted (refusals, if the machine
-    starves the daemon, are matched by queue-full counts).
+    starves the daemon, are matched by queue-full counts);
+  - with 512 and the loop stuck for seconds in a store commit (another
+    process holds the report store's lock): none of 15,000 datagrams at
+    10,000/s is refused, and all are counted once the store is free
+    (the receiver thread empties the socket whatever the loop does).
 """
 import json
 import os
@@ -174,5 +178,41 @@ ok(refused == 0 or full > 0, "no refusal the daemon did not see",
    "refused %d, queue-full %d" % (refused, full))
 print("# qlen 512, 20,000/s, busy: refused %d of 100000, queue-full %d" %
       (refused, full))
+d.stop()
+
+# --- the loop stuck for seconds -------------------------------------------
+# Another process holds the report store's write lock, so the daemon's
+# next commit waits (up to its 5 s busy timeout) with the loop inside it.
+# The datagrams sent meanwhile must still be taken off the socket at once
+# (the receiver thread), not refused once the 512-datagram queue is full,
+# and counted when the store is free again.
+d, rsock = daemon("tlsrpt-stuck")
+is_eq(rptsend(rsock, "-n", "1", "-b", "-d", "1"), (1, 0), "first datagram")
+is_eq(settle(d, 1), 1, "the store exists")
+lock = sqlite3.connect(os.path.join(d.dir, "state", "tlsrpt.db"),
+                       isolation_level=None, timeout=10)
+lock.execute("BEGIN EXCLUSIVE")
+is_eq(rptsend(rsock, "-n", "1", "-b", "-d", "1"), (1, 0),
+      "a datagram that makes the next tick write")
+time.sleep(0.8)                         # the tick is now waiting for the lock
+c = d.connect()
+c.sendall(netstring("postfix stuck.example"))
+try:
+    read_netstring(c, timeout=0.5)
+    stuck = False
+except socket.timeout:
+    stuck = True
+ok(stuck, "the loop is stuck in the store (socketmap has no answer)")
+sent, refused = rptsend(rsock, "-n", "15000", "-p", "2", "-r", "10000",
+                        "-d", "1000")
+lock.execute("COMMIT")
+lock.close()
+is_eq((sent, refused), (15000, 0),
+      "15,000 datagrams at 10,000/s while the loop is stuck: none refused")
+ok(len(read_netstring(c, timeout=10) or b"") > 0,
+   "the loop answers again once the store is free")
+c.close()
+is_eq(settle(d, 2 + sent), 2 + sent, "every datagram counted afterwards")
+is_eq(counter(d, "queue-full"), 0, "no full queue seen")
 d.stop()
 done()
