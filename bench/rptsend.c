@@ -94,9 +94,11 @@ sender(const char *path, unsigned long k, unsigned long p, unsigned long n,
 	}
 	for (i = k; i < n; i += p, mine++) {
 		if (per > 0) {
-			/* Paced: datagram MINE is due at
-			 * t0 + MINE * per. */
-			double due = t0 + (double)mine * per, t = now_s();
+			/* Paced: datagram MINE is due at t0 + MINE * per,
+			 * the P senders staggered across the period (not
+			 * all at once, which Postfix's processes are not). */
+			double slot = (double)mine + (double)k / (double)p;
+			double due = t0 + slot * per, t = now_s();
 
 			if (due > t)
 				usleep((useconds_t)((due - t) * 1e6));
@@ -154,7 +156,9 @@ main(int argc, char **argv)
 	if (res == MAP_FAILED)
 		return 1;
 	memset(res, 0, 2 * p * sizeof(*res));
-	t0 = now_s();
+	/* Paced senders start together once all are forked: a late child
+	 * would otherwise send what it owes in one burst. */
+	t0 = now_s() + (rate > 0 ? 0.1 : 0);
 	for (k = 0; k < p; k++) {
 		pid_t pid = fork();
 

@@ -401,6 +401,13 @@ rx_account(struct rpt_collect *c)
 			  "stopping were not counted",
 			  d);
 	}
+	if (st.waits > c->rx_seen.waits &&
+	    rl_pass(&c->rl[RL_RECV], RATE_MS, &supp))
+		log_warnx("tlsrpt: the daemon fell %d MiB behind the datagrams "
+			  "on %s (%llu times): while it catches up the kernel "
+			  "queue may refuse Postfix's results",
+			  LIM_RPT_RECV_BYTES / (1024 * 1024), c->sock_path,
+			  st.waits - c->rx_seen.waits);
 	if (st.errors > c->rx_seen.errors &&
 	    rl_pass(&c->rl[RL_RECV], RATE_MS, &supp))
 		log_warnx("tlsrpt: cannot receive on %s: %s "

@@ -121,6 +121,7 @@ put(struct rpt_recv *r, const char *buf, size_t n)
 		if (h->used + REC_HDR + keep <= LIM_RPT_RECV_BYTES ||
 		    h->n == 0 || r->stopping)
 			break;
+		r->st.waits++;
 		pthread_cond_wait(&r->room, &r->mu);
 	}
 	if (h->used + REC_HDR + keep > LIM_RPT_RECV_BYTES) {

@@ -38,6 +38,7 @@ struct rpt_recv;
  * errors: failed receives other than EAGAIN/EINTR (last_errno: the last). */
 struct rpt_recv_stats {
 	unsigned long long received, queue_full, dropped, errors;
+	unsigned long long waits; /* times a full half waited for the loop */
 	int last_errno;
 	int nice; /* the thread's nice value, once started */
 };
