@@ -78,7 +78,11 @@ hw = HTTPSWorld(os.path.join(tmp, "nginx"), ca, addr=net + "1")
 
 
 def txt(dom, pid):
-    return "_mta-sts.%s. 300 IN TXT \"v=STSv1; id=%s;\"" % (dom, pid)
+    # D's record changes during the test: a TTL of 1 s, so that daemon A's
+    # own resolver (libunbound caches validated answers for their TTL)
+    # sees the new id after the change, as any resolver would.
+    return "_mta-sts.%s. %d IN TXT \"v=STSv1; id=%s;\"" % (
+        dom, 1 if dom == D else 300, pid)
 
 
 def body(dom, mx):
@@ -161,7 +165,7 @@ zl = w.extra[Z]
 zl[zl.index(txt(D, "f1"))] = txt(D, "f2")
 hw.policy(D, body(D, "mx2"))
 w.reload()
-time.sleep(1.1)                 # a later fetched_at than f1's
+time.sleep(2.5)   # a later fetched_at than f1's; A's cached TXT (TTL 1) expired
 is_eq(a.aq({"cmd": "flush", "domain": D}), {"flushed": True, "domain": D},
       "A: flush D")
 is_eq(a.ask(D), secure(D, "mx2"), "A fetched D's new policy (id f2, mx2)")
@@ -349,6 +353,9 @@ ok(got and r.alive(), "a daemon started during the outage with a wrong "
    "password logs the refusal once the server answers, and runs on",
    r.read_log()[-600:])
 is_eq(r.stop(), 0, "it stops cleanly")
+# A's own write of F may have waited for A's reconnection.
+got, _ = wait_for(lambda: db_row(F), "f1|mx1." + F, 70)
+is_eq(got, "f1|mx1." + F, "A's row for F is in the database")
 w.stop()                        # the test world's DNS is silent now
 is_eq(c.ask(F), secure(F),
       "C, DNS stopped, answers F from the row A wrote meanwhile")
