@@ -495,19 +495,28 @@ static size_t dns_ub_nfwd;
 /* Where getdns 1.6 writes its copy of the root servers (mkstemp). */
 #define DNS_GETDNS_HINTS_TMP P_tmpdir "/getdns-root-dns-servers-"
 
+/* Libunbound's own NAME, the definition after ours, into *FN (a function
+ * pointer of FNSZ bytes). 0, or -1 when it is not there. */
+static int
+dns_next_fn(const char *name, void *fn, size_t fnsz)
+{
+	void *sym = dlsym(RTLD_NEXT, name);
+
+	if (sym == NULL)
+		return -1;
+	memcpy(fn, &sym, fnsz);
+	return 0;
+}
+
 int
 ub_ctx_set_option(struct ub_ctx *ctx, const char *opt, const char *val)
 {
 	static int (*next)(struct ub_ctx *, const char *, const char *);
 	int r;
 
-	if (next == NULL) {
-		void *sym = dlsym(RTLD_NEXT, "ub_ctx_set_option");
-
-		if (sym == NULL)
-			return -1;
-		memcpy(&next, &sym, sizeof(next));
-	}
+	if (next == NULL &&
+	    dns_next_fn("ub_ctx_set_option", &next, sizeof(next)) != 0)
+		return -1;
 	/* getdns sets the EDNS buffer size once for every libunbound
 	 * context it builds: the forwarding mode's own settings go with it.
 	 * The resolvers are usually on loopback, which libunbound would not
@@ -548,13 +557,9 @@ ub_ctx_set_fwd(struct ub_ctx *ctx, const char *addr)
 	size_t i;
 	int r;
 
-	if (next == NULL) {
-		void *sym = dlsym(RTLD_NEXT, "ub_ctx_set_fwd");
-
-		if (sym == NULL)
-			return -1;
-		memcpy(&next, &sym, sizeof(next));
-	}
+	if (next == NULL &&
+	    dns_next_fn("ub_ctx_set_fwd", &next, sizeof(next)) != 0)
+		return -1;
 	if ((r = next(ctx, addr)) != 0 || addr != NULL)
 		return r;
 	for (i = 0; i < dns_ub_nfwd && r == 0; i++)
