@@ -12,6 +12,10 @@ BENCH_CONNS connections):
   rec      the same as dane in full recursion ([dns] resolvers empty,
            root_hints = the world's root), if this tlspolicyd has the
            option (tlspolicyd -n); it asks NSD directly, not unbound
+  dane-pg  dane with its policy store in PostgreSQL 15 ([cache] path = a
+           libpq URI; tests/lab/pgworld.py: initdb in the temp directory,
+           a Unix socket, a fresh database per pass): issue 13's "cold
+           resolutions with PostgreSQL writes" against dane's SQLite
   peer     postfix-mta-sts-resolver's mta-sts-daemon (internal cache), in a
            mount namespace whose /etc/resolv.conf names the world's unbound,
            SSL_CERT_FILE = the test CA
@@ -36,7 +40,11 @@ BENCH_KEEP (0), BENCH_VERBOSE (0: tlspolicyd's [server] verbose, for
 diagnosis only), BENCH_PERF_OUT (a path: keep perf.data and its perf script
 dump there), BENCH_RPT_RATE (0; N > 0: TLS-RPT datagrams per second sent
 during each tlspolicyd pass, see below), BENCH_RPT_SECS (10),
-BENCH_RPT_QLEN (512: net.unix.max_dgram_qlen in the namespace).
+BENCH_RPT_QLEN (512: net.unix.max_dgram_qlen in the namespace),
+BENCH_CACHED (0; N > 0: after the cold pass, N seconds of cached lookups,
+closed loop over BENCH_CONNS connections, every key already resolved:
+requests/s and p99, for issue 13's "cached lookups with the PostgreSQL
+store" against SQLite's).
 
 With BENCH_RPT_RATE, each tlspolicyd runs with its TLS-RPT collector on
 and bench/rptsend (8 non-blocking senders, like libtlsrpt in Postfix's
@@ -79,6 +87,9 @@ RPT_RATE = int(os.environ.get("BENCH_RPT_RATE", "0"))
 RPT_SECS = int(os.environ.get("BENCH_RPT_SECS", "10"))
 RPT_QLEN = int(os.environ.get("BENCH_RPT_QLEN", "512"))
 RPTSEND = os.path.join(BUILD, "bench", "rptsend")
+CACHED = int(os.environ.get("BENCH_CACHED", "0"))
+pgw = None          # the PostgreSQL of the -pg servers, started on demand
+pg_dbs = 0
 ZONE = "secure.test"
 TICK = os.sysconf("SC_CLK_TCK")
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "TZ": "UTC"}
@@ -373,9 +384,27 @@ def free_port():
     return p
 
 
-def tlspolicyd_conf(d, port, dane, rec):
+def pg_store():
+    """A fresh, empty PostgreSQL database for one pass: its libpq URI."""
+    global pgw, pg_dbs
+    if pgw is None:
+        import pgworld
+        if not pgworld.installed():
+            sys.exit("cold.py: PostgreSQL 15 is not installed")
+        os.chmod(tmp, 0o755)    # PostgreSQL runs as nobody below it
+        pgw = pgworld.PGWorld(tmp)
+        pgw.start()
+        atexit.register(pgw.stop)
+    pg_dbs += 1
+    db = "tlspolicyd%d" % pg_dbs
+    pgw.psql("CREATE DATABASE %s" % db, db="postgres")
+    return pgw.uri(db=db)
+
+
+def tlspolicyd_conf(d, port, dane, rec, store=None):
     """tlspolicyd's configuration; REC: full recursion from the world's
-    root ([dns] root_hints) instead of stub mode to its unbound."""
+    root ([dns] root_hints) instead of forwarding to its unbound; STORE:
+    [cache] path (default: a SQLite file in D)."""
     dns = ("resolvers =\nroot_hints = %s\n" % os.path.join(w.dir,
                                                            "root.hints")
            if rec else "resolvers = %s\n" % w.resolver)
@@ -387,9 +416,10 @@ def tlspolicyd_conf(d, port, dane, rec):
                 "[dns]\n%strust_anchor = %s\n"
                 "[dane]\nenabled = %s\n"
                 "[sts]\nca_file = %s\n"
-                "[cache]\npath = %s/cache.db\n" %
+                "[cache]\npath = %s\n" %
                 (port, d, os.environ.get("BENCH_VERBOSE", "0"), dns,
-                 w.trust_anchor, "yes" if dane else "no", ca.cert_path, d))
+                 w.trust_anchor, "yes" if dane else "no", ca.cert_path,
+                 store or os.path.join(d, "cache.db")))
         if RPT_RATE > 0:
             f.write("[tlsrpt]\nenabled = yes\nsocket = %s/tlsrpt.sock\n"
                     "socket_group =\ngrace = 86400\n"
@@ -441,13 +471,13 @@ def has_root_hints():
     return r.returncode == 0
 
 
-def start_tlspolicyd(name, dane, rec=False):
+def start_tlspolicyd(name, dane, rec=False, pg=False):
     d = os.path.join(tmp, name)
     while os.path.exists(d):
         d += "+"
     os.makedirs(d)
     port = free_port()
-    conf = tlspolicyd_conf(d, port, dane, rec)
+    conf = tlspolicyd_conf(d, port, dane, rec, pg_store() if pg else None)
     logf = open(os.path.join(d, "daemon.log"), "ab")
     p = subprocess.Popen([DAEMON, "-f", "-c", conf], env=ENV,
                          stdin=subprocess.DEVNULL, stdout=logf,
@@ -502,6 +532,17 @@ def stats(d):
         return r
     except (OSError, ValueError):
         return None
+
+
+def cached_pass(port):
+    """CACHED seconds of lookups of keys already resolved (closed loop)."""
+    r = subprocess.run([LOADGEN, "-t", "127.0.0.1:%d" % port, "-c",
+                        str(CONNS), "-d", str(CACHED), "-w", "1", "-k", keys,
+                        "-n", str(N), "-q"], capture_output=True, text=True)
+    m = re.search(r"^RESULT (.*)$", r.stdout, re.M)
+    if not m:
+        sys.exit("cold.py: loadgen (cached): %s" % r.stderr)
+    return dict(kv.split("=") for kv in m.group(1).split())
 
 
 def loadgen_pass(port):
@@ -585,7 +626,8 @@ def run(name, perf=False, count=False):
         p, port, d = start_peer(name)
     else:
         p, port, d = start_tlspolicyd(name, name != "nodane",
-                                      name.endswith("rec"))
+                                      name.endswith("rec"),
+                                      name.endswith("-pg"))
     procs.append(p)
     wait_ready(p, port, d)
     time.sleep(0.5)         # start-up work (self-test) settles
@@ -647,6 +689,7 @@ def run(name, perf=False, count=False):
     res["queries"] = unbound_queries(log_at)
     res["stats"] = stats(d) if name != "peer" else None
     res["wrong"] = ask_all(port, name)
+    res["cached"] = cached_pass(port) if CACHED > 0 else None
     res["rpt"] = rpt_result(rpt_p, d) if rpt_p is not None else None
     stop_proc(p)
     with open(os.path.join(d, "daemon.log"), errors="replace") as f:
@@ -677,6 +720,12 @@ def run(name, perf=False, count=False):
     if res["drops"]:
         log("          datagrams dropped by the socket on %s" % ", ".join(
             "%s: %d" % kv for kv in sorted(res["drops"].items())))
+    if res["cached"]:
+        log("          cached lookups afterwards (%d s, %d connections): "
+            "%s requests/s, p50 %s us, p99 %s us, errors %s" % (
+                CACHED, CONNS, res["cached"]["rps"],
+                res["cached"]["p50_us"], res["cached"]["p99_us"],
+                res["cached"]["errors"]))
     if res["rpt"]:
         log("          TLS-RPT meanwhile (%d/s for %d s, qlen %d): sent %d, "
             "refused %d, counted %d, queue-full %d" % (
@@ -728,6 +777,13 @@ for i in range(max([len(v) for v in results.values()] or [0])):
     if "rec" in have and "peer" in have:
         log("round %d: ratio tlspolicyd (recursion) / peer: %.2f  "
             "(target >= 2)" % (i + 1, rps("rec", i) / rps("peer", i)))
+    if "dane" in have and "dane-pg" in have:
+        log("round %d: ratio PostgreSQL store / SQLite store, cold: %.2f" % (
+            i + 1, rps("dane-pg", i) / rps("dane", i)))
+        if CACHED > 0:
+            log("round %d: ratio PostgreSQL store / SQLite store, cached: "
+                "%.2f" % (i + 1, float(results["dane-pg"][i]["cached"]["rps"])
+                          / float(results["dane"][i]["cached"]["rps"])))
     if "nodane" in have and "peer" in have:
         log("round %d: ratio tlspolicyd (DANE off) / peer: %.2f" % (
             i + 1, rps("nodane", i) / rps("peer", i)))
