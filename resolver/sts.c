@@ -127,13 +127,33 @@ fetch_label(enum https_err e)
 	}
 }
 
+void
+sts_join_names(char *buf, size_t bufsz, const char *const *names, size_t n)
+{
+	char more[32];
+	size_t i, len = 0, need;
+
+	buf[0] = '\0';
+	for (i = 0; i < n; i++) {
+		need = (len ? 1 : 0) + strlen(names[i]);
+		snprintf(more, sizeof(more), " (%zu more)", n - i);
+		/* Room for this name, and for the note should the next fail. */
+		if (len + need + (i + 1 < n ? strlen(more) : 0) >= bufsz)
+			break;
+		snprintf(buf + len, bufsz - len, "%s%s", len ? " " : "",
+			 names[i]);
+		len += need;
+	}
+	if (i < n && len + strlen(more) < bufsz)
+		snprintf(buf + len, bufsz - len, "%s", len ? more : more + 1);
+}
+
 static void
 fetched(struct https_result *r, void *arg)
 {
 	struct sts_job *j = arg;
 	struct sts_policy policy;
 	char err[200], why[600];
-	size_t i;
 
 	j->fetch = NULL;
 	j->res.fetched = 1;
@@ -142,13 +162,8 @@ fetched(struct https_result *r, void *arg)
 	j->res.elapsed_ms = r->elapsed_ms;
 	snprintf(j->res.content_type, sizeof(j->res.content_type), "%s",
 		 r->content_type ? r->content_type : "");
-	for (i = 0; i < r->nnames; i++) {
-		size_t len = strlen(j->res.cert_names);
-
-		snprintf(j->res.cert_names + len,
-			 sizeof(j->res.cert_names) - len, "%s%s",
-			 len ? " " : "", r->names[i]);
-	}
+	sts_join_names(j->res.cert_names, sizeof(j->res.cert_names), r->names,
+		       r->nnames);
 	if (r->err != HTTPS_OK) {
 		j->res.fetch_fail = fetch_label(r->err);
 		/* SPEC A4.30: a failed fetch keeps what is cached. */

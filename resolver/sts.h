@@ -64,4 +64,10 @@ struct sts_job *sts_resolve(struct dns *dns, struct https *https,
 /* Cancel: no callback; DNS queries and the fetch are cancelled. */
 void sts_cancel(struct sts_job *job);
 
+/* NAMES (N of them), separated by spaces, into BUF of BUFSZ bytes: only
+ * whole names; when they do not all fit, the list ends with "(K more)"
+ * instead of a name cut in the middle. */
+void sts_join_names(char *buf, size_t bufsz, const char *const *names,
+		    size_t n);
+
 #endif /* RESOLVER_STS_H */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "resolver/sts.h"
 #include "resolver/sts_policy.h"
 #include "tests/unit/tap.h"
 #include "util/limits.h"
@@ -949,9 +950,45 @@ test_story(void)
 	free(cur.mx);
 }
 
+/* The certificate's names in the fetch diagnosis: whole names only, and
+ * a count of what did not fit (it used to cut a name in the middle). */
+static void
+test_join_names(void)
+{
+	static const char *const two[] = {"mta-sts.example.com",
+					  "mta-sts.example.net"};
+	const char *many[40];
+	char buf[64], big[512], name[40][24];
+	size_t i, len;
+
+	sts_join_names(buf, sizeof(buf), two, 2);
+	is_str(buf, "mta-sts.example.com mta-sts.example.net", "two names");
+	sts_join_names(buf, sizeof(buf), two, 0);
+	is_str(buf, "", "no names");
+	sts_join_names(buf, 20, two, 2);
+	is_str(buf, "(2 more)", "not even the first fits");
+	sts_join_names(buf, 35, two, 2);
+	is_str(buf, "mta-sts.example.com (1 more)", "the second does not fit");
+	for (i = 0; i < 40; i++) {
+		snprintf(name[i], sizeof(name[i]), "mta-sts.host%02zu.example",
+			 i);
+		many[i] = name[i];
+	}
+	sts_join_names(big, sizeof(big), many, 40);
+	len = strlen(big);
+	ok(len < sizeof(big), "40 names fit the buffer (%zu bytes)", len);
+	ok(strstr(big, " more)") != NULL && strstr(big, ".example (") != NULL,
+	   "ends after a whole name with the count: ...%s",
+	   big + (len > 40 ? len - 40 : 0));
+	is_int(
+	    strncmp(big, "mta-sts.host00.example mta-sts.host01.example", 45),
+	    0, "in order");
+}
+
 int
 main(void)
 {
+	test_join_names();
 	test_txt();
 	test_select();
 	test_policy();
