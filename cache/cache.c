@@ -164,6 +164,13 @@ static const char sql_foreach[] =
     "SELECT k.d, " ROW_COLUMNS "FROM (SELECT domain AS d FROM sts_policy "
     "UNION SELECT domain FROM dane_verdict UNION SELECT domain FROM pin) "
     "AS k " ROW_JOIN " ORDER BY k.d";
+/* Start-up warming (cache_warm): the next BATCH MTA-STS policies after
+ * a domain, with their verdicts and pins, by the primary key. */
+static const char sql_warm[] =
+    "SELECT s.domain, " ROW_COLUMNS "FROM sts_policy AS s "
+    "LEFT JOIN dane_verdict AS v ON v.domain = s.domain "
+    "LEFT JOIN pin AS p ON p.domain = s.domain "
+    "WHERE s.domain > ?1 ORDER BY s.domain LIMIT ?2";
 static const char sql_put_pin[] =
     "INSERT INTO pin (domain, exempt, answer, pinned_at) "
     "VALUES (?1, ?2, ?3, ?4) "
@@ -1290,6 +1297,75 @@ cache_poll(struct cache *c)
 	else
 		c->stats.polls++;
 	return rc;
+}
+
+/* One row of sql_warm into the index, unless the domain is there. */
+static enum cache_err
+warm_row(struct cache *c, sqlite3_stmt *st)
+{
+	struct cache_sts sts;
+	struct cache_dane dane;
+	struct cache_pin pin;
+	int has_sts, has_dane, has_pin;
+	const char *why = NULL, *domain;
+	uint32_t hash;
+	size_t len;
+	struct rec *r;
+
+	domain = (const char *)sqlite3_column_text(st, 0);
+	if (domain == NULL || (len = cache_domain_hash(domain, &hash)) == 0 ||
+	    len > LIM_DOMAIN_MAX)
+		return CACHE_OK; /* read (and refused) on lookup */
+	if (cache_index_find(c, domain, len, hash) != NULL)
+		return CACHE_OK;
+	if (row_decode(st, 1, &sts, &has_sts, &dane, &has_dane, &pin, &has_pin,
+		       &why) < 0)
+		return CACHE_OK; /* the lookup reports it */
+	r = cache_rec_new(domain, len, hash, has_sts ? &sts : NULL,
+			  has_dane ? &dane : NULL, has_pin ? &pin : NULL);
+	if (r == NULL)
+		return CACHE_ENOMEM;
+	cache_index_insert(c, r);
+	return CACHE_OK;
+}
+
+enum cache_err
+cache_warm(struct cache *c, char *after, size_t aftersz, size_t batch,
+	   size_t *n)
+{
+	sqlite3_stmt *st;
+	enum cache_err err = CACHE_OK;
+	int rc;
+
+	*n = 0;
+	/* PostgreSQL: other hosts' rows change; the index fills on use.
+	 * A full index is not churned to make room. */
+	if (c->pg != NULL || c->max <= 0 || c->lru.n + c->pending.n >= c->max)
+		return CACHE_OK;
+	if (c->loose != NULL)
+		cache_loose_free(c);
+	db_clear(c->db);
+	if ((st = db_prepare(c->db, sql_warm)) == NULL)
+		return dberr(c);
+	if (db_bind_text(c->db, st, 1, after, -1) < 0 ||
+	    sqlite3_bind_int64(st, 2, (sqlite3_int64)batch) != SQLITE_OK) {
+		db_finalize(st);
+		return dberr(c);
+	}
+	while (err == CACHE_OK && c->lru.n + c->pending.n < c->max &&
+	       (rc = db_step(c->db, st, "cannot read the store")) ==
+		   SQLITE_ROW) {
+		(*n)++;
+		if (col_copy(st, 0, after, aftersz) < 0) {
+			*n = 0; /* a name too long to continue after */
+			break;
+		}
+		err = warm_row(c, st);
+	}
+	if (err == CACHE_OK && db_failed(c->db))
+		err = dberr(c);
+	db_finalize(st);
+	return err;
 }
 
 enum cache_err

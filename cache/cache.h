@@ -203,6 +203,18 @@ enum cache_err cache_delete(struct cache *c, const char *domain);
 void cache_forget(struct cache *c, const char *domain);
 
 /*
+ * Start-up warming: read up to BATCH more stored MTA-STS policies (with
+ * their DANE verdicts and pins) after the domain AFTER ("" to begin) into
+ * the memory index, so that the first lookups after a restart need no
+ * store read. AFTER (AFTERSZ bytes) is updated; *N is how many rows were
+ * read, 0 when there is no more to do (the store is read, the index is
+ * full, or the store is PostgreSQL, which fills on use). Domains already
+ * in memory are left as they are.
+ */
+enum cache_err cache_warm(struct cache *c, char *after, size_t aftersz,
+			  size_t batch, size_t *n);
+
+/*
  * Call FN for every stored domain in name order, reading the store (not the
  * memory index). Stops early when FN returns non-zero. The entry is
  * borrowed for the duration of the call.

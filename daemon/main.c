@@ -79,6 +79,11 @@ struct daemon {
 	int shared_poll_failed;		  /* a failed poll was logged */
 	int verbose_flags;		  /* -v count */
 	int stopping;
+	/* Start-up warming of the memory index (warm_timer). */
+	struct event *warm;
+	char warm_after[LIM_DOMAIN_MAX + 2];
+	size_t warm_rows;
+	uint64_t warm_t0;
 };
 
 static void selftest_later(struct daemon *d);
@@ -829,6 +834,55 @@ start_services(struct daemon *d, const struct passwd *pw, int fresh)
 	shared_start(d);
 }
 
+/*
+ * Start-up: the stored policies go into the memory index a batch at a
+ * time, between client events, so that the first lookups after a restart
+ * are answered from memory like later ones (issue 9). A lookup that comes
+ * first reads its row itself, as always.
+ */
+static void
+warm_timer(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval now = {0, 0};
+	struct daemon *d = arg;
+	struct cache_stats st;
+	size_t n = 0;
+
+	(void)fd;
+	(void)what;
+	if (cache_warm(d->cache, d->warm_after, sizeof(d->warm_after),
+		       LIM_WARM_BATCH, &n) != CACHE_OK) {
+		log_warnx("store: reading the stored policies into memory "
+			  "stopped after %zu: %s; later lookups read the store",
+			  d->warm_rows, cache_errmsg(d->cache));
+		return;
+	}
+	d->warm_rows += n;
+	if (n > 0) {
+		(void)event_add(d->warm, &now);
+		return;
+	}
+	cache_get_stats(d->cache, &st);
+	if (d->warm_rows > 0)
+		log_info("store: %zu stored policies read into memory in %llu "
+			 "ms (%ld domains in memory)",
+			 d->warm_rows,
+			 (unsigned long long)(ev_mono_ms() - d->warm_t0),
+			 st.entries);
+}
+
+static void
+warm_start(struct daemon *d)
+{
+	static const struct timeval now = {0, 0};
+
+	d->warm_t0 = ev_mono_ms();
+	if ((d->warm = evtimer_new(d->base, warm_timer, d)) == NULL ||
+	    event_add(d->warm, &now) != 0)
+		log_warnx("store: cannot read the stored policies into memory "
+			  "at start-up; lookups read them as they come");
+}
+
 /* Free everything after the loop ends; what the store still owes is
  * tried once more. */
 static void
@@ -839,6 +893,8 @@ teardown(struct daemon *d)
 	event_free(d->store_retry);
 	if (d->shared != NULL)
 		event_free(d->shared);
+	if (d->warm != NULL)
+		event_free(d->warm);
 	srv_free(d->srv);
 	met_free(d->met);
 	adm_free(d->adm);
@@ -924,6 +980,7 @@ main(int argc, char **argv)
 	/* Threads do not survive fork(): the datagram receiver starts in the
 	 * process that serves. */
 	rpt_collect_start(d.rpt);
+	warm_start(&d);
 	log_info("ready: socketmap %s; query %s; admin %s; metrics %s; "
 		 "store %s; config %s; %zu static policies",
 		 d.cfg->socketmap,

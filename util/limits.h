@@ -101,6 +101,9 @@
 #define LIM_RPT_RECV_BURST 4096
 /* Its nice value where it may lower it (root, CAP_SYS_NICE, LimitNICE=). */
 #define LIM_RPT_RECV_NICE -10
+/* Stored policies read into the memory index per loop turn at start-up
+ * (daemon/main.c warm_timer). */
+#define LIM_WARM_BATCH 500
 /* Largest report JSON built for one domain and day. */
 #define LIM_RPT_REPORT (8 * 1024 * 1024)
 

@@ -4,8 +4,9 @@
 - with the resolver silent (unbound stopped), stored MTA-STS enforce
   policies are answered at once, and the daemon's own counters show the
   re-checks behind them still running;
-- after a restart, the first lookups of stored domains come from the
-  store (no client waited on DNS);
+- after a restart, the stored policies are read into memory at start-up
+  and the first lookups of stored domains come from there (no client
+  waited on DNS, none read the store);
 - a DANE verdict in the last tenth of its lifetime is answered at once
   and refreshed in the background before it expires (prefetch);
 - a domain with no usable state still waits, and gets its answer.
@@ -89,10 +90,22 @@ ok(all(v == secure(k) for k, v in again.items()),
 # --- restart with a populated store: the first answers from the store ----
 is_eq(d.stop(), 0, "stop")
 d.start()
+# The stored policies are read into memory at start-up, between client
+# events: once the log says so, the first lookups need no store read.
+end = time.time() + 10
+while "stored policies read into memory" not in d.read_log() and \
+        time.time() < end:
+    time.sleep(0.1)
+ok("%d stored policies read into memory" % N in d.read_log(),
+   "after a restart: the %d stored policies read into memory" % N,
+   d.read_log()[-400:])
+before_reads = d.jq({"cmd": "stats"})["cache"]["db_reads"]
 first = {dom: d.ask(dom) for dom in DOMS}
 ok(all(v == secure(k) for k, v in first.items()),
    "after a restart: the first lookups answer from the store")
 is_eq(stats().get("waited"), 0, "after a restart: no first lookup waited")
+is_eq(d.jq({"cmd": "stats"})["cache"]["db_reads"] - before_reads, 0,
+      "after a restart: the first lookups were answered from memory")
 d.settle()
 
 # --- prefetch: a verdict near its end is refreshed while in use -----------
