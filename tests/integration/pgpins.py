@@ -173,6 +173,19 @@ within_bound(a, G, "NOTFOUND ", "A stops answering G's pin (NOTFOUND: "
 ok(b.jq({"cmd": "stats"})["cache"]["polled_updates"] >= 2,
    "B counts the polled pin changes")
 
+# Tombstones are bounded: one older than 7 days goes at the next unpin.
+pg.psql("ALTER TABLE pin DISABLE TRIGGER pin_changed;"
+        "INSERT INTO pin (domain, exempt, answer, pinned_at, deleted, changed)"
+        " VALUES ('old.pg.test', 1, '', 0, true, now() - interval '8 days'),"
+        " ('recent.pg.test', 1, '', 0, true, now() - interval '6 days');"
+        "ALTER TABLE pin ENABLE TRIGGER pin_changed")
+rc, out, err = a.tool("pin", "x.pg.test", "encrypt")
+rc, out, err = a.tool("unpin", "x.pg.test")
+ok(rc == 0, "A: pin and unpin another domain", out + err)
+is_eq(pg.psql("SELECT string_agg(domain, ',' ORDER BY domain) FROM pin"
+              " WHERE deleted"), "%s,recent.pg.test,x.pg.test" % G,
+      "the unpin removed the tombstone older than 7 days, kept the others")
+
 # --- 2. restarts of both ---------------------------------------------------
 
 rc, out, err = a.tool("pin", G, "encrypt")
@@ -235,4 +248,14 @@ is_eq(c.ask(M), "OK encrypt", "C answers the pin")
 
 for d, name in ((a, "A"), (b, "B"), (c, "C")):
     is_eq(d.stop(), 0, "daemon %s stopped cleanly" % name)
+
+# With no daemon listening, the tool writes the shared store itself.
+rc, out, err = a.tool("pin", "offline.pg.test", "dane-only")
+ok(rc == 0, "tlspolicy pin with no daemon running", out + err)
+is_eq(pin_row("offline.pg.test"), "0|dane-only|f",
+      "the tool wrote the pin to the database")
+rc, out, err = a.tool("unpin", "offline.pg.test")
+ok(rc == 0, "tlspolicy unpin with no daemon running", out + err)
+is_eq(pin_row("offline.pg.test"), "0|dane-only|t",
+      "the tool left a tombstone in the database")
 done()
