@@ -19,7 +19,10 @@ Skipped only when the PostgreSQL 15 binaries are absent (install-deps
 --test installs them)."""
 import atexit
 import os
+import re
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,12 +69,37 @@ timeout = 1
 """ % DEAD_DNS
 
 
-def daemon(name, uri=URI):
+def daemon(name, uri=URI, metrics=False):
     d = Daemon(name=name, sts=True, extra=EXTRA,
                server_extra="lookup_timeout = 1\n")
     d.db = uri
-    d.write_config(extra=EXTRA, server_extra="lookup_timeout = 1\n")
+    server = "lookup_timeout = 1\n"
+    if metrics:
+        d.metrics = os.path.join(d.dir, "metrics.sock")
+        server += "metrics = unix:%s\n" % d.metrics
+    d.write_config(extra=EXTRA, server_extra=server)
     return d
+
+
+def scrape(d):
+    """GET /metrics on D's unix socket: the body."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(d.metrics)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        buf += b
+    s.close()
+    return buf.partition(b"\r\n\r\n")[2].decode()
+
+
+def metric(body, name):
+    m = re.search(r"^%s (\S+)$" % name, body, re.M)
+    return float(m.group(1)) if m else None
 
 
 def secure(dom):
@@ -109,7 +137,7 @@ def pin_row(dom, db=None):
 
 a = daemon("ppa")
 a.start()
-b = daemon("ppb")
+b = daemon("ppb", metrics=True)
 b.start()
 is_eq(pg.psql("SELECT version FROM tlspolicyd_schema"), "3",
       "schema version 3 (the pin table)")
@@ -170,8 +198,25 @@ rc, out, err = b.tool("unpin", G)
 ok(rc == 0, "B: tlspolicy unpin G", out + err)
 within_bound(a, G, "NOTFOUND ", "A stops answering G's pin (NOTFOUND: "
              "nothing learned) within %d s" % POLL_BOUND)
-ok(b.jq({"cmd": "stats"})["cache"]["polled_updates"] >= 2,
-   "B counts the polled pin changes")
+cs = b.jq({"cmd": "stats"})["cache"]
+ok(cs["polled_updates"] >= 2, "B counts the polled pin changes", cs)
+
+# The poll's counters as Prometheus metrics (the same numbers).
+body = scrape(b)
+cs = b.jq({"cmd": "stats"})["cache"]
+promtool = shutil.which("promtool")
+ok(promtool is not None, "promtool is installed (package prometheus)")
+if promtool is not None:
+    p = subprocess.run([promtool, "check", "metrics"], input=body.encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ok(p.returncode == 0, "promtool check metrics passes", p.stdout.decode())
+polls = metric(body, "tlspolicyd_store_polls_total")
+ok(polls is not None and cs["polls"] - 1 <= polls <= cs["polls"]
+   and polls >= 3,
+   "tlspolicyd_store_polls_total counts B's polls", (polls, cs["polls"]))
+is_eq(metric(body, "tlspolicyd_store_polled_updates_total"),
+      float(cs["polled_updates"]),
+      "tlspolicyd_store_polled_updates_total counts the polled updates")
 
 # Tombstones are bounded: one older than 7 days goes at the next unpin.
 pg.psql("ALTER TABLE pin DISABLE TRIGGER pin_changed;"
