@@ -14,6 +14,10 @@ answer comes from the store.
 2. Both daemons restarted: the exemption and the pin are still answered.
 3. A database of schema 2 is migrated to schema 3 at start: its rows are
    kept and a pin can be set on it.
+4. Through the store (tests/lab/storecmd): a record with a change the
+   store refused takes another host's pin and unpin from the poll and
+   keeps its waiting change, which is written later.
+5. With no daemon running, the tool writes pins to the shared store.
 
 Skipped only when the PostgreSQL 15 binaries are absent (install-deps
 --test installs them)."""
@@ -30,7 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
-from tlstest import Daemon, done, is_eq, ok  # noqa: E402
+from tlstest import TOP_BUILDDIR, Daemon, done, is_eq, ok  # noqa: E402
 import pgworld  # noqa: E402
 
 if not pgworld.installed():
@@ -38,6 +42,7 @@ if not pgworld.installed():
     sys.exit(0)
 
 DEAD_DNS = "127.0.0.2@5353"     # nothing listens there
+STORECMD = os.path.join(TOP_BUILDDIR, "tests", "lab", "storecmd")
 # The daemon's poll: every 10 s plus up to 1 s (daemon/main.c PG_POLL_S,
 # PG_JITTER_MS); the margin covers the query and the test's own steps.
 POLL_BOUND = 10 + 1 + 3
@@ -290,6 +295,54 @@ rc, out, err = c.tool("pin", M, "encrypt")
 ok(rc == 0, "C: pin on the migrated database", out + err)
 is_eq(pin_row(M, db="v2"), "0|encrypt|f", "the pin is in the pin table")
 is_eq(c.ask(M), "OK encrypt", "C answers the pin")
+
+# --- 4. a waiting change keeps its half, the pin is the store's ------------
+
+X = "dirty.pg.test"
+st = subprocess.Popen([STORECMD, URI], stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, text=True)
+
+
+def cmd(line):
+    st.stdin.write(line + "\n")
+    st.stdin.flush()
+    return st.stdout.readline().strip()
+
+
+def poll_all():
+    """Poll steps until caught up: the number of steps, or -1."""
+    for i in range(1, 50):
+        r = cmd("poll")
+        if r == "0":
+            return i
+        if r != "1":
+            return -1
+    return -1
+
+
+is_eq(st.stdout.readline().strip(), "ready", "storecmd opened the store")
+# The store refuses this one write (a constraint): it waits in memory.
+pg.psql("ALTER TABLE sts_policy ADD CONSTRAINT no_bad"
+        " CHECK (policy_id <> 'bad')")
+is_eq(cmd("put %s bad %d" % (X, NOW)),
+      "kept in memory, written to the store later",
+      "a refused write waits in memory")
+is_eq(cmd("get %s" % X), "bad %d" % NOW, "and answers from there")
+pg.psql("INSERT INTO pin (domain, exempt, answer, pinned_at) VALUES"
+        " ('%s', 0, 'encrypt', %d)" % (X, NOW))
+ok(poll_all() > 0, "poll")
+is_eq(cmd("getpin %s" % X), "pin encrypt",
+      "the waiting record took another host's pin from the poll")
+is_eq(cmd("get %s" % X), "bad %d" % NOW, "and kept its waiting change")
+pg.psql("UPDATE pin SET deleted = true WHERE domain = '%s'" % X)
+ok(poll_all() > 0, "poll")
+is_eq(cmd("getpin %s" % X), "none", "it took the unpin too")
+pg.psql("ALTER TABLE sts_policy DROP CONSTRAINT no_bad")
+is_eq(cmd("retry"), "ok", "the waiting change is written later")
+is_eq(pg.psql("SELECT policy_id FROM sts_policy WHERE domain = '%s'" % X),
+      "bad", "and is in the database")
+st.stdin.close()
+is_eq(st.wait(timeout=10), 0, "storecmd exits cleanly")
 
 for d, name in ((a, "A"), (b, "B"), (c, "C")):
     is_eq(d.stop(), 0, "daemon %s stopped cleanly" % name)
