@@ -377,9 +377,9 @@ row_read_pg(struct cache *c, const char *domain, size_t len, uint32_t hash,
 
 	if (cache_pg_lookup(c->pg, domain, &e) < 0)
 		return cache_pg_online(c->pg) ? CACHE_EDB : CACHE_EOFFLINE;
-	/* No pins in PostgreSQL yet (cache_put_pin). */
 	*out = cache_rec_new(domain, len, hash, e.has_sts ? &e.sts : NULL,
-			     e.has_dane ? &e.dane : NULL, NULL);
+			     e.has_dane ? &e.dane : NULL,
+			     e.has_pin ? &e.pin : NULL);
 	return *out != NULL ? CACHE_OK : CACHE_ENOMEM;
 }
 
@@ -1080,6 +1080,8 @@ write_pin(struct cache *c, const char *domain, size_t len,
 	sqlite3_stmt *st = c->st_put_pin;
 	struct db *db = c->db;
 
+	if (c->pg != NULL)
+		return cache_pg_put_pin(c->pg, domain, pin);
 	db_bind_text(db, st, 1, domain, (int)len);
 	db_bind_int64(db, st, 2, pin->exempt ? 1 : 0);
 	db_bind_text(db, st, 3, pinlen > 0 ? pin->answer : "", (int)pinlen);
@@ -1104,17 +1106,12 @@ cache_put_pin(struct cache *c, const char *domain, const struct cache_pin *pin)
 
 	if (pin == NULL || check_domain(domain, &len, &hash) != CACHE_OK)
 		err = CACHE_EINVAL;
-	else if (c->pg != NULL) {
-		/* Runtime pins live in the SQLite store only so far. */
-		set_errx(c, "%s",
-			 "pins are not kept in a PostgreSQL store yet: use "
-			 "[policy] lines in the config");
-		err = CACHE_EINVAL;
-	} else if (cache_pin_check(pin, &pinlen, &why) < 0) {
+	else if (cache_pin_check(pin, &pinlen, &why) < 0) {
 		set_errx(c, "put pin: %s", why);
 		err = CACHE_EINVAL;
 	} else {
-		db_clear(c->db);
+		if (c->db != NULL)
+			db_clear(c->db);
 		if (write_pin(c, domain, len, pin, pinlen) == 0) {
 			/* A negative record gets the pin, so it applies at
 			 * once. */
@@ -1144,13 +1141,17 @@ cache_unpin(struct cache *c, const char *domain)
 		cache_loose_free(c);
 	if (check_domain(domain, &len, &hash) != CACHE_OK)
 		return CACHE_EINVAL;
-	if (c->pg != NULL)
-		return CACHE_NOTFOUND; /* no pins in PostgreSQL (put_pin) */
-	db_clear(c->db);
-	db_bind_text(c->db, c->st_del_pin, 1, domain, (int)len);
-	if (db_run(c->db, c->st_del_pin, "cannot remove the pin") < 0)
-		return dberr(c);
-	changes = db_changes(c->db);
+	if (c->pg != NULL) {
+		/* A tombstone the other hosts' polls read (cache_pg.c). */
+		if ((changes = cache_pg_unpin(c->pg, domain)) < 0)
+			return dberr(c);
+	} else {
+		db_clear(c->db);
+		db_bind_text(c->db, c->st_del_pin, 1, domain, (int)len);
+		if (db_run(c->db, c->st_del_pin, "cannot remove the pin") < 0)
+			return dberr(c);
+		changes = db_changes(c->db);
+	}
 	index_set(c, domain, len, hash, NULL, NULL, NULL, 1, 0, 0);
 	return changes > 0 ? CACHE_OK : CACHE_NOTFOUND;
 }
@@ -1233,8 +1234,53 @@ dane_newer(const struct cache_dane *db, const struct rec *r)
 	       strcmp(db->detail, mem.detail) != 0;
 }
 
+/* Does the pin the store holds now (E) differ from record R's? Pins are
+ * not versioned: the store's is the operator's last word. */
+static int
+pin_differs(const struct cache_entry *e, const struct rec *r)
+{
+	struct cache_pin mem;
+
+	if (e->has_pin != r->has_pin)
+		return 1;
+	if (!e->has_pin)
+		return 0;
+	cache_rec_get_pin(r, &mem);
+	return e->pin.exempt != mem.exempt ||
+	       e->pin.pinned_at != mem.pinned_at ||
+	       strcmp(e->pin.answer, mem.answer) != 0;
+}
+
+/* poll_apply() for a record with a change still waiting for the store:
+ * that change stays (it wins its half), the pin is the store's. */
+static int
+poll_pin_dirty(struct cache *c, struct rec *r, const struct cache_entry *e)
+{
+	struct cache_sts sts;
+	struct cache_dane dane;
+	struct rec *nr;
+
+	if (r->has_sts)
+		cache_rec_get_sts(r, &sts);
+	if (r->has_dane)
+		cache_rec_get_dane(r, &dane);
+	nr = cache_rec_new(r->data, r->dlen, r->hash, r->has_sts ? &sts : NULL,
+			   r->has_dane ? &dane : NULL,
+			   e->has_pin ? &e->pin : NULL);
+	if (nr == NULL)
+		return 0; /* out of memory: the old pin stays until evicted */
+	nr->flags = r->flags;
+	cache_index_unlink(c, r);
+	free(r);
+	cache_index_insert(c, nr);
+	c->stats.polled_updates++;
+	return 0;
+}
+
 /* cache_poll(): one row another host may have written. Only a domain in
- * memory is touched; a dirty record is ours to write and wins. */
+ * memory is touched; a dirty record is ours to write and wins its
+ * halves. A pin (or its absence, after an unpin) is never dirty: E
+ * carries the store's pin as it is now, and it is taken as it is. */
 static int
 poll_apply(const struct cache_entry *e, void *arg)
 {
@@ -1245,17 +1291,20 @@ poll_apply(const struct cache_entry *e, void *arg)
 	const struct cache_sts *ps = NULL;
 	const struct cache_dane *pd = NULL;
 	struct rec *r, *nr;
-	int take_sts, take_dane;
+	const struct cache_pin *pp = NULL;
+	int take_sts, take_dane, take_pin;
 	uint32_t hash;
 	size_t len;
 
 	if (check_domain(e->domain, &len, &hash) != CACHE_OK ||
-	    (r = cache_index_find(c, e->domain, len, hash)) == NULL ||
-	    cache_rec_dirty(r))
+	    (r = cache_index_find(c, e->domain, len, hash)) == NULL)
 		return 0;
+	take_pin = pin_differs(e, r);
+	if (cache_rec_dirty(r))
+		return take_pin ? poll_pin_dirty(c, r, e) : 0;
 	take_sts = e->has_sts && sts_newer(&e->sts, r);
 	take_dane = e->has_dane && dane_newer(&e->dane, r);
-	if (!take_sts && !take_dane)
+	if (!take_sts && !take_dane && !take_pin)
 		return 0;
 	if (take_sts)
 		ps = &e->sts;
@@ -1269,11 +1318,14 @@ poll_apply(const struct cache_entry *e, void *arg)
 		cache_rec_get_dane(r, &dane);
 		pd = &dane;
 	}
-	if (r->has_pin)
+	if (take_pin)
+		pp = e->has_pin ? &e->pin : NULL;
+	else if (r->has_pin) {
 		cache_rec_get_pin(r, &pin);
+		pp = &pin;
+	}
 	/* Built before the old record goes: the halves kept point into it. */
-	nr = cache_rec_new(e->domain, len, hash, ps, pd,
-			   r->has_pin ? &pin : NULL);
+	nr = cache_rec_new(e->domain, len, hash, ps, pd, pp);
 	cache_index_unlink(c, r);
 	free(r);
 	/* Out of memory: without a record the next lookup reads the row. */

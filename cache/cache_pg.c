@@ -30,6 +30,14 @@
  * harmless (cache.c applies only a newer one). Pages follow the key
  * (changed, domain), unique in each table, so many rows with one stamp
  * cannot stall the walk.
+ *
+ * The operator's pins (schema 3): table pin, stamped by the same trigger.
+ * An unpin keeps the row as a tombstone (deleted), so the poll reads it
+ * like any change; lookups join it as no pin. Tombstones older than
+ * LIM_PG_PIN_TOMBSTONE_DAYS are removed by the next unpin: a host whose
+ * poll falls further behind than that misses the unpin in memory. Pins
+ * carry no version: each poll row carries the domain's pin as it is at
+ * the time of the read, and cache.c takes it as it is.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -44,7 +52,7 @@
 
 /* The schema version this code writes (tlspolicyd_schema, store
  * 'policy'). */
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
 /* pg_advisory_xact_lock key held while the schema is created or
  * migrated, so two daemons starting together do not race: "TLSP". */
 #define PG_SCHEMA_LOCK "1414287184"
@@ -60,6 +68,10 @@
 /* A stamp as text (timestamptz in UTC, ISO), as
  * "2026-12-02 13:10:01.123456+00". */
 #define PG_STAMP_MAX 48
+/* LIM_PG_PIN_TOMBSTONE_DAYS as SQL text. */
+#define PG_STR2(x)	 #x
+#define PG_STR(x)	 PG_STR2(x)
+#define PG_TOMBSTONE_AGE PG_STR(LIM_PG_PIN_TOMBSTONE_DAYS) " days"
 
 struct cache_pg {
 	PGconn *conn;
@@ -253,6 +265,28 @@ static const char sql_schema_v2[] =
     " (changed, domain);"
     "UPDATE tlspolicyd_schema SET version = 2 WHERE store = 'policy';";
 
+/*
+ * Migration 2 -> 3: the operator's runtime pins (tlspolicy pin / exempt),
+ * as in the SQLite store's schema 3, stamped by the same trigger so the
+ * other hosts' polls see them. An unpin does not delete the row: it sets
+ * deleted, a tombstone the polls read like any change; tombstones older
+ * than LIM_PG_PIN_TOMBSTONE_DAYS are removed by the next unpin. A pin
+ * again over a tombstone revives the row. exempt is 0 or 1; answer is
+ * the pinned answer ("" when exempt).
+ */
+static const char sql_schema_v3[] =
+    "CREATE TABLE pin ("
+    " domain TEXT PRIMARY KEY,"
+    " exempt INTEGER NOT NULL,"
+    " answer TEXT NOT NULL DEFAULT '',"
+    " pinned_at BIGINT NOT NULL,"
+    " deleted BOOLEAN NOT NULL DEFAULT false,"
+    " changed TIMESTAMPTZ NOT NULL DEFAULT now());"
+    "CREATE TRIGGER pin_changed BEFORE INSERT OR UPDATE"
+    " ON pin FOR EACH ROW EXECUTE FUNCTION tlspolicyd_changed();"
+    "CREATE INDEX pin_changed_idx ON pin (changed, domain);"
+    "UPDATE tlspolicyd_schema SET version = 3 WHERE store = 'policy';";
+
 /* Create the tables, or check the version of the ones there. */
 static int
 pg_schema(struct cache_pg *p)
@@ -292,6 +326,9 @@ pg_schema(struct cache_pg *p)
 		goto fail;
 	if (v < 2 && pg_run(p, "cannot update the tables to schema 2",
 			    sql_schema_v2) < 0)
+		goto fail;
+	if (v < 3 && pg_run(p, "cannot update the tables to schema 3",
+			    sql_schema_v3) < 0)
 		goto fail;
 	rc = pg_run(p, "cannot create the tables", "COMMIT");
 	p->in_tx = 0;
@@ -453,10 +490,39 @@ col_ll(const PGresult *res, int row, int col)
 #define ROW_COLUMNS                                                            \
 	"s.policy_id, s.mode, s.mx, s.max_age, s.fetched_at, s.expires_at, "   \
 	"s.last_error, s.next_retry, "                                         \
-	"v.kind, v.detail, v.checked_at, v.expires_at "
+	"v.kind, v.detail, v.checked_at, v.expires_at, "                       \
+	"p.exempt, p.answer, p.pinned_at "
+/* A tombstone (an unpin) joins as no pin. */
 #define ROW_JOIN                                                               \
 	"LEFT JOIN sts_policy AS s ON s.domain = k.d "                         \
-	"LEFT JOIN dane_verdict AS v ON v.domain = k.d"
+	"LEFT JOIN dane_verdict AS v ON v.domain = k.d "                       \
+	"LEFT JOIN pin AS p ON p.domain = k.d AND NOT p.deleted"
+
+/* The pin columns of ROW_COLUMNS, from offset OFF; E->pin.answer points
+ * into RES. As the SQLite store checks them. */
+static int
+pin_decode(const PGresult *res, int row, int off, struct cache_entry *e,
+	   const char **why)
+{
+	long long ex;
+	int n;
+
+	e->pin.answer = NULL;
+	e->has_pin = !PQgetisnull(res, row, off);
+	if (!e->has_pin)
+		return 0;
+	ex = col_ll(res, row, off);
+	n = PQgetlength(res, row, off + 1);
+	e->pin.answer = PQgetvalue(res, row, off + 1);
+	if ((ex != 0 && ex != 1) || n > LIM_ANSWER_MAX ||
+	    strlen(e->pin.answer) != (size_t)n || (ex == 0 && n == 0)) {
+		*why = "bad pin";
+		return -1;
+	}
+	e->pin.exempt = (int)ex;
+	e->pin.pinned_at = (time_t)col_ll(res, row, off + 2);
+	return 0;
+}
 
 /* Decode and check one row (a row edited by hand is refused, as in the
  * SQLite store). 0, or -1 with a reason in *WHY. */
@@ -511,7 +577,7 @@ row_decode(const PGresult *res, int row, int off, struct cache_entry *e,
 		e->dane.checked_at = (time_t)col_ll(res, row, off + 10);
 		e->dane.expires_at = (time_t)col_ll(res, row, off + 11);
 	}
-	return 0;
+	return pin_decode(res, row, off + 12, e, why);
 }
 
 int
@@ -533,7 +599,6 @@ cache_pg_lookup(struct cache_pg *p, const char *domain, struct cache_entry *e)
 		return -1;
 	}
 	snprintf(e->domain, sizeof(e->domain), "%s", domain);
-	e->has_pin = 0;
 	e->sts_unknown = 0;
 	if (row_decode(p->res, 0, 0, e, &why) < 0) {
 		snprintf(p->errmsg, sizeof(p->errmsg),
@@ -670,14 +735,51 @@ cache_pg_delete(struct cache_pg *p, const char *domain)
 	return n;
 }
 
+int
+cache_pg_put_pin(struct cache_pg *p, const char *domain,
+		 const struct cache_pin *pin)
+{
+	/* The operator's last word wins: no condition. */
+	static const char sql[] =
+	    "INSERT INTO pin (domain, exempt, answer, pinned_at, deleted) "
+	    "VALUES ($1, $2, $3, $4, false) "
+	    "ON CONFLICT (domain) DO UPDATE SET exempt = excluded.exempt,"
+	    " answer = excluded.answer, pinned_at = excluded.pinned_at,"
+	    " deleted = false";
+	char num[2][24];
+	const char *v[4];
+
+	snprintf(num[0], sizeof(num[0]), "%d", pin->exempt ? 1 : 0);
+	snprintf(num[1], sizeof(num[1]), "%" PRId64, (int64_t)pin->pinned_at);
+	v[0] = domain;
+	v[1] = num[0];
+	v[2] = pin->exempt || pin->answer == NULL ? "" : pin->answer;
+	v[3] = num[1];
+	return pg_upsert(p, "cannot store the pin", sql, 4, v) < 0 ? -1 : 0;
+}
+
+int
+cache_pg_unpin(struct cache_pg *p, const char *domain)
+{
+	/* A tombstone, not a DELETE: the other hosts' polls read it. Old
+	 * tombstones go in the same statement (other rows than the one
+	 * updated), so the table holds few of them. */
+	static const char sql[] =
+	    "WITH old AS (DELETE FROM pin WHERE deleted AND changed <"
+	    " now() - interval '" PG_TOMBSTONE_AGE "')"
+	    " UPDATE pin SET deleted = true WHERE domain = $1 AND NOT deleted";
+
+	return pg_upsert(p, "cannot remove the pin", sql, 1, &domain);
+}
+
 enum cache_err
 cache_pg_foreach(struct cache_pg *p,
 		 int (*fn)(const struct cache_entry *e, void *arg), void *arg)
 {
 	static const char sql[] =
 	    "SELECT k.d, " ROW_COLUMNS "FROM (SELECT domain AS d FROM "
-	    "sts_policy UNION SELECT domain FROM dane_verdict) AS k " ROW_JOIN
-	    " ORDER BY k.d";
+	    "sts_policy UNION SELECT domain FROM dane_verdict UNION SELECT "
+	    "domain FROM pin WHERE NOT deleted) AS k " ROW_JOIN " ORDER BY k.d";
 	struct cache_entry *e;
 	PGresult *res;
 	const char *why = NULL;
@@ -705,7 +807,6 @@ cache_pg_foreach(struct cache_pg *p,
 			err = CACHE_EDB;
 			break;
 		}
-		e->has_pin = 0;
 		e->sts_unknown = 0;
 		if (fn(e, arg) != 0)
 			break;
@@ -715,8 +816,11 @@ cache_pg_foreach(struct cache_pg *p,
 	return err;
 }
 
-/* One page of the poll: rows of either table changed after the key
- * ($1 - $4, $2), in key order, joined with the other table's row. */
+/* One page of the poll: rows of any table changed after the key
+ * ($1 - $4, $2), in key order, joined with the other tables' rows. A pin
+ * row read here may be a tombstone: it joins as no pin, and each row
+ * carries the domain's whole pin state as it is now (cache.c takes it
+ * as it is). A domain changed in two tables at one stamp comes twice. */
 static const char sql_poll[] =
     "SELECT k.d, k.c, " ROW_COLUMNS "FROM ("
     "(SELECT domain AS d, changed AS c FROM sts_policy"
@@ -724,6 +828,10 @@ static const char sql_poll[] =
     " ORDER BY changed, domain LIMIT $3::int)"
     " UNION ALL "
     "(SELECT domain, changed FROM dane_verdict"
+    " WHERE (changed, domain) > ($1::timestamptz - $4::interval, $2::text)"
+    " ORDER BY changed, domain LIMIT $3::int)"
+    " UNION ALL "
+    "(SELECT domain, changed FROM pin"
     " WHERE (changed, domain) > ($1::timestamptz - $4::interval, $2::text)"
     " ORDER BY changed, domain LIMIT $3::int)"
     ") AS k " ROW_JOIN " ORDER BY k.c, k.d LIMIT $3::int";
@@ -749,7 +857,6 @@ poll_rows(struct cache_pg *p, PGresult *res,
 			 * its domain reports it. */
 			continue;
 		}
-		e->has_pin = 0;
 		e->sts_unknown = 0;
 		fn(e, arg);
 	}

@@ -38,16 +38,18 @@ int cache_pg_connect(struct cache_pg *p);
 /* 1 when connected, 0 when down or the connection was lost. */
 int cache_pg_online(const struct cache_pg *p);
 /* One step of the poll of rows changed by any host: calls FN(E, ARG) for
- * at most LIM_PG_POLL_BATCH rows (E borrowed for the call; no pin). 1 more
- * rows wait (call again soon), 0 caught up, -1 failed. */
+ * at most LIM_PG_POLL_BATCH rows (E borrowed for the call; E's pin is the
+ * domain's pin as it is now, none after an unpin). 1 more rows wait (call again
+ * soon), 0 caught up, -1 failed. */
 int cache_pg_poll(struct cache_pg *p,
 		  int (*fn)(const struct cache_entry *e, void *arg), void *arg);
 void cache_pg_close(struct cache_pg *p);
 /* The last failure in words, "" before any. */
 const char *cache_pg_errmsg(const struct cache_pg *p);
 
-/* DOMAIN's rows into E (E->domain is set). E->sts.mx points into the
- * handle's last result: valid until the next cache_pg_* call. 0 or -1. */
+/* DOMAIN's rows into E (E->domain is set). E->sts.mx and E->pin.answer point
+ * into the handle's last result: valid until the next cache_pg_* call. 0 or -1.
+ */
 int cache_pg_lookup(struct cache_pg *p, const char *domain,
 		    struct cache_entry *e);
 /* Conditional upserts: 1 written, 0 the store holds a newer row (by
@@ -57,6 +59,12 @@ int cache_pg_put_sts(struct cache_pg *p, const char *domain,
 		     const struct cache_sts *sts);
 int cache_pg_put_dane(struct cache_pg *p, const char *domain,
 		      const struct cache_dane *dane);
+/* The operator's pin of DOMAIN (replaces one there): 0 or -1. */
+int cache_pg_put_pin(struct cache_pg *p, const char *domain,
+		     const struct cache_pin *pin);
+/* Remove DOMAIN's pin, leaving a tombstone the other hosts' polls read
+ * (kept LIM_PG_PIN_TOMBSTONE_DAYS): 1 removed, 0 there was none, -1. */
+int cache_pg_unpin(struct cache_pg *p, const char *domain);
 /* A transaction around several puts (the retry batch): 0 or -1. */
 int cache_pg_begin(struct cache_pg *p);
 int cache_pg_commit(struct cache_pg *p);

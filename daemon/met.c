@@ -203,17 +203,13 @@ render_srv(struct met *m, FILE *f)
 	    sm.request_timeouts);
 }
 
+/* The policy store's memory index, and the poll of a shared store
+ * (PostgreSQL; both poll counters stay 0 with SQLite). */
 static void
-render_pol(struct met *m, FILE *f)
+render_store(struct met *m, FILE *f)
 {
-	static const char *const dane_kinds[4] = {"none", "dane-only", "dane",
-						  "nullmx"};
-	static const char *const modes[3] = {"none", "testing", "enforce"};
-	struct pol_stats ps;
 	struct cache_stats cs;
-	unsigned i;
 
-	pol_get_stats(m->pol, &ps);
 	cache_get_stats(m->cache, &cs);
 	one(f, "tlspolicyd_store_hits_total", "counter",
 	    "Store index lookups that found an entry.", cs.hits);
@@ -225,6 +221,26 @@ render_pol(struct met *m, FILE *f)
 	one(f, "tlspolicyd_store_memory_entries", "gauge",
 	    "Domains held in the memory index.",
 	    (unsigned long long)cs.entries);
+	one(f, "tlspolicyd_store_polls_total", "counter",
+	    "Steps of the look for rows other hosts changed in a shared "
+	    "store.",
+	    cs.polls);
+	one(f, "tlspolicyd_store_polled_updates_total", "counter",
+	    "Domains in the memory index updated from rows other hosts "
+	    "changed.",
+	    cs.polled_updates);
+}
+
+static void
+render_pol(struct met *m, FILE *f)
+{
+	static const char *const dane_kinds[4] = {"none", "dane-only", "dane",
+						  "nullmx"};
+	static const char *const modes[3] = {"none", "testing", "enforce"};
+	struct pol_stats ps;
+	unsigned i;
+
+	pol_get_stats(m->pol, &ps);
 	one(f, "tlspolicyd_store_failures_total", "counter",
 	    "Lookups answered TEMP because the store failed.",
 	    ps.store_failures);
@@ -358,6 +374,7 @@ met_render(struct met *m, size_t *len)
 	fprintf(f, "tlspolicyd_build_info{version=\"%s\"} 1\n",
 		PACKAGE_VERSION);
 	render_srv(m, f);
+	render_store(m, f);
 	render_pol(m, f);
 	render_tlsrpt(m, f);
 	if (ferror(f)) {

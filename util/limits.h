@@ -126,5 +126,11 @@
  * hosts read by one step of the poll; a larger backlog is read in
  * several steps, each a short turn of the event loop. */
 #define LIM_PG_POLL_BATCH 500
+/* How long an unpin stays in the shared store as a tombstone row, so
+ * the other hosts' polls see it (cache/cache_pg.c): in days. A host whose
+ * poll falls further behind (its database link down for longer) misses
+ * the unpin in memory until it evicts the domain or restarts. At most one
+ * row per domain ever pinned, so the table stays bounded anyway. */
+#define LIM_PG_PIN_TOMBSTONE_DAYS 7
 
 #endif /* UTIL_LIMITS_H */

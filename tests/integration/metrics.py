@@ -130,6 +130,11 @@ ok(all(n.endswith("_total") for n, t in types.items() if t == "counter"),
    "every counter ends in _total")
 ok(not re.search(r"(secure|bogus|servfail)\.test", body0),
    "no domain in any label")
+ok(value(body0, "tlspolicyd_store_polls_total") == 0 and
+   value(body0, "tlspolicyd_store_polled_updates_total") == 0 and
+   types.get("tlspolicyd_store_polls_total") == "counter" and
+   types.get("tlspolicyd_store_polled_updates_total") == "counter",
+   "the shared store's poll counters are there, 0 with a SQLite store")
 ok(value(body0, "tlspolicyd_build_info") == 1 and
    re.search(r'tlspolicyd_build_info\{version="[^"]+"\} 1', body0),
    "build_info with a version label")

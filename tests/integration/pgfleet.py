@@ -149,8 +149,8 @@ a = daemon("fla", live=True)
 a.start()
 b = daemon("flb")
 b.start()
-is_eq(pg.psql("SELECT version FROM tlspolicyd_schema"), "2",
-      "schema version 2 (the change stamps)")
+is_eq(pg.psql("SELECT version FROM tlspolicyd_schema"), "3",
+      "schema version 3 (the change stamps, the pin table)")
 is_eq(pg.psql("SELECT count(*) FROM pg_trigger WHERE tgname IN "
               "('sts_policy_changed', 'dane_verdict_changed')"), "2",
       "a trigger stamps each table's inserts and updates")
@@ -294,8 +294,8 @@ pg.psql("CREATE TABLE tlspolicyd_schema (store TEXT PRIMARY KEY,"
 st = subprocess.Popen([STORECMD, pg.uri(db="v1")], stdin=subprocess.PIPE,
                       stdout=subprocess.PIPE, text=True)
 is_eq(st.stdout.readline().strip(), "ready", "storecmd opened schema 1")
-is_eq(pg.psql("SELECT version FROM tlspolicyd_schema", db="v1"), "2",
-      "migrated to schema 2")
+is_eq(pg.psql("SELECT version FROM tlspolicyd_schema", db="v1"), "3",
+      "migrated to schema 3")
 is_eq(cmd("get old.pg.test"), "o1 %d" % NOW, "the schema 1 row is kept")
 pg.psql("UPDATE sts_policy SET policy_id = 'o2', fetched_at = %d "
         "WHERE domain = 'old.pg.test'" % (NOW + 5), db="v1")
@@ -376,7 +376,7 @@ y.start(wait=False)
 rc = y.proc.wait(timeout=20)
 ok(rc != 0 and "schema version 99 is newer" in y.read_log(),
    "a newer schema stops the start", y.read_log()[-600:])
-pg.psql("UPDATE tlspolicyd_schema SET version = 2")
+pg.psql("UPDATE tlspolicyd_schema SET version = 3")
 
 for d, name in ((a, "A"), (b, "B"), (c, "C")):
     is_eq(d.stop(), 0, "daemon %s stopped cleanly" % name)

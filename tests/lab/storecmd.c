@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * The policy store from the command line, for tests/integration/pgstore.py:
+ * The policy store from the command line, for tests/integration/pgstore.py
+ * (and pgfleet.py, pgpins.py):
  *     storecmd PATH
  * reads one command a line on stdin and answers one line on stdout:
  *     put DOMAIN POLICY_ID FETCHED_AT   -> the cache_put_sts() result
@@ -8,6 +9,8 @@
  *                                          or "error: ..."
  *     getdane DOMAIN                    -> "KIND CHECKED_AT", "none" or
  *                                          "error: ..."
+ *     getpin DOMAIN                     -> "pin ANSWER", "exempt", "none"
+ *                                          or "error: ..."
  *     retry                             -> the cache_retry_writes() result
  *     forget DOMAIN                     -> "ok"
  *     reconnect                         -> the cache_reconnect() result
@@ -75,6 +78,15 @@ main(int argc, char **argv)
 				printf("%s %lld\n",
 				       cache_dane_kind_name(e->dane.kind),
 				       (long long)e->dane.checked_at);
+		} else if (sscanf(line, "getpin %299s", a) == 1) {
+			if (cache_lookup(c, a, &e) != CACHE_OK)
+				printf("error: %s\n", cache_errmsg(c));
+			else if (e == NULL || !e->has_pin)
+				printf("none\n");
+			else if (e->pin.exempt)
+				printf("exempt\n");
+			else
+				printf("pin %s\n", e->pin.answer);
 		} else if (strncmp(line, "retry", 5) == 0)
 			printf("%s\n", cache_strerror(cache_retry_writes(c)));
 		else if (strncmp(line, "reconnect", 9) == 0)
