@@ -23,12 +23,9 @@ database is down. A real PostgreSQL 15 in a temporary directory
 
 Skipped only when the PostgreSQL 15 binaries are absent (install-deps
 --test installs them)."""
-import atexit
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,31 +34,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
 from tlstest import TOP_BUILDDIR, Daemon, done, is_eq, ok  # noqa: E402
 import pgworld  # noqa: E402
 
-if not pgworld.installed():
-    print("1..0 # SKIP PostgreSQL 15 is not installed (postgresql-15)")
-    sys.exit(0)
+pgworld.skip_unless_installed()
 from dnsworld import DNSWorld  # noqa: E402
 from httpsworld import HTTPSWorld  # noqa: E402
 import pki  # noqa: E402
 
-DEAD_DNS = "127.0.0.2@5353"     # nothing listens there
 STORECMD = os.path.join(TOP_BUILDDIR, "tests", "lab", "storecmd")
-# The daemon's poll: every 10 s plus up to 1 s (daemon/main.c PG_POLL_S,
-# PG_JITTER_MS); the margin covers the query and the test's own steps.
-POLL_BOUND = 10 + 1 + 3
+DEAD_DNS, POLL_BOUND = pgworld.DEAD_DNS, pgworld.POLL_BOUND
+wait_for = pgworld.wait_for
 
-tmp = tempfile.mkdtemp(prefix="pgfleet-")
-os.chmod(tmp, 0o755)
-pg = pgworld.PGWorld(tmp)
-
-
-def cleanup():
-    pg.stop()
-    if not os.environ.get("KEEP_TMP"):
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-atexit.register(cleanup)
+tmp, pg = pgworld.temp_world("pgfleet-")
 pg.start()
 pg.psql("CREATE DATABASE tlspolicyd", db="postgres")
 URI = pg.uri()
@@ -122,16 +104,6 @@ def daemon(name, live=False, uri=URI, dane=False):
 
 def secure(dom, mx="mx1"):
     return "OK secure match=%s.%s servername=hostname" % (mx, dom)
-
-
-def wait_for(fn, want, secs):
-    """Call FN until it returns WANT or SECS pass; (last value, seconds)."""
-    t0 = time.monotonic()
-    got = fn()
-    while got != want and time.monotonic() - t0 < secs:
-        time.sleep(0.2)
-        got = fn()
-    return got, time.monotonic() - t0
 
 
 def db_row(dom):

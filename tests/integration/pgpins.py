@@ -21,14 +21,12 @@ answer comes from the store.
 
 Skipped only when the PostgreSQL 15 binaries are absent (install-deps
 --test installs them)."""
-import atexit
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,29 +35,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
 from tlstest import TOP_BUILDDIR, Daemon, done, is_eq, ok  # noqa: E402
 import pgworld  # noqa: E402
 
-if not pgworld.installed():
-    print("1..0 # SKIP PostgreSQL 15 is not installed (postgresql-15)")
-    sys.exit(0)
+pgworld.skip_unless_installed()
 
-DEAD_DNS = "127.0.0.2@5353"     # nothing listens there
 STORECMD = os.path.join(TOP_BUILDDIR, "tests", "lab", "storecmd")
-# The daemon's poll: every 10 s plus up to 1 s (daemon/main.c PG_POLL_S,
-# PG_JITTER_MS); the margin covers the query and the test's own steps.
-POLL_BOUND = 10 + 1 + 3
+DEAD_DNS, POLL_BOUND = pgworld.DEAD_DNS, pgworld.POLL_BOUND
+wait_for = pgworld.wait_for
 NOW = int(time.time())
 
-tmp = tempfile.mkdtemp(prefix="pgpins-")
-os.chmod(tmp, 0o755)
-pg = pgworld.PGWorld(tmp)
-
-
-def cleanup():
-    pg.stop()
-    if not os.environ.get("KEEP_TMP"):
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-atexit.register(cleanup)
+tmp, pg = pgworld.temp_world("pgpins-")
 pg.start()
 pg.psql("CREATE DATABASE tlspolicyd", db="postgres")
 URI = pg.uri()
@@ -115,16 +98,6 @@ def sts_row(dom, db=None):
     pg.psql("INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age,"
             " fetched_at, expires_at) VALUES ('%s', 'p1', 2, 'mx.%s', 86400,"
             " %d, %d)" % (dom, dom, NOW, NOW + 86400), db=db)
-
-
-def wait_for(fn, want, secs):
-    """Call FN until it returns WANT or SECS pass; (last value, seconds)."""
-    t0 = time.monotonic()
-    got = fn()
-    while got != want and time.monotonic() - t0 < secs:
-        time.sleep(0.2)
-        got = fn()
-    return got, time.monotonic() - t0
 
 
 def within_bound(d, dom, want, what):

@@ -2,15 +2,61 @@
 """A PostgreSQL 15 for a test: initdb in a temporary directory, run as
 nobody, a Unix socket in that directory (no TCP listener), a password in
 a libpq passfile; pg_ctl starts and stops it (no system service)."""
+import atexit
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
+import time
 
 PGBIN = "/usr/lib/postgresql/15/bin"
 
 
+# A resolver address where nothing listens: a daemon's DNS is silent.
+DEAD_DNS = "127.0.0.2@5353"
+# The daemon's poll of other hosts' rows: every 10 s plus up to 1 s
+# (daemon/main.c PG_POLL_S, PG_JITTER_MS); the margin covers the query
+# and a test's own steps.
+POLL_BOUND = 10 + 1 + 3
+
+
 def installed():
     return os.path.exists(os.path.join(PGBIN, "initdb"))
+
+
+def skip_unless_installed():
+    """End a TAP test with a skip when PostgreSQL 15 is not there."""
+    if not installed():
+        print("1..0 # SKIP PostgreSQL 15 is not installed (postgresql-15)")
+        sys.exit(0)
+
+
+def temp_world(prefix):
+    """A temporary directory (0755: the server runs as nobody below it)
+    and a PGWorld in it, stopped and removed at exit (kept with
+    KEEP_TMP): (tmp, pg)."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(tmp, 0o755)
+    pg = PGWorld(tmp)
+
+    def cleanup():
+        pg.stop()
+        if not os.environ.get("KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    atexit.register(cleanup)
+    return tmp, pg
+
+
+def wait_for(fn, want, secs):
+    """Call FN until it returns WANT or SECS pass; (last value, seconds)."""
+    t0 = time.monotonic()
+    got = fn()
+    while got != want and time.monotonic() - t0 < secs:
+        time.sleep(0.2)
+        got = fn()
+    return got, time.monotonic() - t0
 
 
 class PGWorld:
