@@ -7,7 +7,7 @@ the same policy hosts and the same client (bench/loadgen -o: every key once,
 BENCH_CONNS connections):
 
   dane     tlspolicyd, empty store, [dns] resolvers = the world's unbound
-           (stub mode), DANE on, [sts] ca_file = the test CA
+           (forwarded through libunbound), DANE on, [sts] ca_file = the test CA
   nodane   the same with [dane] enabled = no
   rec      the same as dane in full recursion ([dns] resolvers empty,
            root_hints = the world's root), if this tlspolicyd has the

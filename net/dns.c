@@ -106,9 +106,10 @@ struct dns {
 	char anchor_owner[LIM_DOMAIN_MAX + 2];
 	char *appdata;
 	struct dns_query *queries; /* in flight, for dns_free() */
-	/* Queries handed to getdns, and those waiting for room: getdns 1.6
-	 * in stub mode loses answers with hundreds of validating queries
-	 * outstanding (they come back as timeouts). */
+	/* Queries handed to getdns, and those waiting for room: bounded
+	 * work in flight (getdns 1.6's stub mode, used before, lost answers
+	 * with hundreds of validating queries outstanding; the bound was
+	 * measured again with forwarding, bench/README.md). */
 	unsigned active;
 	/* Queries getdns never answered (lost, as after EMFILE), and when
 	 * that was last warned about. */

@@ -101,8 +101,8 @@ typedef void dns_cb(const struct dns_result *res, void *arg);
 /*
  * Create the resolver from [dns] (resolvers empty: full recursion, from
  * [dns] root_hints when set, else from the built-in root servers; else
- * stub mode to the listed servers), validating every answer against
- * [dns] trust_anchor. NULL with a reason in ERR.
+ * forwarding every query to the listed servers), validating every answer
+ * itself against [dns] trust_anchor. NULL with a reason in ERR.
  */
 struct dns *dns_new(struct event_base *base, const struct cfg *cfg, char *err,
 		    size_t errsz);
@@ -125,8 +125,8 @@ int dns_selftest(struct dns *d, const char *name, char *err, size_t errsz);
  * What a self-test answer R (of dns_selftest_name() SOA) says about the
  * trust anchor: 0 it validates; -1 an answer arrived that does not
  * validate (the anchor, or the resolver, is wrong: refuse to run); -2 no
- * answer came, which says nothing about the anchor (start, retry). In
- * stub mode a SERVFAIL from the configured resolver is an answer (-1); in
+ * answer came, which says nothing about the anchor (start, retry). With
+ * [dns] resolvers a SERVFAIL from them is an answer (-1); in
  * full recursion SERVFAIL and timeouts are no answer, and so is a network
  * with no route to the root servers. ERR says why in plain words.
  */

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """DANE classification (resolver/dane.c) against the test DNS world.
 
-tests/lab/daneq runs dane_resolve() exactly as the daemon will (getdns in
-stub mode to the world's validating unbound) and prints one JSON line per
+tests/lab/daneq runs dane_resolve() exactly as the daemon will (getdns's
+libunbound forwarding to the world's validating unbound) and prints one JSON line per
 domain. Every case of tests/lab/dnsworld.py, plus a few MX sets added here
 (failing, bogus, address-less and CNAME-chained hosts next to good ones),
 is checked for the exact verdict (SPEC B D1-D6), MX security and each

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """The dns_ module against the test DNS world (tests/lab/dnsworld.py).
 
-tests/lab/dnsq runs the module exactly as the daemon does (getdns 1.6 in
-stub mode to the world's validating unbound, on our own libevent adapter)
+tests/lab/dnsq runs the module exactly as the daemon does (getdns 1.6's
+libunbound forwarding to the world's validating unbound, on our own
+libevent adapter)
 and prints one JSON line per answer. Each case asserts the exact outcome
 and DNSSEC status (SPEC A9.65, A9.70a): secure data, secure NXDOMAIN and
 NODATA, insecure zones, bogus answers (never NODATA), SERVFAIL, a server
@@ -55,7 +56,7 @@ if not os.environ.get("KEEP_TMP"):
 
 
 def conf(name, resolvers=None, anchor=None, selftest=".", hints=None):
-    """A dnsq config: stub mode to RESOLVERS (default: the world's
+    """A dnsq config: forwarding to RESOLVERS (default: the world's
     unbound), or with HINTS full recursion from those root hints."""
     path = os.path.join(tmp, name + ".conf")
     with open(path, "w") as f:

@@ -2,9 +2,9 @@
 /*
  * The trust anchor self-test's judgement (dns_selftest_judge, issue 10
  * items 4 and 5) and its default name (dns_selftest_name), without a
- * network: each row is an answer as dns_decode() leaves it, in stub mode
- * or in full recursion, and what it must mean for the start-up (0 run, -1
- * refuse, -2 start and retry) with the words the log gets.
+ * network: each row is an answer as dns_decode() leaves it, with [dns]
+ * resolvers or in full recursion, and what it must mean for the start-up (0
+ * run, -1 refuse, -2 start and retry) with the words the log gets.
  */
 #include "config.h"
 
@@ -70,7 +70,7 @@ struct row {
 };
 
 static const struct row rows[] = {
-    /* stub mode: only silence is no answer */
+    /* [dns] resolvers: only silence is no answer */
     {0, ".", DNS_DATA, DNS_SECURE, 1, "DATA, secure", 0, NULL},
     {0, ".", DNS_SERVFAIL, DNS_INDETERMINATE, 1, "rcode SERVFAIL", -1,
      "the resolver 127.0.0.1@5399 answered rcode SERVFAIL for . SOA, the "
