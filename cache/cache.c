@@ -1248,6 +1248,14 @@ cache_reconnect(struct cache *c)
 
 	if (c->pg == NULL || cache_pg_online(c->pg))
 		return CACHE_OK;
+	if (c->async) {
+		/* The loop drives it; cache_io_connected() tells. */
+		if (cache_pg_connect_start(c->pg) < 0) {
+			dberr(c);
+			return CACHE_EOFFLINE;
+		}
+		return CACHE_DEFERRED;
+	}
 	rc = cache_pg_connect(c->pg);
 	if (rc < 0)
 		dberr(c);
@@ -1424,7 +1432,7 @@ cache_set_async(struct cache *c, void (*wake)(void *arg), void *arg)
 	c->async = 1;
 	c->wake = wake;
 	c->wake_arg = arg;
-	cache_pg_set_connect_ms(c->pg, LIM_PG_CONNECT_MS);
+	cache_pg_set_async(c->pg, LIM_PG_CONNECT_MS);
 }
 
 int
@@ -1549,6 +1557,17 @@ cache_io(struct cache *c, int timed_out)
 		return 0;
 	if (c->loose != NULL)
 		cache_loose_free(c);
+	if ((more = cache_pg_connect_result(c->pg)) <= 0) {
+		if (more < 0)
+			dberr(c);
+		c->connect_done = 1;
+		c->connect_err = more == 0    ? CACHE_OK
+				 : more == -1 ? CACHE_EOFFLINE
+					      : CACHE_EDB;
+		cache_pg_op_end(c->pg);
+		cache_io_start(c);
+		return 0;
+	}
 	if (cache_pg_failed(c->pg)) {
 		dberr(c);
 		rc = -1;
@@ -1566,6 +1585,16 @@ cache_io(struct cache *c, int timed_out)
 	cache_pg_op_end(c->pg);
 	cache_io_start(c);
 	return rc;
+}
+
+int
+cache_io_connected(struct cache *c, enum cache_err *e)
+{
+	if (!c->connect_done)
+		return 0;
+	c->connect_done = 0;
+	*e = c->connect_err;
+	return 1;
 }
 
 /* One row of sql_warm into the index, unless the domain is there. */

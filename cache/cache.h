@@ -168,6 +168,10 @@ void cache_set_async(struct cache *c, void (*wake)(void *arg), void *arg);
 int cache_io_fd(struct cache *c, int *want_write);
 void cache_io_start(struct cache *c);
 int cache_io(struct cache *c, int timed_out);
+/* On the loop, cache_reconnect() only starts (CACHE_DEFERRED; an error
+ * when it cannot even start); after a cache_io() call this returns 1 once
+ * the attempt ended, with *E what cache_reconnect() would have returned. */
+int cache_io_connected(struct cache *c, enum cache_err *e);
 /* Checkpoint and close; cache_close(NULL) does nothing. */
 void cache_close(struct cache *c);
 /* Change the memory index bound (SIGHUP); evicts down to it. */

@@ -96,6 +96,8 @@ struct cache {
 	 * and go out in batches, the poll pages are asynchronous; WAKE asks
 	 * the loop to call cache_io(). */
 	int async, poll_wanted;
+	int connect_done; /* an asynchronous connect ended with connect_err */
+	enum cache_err connect_err;
 	void (*wake)(void *arg);
 	void *wake_arg;
 

@@ -91,9 +91,10 @@
 /* What the connection is doing (the asynchronous calls). */
 enum pg_op {
 	OP_IDLE = 0,
-	OP_WRITE, /* a pipeline of upserts, cache_pg_batch_send() */
-	OP_POLL,  /* one page of the poll, cache_pg_poll_send() */
-	OP_DONE,  /* finished: results wait for cache_pg_io()'s caller */
+	OP_WRITE,   /* a pipeline of upserts, cache_pg_batch_send() */
+	OP_POLL,    /* one page of the poll, cache_pg_poll_send() */
+	OP_CONNECT, /* a new connection, cache_pg_connect_start() */
+	OP_DONE,    /* finished: results wait for cache_pg_io()'s caller */
 };
 
 /* One upsert of a write batch and, once done, its result. */
@@ -123,7 +124,10 @@ struct cache_pg {
 	int nitems, nresults;
 	PGresult *poll_res;
 	long connect_ms;
-	int timed_out; /* the last connection attempt had no answer */
+	int timed_out;	/* the last connection attempt had no answer */
+	int async;	/* on the daemon's loop: shorter bounds */
+	int connect_rc; /* of the last asynchronous connect */
+	PostgresPollingStatusType connect_st;
 	int got_null;
 	char errmsg[1024];
 };
@@ -160,6 +164,8 @@ cache_pg_errmsg(const struct cache_pg *p)
 static int pg_reopen(struct cache_pg *p);
 static int pg_connect_once(struct cache_pg *p);
 static void pg_settle(struct cache_pg *p);
+static int pg_connected(struct cache_pg *p);
+static int pg_connect_step(struct cache_pg *p, int timed_out);
 
 /* Milliseconds on the monotonic clock: the bounds of our own calls, as
  * libpq's connect_timeout is its own business. */
@@ -238,8 +244,12 @@ pg_wait(struct cache_pg *p, long long deadline)
 static long
 pg_call_ms(const struct cache_pg *p, int schema)
 {
-	(void)p;
-	return schema ? PG_SCHEMA_MS : PG_CALL_MS;
+	/* On the loop, a schema check waits no longer than a call: another
+	 * daemon's long migration makes this attempt fail, and the next one
+	 * comes later. */
+	return schema && !p->async ? PG_SCHEMA_MS
+	       : schema		   ? 2 * PG_CALL_MS
+				   : PG_CALL_MS;
 }
 
 /*
@@ -396,9 +406,10 @@ pg_ready(struct cache_pg *p)
 }
 
 void
-cache_pg_set_connect_ms(struct cache_pg *p, long ms)
+cache_pg_set_async(struct cache_pg *p, long connect_ms)
 {
-	p->connect_ms = ms;
+	p->connect_ms = connect_ms;
+	p->async = 1;
 }
 
 int
@@ -514,6 +525,10 @@ int
 cache_pg_fd(struct cache_pg *p, int *want_write)
 {
 	*want_write = 0;
+	if (p->op == OP_CONNECT) {
+		*want_write = p->connect_st == PGRES_POLLING_WRITING;
+		return PQsocket(p->conn);
+	}
 	if ((p->op != OP_WRITE && p->op != OP_POLL) || p->conn == NULL)
 		return -1;
 	*want_write = PQflush(p->conn) == 1;
@@ -527,6 +542,8 @@ cache_pg_io(struct cache_pg *p, int timed_out)
 		return 1;
 	if (p->op == OP_IDLE)
 		return 0;
+	if (p->op == OP_CONNECT)
+		return pg_connect_step(p, timed_out);
 	if (timed_out) {
 		pg_drop(p, "the server did not answer in time; the "
 			   "connection is given up");
@@ -849,6 +866,17 @@ pg_poll_mark(struct cache_pg *p)
 	return 0;
 }
 
+/* A server that answers and refuses the connection, in words. */
+static void
+pg_refused(struct cache_pg *p)
+{
+	size_t n = strlen(p->errmsg);
+
+	snprintf(p->errmsg + n, sizeof(p->errmsg) - n,
+		 " (the server answers but refuses this connection: check "
+		 "the role, the password and the database name)");
+}
+
 int
 cache_pg_connect(struct cache_pg *p)
 {
@@ -858,12 +886,7 @@ cache_pg_connect(struct cache_pg *p)
 		/* It answers: perhaps it just started. Once more, and then
 		 * it is a refusal. */
 		if ((rc = pg_connect_once(p)) < 0) {
-			size_t n = strlen(p->errmsg);
-
-			snprintf(p->errmsg + n, sizeof(p->errmsg) - n,
-				 " (the server answers but refuses this "
-				 "connection: check the role, the password "
-				 "and the database name)");
+			pg_refused(p);
 			p->down = 1;
 			return -2;
 		}
@@ -872,10 +895,18 @@ cache_pg_connect(struct cache_pg *p)
 		p->down = 1;
 		return -1;
 	}
+	return pg_connected(p);
+}
+
+/* A connection is open: its settings, the schema, the poll's start. 0,
+ * -1 the server went away, -2 it refuses us (cache_pg_connect()). */
+static int
+pg_connected(struct cache_pg *p)
+{
 	p->in_tx = 0;
 	p->in_cycle = 0;
-	if (pg_session(p) < 0 || pg_schema(p) < 0 ||
-	    (p->newest[0] == '\0' && pg_poll_mark(p) < 0)) {
+	if (PQsetnonblocking(p->conn, 1) != 0 || pg_session(p) < 0 ||
+	    pg_schema(p) < 0 || (p->newest[0] == '\0' && pg_poll_mark(p) < 0)) {
 		/* A refusal (a newer schema, no right to create the tables)
 		 * when the server is still there; else it went away. */
 		p->down = 1;
@@ -883,6 +914,73 @@ cache_pg_connect(struct cache_pg *p)
 	}
 	p->down = 0;
 	return 0;
+}
+
+int
+cache_pg_connect_start(struct cache_pg *p)
+{
+	const char *vals[] = {"5", "tlspolicyd", p->uri, NULL};
+
+	if (p->op != OP_IDLE)
+		return -1;
+	PQfinish(p->conn);
+	p->down = 1;
+	p->timed_out = 0;
+	p->conn = PQconnectStartParams(conn_keys, vals, 1);
+	if (p->conn == NULL) {
+		snprintf(p->errmsg, sizeof(p->errmsg),
+			 "PostgreSQL store: out of memory");
+		return -1;
+	}
+	if (PQstatus(p->conn) == CONNECTION_BAD) {
+		pg_fail(p, "%s", "cannot connect");
+		return -1;
+	}
+	p->connect_st = PGRES_POLLING_WRITING;
+	p->op = OP_CONNECT;
+	p->op_failed = 0;
+	return 0;
+}
+
+int
+cache_pg_connect_result(const struct cache_pg *p)
+{
+	return p->done_op == OP_CONNECT ? p->connect_rc : 1;
+}
+
+/* A step of the asynchronous connect: 0 still connecting, 1 done. */
+static int
+pg_connect_step(struct cache_pg *p, int timed_out)
+{
+	if (timed_out) {
+		snprintf(p->errmsg, sizeof(p->errmsg),
+			 "PostgreSQL store: cannot connect: no answer within "
+			 "%d ms",
+			 LIM_PG_IO_MS);
+		p->connect_rc = -1;
+	} else {
+		p->connect_st = PQconnectPoll(p->conn);
+		if (p->connect_st == PGRES_POLLING_READING ||
+		    p->connect_st == PGRES_POLLING_WRITING)
+			return 0;
+		if (p->connect_st == PGRES_POLLING_OK)
+			p->connect_rc = pg_connected(p);
+		else {
+			pg_fail(p, "%s", "cannot connect");
+			/* It failed at once, so asking whether a server
+			 * answers at all is quick too. */
+			p->connect_rc = pg_unreachable(p) ? -1 : -2;
+			if (p->connect_rc == -2)
+				pg_refused(p);
+		}
+	}
+	if (p->connect_rc < 0) {
+		p->down = 1;
+		p->op_failed = 1;
+	}
+	p->done_op = OP_CONNECT;
+	p->op = OP_DONE;
+	return 1;
 }
 
 struct cache_pg *

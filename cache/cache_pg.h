@@ -43,8 +43,9 @@ struct cache_pg *cache_pg_open(const char *uri, int offline_ok, char *err,
  * its schema is not one we know (a configuration error). The reason is in
  * cache_pg_errmsg(). */
 int cache_pg_connect(struct cache_pg *p);
-/* The bound on a connection attempt (5000 ms unless set). */
-void cache_pg_set_connect_ms(struct cache_pg *p, long ms);
+/* On the daemon's loop: connection attempts bounded by CONNECT_MS
+ * (5000 ms until then), a schema check by 2 * PG_CALL_MS. */
+void cache_pg_set_async(struct cache_pg *p, long connect_ms);
 /* 1 when connected, 0 when down or the connection was lost. */
 int cache_pg_online(const struct cache_pg *p);
 /* One step of the poll of rows changed by any host: calls FN(E, ARG) for
@@ -88,6 +89,11 @@ int cache_pg_batch_send(struct cache_pg *p);
 int cache_pg_batch_count(const struct cache_pg *p);
 int cache_pg_batch_result(const struct cache_pg *p, int i, const char **domain,
 			  int *half);
+/* Connect again without waiting (a handle that is down): -1 when it
+ * cannot even start; once cache_pg_io() says it ended,
+ * cache_pg_connect_result() is what cache_pg_connect() returns. */
+int cache_pg_connect_start(struct cache_pg *p);
+int cache_pg_connect_result(const struct cache_pg *p);
 /* One poll page, sent; once ended, its rows to FN as cache_pg_poll()
  * does: 1 more rows wait, 0 caught up, -1 failed. */
 int cache_pg_poll_send(struct cache_pg *p);

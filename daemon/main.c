@@ -551,10 +551,9 @@ shared_arm(struct daemon *d, int s, long ms)
  * the poll catches up with what other hosts wrote meanwhile (issue 13).
  */
 static void
-shared_reconnect(struct daemon *d)
+shared_connected(struct daemon *d, enum cache_err e)
 {
 	struct cache_stats st;
-	enum cache_err e = cache_reconnect(d->cache);
 
 	if (e == CACHE_OK) {
 		cache_io_start(d->cache);
@@ -591,6 +590,19 @@ shared_reconnect(struct daemon *d)
 		d->shared_down = 1;
 	}
 	shared_arm(d, d->shared_delay, random() % PG_JITTER_MS);
+}
+
+/* Start an attempt: it ends in pg_io_cb (shared_connected). */
+static void
+shared_reconnect(struct daemon *d)
+{
+	enum cache_err e = cache_reconnect(d->cache);
+
+	if (e == CACHE_DEFERRED) {
+		pg_arm(d);
+		return;
+	}
+	shared_connected(d, e);
 }
 
 /* Every PG_POLL_S: the rows other hosts changed, one bounded step per
@@ -710,9 +722,15 @@ static void
 pg_io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
+	enum cache_err e;
+	int rc;
 
 	(void)fd;
-	pg_outcome(d, cache_io(d->cache, (what & EV_TIMEOUT) != 0));
+	rc = cache_io(d->cache, (what & EV_TIMEOUT) != 0);
+	if (cache_io_connected(d->cache, &e))
+		shared_connected(d, e);
+	else
+		pg_outcome(d, rc);
 	pg_arm(d);
 }
 
