@@ -376,7 +376,8 @@ cache_io_wake(struct cache *c)
 	int w;
 
 	if (c->async && c->wake != NULL &&
-	    (cache_pg_fd(c->pg, &w) < 0 || c->poll_wanted || c->pending.n > 0))
+	    (cache_pg_fd(c->pg, &w) < 0 || c->poll_wanted || c->pending.n > 0 ||
+	     !cache_pg_online(c->pg)))
 		c->wake(c->wake_arg);
 }
 
@@ -1250,6 +1251,8 @@ cache_reconnect(struct cache *c)
 		return CACHE_OK;
 	if (c->async) {
 		/* The loop drives it; cache_io_connected() tells. */
+		if (cache_pg_connecting(c->pg))
+			return CACHE_DEFERRED;
 		if (cache_pg_connect_start(c->pg) < 0) {
 			dberr(c);
 			return CACHE_EOFFLINE;

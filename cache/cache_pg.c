@@ -68,6 +68,10 @@
  * does not answer at all costs the loop this long once, then the handle
  * is down until it connects again. */
 #define PG_CALL_MS 2500L
+/* A lookup by key takes well under a millisecond on a healthy server; on
+ * a miss a client's answer waits for it, and with it every other client
+ * and the resolutions in flight: at most a second, once. */
+#define PG_LOOKUP_MS 1000L
 /* The bound on a connection attempt (libpq's connect_timeout is only for
  * its blocking connect, which we do not use). */
 #define PG_CONNECT_MS 5000L
@@ -126,6 +130,7 @@ struct cache_pg {
 	long connect_ms;
 	int timed_out;	/* the last connection attempt had no answer */
 	int async;	/* on the daemon's loop: shorter bounds */
+	long call_ms;	/* this call's bound when not PG_CALL_MS */
 	int connect_rc; /* of the last asynchronous connect */
 	PostgresPollingStatusType connect_st;
 	int got_null;
@@ -247,9 +252,9 @@ pg_call_ms(const struct cache_pg *p, int schema)
 	/* On the loop, a schema check waits no longer than a call: another
 	 * daemon's long migration makes this attempt fail, and the next one
 	 * comes later. */
-	return schema && !p->async ? PG_SCHEMA_MS
-	       : schema		   ? 2 * PG_CALL_MS
-				   : PG_CALL_MS;
+	if (schema)
+		return p->async ? 2 * PG_CALL_MS : PG_SCHEMA_MS;
+	return p->call_ms > 0 ? p->call_ms : PG_CALL_MS;
 }
 
 /*
@@ -440,6 +445,15 @@ pg_op_done(struct cache_pg *p)
 	return 1;
 }
 
+/* The server's one-line reason for a failed result. */
+static const char *
+pg_primary(const PGresult *res)
+{
+	const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	return m != NULL ? m : "failed";
+}
+
 /* One result of the write pipeline. */
 static void
 pg_write_result(struct cache_pg *p, PGresult *res)
@@ -457,7 +471,7 @@ pg_write_result(struct cache_pg *p, PGresult *res)
 					 "PostgreSQL store: cannot store %s: "
 					 "%s",
 					 p->items[p->nresults].domain,
-					 PQresultErrorMessage(res));
+					 pg_primary(res));
 		}
 		p->nresults++;
 	}
@@ -943,6 +957,12 @@ cache_pg_connect_start(struct cache_pg *p)
 }
 
 int
+cache_pg_connecting(const struct cache_pg *p)
+{
+	return p->op == OP_CONNECT;
+}
+
+int
 cache_pg_connect_result(const struct cache_pg *p)
 {
 	return p->done_op == OP_CONNECT ? p->connect_rc : 1;
@@ -1144,7 +1164,9 @@ cache_pg_lookup(struct cache_pg *p, const char *domain, struct cache_entry *e)
 	p->res = NULL;
 	if (pg_ready(p) < 0)
 		return -1;
+	p->call_ms = PG_LOOKUP_MS;
 	p->res = pg_exec(p, "lookup", sql, 1, &domain);
+	p->call_ms = 0;
 	if (p->res == NULL)
 		return -1;
 	if (PQntuples(p->res) != 1) {

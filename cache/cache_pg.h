@@ -94,6 +94,7 @@ int cache_pg_batch_result(const struct cache_pg *p, int i, const char **domain,
  * cache_pg_connect_result() is what cache_pg_connect() returns. */
 int cache_pg_connect_start(struct cache_pg *p);
 int cache_pg_connect_result(const struct cache_pg *p);
+int cache_pg_connecting(const struct cache_pg *p);
 /* One poll page, sent; once ended, its rows to FN as cache_pg_poll()
  * does: 1 more rows wait, 0 caught up, -1 failed. */
 int cache_pg_poll_send(struct cache_pg *p);

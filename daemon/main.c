@@ -682,6 +682,11 @@ pg_arm(struct daemon *d)
 			event_del(d->pg_io);
 		return;
 	}
+	/* The bound runs from when the call started waiting, so the event
+	 * is not added again while it waits the same way. */
+	if (d->pg_io != NULL && fd == d->pg_io_fd && ev == d->pg_io_events &&
+	    event_pending(d->pg_io, EV_READ | EV_WRITE, NULL))
+		return;
 	if (d->pg_io == NULL || fd != d->pg_io_fd || ev != d->pg_io_events) {
 		if (d->pg_io != NULL)
 			event_free(d->pg_io);
@@ -701,14 +706,17 @@ pg_outcome(struct daemon *d, int rc)
 {
 	struct cache_stats st;
 
+	cache_get_stats(d->cache, &st);
 	if (rc == 0) {
-		if (d->pg_io_failed && cache_online(d->cache))
-			log_info("store: the shared store takes writes and "
-				 "answers the poll again");
-		d->pg_io_failed = 0;
+		/* Back once everything that waited is written (a poll that
+		 * works says nothing about writes the server refuses). */
+		if (d->pg_io_failed && st.pending == 0) {
+			log_info("store: the shared store takes writes again; "
+				 "every change kept in memory is written");
+			d->pg_io_failed = 0;
+		}
 		return;
 	}
-	cache_get_stats(d->cache, &st);
 	if (!d->pg_io_failed)
 		log_warnx("store: %s; %ld changes wait in memory and are "
 			  "written when the shared store takes them",
@@ -745,6 +753,11 @@ pg_kick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	pg_outcome(d, cache_io(d->cache, 0));
 	cache_io_start(d->cache);
+	/* A synchronous call (a lookup of a domain not in memory) gave the
+	 * connection up: the outage is logged and the reconnecting starts
+	 * now, not at the next poll. */
+	if (!cache_online(d->cache) && d->shared_down == 0 && d->shared != NULL)
+		shared_arm(d, 0, 0);
 	pg_arm(d);
 }
 
