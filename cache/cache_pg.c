@@ -6,19 +6,25 @@
  * newer row with an older one (conditional upserts on fetched_at and
  * checked_at).
  *
- * Every call here is a synchronous libpq call, bounded by connect_timeout
- * (5 s unless the URI says otherwise) and statement_timeout (2 s). The
- * memory index in cache.c answers cached lookups without calling here;
- * a miss, a write and the refresh walk wait for the database at most that
- * long. Not done yet: the asynchronous API on the event loop.
+ * The daemon's frequent calls are asynchronous (cache_pg.h): the changes
+ * waiting in memory go out as one pipeline of upserts, one implicit
+ * transaction; the poll pages and a new connection likewise; the loop
+ * watches the socket, with a bound. The other calls are synchronous and
+ * each has its own deadline (pg_call(): PG_CALL_MS, a lookup
+ * PG_LOOKUP_MS), enforced here with poll(2) on a non-blocking connection,
+ * not by the server: statement_timeout does nothing for a server that is
+ * stopped or cut off. A call that passes its deadline gives the
+ * connection up and the handle is "down": every call fails at once until
+ * it connects again. The memory index in cache.c answers cached lookups
+ * without calling here.
  *
- * A lost connection is re-opened by the next call, once; when that fails
- * too the handle is "down" and every call fails at once (no call waits
- * for a dead server) until cache_pg_connect() succeeds: the daemon calls
- * it from a timer with a growing delay. A write that fails comes back to
- * cache.c as -1 and waits on its pending list (the same case as a full
- * disk, DESIGN 6.10). A handle may also start down (cache_pg_open() with
- * OFFLINE_OK), when the server cannot be reached at start.
+ * A lost connection is re-opened by the next synchronous call, once;
+ * when that fails too the handle is down until cache_pg_connect() or
+ * cache_pg_connect_start() succeeds: the daemon tries from a timer with a
+ * growing delay. A write that fails stays on cache.c's pending list (the
+ * same case as a full disk, DESIGN 6.10). A handle may also start down
+ * (cache_pg_open() with OFFLINE_OK), when the server cannot be reached
+ * at start.
  *
  * Seeing other hosts' rows (schema 2): a trigger stamps every insert and
  * update of a row with the database's clock (column changed), and

@@ -133,8 +133,11 @@ ok(not re.search(r"(secure|bogus|servfail)\.test", body0),
 ok(value(body0, "tlspolicyd_store_polls_total") == 0 and
    value(body0, "tlspolicyd_store_polled_updates_total") == 0 and
    types.get("tlspolicyd_store_polls_total") == "counter" and
-   types.get("tlspolicyd_store_polled_updates_total") == "counter",
-   "the shared store's poll counters are there, 0 with a SQLite store")
+   types.get("tlspolicyd_store_polled_updates_total") == "counter" and
+   value(body0, "tlspolicyd_store_batched_writes_total") == 0 and
+   types.get("tlspolicyd_store_batched_writes_total") == "counter",
+   "the shared store's poll and batch counters are there, 0 with a "
+   "SQLite store")
 ok(value(body0, "tlspolicyd_build_info") == 1 and
    re.search(r'tlspolicyd_build_info\{version="[^"]+"\} 1', body0),
    "build_info with a version label")

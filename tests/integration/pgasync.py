@@ -22,19 +22,26 @@ PostgreSQL 15 in a temporary directory (tests/lab/pgworld.py).
    domain) is one transaction: none of its rows is written, the log says
    why, the answers do not change, and once the trigger is gone the
    changes are written by the retry.
+5. The batches step by step, through the store itself (tests/lab/storecmd
+   as the daemon's loop): a change made while its batch is in flight
+   goes out in the next one; a newer row another host wrote is kept and
+   memory lets the older change go; a synchronous call made while a
+   batch is in flight lets it end first.
 
 Skipped only when the PostgreSQL 15 binaries are absent (install-deps
 --test installs them)."""
 import atexit
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
-from tlstest import Daemon, done, is_eq, ok  # noqa: E402
+from tlstest import TOP_BUILDDIR, Daemon, done, is_eq, ok  # noqa: E402
 import pgworld  # noqa: E402
 
 pgworld.skip_unless_installed()
@@ -43,6 +50,7 @@ from httpsworld import HTTPSWorld  # noqa: E402
 import pki  # noqa: E402
 
 wait_for = pgworld.wait_for
+STORECMD = os.path.join(TOP_BUILDDIR, "tests", "lab", "storecmd")
 tmp, pg = pgworld.temp_world("pgasync-")
 pg.start()
 pg.psql("CREATE DATABASE tlspolicyd", db="postgres")
@@ -206,7 +214,6 @@ pg.psql("CREATE FUNCTION refuse_x() RETURNS trigger LANGUAGE plpgsql AS "
         "FOR EACH ROW EXECUTE FUNCTION refuse_x()" % X)
 mark = len(a.read_log())
 # X and Y resolve together, so their writes share a batch.
-import threading  # noqa: E402
 res = {}
 ts = [threading.Thread(target=lambda d=d: res.__setitem__(d, a.ask(d)))
       for d in (X, Y)]
@@ -230,4 +237,60 @@ is_eq(got, want, "once the database takes them, the retry writes X and Y "
 got, _ = wait_for(lambda: stats(a)["pending_writes"], 0, 10)
 is_eq(got, 0, "nothing waits any more")
 is_eq(a.stop(), 0, "A stops cleanly")
+
+# --- 5. the batches, step by step (tests/lab/storecmd) ----------------------
+
+st = subprocess.Popen([STORECMD, pg.uri()], stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, text=True)
+
+
+def cmd(line):
+    st.stdin.write(line + "\n")
+    st.stdin.flush()
+    return st.stdout.readline().strip()
+
+
+def row(dom):
+    return pg.psql("SELECT policy_id FROM sts_policy WHERE domain = '%s'"
+                   % dom)
+
+
+NOW = int(time.time())
+is_eq(st.stdout.readline().strip(), "ready", "storecmd opened the store")
+is_eq(cmd("async"), "ok", "storecmd: writes as on the daemon's loop")
+is_eq(cmd("put inflight.pg.test a1 %d" % NOW), "ok", "put a1")
+is_eq(cmd("pending"), "1", "a1 waits in memory")
+is_eq(row("inflight.pg.test"), "", "nothing is written before the batch")
+is_eq(cmd("start"), "ok", "the batch with a1 is sent")
+is_eq(cmd("put inflight.pg.test b2 %d" % (NOW + 1)), "ok",
+      "put b2 while a1 is in flight")
+is_eq(cmd("wait"), "ok", "the batch ends, and the loop sends the next")
+# Had a1's result marked the record written, b2 would never be sent.
+is_eq(row("inflight.pg.test"), "b2",
+      "b2, changed while a1 was in flight, was written by the next batch")
+is_eq(cmd("pending"), "0", "nothing waits")
+is_eq(cmd("get inflight.pg.test"), "b2 %d" % (NOW + 1), "memory answers b2")
+
+# Another host holds a newer row: the batch keeps it, memory lets go.
+pg.psql("INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age, "
+        "fetched_at, expires_at) VALUES ('newer.pg.test', 'z9', 2, "
+        "'mx1.pg.test', 86400, %d, %d)" % (NOW + 500, NOW + 86900))
+is_eq(cmd("put newer.pg.test a1 %d" % NOW), "ok", "put an older a1")
+is_eq(cmd("start"), "ok", "sent")
+is_eq(cmd("wait"), "ok", "the batch ends")
+is_eq(row("newer.pg.test"), "z9", "the database keeps the newer z9")
+is_eq(cmd("pending"), "0", "nothing waits")
+is_eq(cmd("get newer.pg.test"), "z9 %d" % (NOW + 500),
+      "the next lookup reads z9 (memory let a1 go)")
+
+# A synchronous call while a batch is in flight ends the batch first; its
+# results wait for the loop.
+is_eq(cmd("put settle.pg.test s1 %d" % NOW), "ok", "put s1")
+is_eq(cmd("start"), "ok", "sent")
+is_eq(cmd("get other.pg.test"), "none", "a lookup meanwhile")
+is_eq(row("settle.pg.test"), "s1", "the batch was written")
+is_eq(cmd("wait"), "ok", "the loop takes its results")
+is_eq(cmd("pending"), "0", "nothing waits")
+st.stdin.close()
+is_eq(st.wait(timeout=10), 0, "storecmd exits cleanly")
 done()

@@ -15,7 +15,15 @@
  *     forget DOMAIN                     -> "ok"
  *     reconnect                         -> the cache_reconnect() result
  *     poll                              -> cache_poll()'s return value
+ *     async                             -> "ok": from now on as on the
+ *                                          daemon's loop (cache_set_async)
+ *     start                             -> "ok" after cache_io_start()
+ *     wait                              -> waits (poll(2), 10 s bound) for
+ *                                          the calls in flight to end:
+ *                                          "ok", or "failed" when one did
+ *     pending                           -> the changes waiting in memory
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +45,29 @@ put(struct cache *c, const char *dom, const char *id, long long at)
 	s.expires_at = (time_t)(at + 86400);
 	e = cache_put_sts(c, dom, &s);
 	printf("%s\n", cache_strerror(e));
+}
+
+static void
+wake(void *arg)
+{
+	(void)arg;
+}
+
+/* Drive the call in flight as the daemon's loop does, until none is;
+ * a call a synchronous one ended is taken first, as the daemon's wake-up
+ * does. */
+static void
+wait_io(struct cache *c)
+{
+	struct pollfd pfd;
+	int ww, failed = cache_io(c, 0) < 0, timed_out;
+
+	while ((pfd.fd = cache_io_fd(c, &ww)) >= 0) {
+		pfd.events = (short)(POLLIN | (ww ? POLLOUT : 0));
+		timed_out = poll(&pfd, 1, 10000) == 0;
+		failed |= cache_io(c, timed_out) < 0;
+	}
+	printf("%s\n", failed ? "failed" : "ok");
 }
 
 int
@@ -93,7 +124,20 @@ main(int argc, char **argv)
 			printf("%s\n", cache_strerror(cache_reconnect(c)));
 		else if (strncmp(line, "poll", 4) == 0)
 			printf("%d\n", cache_poll(c));
-		else if (sscanf(line, "forget %299s", a) == 1) {
+		else if (strncmp(line, "async", 5) == 0) {
+			cache_set_async(c, wake, NULL);
+			printf("ok\n");
+		} else if (strncmp(line, "start", 5) == 0) {
+			cache_io_start(c);
+			printf("ok\n");
+		} else if (strncmp(line, "wait", 4) == 0)
+			wait_io(c);
+		else if (strncmp(line, "pending", 7) == 0) {
+			struct cache_stats st;
+
+			cache_get_stats(c, &st);
+			printf("%ld\n", st.pending);
+		} else if (sscanf(line, "forget %299s", a) == 1) {
 			cache_forget(c, a);
 			printf("ok\n");
 		} else
