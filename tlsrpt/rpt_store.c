@@ -1601,6 +1601,8 @@ rpt_store_sync(struct rpt_store *st, time_t now, int force)
 
 	if (st->pg == NULL || st->db == NULL)
 		return RPT_STORE_OK;
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
 	if (!rpt_pg_push_state(st->pg, &applied))
 		return RPT_STORE_OK; /* the worker holds a batch */
 	if (st->outbox_seq != 0 && applied >= st->outbox_seq) {

@@ -455,8 +455,11 @@ rpt_pg_close(struct rpt_pg *pg, long wait)
 		return;
 	if (pg->started) {
 		pthread_mutex_lock(&pg->mu);
-		/* Shutdown: the batch in hand gets a bounded chance. */
-		for (waited = 0; pg->job != NULL && waited < wait;
+		/* Shutdown: the batch in hand gets a bounded chance, unless
+		 * its last try failed (the database is down: the spool
+		 * keeps it for the next start). */
+		for (waited = 0; pg->job != NULL && pg->push_err[0] == '\0' &&
+				 waited < wait;
 		     waited += 100)
 			wait_ms(pg, 100);
 		pg->stop = 1;
