@@ -17,7 +17,11 @@
  * The sender's calls run on the loop, synchronously, each bounded by
  * statement_timeout: the sender reads once per domain and day, and a
  * database that does not answer makes them fail within 2 s (connect
- * 5 s), not hang. Reconnects are throttled to one per LIM_RPT_PG_RETRY.
+ * 5 s), not hang. While the database is down the loop's connection is
+ * tried again after LIM_RPT_PG_RETRY seconds, doubling up to
+ * LIM_RPT_PG_RETRY_MAX (a connect to a host that does not answer blocks
+ * the loop for the connect timeout); the worker's every LIM_RPT_PG_RETRY
+ * (it blocks nobody).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -111,6 +115,8 @@ struct pgc {
 	PGconn *conn;
 	const char *uri; /* the handle's; may hold a password */
 	struct timespec next_connect;
+	int backoff;  /* doubling pause between attempts (the loop's) */
+	long pause;   /* the next pause, seconds */
 	unsigned gen; /* connections made: a lease dies with its own */
 	char errmsg[512];
 };
@@ -240,9 +246,9 @@ static const char *const conn_keys[] = {"connect_timeout", "application_name",
 					"dbname", NULL};
 
 /*
- * A working connection: 0; -1 when down (tried again after
- * LIM_RPT_PG_RETRY seconds; calls fail at once until then); -2 when the
- * server refused the schema.
+ * A working connection: 0; -1 when down (tried again after the pause,
+ * see the top; calls fail at once until then); -2 when the server
+ * refused the schema.
  */
 static int
 pgc_ready(struct pgc *c)
@@ -255,8 +261,12 @@ pgc_ready(struct pgc *c)
 	if (!mono_after(&c->next_connect))
 		return -1;
 	PQfinish(c->conn);
+	if (c->pause < LIM_RPT_PG_RETRY)
+		c->pause = LIM_RPT_PG_RETRY;
 	clock_gettime(CLOCK_MONOTONIC, &c->next_connect);
-	c->next_connect.tv_sec += LIM_RPT_PG_RETRY;
+	c->next_connect.tv_sec += c->pause;
+	if (c->backoff && (c->pause *= 2) > LIM_RPT_PG_RETRY_MAX)
+		c->pause = LIM_RPT_PG_RETRY_MAX;
 	c->conn = PQconnectdbParams(conn_keys, vals, 1);
 	if (c->conn == NULL) {
 		snprintf(c->errmsg, sizeof(c->errmsg),
@@ -276,6 +286,7 @@ pgc_ready(struct pgc *c)
 		return rc;
 	}
 	c->gen++;
+	c->pause = LIM_RPT_PG_RETRY;
 	return 0;
 }
 
@@ -425,6 +436,7 @@ rpt_pg_open(const char *uri, uint64_t host, int push, char *err, size_t errsz)
 		return NULL;
 	}
 	pg->main.uri = pg->uri;
+	pg->main.backoff = 1;
 	pg->push.uri = pg->uri;
 	snprintf(pg->host, sizeof(pg->host), "%016" PRIx64, host);
 	pthread_mutex_init(&pg->mu, NULL);
