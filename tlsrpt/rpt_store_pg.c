@@ -304,6 +304,44 @@ pgc_check(struct pgc *c)
 	}
 }
 
+/* After a failed connection: 1 when no server answered (an outage, or
+ * one starting or stopping), 0 when one answered (and refused us). */
+static int
+pgc_unreachable(const struct pgc *c)
+{
+	/* Our short timeout after the URI, so it wins. */
+	static const char *const keys[] = {"application_name", "dbname",
+					   "connect_timeout", NULL};
+	const char *vals[] = {"tlspolicyd", c->uri, "2", NULL};
+
+	return PQpingParams(keys, vals, 1) != PQPING_OK;
+}
+
+/* The first connection: 0 connected or down (an outage is no reason not
+ * to start), -1 refused (a newer schema; a server that answers but turns
+ * us away twice: the role, the password or the database name). */
+static int
+pgc_start(struct pgc *c)
+{
+	int rc = pgc_ready(c);
+
+	if (rc == -1 && !pgc_unreachable(c)) {
+		/* It answers: perhaps it just started. Once more. */
+		c->next_connect.tv_sec = 0;
+		c->next_connect.tv_nsec = 0;
+		if ((rc = pgc_ready(c)) == -1) {
+			size_t n = strlen(c->errmsg);
+
+			snprintf(c->errmsg + n, sizeof(c->errmsg) - n,
+				 " (the server answers but refuses this "
+				 "connection: check the role, the password "
+				 "and the database name)");
+			return -1;
+		}
+	}
+	return rc == -2 ? -1 : 0;
+}
+
 /* --- the push worker ----------------------------------------------------- */
 
 /* Push BODY as batch SEQ: 0 applied now or before, -1 not. */
@@ -442,7 +480,7 @@ rpt_pg_open(const char *uri, uint64_t host, int push, char *err, size_t errsz)
 	pthread_mutex_init(&pg->mu, NULL);
 	pthread_cond_init(&pg->cv, NULL);
 	/* Down is fine (the spool keeps the counts); a refusal is not. */
-	if (pgc_ready(&pg->main) == -2) {
+	if (pgc_start(&pg->main) < 0) {
 		snprintf(err, errsz, "%s", pg->main.errmsg);
 		rpt_pg_close(pg, 0);
 		return NULL;

@@ -21,6 +21,8 @@ tests/lab/pgworld.py) and the fleet sends one report per domain and day.
    left). The other daemon takes over without waiting for the 5-minute
    retry backoff and sends each report once, with the same report-id and
    the summed counts; no third copy follows.
+5. A wrong password or a schema newer than this version stops the start
+   (with the reason, never the password); the database down does not.
 
 The _smtp._tls record comes from the datagrams ("pr"): the daemons' DNS
 is silent, so the sender uses the captured record (SPEC C3). Skipped
@@ -101,7 +103,7 @@ def kill_held(tag):
 daemons = {}
 
 
-def make(tag):
+def make(tag, uri=URI):
     d = Daemon(name="rptpg" + tag)
     d.rsock = os.path.join(d.dir, "tlsrpt.sock")
     d.write_config(extra="""
@@ -120,7 +122,7 @@ contact = mailto:tlsrpt@sender.test
 submitter = sender.test
 from = tlsrpt-noreply@sender.test
 sendmail = %s
-""" % (pgworld.DEAD_DNS, URI, d.rsock, wrapper(tag)))
+""" % (pgworld.DEAD_DNS, uri, d.rsock, wrapper(tag)))
     d.spool = os.path.join(d.dir, "state", "tlsrpt.db")
     daemons[tag] = d
     return d
@@ -342,4 +344,39 @@ is_eq(st.splitlines(), ["2|2", "2|2"],
 snd.close()
 for d in daemons.values():
     d.stop()
+
+# --- 5. refusals stop the start; an outage does not ----------------------------
+
+
+def start_fails(d):
+    os.environ["TLSPOLICYD_CLOCK_OFFSET"] = "0"
+    p = d.start(wait=False)
+    try:
+        rc = p.wait(20)
+    except Exception:
+        p.kill()
+        rc = "running"
+    return rc, d.read_log()
+
+
+bad = os.path.join(tmp, "pgpass-bad")
+with open(bad, "w") as f:
+    f.write("*:*:*:tlspolicyd:Zq9-bad-secret\n")
+os.chmod(bad, 0o600)
+rc, log = start_fails(make("C", pg.uri(passfile=bad)))
+ok(rc not in (0, "running") and "refuses this connection" in log and
+   "Zq9-bad-secret" not in log,
+   "5: a wrong password stops the start, the password not in the message",
+   log[-1500:])
+pg.psql("UPDATE tlspolicyd_schema SET version = 99 WHERE store = 'tlsrpt'")
+rc, log = start_fails(make("D"))
+ok(rc not in (0, "running") and
+   "schema version 99 is newer than this tlspolicyd knows (1)" in log,
+   "5: a newer schema stops the start", log[-1500:])
+pg.psql("UPDATE tlspolicyd_schema SET version = 1 WHERE store = 'tlsrpt'")
+pg.stop()
+e = make("E")
+start(e, 0)
+ok(e.alive(), "5: the database down at start: the daemon starts")
+e.stop()
 done()
