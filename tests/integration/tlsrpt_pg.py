@@ -5,7 +5,7 @@ tests/lab/pgworld.py) and the fleet sends one report per domain and day.
 
 1. libtlsrpt datagrams sent to daemon A and to daemon B are counted in
    each host's local spool and pushed to the shared tables: the listing
-   (read by the tool from PostgreSQL) shows the sums.
+   (the tool asks each daemon, which reads PostgreSQL) shows the sums.
 2. PostgreSQL stopped mid-run: datagrams are still counted (both daemons
    keep running); when it returns the counts are pushed, nothing lost or
    doubled.
@@ -344,6 +344,14 @@ is_eq(st.splitlines(), ["2|2", "2|2"],
 snd.close()
 for d in daemons.values():
     d.stop()
+w = {k: list(v) for k, v in want.items()}
+is_eq(listed_sums(a), w, "4: with no daemon running the tool reads the "
+      "shared tables itself")
+rows = [x for x in listing(a) if "destination" in x]
+ok(len(rows) == 2 and all(x["status"] == "sent" and
+                          x["report-id"] == ids.get(x["destination"][7:])
+                          for x in rows),
+   "4: the tool lists both deliveries sent with their report-ids", rows)
 
 # --- 5. refusals stop the start; an outage does not ----------------------------
 
