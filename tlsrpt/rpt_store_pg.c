@@ -130,7 +130,7 @@ struct rpt_pg {
 	/* The push worker. */
 	struct pgc push;
 	pthread_t thread;
-	int started;
+	int want_push, started;
 	pthread_mutex_t mu; /* guards what follows */
 	pthread_cond_t cv;
 	int stop;
@@ -424,11 +424,33 @@ push_main(void *arg)
 	return NULL;
 }
 
+/* The worker starts with the first push, not at open: threads do not
+ * survive the fork() of daemonize(). 0, or -1 (said in push_err). */
+static int
+ensure_worker(struct rpt_pg *pg)
+{
+	if (!pg->want_push || pg->started)
+		return 0;
+	if (pthread_create(&pg->thread, NULL, push_main, pg) != 0) {
+		pthread_mutex_lock(&pg->mu);
+		snprintf(pg->push_err, sizeof(pg->push_err),
+			 "PostgreSQL TLS-RPT store: cannot start the push "
+			 "thread");
+		pthread_mutex_unlock(&pg->mu);
+		return -1;
+	}
+	pg->started = 1;
+	return 0;
+}
+
 int
 rpt_pg_push_state(struct rpt_pg *pg, int64_t *applied)
 {
 	int idle;
 
+	*applied = 0;
+	if (ensure_worker(pg) < 0)
+		return 0; /* as if busy: the spool keeps everything */
 	pthread_mutex_lock(&pg->mu);
 	*applied = pg->applied;
 	idle = pg->job == NULL;
@@ -485,14 +507,7 @@ rpt_pg_open(const char *uri, uint64_t host, int push, char *err, size_t errsz)
 		rpt_pg_close(pg, 0);
 		return NULL;
 	}
-	if (push && pthread_create(&pg->thread, NULL, push_main, pg) != 0) {
-		snprintf(err, errsz,
-			 "PostgreSQL TLS-RPT store: cannot start "
-			 "the push thread");
-		rpt_pg_close(pg, 0);
-		return NULL;
-	}
-	pg->started = push;
+	pg->want_push = push;
 	return pg;
 }
 

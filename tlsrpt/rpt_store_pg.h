@@ -31,7 +31,8 @@ struct rpt_pg;
 
 /*
  * Connect to URI as host HOST (random, kept by the caller) and check or
- * create the schema; PUSH non-zero starts the push worker. A server that
+ * create the schema; PUSH non-zero: a push worker (a thread started by
+ * the first rpt_pg_push_state(), after any fork()). A server that
  * cannot be reached is not an error (the handle starts down and connects
  * later); a refusal (a newer schema, a wrong password) is: NULL with the
  * reason in ERR.
