@@ -115,9 +115,10 @@ struct pgc {
 	PGconn *conn;
 	const char *uri; /* the handle's; may hold a password */
 	struct timespec next_connect;
-	int backoff;  /* doubling pause between attempts (the loop's) */
-	long pause;   /* the next pause, seconds */
-	unsigned gen; /* connections made: a lease dies with its own */
+	const char *session; /* SET statements of every new connection */
+	int backoff;	     /* doubling pause between attempts (the loop's) */
+	long pause;	     /* the next pause, seconds */
+	unsigned gen;	     /* connections made: a lease dies with its own */
 	char errmsg[512];
 };
 
@@ -276,9 +277,7 @@ pgc_ready(struct pgc *c)
 	rc = -1;
 	if (PQstatus(c->conn) != CONNECTION_OK)
 		pgc_fail(c, "cannot connect");
-	else if (pgc_run(c, "cannot set the session",
-			 "SET statement_timeout = 2000;"
-			 " SET client_min_messages = warning") == 0)
+	else if (pgc_run(c, "cannot set the session", c->session) == 0)
 		rc = pgc_schema(c);
 	if (rc != 0) {
 		PQfinish(c->conn);
@@ -497,6 +496,13 @@ rpt_pg_open(const char *uri, uint64_t host, int push, char *err, size_t errsz)
 	}
 	pg->main.uri = pg->uri;
 	pg->main.backoff = 1;
+	pg->main.session = "SET statement_timeout = 2000;"
+			   " SET client_min_messages = warning";
+	/* A batch after a long outage holds a day of counts: the worker
+	 * blocks nobody, so its statements may take longer than the
+	 * loop's (a batch that always timed out would never go). */
+	pg->push.session = "SET statement_timeout = " RPG_STR(
+	    LIM_RPT_PG_PUSH_TIMEOUT_MS) "; SET client_min_messages = warning";
 	pg->push.uri = pg->uri;
 	snprintf(pg->host, sizeof(pg->host), "%016" PRIx64, host);
 	pthread_mutex_init(&pg->mu, NULL);

@@ -8,7 +8,8 @@
  * Two connections per handle:
  * - the push worker (a thread with its own connection) applies batches of
  *   spooled counts, each exactly once: a batch carries (host, seq) and is
- *   skipped when the host's seq in the database is already as high;
+ *   skipped when the host's seq in the database is already as high (its
+ *   statements may run LIM_RPT_PG_PUSH_TIMEOUT_MS: it blocks nobody);
  * - the main connection, used synchronously from the event loop for the
  *   sender's reads and writes, bounded by statement_timeout (2 s) and
  *   connect_timeout (5 s, unless the URI says otherwise); when down it is

@@ -143,5 +143,7 @@
 #define LIM_RPT_PG_RETRY_MAX  60
 #define LIM_RPT_PG_PUSH	      2
 #define LIM_RPT_PG_CLOSE_WAIT 5000
+/* How long one push statement may run (milliseconds). */
+#define LIM_RPT_PG_PUSH_TIMEOUT_MS 120000
 
 #endif /* UTIL_LIMITS_H */
