@@ -217,8 +217,20 @@ send(a, "one.example", 3, [202])
 send(b, "one.example", 2, [202, 203])
 send(a, "two.example", 1)
 send(b, "two.example", 4)
+snd.sendto(b"{not json", a.rsock)
+snd.sendto(b"{not json", b.rsock)
+snd.sendto(b"{not json", b.rsock)
 got, w = wait_sums()
 is_eq(got, w, "1: A's and B's datagrams summed in PostgreSQL")
+
+
+def malformed():
+    return pg.psql("SELECT coalesce(sum(value), 0) FROM tlsrpt_counters "
+                   "WHERE name = 'malformed' AND day = %d" % day0)
+
+
+is_eq(pgworld.wait_for(malformed, "3", 10)[0], "3",
+      "1: the ingest counters summed too (1 malformed on A, 2 on B)")
 is_eq(listed_sums(a), w, "1: the tool lists the fleet's sums (A's config)")
 is_eq(listed_sums(b), w, "1: the tool lists the fleet's sums (B's config)")
 hosts = pg.psql("SELECT count(*) FROM tlsrpt_hosts WHERE seq > 0")
