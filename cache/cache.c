@@ -367,6 +367,20 @@ row_decode(sqlite3_stmt *st, int off, struct cache_sts *sts, int *has_sts,
 	return 0;
 }
 
+/* After a synchronous PostgreSQL call: one that ended an asynchronous
+ * call in flight (cache_pg.h) leaves its results for cache_io(), so the
+ * loop is asked to come. */
+static void
+cache_io_wake(struct cache *c)
+{
+	int w;
+
+	if (c->async && c->wake != NULL &&
+	    (cache_pg_fd(c->pg, &w) < 0 || c->poll_wanted || c->pending.n > 0 ||
+	     !cache_pg_online(c->pg)))
+		c->wake(c->wake_arg);
+}
+
 /* row_read() from PostgreSQL. An entry of its own, not the scratch one: a
  * caller's inputs may point into that (a borrowed entry passed back). */
 static enum cache_err
@@ -374,8 +388,10 @@ row_read_pg(struct cache *c, const char *domain, size_t len, uint32_t hash,
 	    struct rec **out)
 {
 	struct cache_entry e;
+	int rc = cache_pg_lookup(c->pg, domain, &e);
 
-	if (cache_pg_lookup(c->pg, domain, &e) < 0)
+	cache_io_wake(c);
+	if (rc < 0)
 		return cache_pg_online(c->pg) ? CACHE_EDB : CACHE_EOFFLINE;
 	*out = cache_rec_new(domain, len, hash, e.has_sts ? &e.sts : NULL,
 			     e.has_dane ? &e.dane : NULL,
@@ -702,7 +718,8 @@ index_set(struct cache *c, const char *domain, size_t len, uint32_t hash,
 			flags = REC_PARTIAL;
 	} else
 		flags = old->flags;
-	flags = (flags & ~half) | dirty;
+	/* A new value of a half: a batch in flight carries the old one. */
+	flags = (flags & ~(half | (half << 4))) | dirty;
 	if (sts == NULL && old != NULL && old->has_sts) {
 		cache_rec_get_sts(old, &old_sts);
 		sts = &old_sts;
@@ -736,6 +753,10 @@ index_set(struct cache *c, const char *domain, size_t len, uint32_t hash,
 	return 0;
 }
 
+static enum cache_err pend(struct cache *c, const char *domain, size_t len,
+			   uint32_t hash, const struct cache_sts *sts,
+			   const struct cache_dane *dane);
+
 /*
  * The store refused the write of one half of DOMAIN (DESIGN 6.10: a local
  * failure is not "no policy"): the memory index takes it anyway, marked
@@ -746,10 +767,44 @@ static enum cache_err
 refused(struct cache *c, const char *domain, size_t len, uint32_t hash,
 	const struct cache_sts *sts, const struct cache_dane *dane)
 {
+	enum cache_err e;
+
+	dberr(c);
+	e = pend(c, domain, len, hash, sts, dane);
+	if (e == CACHE_OK) {
+		c->stats.deferred_writes++;
+		e = CACHE_DEFERRED;
+	}
+	return e;
+}
+
+/*
+ * The asynchronous writes (cache_set_async()): every change goes on the
+ * pending list as a refused one does, and the loop writes it in the next
+ * batch; it applies from memory meanwhile.
+ */
+static enum cache_err
+queue_write(struct cache *c, const char *domain, size_t len, uint32_t hash,
+	    const struct cache_sts *sts, const struct cache_dane *dane)
+{
+	enum cache_err e;
+
+	set_errx(c, "PostgreSQL store: changes wait for the store");
+	e = pend(c, domain, len, hash, sts, dane);
+	if (c->wake != NULL)
+		c->wake(c->wake_arg);
+	return e;
+}
+
+/* A change onto the pending list: CACHE_OK, or CACHE_EDB when the list is
+ * full (then it applies from memory only), CACHE_ENOMEM. */
+static enum cache_err
+pend(struct cache *c, const char *domain, size_t len, uint32_t hash,
+     const struct cache_sts *sts, const struct cache_dane *dane)
+{
 	const struct rec *old = cache_index_find(c, domain, len, hash);
 	size_t n;
 
-	dberr(c);
 	if ((old == NULL || !cache_rec_dirty(old)) &&
 	    c->pending.n >= c->pending_max) {
 		c->stats.unsaved_writes++;
@@ -766,8 +821,7 @@ refused(struct cache *c, const char *domain, size_t len, uint32_t hash,
 		set_errx(c, "%s: out of memory", domain);
 		return CACHE_ENOMEM;
 	}
-	c->stats.deferred_writes++;
-	return CACHE_DEFERRED;
+	return CACHE_OK;
 }
 
 static enum cache_err
@@ -872,7 +926,9 @@ cache_put_sts(struct cache *c, const char *domain, const struct cache_sts *sts)
 		if (c->db != NULL)
 			db_clear(c->db);
 		/* A single statement is its own short transaction. */
-		if ((rc = write_sts(c, domain, len, sts)) >= 0) {
+		if (c->async)
+			err = queue_write(c, domain, len, hash, sts, NULL);
+		else if ((rc = write_sts(c, domain, len, sts)) >= 0) {
 			index_set(c, domain, len, hash, sts, NULL, NULL, 0, 0,
 				  0);
 			if (rc == 1)
@@ -905,7 +961,9 @@ cache_put_dane(struct cache *c, const char *domain,
 	} else {
 		if (c->db != NULL)
 			db_clear(c->db);
-		if ((rc = write_dane(c, domain, len, dane)) >= 0) {
+		if (c->async)
+			err = queue_write(c, domain, len, hash, NULL, dane);
+		else if ((rc = write_dane(c, domain, len, dane)) >= 0) {
 			index_set(c, domain, len, hash, NULL, dane, NULL, 0, 0,
 				  0);
 			if (rc == 1)
@@ -928,7 +986,8 @@ pending_done(struct cache *c, long n)
 
 	while (n-- > 0 && (r = c->pending.head) != NULL) {
 		cache_index_unlink(c, r);
-		r->flags &= (uint8_t) ~(DIRTY_STS | DIRTY_DANE);
+		r->flags &= (uint8_t) ~(DIRTY_STS | DIRTY_DANE | INFLIGHT_STS |
+					INFLIGHT_DANE);
 		c->stats.retried_writes++;
 		if ((r->flags & (REC_PARTIAL | REC_STALE)) || c->max == 0)
 			free(r);
@@ -1190,6 +1249,16 @@ cache_reconnect(struct cache *c)
 
 	if (c->pg == NULL || cache_pg_online(c->pg))
 		return CACHE_OK;
+	if (c->async) {
+		/* The loop drives it; cache_io_connected() tells. */
+		if (cache_pg_connecting(c->pg))
+			return CACHE_DEFERRED;
+		if (cache_pg_connect_start(c->pg) < 0) {
+			dberr(c);
+			return CACHE_EOFFLINE;
+		}
+		return CACHE_DEFERRED;
+	}
 	rc = cache_pg_connect(c->pg);
 	if (rc < 0)
 		dberr(c);
@@ -1342,6 +1411,11 @@ cache_poll(struct cache *c)
 
 	if (c->pg == NULL)
 		return 0;
+	if (c->async) {
+		c->poll_wanted = 1;
+		cache_io_start(c);
+		return 0;
+	}
 	if (c->loose != NULL)
 		cache_loose_free(c);
 	if ((rc = cache_pg_poll(c->pg, poll_apply, c)) < 0)
@@ -1349,6 +1423,181 @@ cache_poll(struct cache *c)
 	else
 		c->stats.polls++;
 	return rc;
+}
+
+/* ---- PostgreSQL on the daemon's loop (issue 13) ---- */
+
+void
+cache_set_async(struct cache *c, void (*wake)(void *arg), void *arg)
+{
+	if (c->pg == NULL)
+		return;
+	c->async = 1;
+	c->wake = wake;
+	c->wake_arg = arg;
+	cache_pg_set_async(c->pg, LIM_PG_CONNECT_MS);
+}
+
+int
+cache_io_fd(struct cache *c, int *want_write)
+{
+	*want_write = 0;
+	return c->pg != NULL ? cache_pg_fd(c->pg, want_write) : -1;
+}
+
+/* The next write batch: the pending halves not in flight yet, up to
+ * LIM_CACHE_RETRY_BATCH records. The number of upserts sent, or -1. */
+static int
+batch_send(struct cache *c)
+{
+	struct cache_sts sts;
+	struct cache_dane dane;
+	struct rec *r;
+	long n = 0;
+	int items = 0, begun = 0, bad = 0;
+
+	for (r = c->pending.head;
+	     r != NULL && n < LIM_CACHE_RETRY_BATCH && !bad; r = r->next) {
+		unsigned want = r->flags & (DIRTY_STS | DIRTY_DANE) &
+				~(unsigned)(r->flags >> 4);
+
+		if (want == 0)
+			continue;
+		if (!begun && cache_pg_batch_begin(c->pg) < 0)
+			return -1;
+		begun = 1;
+		n++;
+		r->flags &= (uint8_t)~REC_STALE;
+		if (want & DIRTY_STS) {
+			cache_rec_get_sts(r, &sts);
+			bad = cache_pg_batch_sts(c->pg, r->data, &sts) < 0;
+			if (!bad) {
+				r->flags |= INFLIGHT_STS;
+				items++;
+			}
+		}
+		if (!bad && (want & DIRTY_DANE)) {
+			cache_rec_get_dane(r, &dane);
+			bad = cache_pg_batch_dane(c->pg, r->data, &dane) < 0;
+			if (!bad) {
+				r->flags |= INFLIGHT_DANE;
+				items++;
+			}
+		}
+	}
+	if (begun && cache_pg_batch_send(c->pg) < 0)
+		return -1;
+	return items;
+}
+
+/* A write batch ended: each half it carried is written (or the store
+ * kept a newer row: the record then leaves memory once written, so the
+ * next lookup reads that row), unless a newer value came meanwhile. */
+static void
+batch_done(struct cache *c)
+{
+	int i, half, rc, n = cache_pg_batch_count(c->pg);
+	const char *domain;
+	unsigned infl, dirty;
+	struct rec *r;
+	uint32_t hash;
+	size_t len;
+
+	for (i = 0; i < n; i++) {
+		rc = cache_pg_batch_result(c->pg, i, &domain, &half);
+		len = cache_domain_hash(domain, &hash);
+		if ((r = cache_index_find(c, domain, len, hash)) == NULL)
+			continue;
+		dirty = half == CACHE_PG_STS ? DIRTY_STS : DIRTY_DANE;
+		infl = dirty << 4;
+		if (!(r->flags & infl))
+			continue; /* a newer value waits for the next batch */
+		if (rc < 0) {
+			r->flags &= (uint8_t)~infl;
+			continue;
+		}
+		cache_index_unlink(c, r);
+		r->flags &= (uint8_t) ~(infl | dirty);
+		if (rc == 0)
+			r->flags |= REC_STALE;
+		c->stats.async_writes++;
+		if (!cache_rec_dirty(r) &&
+		    ((r->flags & (REC_PARTIAL | REC_STALE)) || c->max == 0))
+			free(r);
+		else
+			cache_index_insert(c, r);
+	}
+}
+
+void
+cache_io_start(struct cache *c)
+{
+	int rc;
+
+	if (!c->async || !cache_pg_idle(c->pg))
+		return;
+	if ((rc = batch_send(c)) != 0) {
+		if (rc < 0)
+			dberr(c);
+		return;
+	}
+	if (!c->poll_wanted)
+		return;
+	if (cache_pg_poll_send(c->pg) < 0) {
+		c->poll_wanted = 0;
+		dberr(c);
+		return;
+	}
+	c->stats.polls++;
+}
+
+int
+cache_io(struct cache *c, int timed_out)
+{
+	int rc = 0, more;
+
+	if (!c->async || cache_pg_io(c->pg, timed_out) == 0)
+		return 0;
+	if (c->loose != NULL)
+		cache_loose_free(c);
+	if ((more = cache_pg_connect_result(c->pg)) <= 0) {
+		if (more < 0)
+			dberr(c);
+		c->connect_done = 1;
+		c->connect_err = more == 0    ? CACHE_OK
+				 : more == -1 ? CACHE_EOFFLINE
+					      : CACHE_EDB;
+		cache_pg_op_end(c->pg);
+		cache_io_start(c);
+		return 0;
+	}
+	if (cache_pg_failed(c->pg)) {
+		dberr(c);
+		rc = -1;
+	}
+	if (cache_pg_batch_count(c->pg) > 0)
+		batch_done(c);
+	else if (c->poll_wanted) {
+		more = rc < 0 ? -1 : cache_pg_poll_take(c->pg, poll_apply, c);
+		if (more < 0 && rc == 0) {
+			dberr(c);
+			rc = -1;
+		}
+		c->poll_wanted = more > 0;
+	}
+	cache_pg_op_end(c->pg);
+	cache_io_start(c);
+	return rc;
+}
+
+int
+cache_io_connected(struct cache *c, enum cache_err *e)
+{
+	if (!c->connect_done)
+		return 0;
+	c->connect_done = 0;
+	*e = c->connect_err;
+	return 1;
 }
 
 /* One row of sql_warm into the index, unless the domain is there. */

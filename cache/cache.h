@@ -149,6 +149,29 @@ enum cache_err cache_reconnect(struct cache *c);
  * (cache_errmsg()).
  */
 int cache_poll(struct cache *c);
+
+/*
+ * A PostgreSQL store on the daemon's event loop (issue 13; nothing for
+ * SQLite). From now on a write does not wait for the database: it
+ * applies in memory, goes on the pending list, and the loop writes the
+ * list in batches (one pipelined transaction each); cache_poll() asks for
+ * the poll, whose pages are read the same way. WAKE(ARG) asks the loop to
+ * call cache_io_start() and cache_io() soon (it may be called from inside
+ * any cache_ call). The loop watches cache_io_fd() (-1: nothing in
+ * flight; WANT_WRITE: also for writing) with a timeout and then calls
+ * cache_io(c, timed_out): -1 when the call in flight failed
+ * (cache_errmsg() says why; the changes stay pending and are sent again),
+ * else 0. A lookup of a domain not in memory still reads the database
+ * itself, bounded (cache_pg.h).
+ */
+void cache_set_async(struct cache *c, void (*wake)(void *arg), void *arg);
+int cache_io_fd(struct cache *c, int *want_write);
+void cache_io_start(struct cache *c);
+int cache_io(struct cache *c, int timed_out);
+/* On the loop, cache_reconnect() only starts (CACHE_DEFERRED; an error
+ * when it cannot even start); after a cache_io() call this returns 1 once
+ * the attempt ended, with *E what cache_reconnect() would have returned. */
+int cache_io_connected(struct cache *c, enum cache_err *e);
 /* Checkpoint and close; cache_close(NULL) does nothing. */
 void cache_close(struct cache *c);
 /* Change the memory index bound (SIGHUP); evicts down to it. */
@@ -250,6 +273,7 @@ struct cache_stats {
 	unsigned long long hits, misses, negative_hits, evictions, db_reads;
 	unsigned long long deferred_writes, retried_writes, unsaved_writes;
 	unsigned long long polls, polled_updates;
+	unsigned long long async_writes; /* halves written by cache_io() */
 	long entries, pending;
 };
 void cache_get_stats(const struct cache *c, struct cache_stats *st);

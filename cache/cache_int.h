@@ -37,6 +37,11 @@ struct cache_pg;
  * change: once written, the record is dropped so the next lookup reads
  * that row. */
 #define REC_STALE 8u
+/* Asynchronous writes (PostgreSQL on the daemon's loop): the half is in
+ * the batch in flight. A new value of that half clears the bit, so the
+ * batch's result does not mark the new value written. */
+#define INFLIGHT_STS  16u
+#define INFLIGHT_DANE 32u
 
 /*
  * One domain in the memory index. The strings follow the fixed part, each
@@ -54,7 +59,7 @@ struct rec {
 	uint32_t mxlen;
 	uint8_t dlen, idlen, errlen, detlen;
 	uint8_t has_sts, has_dane, mode, dane_kind;
-	uint8_t flags; /* DIRTY_*, REC_PARTIAL, REC_STALE */
+	uint8_t flags; /* DIRTY_*, REC_PARTIAL, REC_STALE, INFLIGHT_* */
 	uint8_t has_pin, pin_exempt;
 	uint16_t pinlen;
 	long long max_age;
@@ -87,6 +92,14 @@ struct cache {
 	/* A record read while the index is disabled (max 0), freed by the
 	 * next call: it backs the borrowed entry. */
 	struct rec *loose;
+	/* PostgreSQL on the daemon's loop (cache_set_async()): writes queue
+	 * and go out in batches, the poll pages are asynchronous; WAKE asks
+	 * the loop to call cache_io(). */
+	int async, poll_wanted;
+	int connect_done; /* an asynchronous connect ended with connect_err */
+	enum cache_err connect_err;
+	void (*wake)(void *arg);
+	void *wake_arg;
 
 	struct cache_entry scratch;
 	struct cache_stats stats;

@@ -39,11 +39,14 @@
  * carry no version: each poll row carries the domain's pin as it is at
  * the time of the read, and cache.c takes it as it is.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -58,7 +61,23 @@
 #define PG_SCHEMA_LOCK "1414287184"
 /* How long the schema check and its migrations may take. */
 #define PG_SCHEMA_TIMEOUT "5min"
-#define PG_MX_MAX	  (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 1))
+/* Our own bound on that transaction's statements, a little longer. */
+#define PG_SCHEMA_MS (5L * 60 * 1000 + 5000)
+/* The bound on every other call: longer than statement_timeout (2 s),
+ * so a slow statement fails with the server's reason; a server that
+ * does not answer at all costs the loop this long once, then the handle
+ * is down until it connects again. */
+#define PG_CALL_MS 2500L
+/* A lookup by key takes well under a millisecond on a healthy server; on
+ * a miss a client's answer waits for it, and with it every other client
+ * and the resolutions in flight: at most a second, once. */
+#define PG_LOOKUP_MS 1000L
+/* The bound on a connection attempt (libpq's connect_timeout is only for
+ * its blocking connect, which we do not use). */
+#define PG_CONNECT_MS 5000L
+/* Upserts in one write batch: both halves of a retry batch. */
+#define PG_BATCH_MAX (2 * LIM_CACHE_RETRY_BATCH)
+#define PG_MX_MAX    (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 1))
 /* Seconds the check "does a server answer at all" waits, after a failed
  * connection (pg_unreachable). */
 #define PG_PING_TIMEOUT "2"
@@ -73,6 +92,22 @@
 #define PG_STR(x)	 PG_STR2(x)
 #define PG_TOMBSTONE_AGE PG_STR(LIM_PG_PIN_TOMBSTONE_DAYS) " days"
 
+/* What the connection is doing (the asynchronous calls). */
+enum pg_op {
+	OP_IDLE = 0,
+	OP_WRITE,   /* a pipeline of upserts, cache_pg_batch_send() */
+	OP_POLL,    /* one page of the poll, cache_pg_poll_send() */
+	OP_CONNECT, /* a new connection, cache_pg_connect_start() */
+	OP_DONE,    /* finished: results wait for cache_pg_io()'s caller */
+};
+
+/* One upsert of a write batch and, once done, its result. */
+struct pg_item {
+	char domain[LIM_DOMAIN_MAX + 1];
+	int half; /* CACHE_PG_STS or CACHE_PG_DANE */
+	int rc;	  /* 1 written, 0 a newer row kept, -1 not written */
+};
+
 struct cache_pg {
 	PGconn *conn;
 	PGresult *res; /* backs the last lookup's borrowed strings */
@@ -85,6 +120,20 @@ struct cache_pg {
 	char cur_at[PG_STAMP_MAX];
 	char cur_dom[LIM_DOMAIN_MAX + 1];
 	int in_cycle;
+	/* The asynchronous call in flight (one at a time) and its results:
+	 * a write batch's items, or the poll page's rows. */
+	enum pg_op op, done_op;
+	int op_failed;
+	struct pg_item *items;
+	int nitems, nresults;
+	PGresult *poll_res;
+	long connect_ms;
+	int timed_out;	/* the last connection attempt had no answer */
+	int async;	/* on the daemon's loop: shorter bounds */
+	long call_ms;	/* this call's bound when not PG_CALL_MS */
+	int connect_rc; /* of the last asynchronous connect */
+	PostgresPollingStatusType connect_st;
+	int got_null;
 	char errmsg[1024];
 };
 
@@ -118,6 +167,145 @@ cache_pg_errmsg(const struct cache_pg *p)
 }
 
 static int pg_reopen(struct cache_pg *p);
+static int pg_connect_once(struct cache_pg *p);
+static void pg_settle(struct cache_pg *p);
+static int pg_connected(struct cache_pg *p);
+static int pg_connect_step(struct cache_pg *p, int timed_out);
+
+/* Milliseconds on the monotonic clock: the bounds of our own calls, as
+ * libpq's connect_timeout is its own business. */
+static long long
+pg_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Give the connection up (a server that does not answer in time, or a
+ * connection that broke under an asynchronous call): the handle is down
+ * and every call fails at once until cache_pg_connect(). A call in flight
+ * ends, failed; its caller learns it from cache_pg_io().
+ */
+static void
+pg_drop(struct cache_pg *p, const char *why)
+{
+	snprintf(p->errmsg, sizeof(p->errmsg), "PostgreSQL store: %s", why);
+	PQfinish(p->conn);
+	p->conn = NULL;
+	p->down = 1;
+	p->in_tx = 0;
+	p->in_cycle = 0;
+	if (p->op == OP_WRITE || p->op == OP_POLL) {
+		/* Whether a batch in flight committed is unknown: it is
+		 * sent again (the upserts are conditional, so twice is
+		 * harmless). */
+		for (int i = 0; i < p->nitems; i++)
+			p->items[i].rc = -1;
+		p->done_op = p->op;
+		p->op = OP_DONE;
+		p->op_failed = 1;
+	}
+}
+
+/* Wait until libpq has sent what it holds and a result can be read
+ * without blocking, at most until DEADLINE (pg_ms()). 0, or -1 when the
+ * server did not answer in time (the connection is dropped). */
+static int
+pg_wait(struct cache_pg *p, long long deadline)
+{
+	struct pollfd pfd;
+	long long left;
+	int f;
+
+	for (;;) {
+		if ((f = PQflush(p->conn)) < 0)
+			return 0; /* broken: PQgetResult() says so */
+		if (f == 0 && !PQisBusy(p->conn))
+			return 0;
+		if ((left = deadline - pg_ms()) <= 0) {
+			pg_drop(p, "the server did not answer in time; the "
+				   "connection is given up");
+			return -1;
+		}
+		pfd.fd = PQsocket(p->conn);
+		pfd.events = (short)(POLLIN | (f == 1 ? POLLOUT : 0));
+		pfd.revents = 0;
+		if (poll(&pfd, 1, left > 60000 ? 60000 : (int)left) < 0 &&
+		    errno != EINTR) {
+			pg_drop(p, "cannot wait for the server");
+			return -1;
+		}
+		if ((pfd.revents & (POLLIN | POLLERR | POLLHUP)) &&
+		    !PQconsumeInput(p->conn))
+			return 0;
+	}
+}
+
+/* The bound of one synchronous call, and of the schema check (which may
+ * wait for another daemon's migration). */
+static long
+pg_call_ms(const struct cache_pg *p, int schema)
+{
+	/* On the loop, a schema check waits no longer than a call: another
+	 * daemon's long migration makes this attempt fail, and the next one
+	 * comes later. */
+	if (schema)
+		return p->async ? 2 * PG_CALL_MS : PG_SCHEMA_MS;
+	return p->call_ms > 0 ? p->call_ms : PG_CALL_MS;
+}
+
+/*
+ * Send SQL (N text PARAMS; N < 0: several statements, no parameters) and
+ * wait for its results, at most MS milliseconds: a server that does not
+ * answer by then (stopped, hung, a network that drops everything) costs
+ * the loop that long once, then the handle is down. The first failed
+ * result, else the last one; NULL when nothing came back.
+ */
+static PGresult *
+pg_call(struct cache_pg *p, const char *sql, int n, const char *const *params,
+	long ms)
+{
+	long long deadline = pg_ms() + ms;
+	PGresult *res, *keep = NULL;
+	ExecStatusType st;
+	int sent;
+
+	if (p->conn == NULL)
+		return NULL;
+	sent = n >= 0 ? PQsendQueryParams(p->conn, sql, n, NULL, params, NULL,
+					  NULL, 0)
+		      : PQsendQuery(p->conn, sql);
+	if (!sent)
+		return NULL;
+	for (;;) {
+		if (pg_wait(p, deadline) < 0) {
+			PQclear(keep);
+			return NULL;
+		}
+		if ((res = PQgetResult(p->conn)) == NULL)
+			break;
+		st = keep != NULL ? PQresultStatus(keep) : PGRES_COMMAND_OK;
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			PQclear(res); /* the first failure is the reason */
+			continue;
+		}
+		PQclear(keep);
+		keep = res;
+	}
+	return keep;
+}
+
+static int
+pg_result_ok(const PGresult *res)
+{
+	ExecStatusType st =
+	    res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
 
 /* Run SQL with text parameters; the result, or NULL after pg_fail(). A
  * result that is neither rows nor a command's success is a failure. */
@@ -125,26 +313,22 @@ static PGresult *
 pg_exec(struct cache_pg *p, const char *what, const char *sql, int n,
 	const char *const *params)
 {
-	PGresult *res;
-	ExecStatusType st;
+	PGresult *res = pg_call(p, sql, n, params, pg_call_ms(p, 0));
 
-	res = PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0);
-	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
-	    PQstatus(p->conn) == CONNECTION_BAD && !p->in_tx) {
+	if (!pg_result_ok(res) && !p->down && !p->in_tx &&
+	    PQstatus(p->conn) == CONNECTION_BAD) {
 		/* The connection broke since the last call (the server
 		 * restarted): once more on a new one. Every statement sent
 		 * outside a transaction here may run twice. */
 		PQclear(res);
 		res = NULL;
-		if (pg_reopen(p) == 0)
-			res = PQexecParams(p->conn, sql, n, NULL, params, NULL,
-					   NULL, 0);
-		st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-		if (res == NULL && p->down)
+		if (pg_reopen(p) < 0)
 			return NULL; /* pg_reopen() said why */
+		res = pg_call(p, sql, n, params, pg_call_ms(p, 0));
 	}
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+	if (p->down && res == NULL)
+		return NULL; /* pg_drop() said why */
+	if (!pg_result_ok(res)) {
 		pg_fail(p, "%s", what);
 		PQclear(res);
 		return NULL;
@@ -152,20 +336,32 @@ pg_exec(struct cache_pg *p, const char *what, const char *sql, int n,
 	return res;
 }
 
-/* SQL without parameters, several statements allowed. 0 or -1. */
+/* SQL without parameters, several statements allowed, within MS. 0 or
+ * -1. */
+static int
+pg_run_ms(struct cache_pg *p, const char *what, const char *sql, long ms)
+{
+	PGresult *res = pg_call(p, sql, -1, NULL, ms);
+	int ok = pg_result_ok(res);
+
+	PQclear(res);
+	if (!ok && !(p->down && res == NULL))
+		pg_fail(p, "%s", what);
+	return ok ? 0 : -1;
+}
+
 static int
 pg_run(struct cache_pg *p, const char *what, const char *sql)
 {
-	PGresult *res = PQexec(p->conn, sql);
-	ExecStatusType st =
-	    res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	return pg_run_ms(p, what, sql, pg_call_ms(p, 0));
+}
 
-	PQclear(res);
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		pg_fail(p, "%s", what);
-		return -1;
-	}
-	return 0;
+/* ROLLBACK, whatever state the connection is in. */
+static void
+pg_rollback(struct cache_pg *p)
+{
+	if (p->conn != NULL && PQstatus(p->conn) == CONNECTION_OK)
+		PQclear(pg_call(p, "ROLLBACK", -1, NULL, pg_call_ms(p, 0)));
 }
 
 /* Settings of every new connection. */
@@ -185,8 +381,7 @@ pg_session(struct cache_pg *p)
 static int
 pg_reopen(struct cache_pg *p)
 {
-	PQreset(p->conn);
-	if (PQstatus(p->conn) != CONNECTION_OK) {
+	if (pg_connect_once(p) < 0) {
 		pg_fail(p, "%s",
 			"lost the connection and cannot connect again");
 		p->down = 1;
@@ -202,6 +397,8 @@ pg_reopen(struct cache_pg *p)
 static int
 pg_ready(struct cache_pg *p)
 {
+	if (p->op == OP_WRITE || p->op == OP_POLL)
+		pg_settle(p);
 	if (!p->down && PQstatus(p->conn) == CONNECTION_OK)
 		return 0;
 	if (p->down)
@@ -213,10 +410,261 @@ pg_ready(struct cache_pg *p)
 	return pg_reopen(p);
 }
 
+void
+cache_pg_set_async(struct cache_pg *p, long connect_ms)
+{
+	p->connect_ms = connect_ms;
+	p->async = 1;
+}
+
 int
 cache_pg_online(const struct cache_pg *p)
 {
 	return !p->down && PQstatus(p->conn) == CONNECTION_OK;
+}
+
+/* ---- the asynchronous calls (the daemon's loop) ---- */
+
+/* The end of the call in flight: its results wait for the caller. */
+static int
+pg_op_done(struct cache_pg *p)
+{
+	int i;
+
+	if (p->op == OP_WRITE) {
+		/* The pipeline is one implicit transaction: one failure and
+		 * nothing of it was written. */
+		if (p->op_failed || p->nresults < p->nitems)
+			for (i = 0; i < p->nitems; i++)
+				p->items[i].rc = -1;
+		if (p->conn != NULL)
+			(void)PQexitPipelineMode(p->conn);
+	}
+	p->done_op = p->op;
+	p->op = OP_DONE;
+	return 1;
+}
+
+/* The server's one-line reason for a failed result. */
+static const char *
+pg_primary(const PGresult *res)
+{
+	const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	return m != NULL ? m : "failed";
+}
+
+/* One result of the write pipeline. */
+static void
+pg_write_result(struct cache_pg *p, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	if (p->nresults < p->nitems) {
+		if (st == PGRES_COMMAND_OK)
+			p->items[p->nresults].rc =
+			    strcmp(PQcmdTuples(res), "0") != 0;
+		else if (!p->op_failed) {
+			p->op_failed = 1;
+			if (st != PGRES_PIPELINE_ABORTED)
+				snprintf(p->errmsg, sizeof(p->errmsg),
+					 "PostgreSQL store: cannot store %s: "
+					 "%s",
+					 p->items[p->nresults].domain,
+					 pg_primary(res));
+		}
+		p->nresults++;
+	}
+}
+
+/* Take the results that have arrived, without blocking: 1 the call is
+ * complete, 0 more are to come. */
+static int
+pg_collect(struct cache_pg *p)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	for (;;) {
+		if (p->conn == NULL || PQstatus(p->conn) == CONNECTION_BAD) {
+			pg_drop(p, "lost the connection");
+			return 1;
+		}
+		if (PQisBusy(p->conn))
+			return 0;
+		if ((res = PQgetResult(p->conn)) == NULL) {
+			if (p->op == OP_POLL && p->nresults > 0)
+				return pg_op_done(p);
+			if (p->got_null)
+				return 0;
+			p->got_null = 1;
+			continue;
+		}
+		p->got_null = 0;
+		st = PQresultStatus(res);
+		if (p->op == OP_WRITE && st == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			return pg_op_done(p);
+		}
+		if (p->op == OP_WRITE) {
+			pg_write_result(p, res);
+			PQclear(res);
+			continue;
+		}
+		p->nresults++;
+		if (st == PGRES_TUPLES_OK && p->poll_res == NULL) {
+			p->poll_res = res;
+			continue;
+		}
+		if (!p->op_failed)
+			pg_fail(p, "%s", "cannot read the changed rows");
+		p->op_failed = 1;
+		PQclear(res);
+	}
+}
+
+/* A synchronous call while an asynchronous one is in flight: that one
+ * ends first (bounded; its results wait for cache_pg_io()'s caller). */
+static void
+pg_settle(struct cache_pg *p)
+{
+	long long deadline = pg_ms() + PG_CALL_MS;
+
+	while ((p->op == OP_WRITE || p->op == OP_POLL) && pg_collect(p) == 0)
+		if (pg_wait(p, deadline) < 0)
+			break;
+}
+
+int
+cache_pg_fd(struct cache_pg *p, int *want_write)
+{
+	*want_write = 0;
+	if (p->op == OP_CONNECT) {
+		*want_write = p->connect_st == PGRES_POLLING_WRITING;
+		return PQsocket(p->conn);
+	}
+	if ((p->op != OP_WRITE && p->op != OP_POLL) || p->conn == NULL)
+		return -1;
+	*want_write = PQflush(p->conn) == 1;
+	return PQsocket(p->conn);
+}
+
+int
+cache_pg_io(struct cache_pg *p, int timed_out)
+{
+	if (p->op == OP_DONE)
+		return 1;
+	if (p->op == OP_IDLE)
+		return 0;
+	if (p->op == OP_CONNECT)
+		return pg_connect_step(p, timed_out);
+	if (timed_out) {
+		pg_drop(p, "the server did not answer in time; the "
+			   "connection is given up");
+		return 1;
+	}
+	if (PQflush(p->conn) < 0 || !PQconsumeInput(p->conn)) {
+		char why[512];
+		size_t n;
+
+		snprintf(why, sizeof(why), "lost the connection: %s",
+			 PQerrorMessage(p->conn));
+		n = strlen(why);
+		while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == ' '))
+			why[--n] = '\0';
+		pg_drop(p, why);
+		return 1;
+	}
+	return pg_collect(p);
+}
+
+int
+cache_pg_idle(const struct cache_pg *p)
+{
+	return p->op == OP_IDLE && cache_pg_online(p);
+}
+
+int
+cache_pg_failed(const struct cache_pg *p)
+{
+	return p->op_failed;
+}
+
+static void
+pg_op_start(struct cache_pg *p, enum pg_op op)
+{
+	p->op = op;
+	p->op_failed = 0;
+	p->nresults = 0;
+	p->got_null = 0;
+}
+
+int
+cache_pg_batch_begin(struct cache_pg *p)
+{
+	if (!cache_pg_idle(p) || PQenterPipelineMode(p->conn) != 1) {
+		pg_fail(p, "%s", "cannot start a write batch");
+		return -1;
+	}
+	p->nitems = 0;
+	return 0;
+}
+
+/* Queue one upsert of the batch. */
+static int
+pg_batch_add(struct cache_pg *p, const char *domain, int half, const char *sql,
+	     int n, const char *const *v)
+{
+	struct pg_item *it;
+
+	if (p->nitems >= PG_BATCH_MAX ||
+	    PQsendQueryParams(p->conn, sql, n, NULL, v, NULL, NULL, 0) != 1)
+		return -1;
+	it = &p->items[p->nitems++];
+	snprintf(it->domain, sizeof(it->domain), "%s", domain);
+	it->half = half;
+	it->rc = -1;
+	return 0;
+}
+
+int
+cache_pg_batch_send(struct cache_pg *p)
+{
+	if (PQpipelineSync(p->conn) != 1) {
+		pg_fail(p, "%s", "cannot send the write batch");
+		p->op = OP_WRITE;
+		p->op_failed = 1;
+		pg_op_done(p);
+		return -1;
+	}
+	pg_op_start(p, OP_WRITE);
+	return 0;
+}
+
+int
+cache_pg_batch_count(const struct cache_pg *p)
+{
+	return p->done_op == OP_WRITE ? p->nitems : 0;
+}
+
+int
+cache_pg_batch_result(const struct cache_pg *p, int i, const char **domain,
+		      int *half)
+{
+	*domain = p->items[i].domain;
+	*half = p->items[i].half;
+	return p->items[i].rc;
+}
+
+void
+cache_pg_op_end(struct cache_pg *p)
+{
+	PQclear(p->poll_res);
+	p->poll_res = NULL;
+	p->nitems = 0;
+	p->done_op = OP_IDLE;
+	if (p->op == OP_DONE)
+		p->op = OP_IDLE;
 }
 
 static const char sql_schema_v1[] =
@@ -300,11 +748,12 @@ pg_schema(struct cache_pg *p)
 	/* A migration of a large store (an index to build) takes longer
 	 * than our 2 s statements, and another daemon may hold the lock
 	 * while it migrates: this one transaction may take minutes. */
-	if (pg_run(p, "cannot start the schema check",
-		   "BEGIN; SET LOCAL statement_timeout = '" PG_SCHEMA_TIMEOUT
-		   "'; SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ");"
-		   "CREATE TABLE IF NOT EXISTS tlspolicyd_schema ("
-		   " store TEXT PRIMARY KEY, version INTEGER NOT NULL)") < 0)
+	if (pg_run_ms(p, "cannot start the schema check",
+		      "BEGIN; SET LOCAL statement_timeout = '" PG_SCHEMA_TIMEOUT
+		      "'; SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ");"
+		      "CREATE TABLE IF NOT EXISTS tlspolicyd_schema ("
+		      " store TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+		      pg_call_ms(p, 1)) < 0)
 		goto fail;
 	res = pg_exec(p, "cannot read the schema version",
 		      "SELECT version FROM tlspolicyd_schema"
@@ -322,19 +771,21 @@ pg_schema(struct cache_pg *p)
 			 v, PG_SCHEMA_VERSION);
 		goto fail;
 	}
-	if (v < 1 && pg_run(p, "cannot create the tables", sql_schema_v1) < 0)
+	if (v < 1 && pg_run_ms(p, "cannot create the tables", sql_schema_v1,
+			       pg_call_ms(p, 1)) < 0)
 		goto fail;
-	if (v < 2 && pg_run(p, "cannot update the tables to schema 2",
-			    sql_schema_v2) < 0)
+	if (v < 2 && pg_run_ms(p, "cannot update the tables to schema 2",
+			       sql_schema_v2, pg_call_ms(p, 1)) < 0)
 		goto fail;
-	if (v < 3 && pg_run(p, "cannot update the tables to schema 3",
-			    sql_schema_v3) < 0)
+	if (v < 3 && pg_run_ms(p, "cannot update the tables to schema 3",
+			       sql_schema_v3, pg_call_ms(p, 1)) < 0)
 		goto fail;
-	rc = pg_run(p, "cannot create the tables", "COMMIT");
+	rc = pg_run_ms(p, "cannot create the tables", "COMMIT",
+		       pg_call_ms(p, 1));
 	p->in_tx = 0;
 	return rc;
 fail:
-	PQclear(PQexec(p->conn, "ROLLBACK"));
+	pg_rollback(p);
 	p->in_tx = 0;
 	return -1;
 }
@@ -343,21 +794,50 @@ fail:
 static const char *const conn_keys[] = {"connect_timeout", "application_name",
 					"dbname", NULL};
 
-/* Connect once; 0, or -1 with the reason in P->errmsg. */
+/*
+ * Connect once, within P->connect_ms: 0, or -1 with the reason in
+ * P->errmsg (P->timed_out when no server answered in time). The
+ * connection is non-blocking: every call waits in pg_wait(), bounded.
+ */
 static int
 pg_connect_once(struct cache_pg *p)
 {
 	const char *vals[] = {"5", "tlspolicyd", p->uri, NULL};
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	long long deadline = pg_ms() + p->connect_ms, left;
+	struct pollfd pfd;
 
+	p->timed_out = 0;
 	PQfinish(p->conn);
-	p->conn = PQconnectdbParams(conn_keys, vals, 1);
+	p->conn = PQconnectStartParams(conn_keys, vals, 1);
 	if (p->conn == NULL) {
 		snprintf(p->errmsg, sizeof(p->errmsg),
 			 "PostgreSQL store: out of memory");
 		return -1;
 	}
+	while (PQstatus(p->conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+	       st != PGRES_POLLING_FAILED) {
+		if ((left = deadline - pg_ms()) <= 0) {
+			snprintf(p->errmsg, sizeof(p->errmsg),
+				 "PostgreSQL store: cannot connect: no answer "
+				 "within %ld ms",
+				 p->connect_ms);
+			p->timed_out = 1;
+			return -1;
+		}
+		pfd.fd = PQsocket(p->conn);
+		pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, (int)left) == 0)
+			continue;
+		st = PQconnectPoll(p->conn);
+	}
 	if (PQstatus(p->conn) != CONNECTION_OK) {
 		pg_fail(p, "%s", "cannot connect");
+		return -1;
+	}
+	if (PQsetnonblocking(p->conn, 1) != 0) {
+		pg_fail(p, "%s", "cannot make the connection non-blocking");
 		return -1;
 	}
 	return 0;
@@ -400,21 +880,27 @@ pg_poll_mark(struct cache_pg *p)
 	return 0;
 }
 
+/* A server that answers and refuses the connection, in words. */
+static void
+pg_refused(struct cache_pg *p)
+{
+	size_t n = strlen(p->errmsg);
+
+	snprintf(p->errmsg + n, sizeof(p->errmsg) - n,
+		 " (the server answers but refuses this connection: check "
+		 "the role, the password and the database name)");
+}
+
 int
 cache_pg_connect(struct cache_pg *p)
 {
 	int rc = pg_connect_once(p);
 
-	if (rc < 0 && p->conn != NULL && !pg_unreachable(p)) {
+	if (rc < 0 && p->conn != NULL && !p->timed_out && !pg_unreachable(p)) {
 		/* It answers: perhaps it just started. Once more, and then
 		 * it is a refusal. */
 		if ((rc = pg_connect_once(p)) < 0) {
-			size_t n = strlen(p->errmsg);
-
-			snprintf(p->errmsg + n, sizeof(p->errmsg) - n,
-				 " (the server answers but refuses this "
-				 "connection: check the role, the password "
-				 "and the database name)");
+			pg_refused(p);
 			p->down = 1;
 			return -2;
 		}
@@ -423,10 +909,18 @@ cache_pg_connect(struct cache_pg *p)
 		p->down = 1;
 		return -1;
 	}
+	return pg_connected(p);
+}
+
+/* A connection is open: its settings, the schema, the poll's start. 0,
+ * -1 the server went away, -2 it refuses us (cache_pg_connect()). */
+static int
+pg_connected(struct cache_pg *p)
+{
 	p->in_tx = 0;
 	p->in_cycle = 0;
-	if (pg_session(p) < 0 || pg_schema(p) < 0 ||
-	    (p->newest[0] == '\0' && pg_poll_mark(p) < 0)) {
+	if (PQsetnonblocking(p->conn, 1) != 0 || pg_session(p) < 0 ||
+	    pg_schema(p) < 0 || (p->newest[0] == '\0' && pg_poll_mark(p) < 0)) {
 		/* A refusal (a newer schema, no right to create the tables)
 		 * when the server is still there; else it went away. */
 		p->down = 1;
@@ -436,6 +930,79 @@ cache_pg_connect(struct cache_pg *p)
 	return 0;
 }
 
+int
+cache_pg_connect_start(struct cache_pg *p)
+{
+	const char *vals[] = {"5", "tlspolicyd", p->uri, NULL};
+
+	if (p->op != OP_IDLE)
+		return -1;
+	PQfinish(p->conn);
+	p->down = 1;
+	p->timed_out = 0;
+	p->conn = PQconnectStartParams(conn_keys, vals, 1);
+	if (p->conn == NULL) {
+		snprintf(p->errmsg, sizeof(p->errmsg),
+			 "PostgreSQL store: out of memory");
+		return -1;
+	}
+	if (PQstatus(p->conn) == CONNECTION_BAD) {
+		pg_fail(p, "%s", "cannot connect");
+		return -1;
+	}
+	p->connect_st = PGRES_POLLING_WRITING;
+	p->op = OP_CONNECT;
+	p->op_failed = 0;
+	return 0;
+}
+
+int
+cache_pg_connecting(const struct cache_pg *p)
+{
+	return p->op == OP_CONNECT;
+}
+
+int
+cache_pg_connect_result(const struct cache_pg *p)
+{
+	return p->done_op == OP_CONNECT ? p->connect_rc : 1;
+}
+
+/* A step of the asynchronous connect: 0 still connecting, 1 done. */
+static int
+pg_connect_step(struct cache_pg *p, int timed_out)
+{
+	if (timed_out) {
+		snprintf(p->errmsg, sizeof(p->errmsg),
+			 "PostgreSQL store: cannot connect: no answer within "
+			 "%d ms",
+			 LIM_PG_IO_MS);
+		p->connect_rc = -1;
+	} else {
+		p->connect_st = PQconnectPoll(p->conn);
+		if (p->connect_st == PGRES_POLLING_READING ||
+		    p->connect_st == PGRES_POLLING_WRITING)
+			return 0;
+		if (p->connect_st == PGRES_POLLING_OK)
+			p->connect_rc = pg_connected(p);
+		else {
+			pg_fail(p, "%s", "cannot connect");
+			/* It failed at once, so asking whether a server
+			 * answers at all is quick too. */
+			p->connect_rc = pg_unreachable(p) ? -1 : -2;
+			if (p->connect_rc == -2)
+				pg_refused(p);
+		}
+	}
+	if (p->connect_rc < 0) {
+		p->down = 1;
+		p->op_failed = 1;
+	}
+	p->done_op = OP_CONNECT;
+	p->op = OP_DONE;
+	return 1;
+}
+
 struct cache_pg *
 cache_pg_open(const char *uri, int offline_ok, char *err, size_t errsz)
 {
@@ -443,11 +1010,15 @@ cache_pg_open(const char *uri, int offline_ok, char *err, size_t errsz)
 	int rc;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
-	    (p->uri = strdup(uri)) == NULL) {
+	    (p->uri = strdup(uri)) == NULL ||
+	    (p->items = calloc(PG_BATCH_MAX, sizeof(*p->items))) == NULL) {
+		if (p != NULL)
+			free(p->uri);
 		free(p);
 		snprintf(err, errsz, "PostgreSQL store: out of memory");
 		return NULL;
 	}
+	p->connect_ms = PG_CONNECT_MS;
 	rc = cache_pg_connect(p);
 	if (rc == 0 || (rc == -1 && offline_ok && p->conn != NULL))
 		return p;
@@ -462,7 +1033,9 @@ cache_pg_close(struct cache_pg *p)
 	if (p == NULL)
 		return;
 	PQclear(p->res);
+	PQclear(p->poll_res);
 	PQfinish(p->conn);
+	free(p->items);
 	free(p->uri);
 	free(p);
 }
@@ -591,7 +1164,9 @@ cache_pg_lookup(struct cache_pg *p, const char *domain, struct cache_entry *e)
 	p->res = NULL;
 	if (pg_ready(p) < 0)
 		return -1;
+	p->call_ms = PG_LOOKUP_MS;
 	p->res = pg_exec(p, "lookup", sql, 1, &domain);
+	p->call_ms = 0;
 	if (p->res == NULL)
 		return -1;
 	if (PQntuples(p->res) != 1) {
@@ -626,65 +1201,112 @@ pg_upsert(struct cache_pg *p, const char *what, const char *sql, int n,
 	return changed;
 }
 
+static const char sql_put_sts[] =
+    "INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age, "
+    "fetched_at, expires_at, last_error, next_retry) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    "ON CONFLICT (domain) DO UPDATE SET policy_id = excluded.policy_id,"
+    " mode = excluded.mode, mx = excluded.mx,"
+    " max_age = excluded.max_age, fetched_at = excluded.fetched_at,"
+    " expires_at = excluded.expires_at,"
+    " last_error = excluded.last_error,"
+    " next_retry = excluded.next_retry"
+    " WHERE (excluded.fetched_at, excluded.policy_id COLLATE \"C\")"
+    " >= (sts_policy.fetched_at, sts_policy.policy_id COLLATE \"C\")";
+
+static const char sql_put_dane[] =
+    "INSERT INTO dane_verdict (domain, kind, detail, checked_at, "
+    "expires_at) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (domain) DO UPDATE SET kind = excluded.kind,"
+    " detail = excluded.detail, checked_at = excluded.checked_at,"
+    " expires_at = excluded.expires_at"
+    " WHERE excluded.checked_at >= dane_verdict.checked_at";
+
+/* The text parameters of one upsert. */
+struct pg_params {
+	char num[5][24];
+	const char *v[9];
+};
+
+static void
+sts_params(struct pg_params *pp, const char *domain,
+	   const struct cache_sts *sts)
+{
+	snprintf(pp->num[0], sizeof(pp->num[0]), "%d", sts->mode);
+	snprintf(pp->num[1], sizeof(pp->num[1]), "%lld", sts->max_age);
+	snprintf(pp->num[2], sizeof(pp->num[2]), "%" PRId64,
+		 (int64_t)sts->fetched_at);
+	snprintf(pp->num[3], sizeof(pp->num[3]), "%" PRId64,
+		 (int64_t)sts->expires_at);
+	snprintf(pp->num[4], sizeof(pp->num[4]), "%" PRId64,
+		 (int64_t)sts->next_retry);
+	pp->v[0] = domain;
+	pp->v[1] = sts->policy_id;
+	pp->v[2] = pp->num[0];
+	pp->v[3] = sts->mx != NULL ? sts->mx : "";
+	pp->v[4] = pp->num[1];
+	pp->v[5] = pp->num[2];
+	pp->v[6] = pp->num[3];
+	pp->v[7] = sts->last_error;
+	pp->v[8] = pp->num[4];
+}
+
+static void
+dane_params(struct pg_params *pp, const char *domain,
+	    const struct cache_dane *dane)
+{
+	snprintf(pp->num[0], sizeof(pp->num[0]), "%d", dane->kind);
+	snprintf(pp->num[1], sizeof(pp->num[1]), "%" PRId64,
+		 (int64_t)dane->checked_at);
+	snprintf(pp->num[2], sizeof(pp->num[2]), "%" PRId64,
+		 (int64_t)dane->expires_at);
+	pp->v[0] = domain;
+	pp->v[1] = pp->num[0];
+	pp->v[2] = dane->detail;
+	pp->v[3] = pp->num[1];
+	pp->v[4] = pp->num[2];
+}
+
 int
 cache_pg_put_sts(struct cache_pg *p, const char *domain,
 		 const struct cache_sts *sts)
 {
-	static const char sql[] =
-	    "INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age, "
-	    "fetched_at, expires_at, last_error, next_retry) "
-	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-	    "ON CONFLICT (domain) DO UPDATE SET policy_id = excluded.policy_id,"
-	    " mode = excluded.mode, mx = excluded.mx,"
-	    " max_age = excluded.max_age, fetched_at = excluded.fetched_at,"
-	    " expires_at = excluded.expires_at,"
-	    " last_error = excluded.last_error,"
-	    " next_retry = excluded.next_retry"
-	    " WHERE (excluded.fetched_at, excluded.policy_id COLLATE \"C\")"
-	    " >= (sts_policy.fetched_at, sts_policy.policy_id COLLATE \"C\")";
-	char num[5][24];
-	const char *v[9];
+	struct pg_params pp;
 
-	snprintf(num[0], sizeof(num[0]), "%d", sts->mode);
-	snprintf(num[1], sizeof(num[1]), "%lld", sts->max_age);
-	snprintf(num[2], sizeof(num[2]), "%" PRId64, (int64_t)sts->fetched_at);
-	snprintf(num[3], sizeof(num[3]), "%" PRId64, (int64_t)sts->expires_at);
-	snprintf(num[4], sizeof(num[4]), "%" PRId64, (int64_t)sts->next_retry);
-	v[0] = domain;
-	v[1] = sts->policy_id;
-	v[2] = num[0];
-	v[3] = sts->mx != NULL ? sts->mx : "";
-	v[4] = num[1];
-	v[5] = num[2];
-	v[6] = num[3];
-	v[7] = sts->last_error;
-	v[8] = num[4];
-	return pg_upsert(p, "cannot store the MTA-STS policy", sql, 9, v);
+	sts_params(&pp, domain, sts);
+	return pg_upsert(p, "cannot store the MTA-STS policy", sql_put_sts, 9,
+			 pp.v);
 }
 
 int
 cache_pg_put_dane(struct cache_pg *p, const char *domain,
 		  const struct cache_dane *dane)
 {
-	static const char sql[] =
-	    "INSERT INTO dane_verdict (domain, kind, detail, checked_at, "
-	    "expires_at) VALUES ($1, $2, $3, $4, $5) "
-	    "ON CONFLICT (domain) DO UPDATE SET kind = excluded.kind,"
-	    " detail = excluded.detail, checked_at = excluded.checked_at,"
-	    " expires_at = excluded.expires_at"
-	    " WHERE excluded.checked_at >= dane_verdict.checked_at";
-	char num[3][24];
-	const char *v[5];
+	struct pg_params pp;
 
-	snprintf(num[0], sizeof(num[0]), "%d", dane->kind);
-	snprintf(num[1], sizeof(num[1]), "%" PRId64, (int64_t)dane->checked_at);
-	snprintf(num[2], sizeof(num[2]), "%" PRId64, (int64_t)dane->expires_at);
-	v[0] = domain;
-	v[1] = num[0];
-	v[2] = dane->detail;
-	v[3] = num[1];
-	v[4] = num[2];
-	return pg_upsert(p, "cannot store the DANE verdict", sql, 5, v);
+	dane_params(&pp, domain, dane);
+	return pg_upsert(p, "cannot store the DANE verdict", sql_put_dane, 5,
+			 pp.v);
+}
+
+int
+cache_pg_batch_sts(struct cache_pg *p, const char *domain,
+		   const struct cache_sts *sts)
+{
+	struct pg_params pp;
+
+	sts_params(&pp, domain, sts);
+	return pg_batch_add(p, domain, CACHE_PG_STS, sql_put_sts, 9, pp.v);
+}
+
+int
+cache_pg_batch_dane(struct cache_pg *p, const char *domain,
+		    const struct cache_dane *dane)
+{
+	struct pg_params pp;
+
+	dane_params(&pp, domain, dane);
+	return pg_batch_add(p, domain, CACHE_PG_DANE, sql_put_dane, 5, pp.v);
 }
 
 int
@@ -708,8 +1330,7 @@ cache_pg_commit(struct cache_pg *p)
 void
 cache_pg_rollback(struct cache_pg *p)
 {
-	if (PQstatus(p->conn) == CONNECTION_OK)
-		PQclear(PQexec(p->conn, "ROLLBACK"));
+	pg_rollback(p);
 	p->in_tx = 0;
 }
 
@@ -864,29 +1485,27 @@ poll_rows(struct cache_pg *p, PGresult *res,
 	return 0;
 }
 
-int
-cache_pg_poll(struct cache_pg *p,
-	      int (*fn)(const struct cache_entry *e, void *arg), void *arg)
+/* The parameters of the next poll page. */
+static void
+poll_params(struct cache_pg *p, struct pg_params *pp)
 {
-	char lim[24];
-	const char *v[4];
-	PGresult *res;
+	snprintf(pp->num[0], sizeof(pp->num[0]), "%d", LIM_PG_POLL_BATCH);
+	pp->v[0] = p->in_cycle ? p->cur_at : p->newest;
+	pp->v[1] = p->in_cycle ? p->cur_dom : "";
+	pp->v[2] = pp->num[0];
+	pp->v[3] = p->in_cycle ? "0" : PG_POLL_OVERLAP;
+}
+
+/* A poll page read: its rows to FN, and the cycle moves on. 1 more rows
+ * wait, 0 caught up, -1 failed. */
+static int
+poll_finish(struct cache_pg *p, PGresult *res,
+	    int (*fn)(const struct cache_entry *e, void *arg), void *arg)
+{
 	int n;
 
-	if (pg_ready(p) < 0 || (p->newest[0] == '\0' && pg_poll_mark(p) < 0))
+	if (poll_rows(p, res, fn, arg) < 0)
 		return -1;
-	snprintf(lim, sizeof(lim), "%d", LIM_PG_POLL_BATCH);
-	v[0] = p->in_cycle ? p->cur_at : p->newest;
-	v[1] = p->in_cycle ? p->cur_dom : "";
-	v[2] = lim;
-	v[3] = p->in_cycle ? "0" : PG_POLL_OVERLAP;
-	if ((res = pg_exec(p, "cannot read the changed rows", sql_poll, 4,
-			   v)) == NULL)
-		return -1;
-	if (poll_rows(p, res, fn, arg) < 0) {
-		PQclear(res);
-		return -1;
-	}
 	if ((n = PQntuples(res)) > 0) {
 		snprintf(p->cur_at, sizeof(p->cur_at), "%s",
 			 PQgetvalue(res, n - 1, 1));
@@ -894,7 +1513,6 @@ cache_pg_poll(struct cache_pg *p,
 			 PQgetvalue(res, n - 1, 0));
 		p->in_cycle = 1;
 	}
-	PQclear(res);
 	if (n < LIM_PG_POLL_BATCH) {
 		/* The end of this cycle: the next one starts from the
 		 * newest stamp read (the last row, in key order). */
@@ -904,6 +1522,51 @@ cache_pg_poll(struct cache_pg *p,
 		return 0;
 	}
 	return 1;
+}
+
+int
+cache_pg_poll(struct cache_pg *p,
+	      int (*fn)(const struct cache_entry *e, void *arg), void *arg)
+{
+	struct pg_params pp;
+	PGresult *res;
+	int rc;
+
+	if (pg_ready(p) < 0 || (p->newest[0] == '\0' && pg_poll_mark(p) < 0))
+		return -1;
+	poll_params(p, &pp);
+	if ((res = pg_exec(p, "cannot read the changed rows", sql_poll, 4,
+			   pp.v)) == NULL)
+		return -1;
+	rc = poll_finish(p, res, fn, arg);
+	PQclear(res);
+	return rc;
+}
+
+int
+cache_pg_poll_send(struct cache_pg *p)
+{
+	struct pg_params pp;
+
+	if (!cache_pg_idle(p) || (p->newest[0] == '\0' && pg_poll_mark(p) < 0))
+		return -1;
+	poll_params(p, &pp);
+	if (PQsendQueryParams(p->conn, sql_poll, 4, NULL, pp.v, NULL, NULL,
+			      0) != 1) {
+		pg_fail(p, "%s", "cannot read the changed rows");
+		return -1;
+	}
+	pg_op_start(p, OP_POLL);
+	return 0;
+}
+
+int
+cache_pg_poll_take(struct cache_pg *p,
+		   int (*fn)(const struct cache_entry *e, void *arg), void *arg)
+{
+	if (p->done_op != OP_POLL || p->op_failed || p->poll_res == NULL)
+		return -1;
+	return poll_finish(p, p->poll_res, fn, arg);
 }
 
 enum cache_err

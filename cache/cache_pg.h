@@ -5,11 +5,19 @@
  * daemons. cache/cache.c keeps its memory index in front and calls these
  * only where it would run SQLite statements.
  *
- * The calls are synchronous libpq calls bounded by connect_timeout and
- * statement_timeout; the asynchronous API on the event loop is not done
- * yet. A lost connection is re-opened by the next call, once; after that
- * the handle is down, every call fails at once, and cache_pg_connect()
- * (from the daemon's timer) brings it back.
+ * Two kinds of calls. The daemon's frequent ones, the writes and the
+ * poll, are asynchronous (libpq's non-blocking API, a write batch as one
+ * pipeline): the caller watches cache_pg_fd() on its loop and calls
+ * cache_pg_io(); one call is in flight at a time. The others (a lookup of
+ * a domain not in memory, the refresh walk, counts, the operator's
+ * changes, everything the command-line tool does) are synchronous, each
+ * bounded by our own deadline (PG_CALL_MS): a server that does not answer
+ * at all (stopped, hung) costs that long once, then the handle is down,
+ * every call fails at once, and cache_pg_connect() (from the daemon's
+ * timer) brings it back. A synchronous call made while an asynchronous
+ * one is in flight waits for that one first (bounded too); its results
+ * still go to cache_pg_io()'s caller. A lost connection is re-opened by
+ * the next synchronous call, once.
  */
 #ifndef CACHE_CACHE_PG_H
 #define CACHE_CACHE_PG_H
@@ -35,6 +43,9 @@ struct cache_pg *cache_pg_open(const char *uri, int offline_ok, char *err,
  * its schema is not one we know (a configuration error). The reason is in
  * cache_pg_errmsg(). */
 int cache_pg_connect(struct cache_pg *p);
+/* On the daemon's loop: connection attempts bounded by CONNECT_MS
+ * (5000 ms until then), a schema check by 2 * PG_CALL_MS. */
+void cache_pg_set_async(struct cache_pg *p, long connect_ms);
 /* 1 when connected, 0 when down or the connection was lost. */
 int cache_pg_online(const struct cache_pg *p);
 /* One step of the poll of rows changed by any host: calls FN(E, ARG) for
@@ -46,6 +57,52 @@ int cache_pg_poll(struct cache_pg *p,
 void cache_pg_close(struct cache_pg *p);
 /* The last failure in words, "" before any. */
 const char *cache_pg_errmsg(const struct cache_pg *p);
+
+/* ---- asynchronous calls ---- */
+
+/* Which half of a domain's rows a batched upsert wrote. */
+#define CACHE_PG_STS  1
+#define CACHE_PG_DANE 2
+
+/* 1 when connected and no asynchronous call is in flight. */
+int cache_pg_idle(const struct cache_pg *p);
+/* The socket to watch while a call is in flight (-1: none); *WANT_WRITE
+ * when libpq still has bytes to send. */
+int cache_pg_fd(struct cache_pg *p, int *want_write);
+/* Progress after the socket is ready, or TIMED_OUT (the caller's bound
+ * passed: the connection is given up). 0 still in flight; 1 the call has
+ * ended (cache_pg_failed() says how): take its results, then
+ * cache_pg_op_end(). */
+int cache_pg_io(struct cache_pg *p, int timed_out);
+int cache_pg_failed(const struct cache_pg *p);
+void cache_pg_op_end(struct cache_pg *p);
+/* A write batch: begin, add at most 2 * LIM_CACHE_RETRY_BATCH upserts
+ * (each -1 when it cannot be queued), send. It is one transaction. */
+int cache_pg_batch_begin(struct cache_pg *p);
+int cache_pg_batch_sts(struct cache_pg *p, const char *domain,
+		       const struct cache_sts *sts);
+int cache_pg_batch_dane(struct cache_pg *p, const char *domain,
+			const struct cache_dane *dane);
+int cache_pg_batch_send(struct cache_pg *p);
+/* After the batch ended: its upserts in order, each 1 written, 0 the
+ * store holds a newer row, -1 not written (the whole batch failed). */
+int cache_pg_batch_count(const struct cache_pg *p);
+int cache_pg_batch_result(const struct cache_pg *p, int i, const char **domain,
+			  int *half);
+/* Connect again without waiting (a handle that is down): -1 when it
+ * cannot even start; once cache_pg_io() says it ended,
+ * cache_pg_connect_result() is what cache_pg_connect() returns. */
+int cache_pg_connect_start(struct cache_pg *p);
+int cache_pg_connect_result(const struct cache_pg *p);
+int cache_pg_connecting(const struct cache_pg *p);
+/* One poll page, sent; once ended, its rows to FN as cache_pg_poll()
+ * does: 1 more rows wait, 0 caught up, -1 failed. */
+int cache_pg_poll_send(struct cache_pg *p);
+int cache_pg_poll_take(struct cache_pg *p,
+		       int (*fn)(const struct cache_entry *e, void *arg),
+		       void *arg);
+
+/* ---- synchronous calls ---- */
 
 /* DOMAIN's rows into E (E->domain is set). E->sts.mx and E->pin.answer point
  * into the handle's last result: valid until the next cache_pg_* call. 0 or -1.

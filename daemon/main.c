@@ -77,7 +77,13 @@ struct daemon {
 	int shared_down;		  /* 1: outage logged, 2: refusal */
 	int shared_delay;		  /* next reconnect delay, seconds */
 	int shared_poll_failed;		  /* a failed poll was logged */
-	int verbose_flags;		  /* -v count */
+	/* PostgreSQL on the loop (cache_set_async()): the socket of the
+	 * call in flight, and the event that starts the next call. */
+	struct event *pg_io, *pg_kick;
+	int pg_io_fd;
+	short pg_io_events;
+	int pg_io_failed;  /* a failed batch or poll page was logged */
+	int verbose_flags; /* -v count */
 	int stopping;
 	/* Start-up warming of the memory index (warm_timer). */
 	struct event *warm;
@@ -87,6 +93,7 @@ struct daemon {
 };
 
 static void selftest_later(struct daemon *d);
+static void pg_arm(struct daemon *d);
 
 static void
 usage(FILE *fp)
@@ -485,6 +492,13 @@ store_retry_timer(evutil_socket_t fd, short what, void *arg)
 	 * and logs the outage (shared_reconnect). */
 	if (!cache_online(d->cache))
 		return;
+	if (cfg_is_pg_uri(d->cfg->cache_path)) {
+		/* The writes go out in batches on the loop (pg_io_cb), which
+		 * logs a failure. */
+		cache_io_start(d->cache);
+		pg_arm(d);
+		return;
+	}
 	e = cache_retry_writes(d->cache);
 	cache_get_stats(d->cache, &st);
 	if (e == CACHE_OK && st.pending == 0) {
@@ -537,13 +551,13 @@ shared_arm(struct daemon *d, int s, long ms)
  * the poll catches up with what other hosts wrote meanwhile (issue 13).
  */
 static void
-shared_reconnect(struct daemon *d)
+shared_connected(struct daemon *d, enum cache_err e)
 {
 	struct cache_stats st;
-	enum cache_err e = cache_reconnect(d->cache);
 
 	if (e == CACHE_OK) {
-		cache_retry_writes(d->cache);
+		cache_io_start(d->cache);
+		pg_arm(d);
 		cache_get_stats(d->cache, &st);
 		if (d->shared_down)
 			log_info("store: the shared store is reachable again; "
@@ -578,6 +592,19 @@ shared_reconnect(struct daemon *d)
 	shared_arm(d, d->shared_delay, random() % PG_JITTER_MS);
 }
 
+/* Start an attempt: it ends in pg_io_cb (shared_connected). */
+static void
+shared_reconnect(struct daemon *d)
+{
+	enum cache_err e = cache_reconnect(d->cache);
+
+	if (e == CACHE_DEFERRED) {
+		pg_arm(d);
+		return;
+	}
+	shared_connected(d, e);
+}
+
 /* Every PG_POLL_S: the rows other hosts changed, one bounded step per
  * turn of the loop while a backlog lasts. */
 static void
@@ -592,7 +619,9 @@ shared_timer(evutil_socket_t fd, short what, void *arg)
 		shared_reconnect(d);
 		return;
 	}
-	if ((rc = cache_poll(d->cache)) < 0) {
+	rc = cache_poll(d->cache);
+	pg_arm(d);
+	if (rc < 0) {
 		if (!cache_online(d->cache)) {
 			shared_reconnect(d);
 			return;
@@ -632,6 +661,123 @@ shared_start(struct daemon *d)
 	d->shared_down = 1;
 	d->shared_delay = PG_RECONNECT_MIN_S;
 	shared_arm(d, PG_RECONNECT_MIN_S, random() % PG_JITTER_MS);
+}
+
+/*
+ * PostgreSQL on the loop (issue 13): the call in flight is watched on its
+ * socket with a bound (LIM_PG_IO_MS); writes and the poll never wait for
+ * the database inside a client's request.
+ */
+static void pg_io_cb(evutil_socket_t fd, short what, void *arg);
+
+static void
+pg_arm(struct daemon *d)
+{
+	struct timeval tv = {LIM_PG_IO_MS / 1000, (LIM_PG_IO_MS % 1000) * 1000};
+	int ww, fd = cache_io_fd(d->cache, &ww);
+	short ev = (short)(EV_READ | (ww ? EV_WRITE : 0));
+
+	if (fd < 0) {
+		if (d->pg_io != NULL)
+			event_del(d->pg_io);
+		return;
+	}
+	/* The bound runs from when the call started waiting, so the event
+	 * is not added again while it waits the same way. */
+	if (d->pg_io != NULL && fd == d->pg_io_fd && ev == d->pg_io_events &&
+	    event_pending(d->pg_io, EV_READ | EV_WRITE, NULL))
+		return;
+	if (d->pg_io == NULL || fd != d->pg_io_fd || ev != d->pg_io_events) {
+		if (d->pg_io != NULL)
+			event_free(d->pg_io);
+		d->pg_io = event_new(d->base, fd, ev, pg_io_cb, d);
+		if (d->pg_io == NULL)
+			log_fatalx("out of memory");
+		d->pg_io_fd = fd;
+		d->pg_io_events = ev;
+	}
+	event_add(d->pg_io, &tv);
+}
+
+/* The outcome of a call that ended, in the log: a failure once until a
+ * call succeeds again; a lost connection goes to the reconnect timer. */
+static void
+pg_outcome(struct daemon *d, int rc)
+{
+	struct cache_stats st;
+
+	cache_get_stats(d->cache, &st);
+	if (rc == 0) {
+		/* Back once everything that waited is written (a poll that
+		 * works says nothing about writes the server refuses). */
+		if (d->pg_io_failed && st.pending == 0) {
+			log_info("store: the shared store takes writes again; "
+				 "every change kept in memory is written");
+			d->pg_io_failed = 0;
+		}
+		return;
+	}
+	if (!d->pg_io_failed)
+		log_warnx("store: %s; %ld changes wait in memory and are "
+			  "written when the shared store takes them",
+			  cache_errmsg(d->cache), st.pending);
+	d->pg_io_failed = 1;
+	if (!cache_online(d->cache) && d->shared != NULL)
+		shared_arm(d, 0, 0);
+}
+
+static void
+pg_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	enum cache_err e;
+	int rc;
+
+	(void)fd;
+	rc = cache_io(d->cache, (what & EV_TIMEOUT) != 0);
+	if (cache_io_connected(d->cache, &e))
+		shared_connected(d, e);
+	else
+		pg_outcome(d, rc);
+	pg_arm(d);
+}
+
+/* WAKE from the cache: new writes wait, or a synchronous call ended the
+ * call in flight. */
+static void
+pg_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	pg_outcome(d, cache_io(d->cache, 0));
+	cache_io_start(d->cache);
+	/* A synchronous call (a lookup of a domain not in memory) gave the
+	 * connection up: the outage is logged and the reconnecting starts
+	 * now, not at the next poll. */
+	if (!cache_online(d->cache) && d->shared_down == 0 && d->shared != NULL)
+		shared_arm(d, 0, 0);
+	pg_arm(d);
+}
+
+static void
+pg_wake(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (!event_pending(d->pg_kick, EV_TIMEOUT, NULL))
+		event_active(d->pg_kick, EV_TIMEOUT, 0);
+}
+
+static void
+pg_async_start(struct daemon *d)
+{
+	if (!cfg_is_pg_uri(d->cfg->cache_path))
+		return;
+	if ((d->pg_kick = event_new(d->base, -1, 0, pg_kick_cb, d)) == NULL)
+		log_fatalx("out of memory");
+	cache_set_async(d->cache, pg_wake, d);
 }
 
 /* Log what moving a damaged store aside did (--fresh-store). */
@@ -831,6 +977,7 @@ start_services(struct daemon *d, const struct passwd *pw, int fresh)
 	srv_set_fd_reserve(d->srv, fd_reserve(d));
 	db_set_startup(0, NULL);
 	store_retry_start(d);
+	pg_async_start(d);
 	shared_start(d);
 }
 
@@ -893,6 +1040,10 @@ teardown(struct daemon *d)
 	event_free(d->store_retry);
 	if (d->shared != NULL)
 		event_free(d->shared);
+	if (d->pg_io != NULL)
+		event_free(d->pg_io);
+	if (d->pg_kick != NULL)
+		event_free(d->pg_kick);
 	if (d->warm != NULL)
 		event_free(d->warm);
 	srv_free(d->srv);

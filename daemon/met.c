@@ -229,6 +229,9 @@ render_store(struct met *m, FILE *f)
 	    "Domains in the memory index updated from rows other hosts "
 	    "changed.",
 	    cs.polled_updates);
+	one(f, "tlspolicyd_store_batched_writes_total", "counter",
+	    "Changes written to a shared store in batches from the loop.",
+	    cs.async_writes);
 }
 
 static void

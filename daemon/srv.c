@@ -537,7 +537,7 @@ stats_json(struct srv *s)
 	o = json_pack(
 	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 	    "s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I},"
-	    "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}",
+	    "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "connections", (json_int_t)s->nconns, "accepted",
 	    (json_int_t)s->st.accepted, "rejected", (json_int_t)s->st.rejected,
 	    "requests", (json_int_t)s->st.requests, "framing_errors",
@@ -569,7 +569,8 @@ stats_json(struct srv *s)
 	    (json_int_t)cs.retried_writes, "unsaved_writes",
 	    (json_int_t)cs.unsaved_writes, "pending_writes",
 	    (json_int_t)cs.pending, "polls", (json_int_t)cs.polls,
-	    "polled_updates", (json_int_t)cs.polled_updates);
+	    "polled_updates", (json_int_t)cs.polled_updates, "batched_writes",
+	    (json_int_t)cs.async_writes);
 	if (o == NULL)
 		return NULL;
 	pol_get_stats(s->pol, &ps);

@@ -126,6 +126,13 @@
  * hosts read by one step of the poll; a larger backlog is read in
  * several steps, each a short turn of the event loop. */
 #define LIM_PG_POLL_BATCH 500
+/* Milliseconds the daemon waits for the shared store to accept a new
+ * connection (at start-up: 5 s); a server that does not answer costs the
+ * loop this long at each attempt to connect again. */
+#define LIM_PG_CONNECT_MS 1000
+/* Milliseconds a write batch or poll page may take on the loop before the
+ * connection is given up. */
+#define LIM_PG_IO_MS 5000
 /* How long an unpin stays in the shared store as a tombstone row, so
  * the other hosts' polls see it (cache/cache_pg.c): in days. A host whose
  * poll falls further behind (its database link down for longer) misses

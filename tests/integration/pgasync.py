@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""A slow or hung shared store never holds the answers (issue 13): the
+PostgreSQL policy store's writes and poll run on the daemon's event loop
+without blocking it, and every call that still waits is bounded. A real
+PostgreSQL 15 in a temporary directory (tests/lab/pgworld.py).
+
+1. Daemon A fetches four domains; their rows reach the database through
+   the batched writes (stats count them).
+2. The database hangs: its processes are stopped with SIGSTOP, so its
+   socket still accepts connections and nothing ever answers (as a server
+   stuck on a full disk or a dead network path does). The first domain
+   not in memory waits for the store at most the call's bound, once: it
+   is answered (fetched from the test world), and the store is known to
+   be down. For the next 15 seconds, which include a poll of the hung
+   server and attempts to connect again, the four known domains keep
+   being answered, every one within a second, and a second new domain
+   is answered without waiting for the store at all. Both new policies
+   wait in memory.
+3. The database resumes (SIGCONT): the daemon connects again and writes
+   both waiting policies; the log says the store is back.
+4. A write batch the database refuses (a trigger raises an error for one
+   domain) is one transaction: none of its rows is written, the log says
+   why, the answers do not change, and once the trigger is gone the
+   changes are written by the retry.
+
+Skipped only when the PostgreSQL 15 binaries are absent (install-deps
+--test installs them)."""
+import atexit
+import os
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
+from tlstest import Daemon, done, is_eq, ok  # noqa: E402
+import pgworld  # noqa: E402
+
+pgworld.skip_unless_installed()
+from dnsworld import DNSWorld  # noqa: E402
+from httpsworld import HTTPSWorld  # noqa: E402
+import pki  # noqa: E402
+
+wait_for = pgworld.wait_for
+tmp, pg = pgworld.temp_world("pgasync-")
+pg.start()
+pg.psql("CREATE DATABASE tlspolicyd", db="postgres")
+
+Z = "insecure.test"
+KNOWN = ["k%d.%s" % (i, Z) for i in range(1, 5)]
+C1, C2 = "c1." + Z, "c2." + Z     # first seen while the database hangs
+X, Y = "x." + Z, "y." + Z         # a batch the database refuses
+ALL = KNOWN + [C1, C2, X, Y]
+w = DNSWorld()
+net = "127.%d.52." % w.slot
+ca = pki.CA(os.path.join(tmp, "ca"))
+hw = HTTPSWorld(os.path.join(tmp, "nginx"), ca, addr=net + "1")
+for dom in ALL:
+    w.add_record(Z, "%s. 300 IN MX 10 mx1.%s." % (dom, dom))
+    w.add_record(Z, "_mta-sts.%s. 300 IN TXT \"v=STSv1; id=a1;\"" % dom)
+    w.add_record(Z, "mta-sts.%s. 300 IN A %s" % (dom, hw.addr))
+    hw.policy(dom, "version: STSv1\nmode: enforce\nmx: mx1.%s\n"
+              "max_age: 86400\n" % dom)
+hw.start()
+w.start()
+
+CONF = dict(extra="""
+[dns]
+resolvers = %s
+trust_anchor = %s
+timeout = 2
+[sts]
+ca_file = %s
+fetch_timeout = 5
+""" % (w.resolver, w.trust_anchor, ca.cert_path))
+
+
+def secure(dom):
+    return "OK secure match=mx1.%s servername=hostname" % dom
+
+
+def db_ids(doms):
+    return pg.psql("SELECT string_agg(domain, ' ' ORDER BY domain) FROM "
+                   "sts_policy WHERE domain IN (%s)" %
+                   ", ".join("'%s'" % d for d in doms))
+
+
+def stats(d):
+    return d.jq({"cmd": "stats"})["cache"]
+
+
+def pg_pids():
+    """The postmaster and its children (the backends, the writers)."""
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        master = int(f.readline())
+    pids = [master]
+    for ent in os.listdir("/proc"):
+        if not ent.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % ent) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:
+            pids.append(int(ent))
+    return pids
+
+
+frozen = []
+
+
+def freeze():
+    frozen[:] = pg_pids()
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+
+
+def thaw():
+    for pid in frozen:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except OSError:
+            pass
+    frozen[:] = []
+
+
+atexit.register(thaw)   # before pgworld stops the server (atexit is LIFO)
+
+
+def timed_ask(d, dom):
+    t0 = time.monotonic()
+    got = d.ask(dom)
+    return got, time.monotonic() - t0
+
+
+# --- 1. writes through the batches -----------------------------------------
+
+a = Daemon(name="pga", sts=True, **CONF)
+a.db = pg.uri()
+a.write_config(**CONF)
+a.start()
+for dom in KNOWN:
+    is_eq(a.ask(dom), secure(dom), "A fetched %s" % dom)
+want = " ".join(sorted(KNOWN))
+got, _ = wait_for(lambda: db_ids(KNOWN), want, 10)
+is_eq(got, want, "the four policies are in the database")
+ok(stats(a)["batched_writes"] >= 4,
+   "written by the loop's batches (%d)" % stats(a)["batched_writes"])
+is_eq(stats(a)["pending_writes"], 0, "nothing waits")
+
+# --- 2. the database hangs --------------------------------------------------
+
+freeze()
+t_freeze = time.monotonic()
+got, secs = timed_ask(a, C1)
+ok(got == secure(C1), "a new domain is answered while the database hangs",
+   [got] + [ln for ln in a.read_log().splitlines() if "store" in ln][-4:])
+ok(secs < 2, "it waited for the hung store at most once, bounded (%.1f s)"
+   % secs)
+ok(a.alive(), "A runs on")
+got, _ = wait_for(lambda: "shared store cannot be reached" in a.read_log(),
+                  True, 10)
+ok(got, "the log says the shared store cannot be reached",
+   [ln for ln in a.read_log().splitlines() if "store" in ln][-3:])
+
+worst, n = 0.0, 0
+wrong = []
+while time.monotonic() - t_freeze < 15:
+    for dom in KNOWN:
+        got, secs = timed_ask(a, dom)
+        n += 1
+        worst = max(worst, secs)
+        if got != secure(dom):
+            wrong.append((dom, got))
+    time.sleep(0.1)
+is_eq(wrong, [], "%d answers of known domains while it hangs, all right" % n)
+ok(worst < 1.0, "none of them waited (the slowest took %.3f s)" % worst)
+got, secs = timed_ask(a, C2)
+is_eq(got, secure(C2), "a second new domain is answered")
+ok(secs < 2.0, "without waiting for the store again (%.2f s)" % secs)
+ok(stats(a)["pending_writes"] >= 2, "both new policies wait in memory (%d)"
+   % stats(a)["pending_writes"])
+ok(a.alive(), "A runs on")
+
+# --- 3. the database resumes ------------------------------------------------
+
+thaw()
+want = " ".join(sorted([C1, C2]))
+got, secs = wait_for(lambda: db_ids([C1, C2]), want, 70)
+is_eq(got, want, "the policies that waited are written once it resumes "
+      "(%.1f s; the attempts to connect back off up to 60 s)" % secs)
+got, _ = wait_for(lambda: stats(a)["pending_writes"], 0, 10)
+is_eq(got, 0, "nothing waits any more")
+ok("the shared store is reachable again" in a.read_log(),
+   "the log says the store is back",
+   [ln for ln in a.read_log().splitlines() if "store" in ln][-6:])
+
+# --- 4. a batch the database refuses ----------------------------------------
+
+pg.psql("CREATE FUNCTION refuse_x() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN IF NEW.domain = '%s' THEN RAISE EXCEPTION "
+        "'refused by the test'; END IF; RETURN NEW; END$$;"
+        "CREATE TRIGGER refuse_x BEFORE INSERT OR UPDATE ON sts_policy "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_x()" % X)
+mark = len(a.read_log())
+# X and Y resolve together, so their writes share a batch.
+import threading  # noqa: E402
+res = {}
+ts = [threading.Thread(target=lambda d=d: res.__setitem__(d, a.ask(d)))
+      for d in (X, Y)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+is_eq(res, {X: secure(X), Y: secure(Y)}, "X and Y are answered")
+got, _ = wait_for(lambda: "refused by the test" in a.read_log()[mark:],
+                  True, 10)
+ok(got, "the log says why the batch was not written",
+   [ln for ln in a.read_log()[mark:].splitlines() if "store" in ln])
+is_eq(db_ids([X]), "", "X is not in the database")
+is_eq(a.ask(X), secure(X), "X is still answered, from memory")
+ok(stats(a)["pending_writes"] >= 1, "X waits in memory")
+pg.psql("DROP TRIGGER refuse_x ON sts_policy")
+want = " ".join(sorted([X, Y]))
+got, secs = wait_for(lambda: db_ids([X, Y]), want, 15)
+is_eq(got, want, "once the database takes them, the retry writes X and Y "
+      "(%.1f s)" % secs)
+got, _ = wait_for(lambda: stats(a)["pending_writes"], 0, 10)
+is_eq(got, 0, "nothing waits any more")
+is_eq(a.stop(), 0, "A stops cleanly")
+done()
