@@ -30,6 +30,14 @@
 # Environment: BENCH_INGEST (1000000), BENCH_RATE (50000), BENCH_SECS (10),
 # BENCH_SENDERS (8), BENCH_SESSIONS (10000000), BENCH_DOMAINS (100000),
 # BENCH_AGG (1; 0 skips step 3), BENCH_KEEP (0; 1 keeps the temp dir).
+#
+# BENCH_PG=1 runs only the store comparison instead (issue 13): step 1
+# (net.unix.max_dgram_qlen 512) once with the SQLite store and once with
+# a PostgreSQL store ([tlsrpt] store = a URI; a PostgreSQL 15 started as
+# nobody in the temp dir, Unix socket only), each timed until every
+# session is committed in its store -- for PostgreSQL, until the pushes
+# from the spool have added them to the shared tables -- and prints the
+# ratio. Needs /usr/lib/postgresql/15/bin.
 set -eu
 
 build=$(cd "${1:-.}" && pwd)
@@ -41,6 +49,7 @@ sessions=${BENCH_SESSIONS:-10000000}
 domains=${BENCH_DOMAINS:-100000}
 agg=${BENCH_AGG:-1}
 keep=${BENCH_KEEP:-0}
+[ "${BENCH_PG:-0}" = 0 ] || agg=0
 
 for b in tlspolicyd tlspolicy bench/rptsend bench/rptagg bench/loadgen; do
 	[ -x "$build/$b" ] || {
@@ -88,6 +97,11 @@ done >"$tmp/keys"
 # total: sessions counted in the store (all domains, all days); the
 # committed ones, read with the sqlite3 CLI (WAL: no lock on the daemon).
 total() {
+	if [ -n "${pguri:-}" ]; then
+		"$pgbin/psql" -X -q -t -A -c "SELECT coalesce(sum(total), 0) \
+			FROM tlsrpt_policies" "$pguri" 2>/dev/null || echo 0
+		return
+	fi
 	sqlite3 "$tmp/state/tlsrpt.db" \
 		"SELECT coalesce(sum(total), 0) FROM policies" 2>/dev/null ||
 		echo 0
@@ -121,6 +135,7 @@ start() {
 	socket = $tmp/run/tlsrpt.sock
 	socket_group =
 	grace = 86400
+	store = ${pguri:-}
 	organization = Bench Org
 	contact = mailto:tlsrpt@bench.example
 	submitter = bench.example
@@ -142,6 +157,47 @@ settle() {
 		t=$((t + 1))
 	done
 }
+
+# ingest_rate: step 1 with qlen 512 into the store of $pguri (empty:
+# SQLite); prints the line, leaves the rate in $rate_out.
+ingest_rate() {
+	start 512
+	t0=$(date +%s.%N)
+	"$build/bench/rptsend" -s "$tmp/run/tlsrpt.sock" -n "$ingest" -p 2 \
+		-b -d 1000 | sed 's/^/  /'
+	settle "$ingest"
+	t1=$(date +%s.%N)
+	rate_out=$(echo "$t0 $t1 $ingest" |
+		awk '{ printf "%.0f", $3 / ($2 - $1) }')
+	echo "  counted: $(total) of $ingest; until committed:" \
+		"$(echo "$t0 $t1" | awk '{ printf "%.1f s", $2 - $1 }')," \
+		"$rate_out/s"
+}
+
+if [ "${BENCH_PG:-0}" = 1 ]; then
+	pgbin=/usr/lib/postgresql/15/bin
+	mkdir "$tmp/pg"
+	chown nobody:nogroup "$tmp/pg"
+	runuser -u nobody -- "$pgbin/initdb" -D "$tmp/pg/data" -A trust \
+		-U tlspolicyd >/dev/null
+	runuser -u nobody -- "$pgbin/pg_ctl" -D "$tmp/pg/data" -w -s \
+		-l "$tmp/pg/log" -o "-k $tmp/pg -c listen_addresses=''" start
+	trap 'stop; runuser -u nobody -- "$pgbin/pg_ctl" -D "$tmp/pg/data" \
+		-w -s -m fast stop' EXIT
+	"$pgbin/psql" -X -q -c "CREATE DATABASE tlspolicyd" \
+		"postgresql:///postgres?host=$tmp/pg&user=tlspolicyd"
+	echo "ingest into SQLite: $ingest datagrams, 2 blocking senders"
+	pguri=
+	ingest_rate
+	r_sqlite=$rate_out
+	echo "ingest into PostgreSQL (spool, pushed every 2 s): $ingest" \
+		"datagrams, 2 blocking senders"
+	pguri="postgresql:///tlspolicyd?host=$tmp/pg&user=tlspolicyd"
+	ingest_rate
+	echo "  PostgreSQL / SQLite: $(echo "$rate_out $r_sqlite" |
+		awk '{ printf "%.2f", $1 / $2 }')"
+	exit 0
+fi
 
 for q in 10 512; do
 	start "$q"

@@ -47,6 +47,13 @@ rpt_open(void)
 		cli_errx_msg("[tlsrpt] store: path too long");
 		return NULL;
 	}
+	/* A PostgreSQL store (issue 13): the shared tables, no file (and
+	 * never the URI in a message: it may hold a password). */
+	if (cfg_is_pg_uri(path)) {
+		if ((st = rpt_store_open(path, err, sizeof(err))) == NULL)
+			cli_errx_msg("%s", err);
+		return st;
+	}
 	if (stat(path, &sb) < 0) {
 		cli_errx_msg("%s: %s", path, strerror(errno));
 		return NULL;

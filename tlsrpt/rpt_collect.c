@@ -127,7 +127,8 @@ struct rpt_collect {
 	 * being stored. */
 	struct coal_tab tab[2];
 	int cur, flushing;
-	int qlen; /* net.unix.max_dgram_qlen when the socket was made */
+	int push_bad; /* the last push failed (said once) */
+	int qlen;     /* net.unix.max_dgram_qlen when the socket was made */
 	struct rpt_collect_stats stats;
 
 	/* Mail log follower. */
@@ -869,6 +870,24 @@ maintain(struct rpt_collect *c)
 		rpt_deliver_run(c->dlv, ev_now());
 }
 
+/* A PostgreSQL store: the spooled counts go out every few seconds; a
+ * push that fails is said once, and when it works again. */
+static void
+push(struct rpt_collect *c)
+{
+	char why[512];
+	int bad;
+
+	if (rpt_store_sync(c->store, ev_now(), 0) != RPT_STORE_OK)
+		store_error(c);
+	bad = rpt_store_push_error(c->store, why, sizeof(why));
+	if (bad && !c->push_bad)
+		log_warnx("tlsrpt: %s (the counts wait in the spool)", why);
+	else if (!bad && c->push_bad)
+		log_info("tlsrpt: PostgreSQL TLS-RPT store: pushing again");
+	c->push_bad = bad;
+}
+
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -881,6 +900,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	coal_flush(c, 1);
 	if (rpt_store_flush(c->store) != RPT_STORE_OK)
 		store_error(c);
+	push(c);
 	/* A commit can wait for the disk: empty the queue behind it. */
 	rpt_collect_drain(c);
 	if (c->ticks++ % RPT_COLLECT_MAINT == 0)
@@ -931,7 +951,7 @@ rpt_collect_new(struct event_base *base, const struct cfg *cfg,
 	struct rpt_collect *c;
 	struct timeval tv = {RPT_COLLECT_TICK_MS / 1000,
 			     (RPT_COLLECT_TICK_MS % 1000) * 1000};
-	char path[4096];
+	char path[4096], spool[4096];
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errsz, "out of memory");
@@ -948,7 +968,15 @@ rpt_collect_new(struct event_base *base, const struct cfg *cfg,
 		snprintf(err, errsz, "[tlsrpt] store: path too long");
 		goto fail;
 	}
-	if ((c->store = rpt_store_open(path, err, errsz)) == NULL)
+	if (cfg_is_pg_uri(path) &&
+	    rpt_store_path(NULL, cfg->cache_path, spool, sizeof(spool)) != 0) {
+		snprintf(err, errsz, "[tlsrpt] store: spool path too long");
+		goto fail;
+	}
+	/* A PostgreSQL store counts into a local spool beside [cache]
+	 * path, where tlsrpt.db is by default (issue 13). */
+	if ((c->store = rpt_store_open_spool(
+		 path, cfg_is_pg_uri(path) ? spool : NULL, err, errsz)) == NULL)
 		goto fail;
 	if ((c->buf = malloc(LIM_DATAGRAM + 1)) == NULL ||
 	    (c->tab[0].ent = calloc(RPT_COAL_SLOTS, sizeof(struct coal_ent))) ==

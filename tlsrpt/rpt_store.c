@@ -13,6 +13,12 @@
  *
  * Datagrams are counted inside one batch transaction; each datagram runs
  * in a savepoint so a failure drops that datagram only.
+ *
+ * With a PostgreSQL store (issue 13) the SQLite file is a local spool:
+ * datagrams are counted here as always, and rpt_store_sync() moves the
+ * spooled counts into an outbox batch (one transaction: copy out and
+ * delete) that rpt_store_pg.c applies to the shared tables exactly once.
+ * Everything the sender and the listings read comes from PostgreSQL.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -24,8 +30,10 @@
 
 #include <jansson.h>
 #include <sqlite3.h>
+#include <sys/random.h>
 
 #include "tlsrpt/rpt_store.h"
+#include "tlsrpt/rpt_store_pg.h"
 #include "util/cfg.h"
 #include "util/db.h"
 
@@ -142,7 +150,30 @@ struct rpt_store {
 	size_t uncommitted, batch;
 	int64_t last_day; /* days row known to exist */
 	char errmsg[512];
+	/* A PostgreSQL store: the shared tables; db is the spool, or NULL
+	 * (the tool reads without one). */
+	struct rpt_pg *pg;
+	struct rpt_store *scratch; /* decodes reports read from pg */
+	int64_t outbox_seq;	   /* the batch waiting in the outbox, or 0 */
+	int64_t next_push;
 };
+
+static void
+pg_err(struct rpt_store *st)
+{
+	snprintf(st->errmsg, sizeof(st->errmsg), "%s", rpt_pg_errmsg(st->pg));
+}
+
+/* -1 from rpt_pg_* as a store error (the reason copied). */
+static enum rpt_store_err
+pg_rc(struct rpt_store *st, int rc)
+{
+	if (rc < 0) {
+		pg_err(st);
+		return RPT_STORE_EDB;
+	}
+	return rc > 0 ? RPT_STORE_NOTFOUND : RPT_STORE_OK;
+}
 
 static void
 set_err(struct rpt_store *st, const char *what)
@@ -207,8 +238,8 @@ rpt_store_path(const char *store, const char *cache_path, char *buf, size_t sz)
 	return n < 0 || (size_t)n >= sz ? -1 : 0;
 }
 
-struct rpt_store *
-rpt_store_open(const char *path, char *err, size_t errsz)
+static struct rpt_store *
+open_sqlite(const char *path, char *err, size_t errsz)
 {
 	struct rpt_store *st;
 	int i;
@@ -238,6 +269,8 @@ fail:
 	return NULL;
 }
 
+static void pg_shutdown(struct rpt_store *st);
+
 void
 rpt_store_close(struct rpt_store *st)
 {
@@ -245,6 +278,9 @@ rpt_store_close(struct rpt_store *st)
 
 	if (st == NULL)
 		return;
+	if (st->pg != NULL)
+		pg_shutdown(st);
+	rpt_store_close(st->scratch);
 	if (st->db != NULL)
 		rpt_store_flush(st);
 	for (i = 0; i < S_NSTMT; i++)
@@ -261,6 +297,8 @@ rpt_store_chown(struct rpt_store *st, uid_t uid, gid_t gid)
 	char buf[4096];
 	size_t i;
 
+	if (st->db == NULL)
+		return 0; /* PostgreSQL without a spool: no file */
 	for (i = 0; i < 3; i++) {
 		if (snprintf(buf, sizeof(buf), "%s%s", st->path, sfx[i]) >=
 		    (int)sizeof(buf)) {
@@ -635,7 +673,7 @@ rpt_store_add_n(struct rpt_store *st, const struct rpt_dgram *dg, time_t now,
 	int r;
 
 	if (dg == NULL || dg->domain == NULL || *dg->domain == '\0' ||
-	    strlen(dg->domain) > LIM_DOMAIN_MAX || n < 1)
+	    strlen(dg->domain) > LIM_DOMAIN_MAX || n < 1 || st->db == NULL)
 		return RPT_STORE_EINVAL;
 	if (begin_batch(st) < 0)
 		return RPT_STORE_EDB;
@@ -663,6 +701,8 @@ rpt_store_count(struct rpt_store *st, time_t now, const char *name, long n)
 {
 	sqlite3_stmt *s = st->st[S_CNT];
 
+	if (st->db == NULL)
+		return RPT_STORE_EINVAL;
 	if (begin_batch(st) < 0)
 		return RPT_STORE_EDB;
 	sqlite3_bind_int64(s, 1, rpt_day_of(now));
@@ -718,6 +758,13 @@ rpt_store_close_days(struct rpt_store *st, time_t now, long grace, long delay,
 		*nclosed = 0;
 	if (delay < 0)
 		delay = 0;
+	if (st->pg != NULL) {
+		/* What this host spooled goes out first (the grace period
+		 * covers the other hosts' pushes). */
+		rpt_store_sync(st, now, 1);
+		return pg_rc(
+		    st, rpt_pg_close_days(st->pg, now, grace, delay, nclosed));
+	}
 	if (rpt_store_flush(st) != RPT_STORE_OK)
 		return RPT_STORE_EDB;
 	if (exec(st, "BEGIN IMMEDIATE") < 0)
@@ -758,6 +805,9 @@ rpt_store_set_state(struct rpt_store *st, int64_t day, const char *domain,
 {
 	enum rpt_store_err e;
 
+	if (st->pg != NULL)
+		return pg_rc(st,
+			     rpt_pg_set_state(st->pg, day, domain, state, due));
 	e = run(st,
 		"UPDATE domains SET state = ?2, due = CASE WHEN ?3 < 0 "
 		"THEN due ELSE ?3 END WHERE day = ?1 AND domain = ?4",
@@ -786,6 +836,9 @@ rpt_store_foreach_domain(struct rpt_store *st, int64_t day, const char *domain,
 	sqlite3_stmt *s;
 	int rc;
 
+	if (st->pg != NULL)
+		return pg_rc(
+		    st, rpt_pg_foreach_domain(st->pg, day, domain, fn, arg));
 	if (rpt_store_flush(st) != RPT_STORE_OK)
 		return RPT_STORE_EDB;
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
@@ -827,6 +880,8 @@ rpt_store_due(struct rpt_store *st, time_t now, size_t max,
 	int64_t day;
 	int rc;
 
+	if (st->pg != NULL)
+		return pg_rc(st, rpt_pg_due(st->pg, now, max, fn, arg));
 	if (rpt_store_flush(st) != RPT_STORE_OK)
 		return RPT_STORE_EDB;
 	if (sqlite3_prepare_v2(st->db,
@@ -870,6 +925,8 @@ rpt_store_counters(struct rpt_store *st, int64_t day,
 	sqlite3_stmt *s;
 	int rc;
 
+	if (st->pg != NULL)
+		return pg_rc(st, rpt_pg_counters(st->pg, day, fn, arg));
 	if (rpt_store_flush(st) != RPT_STORE_OK)
 		return RPT_STORE_EDB;
 	if (sqlite3_prepare_v2(st->db,
@@ -894,6 +951,10 @@ rpt_store_counters(struct rpt_store *st, int64_t day,
 	}
 	return RPT_STORE_OK;
 }
+
+static enum rpt_store_err pg_report(struct rpt_store *st, int64_t day,
+				    const char *domain,
+				    struct rpt_store_report **out);
 
 /* The storage behind a struct rpt_store_report. */
 struct report_priv {
@@ -1056,6 +1117,8 @@ rpt_store_report(struct rpt_store *st, int64_t day, const char *domain,
 	const char *rec;
 
 	*out = NULL;
+	if (st->pg != NULL)
+		return pg_report(st, day, domain, out);
 	if (rpt_store_flush(st) != RPT_STORE_OK ||
 	    report_sizes(st, day, domain, &npol, &nfail) < 0)
 		return RPT_STORE_EDB;
@@ -1169,6 +1232,8 @@ rpt_store_delivery_put(struct rpt_store *st, const struct rpt_delivery *d)
 	sqlite3_stmt *s;
 	int rc;
 
+	if (st->pg != NULL)
+		return pg_rc(st, rpt_pg_delivery_put(st->pg, d));
 	if (rpt_store_flush(st) != RPT_STORE_OK)
 		return RPT_STORE_EDB;
 	if (sqlite3_prepare_v2(st->db,
@@ -1206,6 +1271,9 @@ rpt_store_delivery_foreach(struct rpt_store *st, int64_t day,
 	sqlite3_stmt *s;
 	int rc;
 
+	if (st->pg != NULL)
+		return pg_rc(
+		    st, rpt_pg_delivery_foreach(st->pg, day, domain, fn, arg));
 	if (rpt_store_flush(st) != RPT_STORE_OK)
 		return RPT_STORE_EDB;
 	if (sqlite3_prepare_v2(st->db,
@@ -1240,6 +1308,9 @@ rpt_store_delivery_get(struct rpt_store *st, int64_t day, const char *domain,
 	sqlite3_stmt *s;
 	int rc;
 
+	if (st->pg != NULL)
+		return pg_rc(
+		    st, rpt_pg_delivery_get(st->pg, day, domain, dest, out));
 	if (rpt_store_flush(st) != RPT_STORE_OK)
 		return RPT_STORE_EDB;
 	if (sqlite3_prepare_v2(st->db,
@@ -1269,6 +1340,8 @@ rpt_store_kv_get(struct rpt_store *st, const char *key, long long *value)
 	sqlite3_stmt *s;
 	int rc;
 
+	if (st->db == NULL)
+		return RPT_STORE_EINVAL;
 	if (rpt_store_flush(st) != RPT_STORE_OK)
 		return RPT_STORE_EDB;
 	if (sqlite3_prepare_v2(st->db, "SELECT value FROM kv WHERE key = ?1",
@@ -1292,6 +1365,8 @@ rpt_store_kv_get(struct rpt_store *st, const char *key, long long *value)
 enum rpt_store_err
 rpt_store_kv_put(struct rpt_store *st, const char *key, long long value)
 {
+	if (st->db == NULL)
+		return RPT_STORE_EINVAL;
 	return run(st, "INSERT OR REPLACE INTO kv (key, value) VALUES (?2, ?1)",
 		   key, 2, 1, (int64_t)value);
 }
@@ -1326,4 +1401,386 @@ rpt_dom_state_name(enum rpt_dom_state s)
 		return "no-record";
 	}
 	return "unknown";
+}
+
+/* --- a PostgreSQL store: the spool and the push (issue 13) -------------- */
+
+/* This host's id in the shared tables: random once, kept in the spool. */
+static enum rpt_store_err
+spool_host(struct rpt_store *st, uint64_t *host)
+{
+	long long v;
+	enum rpt_store_err e = rpt_store_kv_get(st, "pg.host", &v);
+
+	if (e == RPT_STORE_NOTFOUND) {
+		if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+			snprintf(st->errmsg, sizeof(st->errmsg),
+				 "%s: no random bytes for the host id",
+				 st->path);
+			return RPT_STORE_EDB;
+		}
+		v &= 0x7fffffffffffffffLL;
+		e = rpt_store_kv_put(st, "pg.host", v);
+	}
+	*host = (uint64_t)v;
+	return e;
+}
+
+/* Append the rows of SQL (no parameters) to A as arrays of their columns
+ * (integer, text or null). 0 or -1. */
+static int
+rows_json(struct rpt_store *st, const char *sql, json_t *a)
+{
+	sqlite3_stmt *s;
+	json_t *row;
+	int rc, i, n;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return -1;
+	}
+	n = sqlite3_column_count(s);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((row = json_array()) == NULL ||
+		    json_array_append_new(a, row) != 0)
+			break;
+		for (i = 0; i < n; i++) {
+			int t = sqlite3_column_type(s, i);
+			json_t *v =
+			    t == SQLITE_NULL ? json_null()
+			    : t == SQLITE_INTEGER
+				? json_integer(sqlite3_column_int64(s, i))
+				: json_string(
+				      (const char *)sqlite3_column_text(s, i));
+
+			if (json_array_append_new(row, v) != 0)
+				break;
+		}
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		set_err(st, "read the spool");
+		return -1;
+	}
+	return 0;
+}
+
+/* What one batch carries: the spool's additive counts (the keys match
+ * rpt_store_pg.c sql_push). */
+static const struct {
+	const char *key, *sql;
+} batch_parts[] = {
+    {"y", "SELECT day, dropped FROM days ORDER BY day"},
+    {"d", "SELECT day, domain, record, dropped FROM domains "
+	  "ORDER BY day, domain"},
+    {"p", "SELECT day, domain, policy, total, failure FROM policies "
+	  "ORDER BY day, domain, policy"},
+    {"f", "SELECT p.day, p.domain, p.policy, f.detail, f.count FROM "
+	  "failures f JOIN policies p ON p.id = f.policy_id "
+	  "ORDER BY 1, 2, 3, 4"},
+    {"c", "SELECT day, name, value FROM counters ORDER BY day, name"},
+};
+
+/* The spool as a batch document; *EMPTY when it holds nothing. */
+static char *
+spool_doc(struct rpt_store *st, int *empty)
+{
+	json_t *o = json_object(), *a;
+	char *doc = NULL;
+	size_t i, rows = 0;
+
+	if (o == NULL)
+		return NULL;
+	for (i = 0; i < sizeof(batch_parts) / sizeof(batch_parts[0]); i++) {
+		if ((a = json_array()) == NULL ||
+		    json_object_set_new(o, batch_parts[i].key, a) != 0 ||
+		    rows_json(st, batch_parts[i].sql, a) < 0)
+			goto out;
+		rows += json_array_size(a);
+	}
+	*empty = rows == 0;
+	doc = json_dumps(o, JSON_COMPACT);
+out:
+	json_decref(o);
+	return doc;
+}
+
+/* Move the spooled counts into the outbox as batch outbox_seq: one
+ * transaction, so a count is either in the spool or in the batch. */
+static enum rpt_store_err
+spool_move(struct rpt_store *st)
+{
+	long long seq = 0;
+	sqlite3_stmt *s = NULL;
+	char *doc = NULL;
+	int empty = 1, rc = -1;
+
+	if (rpt_store_flush(st) != RPT_STORE_OK ||
+	    rpt_store_kv_get(st, "pg.seq", &seq) == RPT_STORE_EDB ||
+	    exec(st, "BEGIN IMMEDIATE") < 0)
+		return RPT_STORE_EDB;
+	if ((doc = spool_doc(st, &empty)) == NULL || empty) {
+		rc = doc == NULL ? -1 : 0;
+		goto out;
+	}
+	seq++;
+	if (exec(st, "DELETE FROM failures; DELETE FROM policies;"
+		     " DELETE FROM domains; DELETE FROM days;"
+		     " DELETE FROM counters") < 0 ||
+	    sqlite3_prepare_v2(st->db,
+			       "INSERT INTO outbox (seq, body) VALUES (?1, ?2)",
+			       -1, &s, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(s, 1, seq);
+	sqlite3_bind_text(s, 2, doc, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		set_err(st, "write the outbox");
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	free(doc);
+	if (rc == 0 && !empty)
+		rc = run(st,
+			 "INSERT OR REPLACE INTO kv (key, value) VALUES "
+			 "('pg.seq', ?1)",
+			 NULL, 0, 1, (int64_t)seq) == RPT_STORE_OK
+			 ? 0
+			 : -1;
+	if (rc == 0 && exec(st, "COMMIT") == 0) {
+		st->last_day = -1;
+		if (!empty)
+			st->outbox_seq = seq;
+		return RPT_STORE_OK;
+	}
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	st->last_day = -1;
+	return RPT_STORE_EDB;
+}
+
+/* Hand the outbox batch to the push worker. */
+static enum rpt_store_err
+outbox_give(struct rpt_store *st)
+{
+	sqlite3_stmt *s;
+	enum rpt_store_err e = RPT_STORE_EDB;
+
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT seq, body FROM outbox ORDER BY seq "
+			       "LIMIT 1",
+			       -1, &s, NULL) != SQLITE_OK) {
+		set_err(st, "prepare");
+		return e;
+	}
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		st->outbox_seq = sqlite3_column_int64(s, 0);
+		e = rpt_pg_push_give(st->pg, st->outbox_seq,
+				     (const char *)sqlite3_column_text(s, 1)) ==
+			    0
+			? RPT_STORE_OK
+			: RPT_STORE_ENOMEM;
+		break;
+	case SQLITE_DONE:
+		st->outbox_seq = 0;
+		e = RPT_STORE_OK;
+		break;
+	default:
+		set_err(st, "read the outbox");
+	}
+	sqlite3_finalize(s);
+	return e;
+}
+
+enum rpt_store_err
+rpt_store_sync(struct rpt_store *st, time_t now, int force)
+{
+	int64_t applied;
+	enum rpt_store_err e;
+
+	if (st->pg == NULL || st->db == NULL)
+		return RPT_STORE_OK;
+	if (rpt_store_flush(st) != RPT_STORE_OK)
+		return RPT_STORE_EDB;
+	if (!rpt_pg_push_state(st->pg, &applied))
+		return RPT_STORE_OK; /* the worker holds a batch */
+	if (st->outbox_seq != 0 && applied >= st->outbox_seq) {
+		e = run(st, "DELETE FROM outbox WHERE seq <= ?1", NULL, 0, 1,
+			applied);
+		if (e != RPT_STORE_OK)
+			return e;
+		st->outbox_seq = 0;
+	}
+	if (st->outbox_seq == 0) {
+		if (!force && (int64_t)now < st->next_push)
+			return RPT_STORE_OK;
+		st->next_push = (int64_t)now + LIM_RPT_PG_PUSH;
+		if ((e = spool_move(st)) != RPT_STORE_OK)
+			return e;
+	}
+	/* After a restart the outbox may hold a batch already applied:
+	 * the push finds its seq there and applies nothing. */
+	return outbox_give(st);
+}
+
+int
+rpt_store_push_error(struct rpt_store *st, char *buf, size_t sz)
+{
+	buf[0] = '\0';
+	if (st->pg != NULL)
+		rpt_pg_push_error(st->pg, buf, sz);
+	return buf[0] != '\0';
+}
+
+/* Shutdown: what is spooled gets one bounded push; what does not make it
+ * stays in the spool for the next start. */
+static void
+pg_shutdown(struct rpt_store *st)
+{
+	if (st->db != NULL)
+		rpt_store_sync(st, 0, 1);
+	rpt_pg_close(st->pg, LIM_RPT_PG_CLOSE_WAIT);
+	st->pg = NULL;
+}
+
+/* Report rows from PostgreSQL into the scratch store's tables. */
+struct scratch_fill {
+	struct rpt_store *sc;
+	int64_t day;
+	const char *domain;
+};
+
+static int
+fill_sql(struct scratch_fill *f, const char *sql, const char *t1,
+	 const char *t2, long long n1, long long n2)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	/* Binding a number the statement lacks is harmless (SQLITE_RANGE):
+	 * one helper for the four statements. */
+	if (sqlite3_prepare_v2(f->sc->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	bind_dd(s, f->day, f->domain);
+	bind_text(s, 3, t1);
+	bind_text(s, 4, t2);
+	sqlite3_bind_int64(s, 5, n1);
+	sqlite3_bind_int64(s, 6, n2);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+fill_record(const char *record, void *arg)
+{
+	return fill_sql(arg,
+			"UPDATE domains SET record = ?3 WHERE day = ?1 AND "
+			"domain = ?2",
+			record, NULL, 0, 0);
+}
+
+static int
+fill_policy(const char *policy, long long total, long long failure, void *arg)
+{
+	return fill_sql(arg,
+			"INSERT INTO policies (day, domain, policy, total, "
+			"failure) VALUES (?1, ?2, ?3, ?5, ?6)",
+			policy, NULL, total, failure);
+}
+
+static int
+fill_failure(const char *policy, const char *detail, long long count, void *arg)
+{
+	return fill_sql(arg,
+			"INSERT INTO failures (policy_id, detail, count) "
+			"SELECT id, ?4, ?5 FROM policies WHERE day = ?1 AND "
+			"domain = ?2 AND policy = ?3",
+			policy, detail, count, 0);
+}
+
+/* A report read from PostgreSQL, decoded by the SQLite code on a scratch
+ * in-memory store: one decoder for both backends. */
+static enum rpt_store_err
+pg_report(struct rpt_store *st, int64_t day, const char *domain,
+	  struct rpt_store_report **out)
+{
+	struct scratch_fill f = {st->scratch, day, domain};
+	const struct rpt_pg_rows rows = {&f, fill_record, fill_policy,
+					 fill_failure};
+	int rc;
+
+	if (exec(st->scratch, "DELETE FROM failures; DELETE FROM policies;"
+			      " DELETE FROM domains") < 0 ||
+	    fill_sql(&f, "INSERT INTO domains (day, domain) VALUES (?1, ?2)",
+		     NULL, NULL, 0, 0) < 0) {
+		snprintf(st->errmsg, sizeof(st->errmsg), "%s",
+			 st->scratch->errmsg);
+		return RPT_STORE_EDB;
+	}
+	rc = rpt_pg_report_rows(st->pg, day, domain, &rows);
+	if (rc != 0)
+		return pg_rc(st, rc);
+	return rpt_store_report(st->scratch, day, domain, out);
+}
+
+/* The tool without a spool: a handle on the shared tables alone. */
+static struct rpt_store *
+open_bare(void)
+{
+	struct rpt_store *st = calloc(1, sizeof(*st));
+
+	if (st != NULL && (st->path = strdup("PostgreSQL")) == NULL) {
+		free(st);
+		st = NULL;
+	}
+	if (st != NULL)
+		st->last_day = -1;
+	return st;
+}
+
+struct rpt_store *
+rpt_store_open_spool(const char *path, const char *spool, char *err,
+		     size_t errsz)
+{
+	struct rpt_store *st;
+	uint64_t host = 0;
+
+	if (!cfg_is_pg_uri(path))
+		return open_sqlite(path, err, errsz);
+	st = spool != NULL ? open_sqlite(spool, err, errsz) : open_bare();
+	if (st == NULL) {
+		if (spool == NULL)
+			snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if ((st->scratch = open_sqlite(":memory:", err, errsz)) == NULL)
+		goto fail;
+	if (spool != NULL &&
+	    (exec(st, "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER "
+		      "PRIMARY KEY, body TEXT NOT NULL)") < 0 ||
+	     spool_host(st, &host) != RPT_STORE_OK)) {
+		snprintf(err, errsz, "%s", st->errmsg);
+		goto fail;
+	}
+	if ((st->pg = rpt_pg_open(path, host, spool != NULL, err, errsz)) ==
+	    NULL)
+		goto fail;
+	return st;
+fail:
+	rpt_store_close(st);
+	return NULL;
+}
+
+struct rpt_store *
+rpt_store_open(const char *path, char *err, size_t errsz)
+{
+	return rpt_store_open_spool(path, NULL, err, errsz);
+}
+
+int
+rpt_store_is_pg(const struct rpt_store *st)
+{
+	return st->pg != NULL;
 }

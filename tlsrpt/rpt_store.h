@@ -77,6 +77,33 @@ int rpt_store_path(const char *store, const char *cache_path, char *buf,
  */
 struct rpt_store *rpt_store_open(const char *path, char *err, size_t errsz);
 
+/*
+ * The same, and when PATH is a PostgreSQL URI (issue 13) with the local
+ * spool at SPOOL (an SQLite file as above): datagrams and counters are
+ * counted into the spool, rpt_store_sync() pushes them to the shared
+ * tables, every read and the sender's writes go to PostgreSQL, and the
+ * key/value table stays local. With SPOOL NULL (the tool) only the
+ * shared tables are there: add, count and kv fail with EINVAL. A server
+ * that cannot be reached is not an error (the spool waits for it); one
+ * that refuses (a newer schema) is.
+ */
+struct rpt_store *rpt_store_open_spool(const char *path, const char *spool,
+				       char *err, size_t errsz);
+
+/* Non-zero for a PostgreSQL store. */
+int rpt_store_is_pg(const struct rpt_store *st);
+
+/*
+ * A PostgreSQL store with a spool: move the spooled counts into one batch
+ * and hand it to the push worker, at most every LIM_RPT_PG_PUSH seconds
+ * unless FORCE, and never while a batch is still unapplied (the spool
+ * keeps counting meanwhile). Does nothing for SQLite stores.
+ */
+enum rpt_store_err rpt_store_sync(struct rpt_store *st, time_t now, int force);
+
+/* The push worker's last failure into BUF: 1, or 0 when it works. */
+int rpt_store_push_error(struct rpt_store *st, char *buf, size_t sz);
+
 /* Commit the open batch and close; NULL does nothing. */
 void rpt_store_close(struct rpt_store *st);
 

@@ -254,8 +254,9 @@ static const struct cfg_opt cfg_opts[] = {
 	  CFG_STR(tlsrpt_socket_group), NULL, cfg_check_account,
 	  "group of the datagram socket; empty: leave it alone" },
 	{ "tlsrpt", "store", CFG_T_STRING, "", 0, 0,
-	  CFG_STR(tlsrpt_store), NULL, cfg_check_abspath_or_empty,
-	  "SQLite report store; empty: tlsrpt.db beside [cache] path" },
+	  CFG_STR(tlsrpt_store), NULL, cfg_check_store_or_empty,
+	  "report store: an SQLite file or a postgresql:// URI; empty: "
+	  "tlsrpt.db beside [cache] path" },
 	{ "tlsrpt", "grace", CFG_T_INT, "900", 0, 86400,
 	  CFG_LONG(tlsrpt_grace), NULL, NULL,
 	  "seconds after 00:00 UTC before a day's counts are closed" },

@@ -270,6 +270,14 @@ cfg_check_store(const char *s, size_t len, char *why, size_t whysz)
 	return 1;
 }
 
+/* [tlsrpt] store: empty (tlsrpt.db beside [cache] path), a file path or
+ * a PostgreSQL URI (issue 13). */
+int
+cfg_check_store_or_empty(const char *s, size_t len, char *why, size_t whysz)
+{
+	return len == 0 ? 1 : cfg_check_store(s, len, why, whysz);
+}
+
 int
 cfg_check_abspath_or_empty(const char *s, size_t len, char *why, size_t whysz)
 {

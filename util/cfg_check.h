@@ -20,6 +20,8 @@ int cfg_check_mapname(const char *s, size_t len, char *why, size_t whysz);
 int cfg_check_resolver(const char *s, size_t len, char *why, size_t whysz);
 int cfg_check_abspath(const char *s, size_t len, char *why, size_t whysz);
 int cfg_check_store(const char *s, size_t len, char *why, size_t whysz);
+int cfg_check_store_or_empty(const char *s, size_t len, char *why,
+			     size_t whysz);
 int cfg_check_abspath_or_empty(const char *s, size_t len, char *why,
 			       size_t whysz);
 int cfg_check_dnsname(const char *s, size_t len, char *why, size_t whysz);

@@ -139,5 +139,18 @@
  * the unpin in memory until it evicts the domain or restarts. At most one
  * row per domain ever pinned, so the table stays bounded anyway. */
 #define LIM_PG_PIN_TOMBSTONE_DAYS 7
+/* A PostgreSQL TLS-RPT store (tlsrpt/rpt_store_pg.c, issue 13): seconds
+ * between two connection attempts of one connection (calls fail at once
+ * in between; the event loop's connection doubles the pause up to
+ * LIM_RPT_PG_RETRY_MAX) and between two pushes of the spooled counts; how
+ * long
+ * shutdown waits for the last push. The spool holds what waits: at most
+ * one batch is in flight, and the spool's own limits bound the next. */
+#define LIM_RPT_PG_RETRY      2
+#define LIM_RPT_PG_RETRY_MAX  60
+#define LIM_RPT_PG_PUSH	      2
+#define LIM_RPT_PG_CLOSE_WAIT 5000
+/* How long one push statement may run (milliseconds). */
+#define LIM_RPT_PG_PUSH_TIMEOUT_MS 120000
 
 #endif /* UTIL_LIMITS_H */

@@ -16,6 +16,7 @@
 
 #include "util/cfg.h"
 #include "tests/unit/tap.h"
+#include "tlsrpt/rpt_store.h"
 #include "util/limits.h"
 #include "util/paths.h"
 
@@ -297,6 +298,27 @@ test_store_uri(void)
 	       "a file: its directory");
 	c = parse("[cache]\npath = postgresql://");
 	ok(c == NULL, "postgresql:// alone is refused");
+	cfg_free(c);
+	/* The TLS-RPT store too, with its spool beside [cache] path. */
+	c = parse("[cache]\npath = /srv/tp/cache.db\n[tlsrpt]\nstore = "
+		  "postgresql:///tlspolicyd?host=/run/postgresql");
+	if (!ok(c != NULL, "[tlsrpt] store: a URI parses"))
+		printf("#   error: %s\n", err);
+	if (c != NULL) {
+		rpt_store_path(c->tlsrpt_store, c->cache_path, buf,
+			       sizeof(buf));
+		is_str(buf, "postgresql:///tlspolicyd?host=/run/postgresql",
+		       "[tlsrpt] store: the URI is the store");
+		rpt_store_path(NULL, c->cache_path, buf, sizeof(buf));
+		is_str(buf, "/srv/tp/tlsrpt.db",
+		       "its spool: tlsrpt.db beside "
+		       "[cache] path");
+	}
+	cfg_free(c);
+	c = parse("[tlsrpt]\nstore = tlsrpt.db");
+	ok(c == NULL && strstr(err, "want an absolute path or a postgresql:// "
+				    "URI") != NULL,
+	   "[tlsrpt] store: a relative path is refused: %s", err);
 	cfg_free(c);
 }
 

@@ -464,6 +464,91 @@ out:
 	unlink(err);
 }
 
+static long long
+q1(const char *db, const char *sql)
+{
+	sqlite3 *h;
+	sqlite3_stmt *q;
+	long long v = -1;
+
+	sqlite3_open(db, &h);
+	if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(h);
+	return v;
+}
+
+/* Issue 13: a PostgreSQL store whose server cannot be reached starts, and
+ * its spool moves the counts into one outbox batch at a time. */
+static void
+test_pg_spool(void)
+{
+	static const char uri[] =
+	    "postgresql:///x?host=/nonexistent-dir&connect_timeout=1";
+	char db[] = "/tmp/test_rpt_spool.XXXXXX", err[256], why[512];
+	struct rpt_store *st;
+	struct rpt_dgram *d;
+	long long v = 0;
+	int fd, i;
+
+	if ((fd = mkstemp(db)) >= 0)
+		close(fd);
+	unlink(db);
+	st = rpt_store_open_spool(uri, db, err, sizeof(err));
+	if (!ok(st != NULL, "an unreachable database is no error: %s", err))
+		return;
+	ok(rpt_store_is_pg(st), "a PostgreSQL store");
+	add(st, dg_tlsa_fail, DAY0 + 1);
+	add(st, dg_tlsa_ok, DAY0 + 1);
+	rpt_store_count(st, DAY0 + 1, "malformed", 2);
+	is_int(rpt_store_sync(st, DAY0 + 2, 1), RPT_STORE_OK, "sync");
+	is_int(q1(db, "SELECT count(*) FROM outbox"), 1, "one batch");
+	is_int(q1(db, "SELECT count(*) FROM policies"), 0,
+	       "the spool is empty after the move");
+	is_int(q1(db, "SELECT value FROM kv WHERE key = 'pg.seq'"), 1,
+	       "the batch is seq 1");
+	/* jansson's compact form, as spool_doc() writes it. */
+	ok(q1(db, "SELECT count(*) FROM outbox WHERE body LIKE "
+		  "'%\"c\":[[1704412800,\"malformed\",2]]%'") == 1,
+	   "the batch carries the counter");
+	add(st, dg_tlsa_ok, DAY0 + 3);
+	rpt_store_sync(st, DAY0 + 10, 1);
+	is_int(q1(db, "SELECT count(*) FROM outbox"), 1,
+	       "no second batch while the first is not applied");
+	is_int(q1(db, "SELECT sum(total) FROM policies"), 1,
+	       "the spool keeps counting meanwhile");
+	for (i = 0; i < 50 && !rpt_store_push_error(st, why, sizeof(why)); i++)
+		usleep(100000);
+	ok(strstr(why, "PostgreSQL TLS-RPT store: cannot connect") != NULL &&
+	       strstr(why, "nonexistent") != NULL,
+	   "the push says why: %s", why);
+	is_int(rpt_store_kv_get(st, "pg.host", &v), RPT_STORE_OK,
+	       "a host id in the spool");
+	rpt_store_close(st);
+	is_int(q1(db, "SELECT count(*) FROM outbox"), 1,
+	       "the batch waits in the spool after a close");
+	st = rpt_store_open(uri, err, sizeof(err));
+	if (ok(st != NULL, "the tool opens without a spool: %s", err)) {
+		d = dg(dg_tlsa_ok);
+		is_int(rpt_store_add(st, d, DAY0), RPT_STORE_EINVAL,
+		       "no counting without a spool");
+		rpt_dgram_free(d);
+		is_int(rpt_store_kv_get(st, "pg.host", &v), RPT_STORE_EINVAL,
+		       "no kv without a spool");
+		ok(get(st, -1, NULL).found == 0 &&
+		       strstr(rpt_store_errmsg(st), "cannot connect") != NULL,
+		   "reads fail with the reason: %s", rpt_store_errmsg(st));
+		rpt_store_close(st);
+	}
+	unlink(db);
+	snprintf(err, sizeof(err), "%s-wal", db);
+	unlink(err);
+	snprintf(err, sizeof(err), "%s-shm", db);
+	unlink(err);
+}
+
 static void
 test_path(void)
 {
@@ -488,5 +573,6 @@ main(void)
 	test_limits();
 	test_close_and_deliver();
 	test_persist();
+	test_pg_spool();
 	return tap_done();
 }

@@ -1,0 +1,402 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""The TLS-RPT store in PostgreSQL across a fleet (issue 13): two daemons
+share one database (a real PostgreSQL 15 in a temporary directory,
+tests/lab/pgworld.py) and the fleet sends one report per domain and day.
+
+1. libtlsrpt datagrams sent to daemon A and to daemon B are counted in
+   each host's local spool and pushed to the shared tables: the listing
+   (the tool asks each daemon, which reads PostgreSQL) shows the sums.
+2. PostgreSQL stopped mid-run: datagrams are still counted (both daemons
+   keep running); when it returns the counts are pushed, nothing lost or
+   doubled.
+3. A restart with an unpushed spool (PostgreSQL down when A stops): A's
+   counts are pushed after its next start. A batch applied once and then
+   pushed again (the spool copied back from before the push: a crash
+   between the database's commit and the spool's delete) is not applied
+   twice.
+4. The day closes (both restarted with TLSPOLICYD_CLOCK_OFFSET after
+   midnight): exactly one daemon, the elected sender, hands each
+   domain's report to its sendmail, which holds it; that daemon is
+   killed (SIGKILL, and its held sendmail with it: the message never
+   left). The other daemon takes over without waiting for the 5-minute
+   retry backoff and sends each report once, with the same report-id and
+   the summed counts; no third copy follows.
+5. A wrong password or a schema newer than this version stops the start
+   (with the reason, never the password); the database down does not.
+
+The _smtp._tls record comes from the datagrams ("pr"): the daemons' DNS
+is silent, so the sender uses the captured record (SPEC C3). Skipped
+only when the PostgreSQL 15 binaries are absent."""
+import email
+import email.policy
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
+from tlstest import Daemon, done, is_eq, ok  # noqa: E402
+import pgworld  # noqa: E402
+
+pgworld.skip_unless_installed()
+
+DAY = 86400
+tmp, pg = pgworld.temp_world("tlsrpt-pg-")
+pg.start()
+pg.psql("CREATE DATABASE tlspolicyd", db="postgres")
+URI = pg.uri()
+
+DOMS = ("one.example", "two.example")
+
+
+def rua(dom):
+    return "%s@reports.example" % dom.split(".")[0]
+
+
+# --- sendmail wrappers: keep each message; hold it while "block" exists ----
+wrap_dir = os.path.join(tmp, "wrap")
+os.mkdir(wrap_dir)
+
+
+def wrapper(tag):
+    path = os.path.join(tmp, "sendmail-" + tag)
+    with open(path, "w") as f:
+        f.write("""#!/bin/sh
+# Called as "sendmail -i -f FROM -- RCPT"; the recipient is the last word.
+for a; do rcpt=$a; done
+d=%s
+n=$$
+if [ -e "$d/block" ]; then
+	cat > "$d/held.%s.$rcpt"
+	echo $$ > "$d/pid.%s.$rcpt"
+	while [ -e "$d/block" ]; do sleep 0.05; done
+	exit 75
+fi
+cat > "$d/sent.%s.$rcpt.$n"
+""" % (wrap_dir, tag, tag, tag))
+    os.chmod(path, 0o755)
+    return path
+
+
+def files(prefix):
+    return sorted(n for n in os.listdir(wrap_dir) if n.startswith(prefix))
+
+
+def kill_held(tag):
+    for n in files("pid.%s." % tag):
+        try:
+            with open(os.path.join(wrap_dir, n)) as f:
+                os.kill(int(f.read()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+# --- the daemons -------------------------------------------------------------
+daemons = {}
+
+
+def make(tag, uri=URI):
+    d = Daemon(name="rptpg" + tag)
+    d.rsock = os.path.join(d.dir, "tlsrpt.sock")
+    d.write_config(extra="""
+[dns]
+resolvers = %s
+timeout = 1
+[tlsrpt]
+enabled = yes
+store = %s
+socket = %s
+socket_group =
+grace = 0
+delay = 0
+organization = Test Org
+contact = mailto:tlsrpt@sender.test
+submitter = sender.test
+from = tlsrpt-noreply@sender.test
+sendmail = %s
+""" % (pgworld.DEAD_DNS, uri, d.rsock, wrapper(tag)))
+    d.spool = os.path.join(d.dir, "state", "tlsrpt.db")
+    daemons[tag] = d
+    return d
+
+
+clock = 0
+
+
+def start(d, offset):
+    global clock
+    clock = offset
+    os.environ["TLSPOLICYD_CLOCK_OFFSET"] = str(offset)
+    d.start()
+
+
+def now():
+    return int(time.time()) + clock
+
+
+a, b = make("A"), make("B")
+start(a, 0)
+day0 = now() - now() % DAY
+if now() - day0 > DAY - 300:
+    # Too close to midnight: count on the next day instead.
+    a.stop()
+    start(a, DAY - (now() - day0) + 60)
+    day0 = now() - now() % DAY
+start(b, clock)
+D0 = time.strftime("%Y-%m-%d", time.gmtime(day0))
+
+
+def dgram(dom, fail_code=None):
+    pol = {"policy-type": 2, "policy-domain": dom,
+           "policy-string": ["version: STSv1", "mode: enforce",
+                             "mx: mx1." + dom, "max_age: 86400"],
+           "mx-host": ["mx1." + dom],
+           "t": 1 if fail_code else 0, "f": 1 if fail_code else 0}
+    if fail_code:
+        pol["failure-details"] = [{"c": fail_code, "n": "mx1." + dom,
+                                   "r": "192.0.2.25"}]
+    return json.dumps({"dpv": "1", "d": dom,
+                       "pr": "v=TLSRPTv1; rua=mailto:" + rua(dom),
+                       "policies": [pol]}).encode()
+
+
+snd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+want = {dom: [0, 0] for dom in DOMS}        # success, failure
+
+
+def send(d, dom, nok, fails=()):
+    for _ in range(nok):
+        snd.sendto(dgram(dom), d.rsock)
+    for c in fails:
+        snd.sendto(dgram(dom, c), d.rsock)
+    want[dom][0] += nok
+    want[dom][1] += len(fails)
+    time.sleep(0.05)
+
+
+def pg_sums():
+    out = pg.psql("SELECT domain, sum(total) - sum(failure), sum(failure) "
+                  "FROM tlsrpt_policies WHERE day = %d GROUP BY domain "
+                  "ORDER BY domain" % day0)
+    got = {dom: [0, 0] for dom in DOMS}
+    for line in out.splitlines():
+        dom, s, f = line.split("|")
+        got[dom] = [int(s), int(f)]
+    return got
+
+
+def listing(d):
+    rc, out, err = d.tool("-j", "report", "list")
+    return [json.loads(x) for x in out.splitlines() if x.strip()]
+
+
+def listed_sums(d):
+    got = {dom: [0, 0] for dom in DOMS}
+    for x in listing(d):
+        if x.get("day") == D0 and x.get("domain") in got and "success" in x:
+            got[x["domain"]] = [x["success"], x["failure"]]
+    return got
+
+
+def wait_sums(secs=15):
+    w = {k: list(v) for k, v in want.items()}
+    got, _ = pgworld.wait_for(pg_sums, w, secs)
+    return got, w
+
+
+# --- 1. two hosts, one set of sums ------------------------------------------
+send(a, "one.example", 3, [202])
+send(b, "one.example", 2, [202, 203])
+send(a, "two.example", 1)
+send(b, "two.example", 4)
+snd.sendto(b"{not json", a.rsock)
+snd.sendto(b"{not json", b.rsock)
+snd.sendto(b"{not json", b.rsock)
+got, w = wait_sums()
+is_eq(got, w, "1: A's and B's datagrams summed in PostgreSQL")
+
+
+def malformed():
+    return pg.psql("SELECT coalesce(sum(value), 0) FROM tlsrpt_counters "
+                   "WHERE name = 'malformed' AND day = %d" % day0)
+
+
+is_eq(pgworld.wait_for(malformed, "3", 10)[0], "3",
+      "1: the ingest counters summed too (1 malformed on A, 2 on B)")
+is_eq(listed_sums(a), w, "1: the tool lists the fleet's sums (A's config)")
+is_eq(listed_sums(b), w, "1: the tool lists the fleet's sums (B's config)")
+hosts = pg.psql("SELECT count(*) FROM tlsrpt_hosts WHERE seq > 0")
+is_eq(hosts, "2", "1: two hosts pushed batches")
+fails = pg.psql("SELECT detail, count FROM tlsrpt_failures WHERE day = %d "
+                "AND domain = 'one.example' ORDER BY detail" % day0)
+is_eq([int(x.split("|")[1]) for x in fails.splitlines()], [2, 1],
+      "1: failure details summed per tuple (202 twice, 203 once)")
+
+# --- 2. PostgreSQL stopped mid-run --------------------------------------------
+pg.stop()
+send(a, "one.example", 2)
+send(b, "two.example", 0, [201])
+send(a, "two.example", 1)
+time.sleep(3)
+ok(a.alive() and b.alive(), "2: both daemons run on with PostgreSQL down")
+ok("the counts wait in the spool" in a.read_log(),
+   "2: A says the counts wait in the spool", a.read_log()[-2000:])
+pg.start()
+got, w = wait_sums(20)
+is_eq(got, w, "2: the counts of the outage pushed once PostgreSQL is back, "
+      "none lost or doubled")
+
+# --- 3. a restart with an unpushed spool; a batch pushed twice ----------------
+pg.stop()
+send(a, "one.example", 5, [204])
+time.sleep(1.5)
+is_eq(a.stop(), 0, "3: A stopped while PostgreSQL is down")
+con = sqlite3.connect(a.spool)
+left = con.execute("SELECT count(*) FROM outbox").fetchone()[0] + \
+    con.execute("SELECT count(*) FROM policies").fetchone()[0]
+con.close()
+ok(left > 0, "3: A's spool keeps the unpushed counts", left)
+before = os.path.join(tmp, "spool-before-push.db")
+shutil.copy(a.spool, before)
+pg.start()
+start(a, clock)
+got, w = wait_sums(20)
+is_eq(got, w, "3: A's spooled counts pushed after its restart")
+a.stop()
+# The spool as it was before that push: its batch again, its seq too.
+shutil.copy(before, a.spool)
+for sfx in ("-wal", "-shm"):
+    if os.path.exists(a.spool + sfx):
+        os.unlink(a.spool + sfx)
+start(a, clock)
+time.sleep(2 * 2 + 2)
+con = sqlite3.connect(a.spool)
+out_left = con.execute("SELECT count(*) FROM outbox").fetchone()[0]
+con.close()
+is_eq(out_left, 0, "3: the replayed batch left A's outbox")
+is_eq(pg_sums(), w, "3: a batch pushed twice is applied once")
+
+# --- 4. the day closes: one sender, killed mid-delivery, the other takes over -
+a.stop()
+b.stop()
+open(os.path.join(wrap_dir, "block"), "w").close()
+off = day0 + DAY + 60 - int(time.time())
+start(a, off)
+start(b, off)
+
+
+def held():
+    return [n for n in files("held.")]
+
+
+hl, _ = pgworld.wait_for(lambda: len(held()) >= 2 and len(held()), 2, 40)
+hl = held()
+tags = sorted(set(n.split(".")[1] for n in hl))
+ok(len(hl) == 2, "4: both reports handed to a sendmail", hl)
+ok(len(tags) == 1, "4: by one daemon only (the elected sender)", hl)
+S = tags[0] if tags else "A"
+T = "B" if S == "A" else "A"
+ids = {}
+for n in hl:
+    with open(os.path.join(wrap_dir, n), "rb") as f:
+        m = re.search(rb"Report-ID: <([^>]+)>", f.read())
+    ids[n.split(".", 2)[2]] = m.group(1).decode() if m else None
+tries = pg.psql("SELECT dest, tries, status FROM tlsrpt_deliveries "
+                "ORDER BY dest")
+ok(all(x.endswith("|1|0") for x in tries.splitlines()) and tries,
+   "4: the try written before it started (pending, 1 try)", tries)
+daemons[S].proc.send_signal(signal.SIGKILL)
+daemons[S].proc.wait()
+kill_held(S)
+os.unlink(os.path.join(wrap_dir, "block"))
+t_kill = time.monotonic()
+
+
+def sent(tag):
+    return files("sent.%s." % tag)
+
+
+got, secs = pgworld.wait_for(lambda: len(sent(T)), 2, 40)
+is_eq(got, 2, "4: after the sender died, %s sent both reports in %.0f s "
+      "(not after the 300 s backoff)" % (T, secs))
+ok(time.monotonic() - t_kill < 60, "4: the take-over did not wait for the "
+   "backoff")
+for n in sent(T):
+    rcpt = n.split(".", 2)[2].rsplit(".", 1)[0]
+    with open(os.path.join(wrap_dir, n), "rb") as f:
+        raw = f.read()
+    m = re.search(rb"Report-ID: <([^>]+)>", raw)
+    rid = m.group(1).decode() if m else None
+    is_eq(rid, ids.get(rcpt), "4: %s: the same report-id as the held copy"
+          % rcpt)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    rep = None
+    for part in msg.walk():
+        if part.get_filename():
+            rep = json.loads(gzip.decompress(part.get_content()))
+    dom = "%s.example" % rcpt.split("@")[0]
+    summ = [p["summary"] for p in (rep or {}).get("policies", [])]
+    tot = [sum(s["total-successful-session-count"] for s in summ),
+           sum(s["total-failure-session-count"] for s in summ)]
+    is_eq(tot, want[dom], "4: %s: the report carries the fleet's sums" % dom)
+time.sleep(12)
+is_eq(len(sent(T)), 2, "4: no third copy (one per domain from %s)" % T)
+is_eq(sent(S), [], "4: nothing from the killed sender")
+st = pg.psql("SELECT status, tries FROM tlsrpt_deliveries ORDER BY dest")
+is_eq(st.splitlines(), ["2|2", "2|2"],
+      "4: both deliveries sent, on the second try")
+snd.close()
+for d in daemons.values():
+    d.stop()
+w = {k: list(v) for k, v in want.items()}
+is_eq(listed_sums(a), w, "4: with no daemon running the tool reads the "
+      "shared tables itself")
+rows = [x for x in listing(a) if "destination" in x]
+ok(len(rows) == 2 and all(x["status"] == "sent" and
+                          x["report-id"] == ids.get(x["destination"][7:])
+                          for x in rows),
+   "4: the tool lists both deliveries sent with their report-ids", rows)
+
+# --- 5. refusals stop the start; an outage does not ----------------------------
+
+
+def start_fails(d):
+    os.environ["TLSPOLICYD_CLOCK_OFFSET"] = "0"
+    p = d.start(wait=False)
+    try:
+        rc = p.wait(20)
+    except Exception:
+        p.kill()
+        rc = "running"
+    return rc, d.read_log()
+
+
+bad = os.path.join(tmp, "pgpass-bad")
+with open(bad, "w") as f:
+    f.write("*:*:*:tlspolicyd:Zq9-bad-secret\n")
+os.chmod(bad, 0o600)
+rc, log = start_fails(make("C", pg.uri(passfile=bad)))
+ok(rc not in (0, "running") and "refuses this connection" in log and
+   "Zq9-bad-secret" not in log,
+   "5: a wrong password stops the start, the password not in the message",
+   log[-1500:])
+pg.psql("UPDATE tlspolicyd_schema SET version = 99 WHERE store = 'tlsrpt'")
+rc, log = start_fails(make("D"))
+ok(rc not in (0, "running") and
+   "schema version 99 is newer than this tlspolicyd knows (1)" in log,
+   "5: a newer schema stops the start", log[-1500:])
+pg.psql("UPDATE tlspolicyd_schema SET version = 1 WHERE store = 'tlsrpt'")
+pg.stop()
+e = make("E")
+start(e, 0)
+ok(e.alive(), "5: the database down at start: the daemon starts")
+e.stop()
+done()
