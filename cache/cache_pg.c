@@ -45,19 +45,17 @@
  * carry no version: each poll row carries the domain's pin as it is at
  * the time of the read, and cache.c takes it as it is.
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libpq-fe.h>
 
 #include "cache/cache_pg.h"
 #include "util/limits.h"
+#include "util/pq.h"
 
 /* The schema version this code writes (tlspolicyd_schema, store
  * 'policy'). */
@@ -178,17 +176,6 @@ static void pg_settle(struct cache_pg *p);
 static int pg_connected(struct cache_pg *p);
 static int pg_connect_step(struct cache_pg *p, int timed_out);
 
-/* Milliseconds on the monotonic clock: the bounds of our own calls, as
- * libpq's connect_timeout is its own business. */
-static long long
-pg_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Give the connection up (a server that does not answer in time, or a
  * connection that broke under an asynchronous call): the handle is down
@@ -216,38 +203,16 @@ pg_drop(struct cache_pg *p, const char *why)
 	}
 }
 
-/* Wait until libpq has sent what it holds and a result can be read
- * without blocking, at most until DEADLINE (pg_ms()). 0, or -1 when the
- * server did not answer in time (the connection is dropped). */
+/* pq_wait(); when the server did not answer in time the connection is
+ * dropped: -1. */
 static int
 pg_wait(struct cache_pg *p, long long deadline)
 {
-	struct pollfd pfd;
-	long long left;
-	int f;
-
-	for (;;) {
-		if ((f = PQflush(p->conn)) < 0)
-			return 0; /* broken: PQgetResult() says so */
-		if (f == 0 && !PQisBusy(p->conn))
-			return 0;
-		if ((left = deadline - pg_ms()) <= 0) {
-			pg_drop(p, "the server did not answer in time; the "
-				   "connection is given up");
-			return -1;
-		}
-		pfd.fd = PQsocket(p->conn);
-		pfd.events = (short)(POLLIN | (f == 1 ? POLLOUT : 0));
-		pfd.revents = 0;
-		if (poll(&pfd, 1, left > 60000 ? 60000 : (int)left) < 0 &&
-		    errno != EINTR) {
-			pg_drop(p, "cannot wait for the server");
-			return -1;
-		}
-		if ((pfd.revents & (POLLIN | POLLERR | POLLHUP)) &&
-		    !PQconsumeInput(p->conn))
-			return 0;
-	}
+	if (pq_wait(p->conn, deadline) == 0)
+		return 0;
+	pg_drop(p, "the server did not answer in time; the connection is "
+		   "given up");
+	return -1;
 }
 
 /* The bound of one synchronous call, and of the schema check (which may
@@ -274,34 +239,13 @@ static PGresult *
 pg_call(struct cache_pg *p, const char *sql, int n, const char *const *params,
 	long ms)
 {
-	long long deadline = pg_ms() + ms;
-	PGresult *res, *keep = NULL;
-	ExecStatusType st;
-	int sent;
+	int timed_out;
+	PGresult *res = pq_call(p->conn, sql, n, params, ms, &timed_out);
 
-	if (p->conn == NULL)
-		return NULL;
-	sent = n >= 0 ? PQsendQueryParams(p->conn, sql, n, NULL, params, NULL,
-					  NULL, 0)
-		      : PQsendQuery(p->conn, sql);
-	if (!sent)
-		return NULL;
-	for (;;) {
-		if (pg_wait(p, deadline) < 0) {
-			PQclear(keep);
-			return NULL;
-		}
-		if ((res = PQgetResult(p->conn)) == NULL)
-			break;
-		st = keep != NULL ? PQresultStatus(keep) : PGRES_COMMAND_OK;
-		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-			PQclear(res); /* the first failure is the reason */
-			continue;
-		}
-		PQclear(keep);
-		keep = res;
-	}
-	return keep;
+	if (timed_out)
+		pg_drop(p, "the server did not answer in time; the connection "
+			   "is given up");
+	return res;
 }
 
 static int
@@ -534,7 +478,7 @@ pg_collect(struct cache_pg *p)
 static void
 pg_settle(struct cache_pg *p)
 {
-	long long deadline = pg_ms() + PG_CALL_MS;
+	long long deadline = pq_ms() + PG_CALL_MS;
 
 	while ((p->op == OP_WRITE || p->op == OP_POLL) && pg_collect(p) == 0)
 		if (pg_wait(p, deadline) < 0)
@@ -809,41 +753,23 @@ static int
 pg_connect_once(struct cache_pg *p)
 {
 	const char *vals[] = {"5", "tlspolicyd", p->uri, NULL};
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	long long deadline = pg_ms() + p->connect_ms, left;
-	struct pollfd pfd;
 
-	p->timed_out = 0;
 	PQfinish(p->conn);
-	p->conn = PQconnectStartParams(conn_keys, vals, 1);
+	p->conn = pq_connect(conn_keys, vals, p->connect_ms, &p->timed_out);
 	if (p->conn == NULL) {
 		snprintf(p->errmsg, sizeof(p->errmsg),
 			 "PostgreSQL store: out of memory");
 		return -1;
 	}
-	while (PQstatus(p->conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
-	       st != PGRES_POLLING_FAILED) {
-		if ((left = deadline - pg_ms()) <= 0) {
-			snprintf(p->errmsg, sizeof(p->errmsg),
-				 "PostgreSQL store: cannot connect: no answer "
-				 "within %ld ms",
-				 p->connect_ms);
-			p->timed_out = 1;
-			return -1;
-		}
-		pfd.fd = PQsocket(p->conn);
-		pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
-		pfd.revents = 0;
-		if (poll(&pfd, 1, (int)left) == 0)
-			continue;
-		st = PQconnectPoll(p->conn);
+	if (p->timed_out) {
+		snprintf(p->errmsg, sizeof(p->errmsg),
+			 "PostgreSQL store: cannot connect: no answer within "
+			 "%ld ms",
+			 p->connect_ms);
+		return -1;
 	}
 	if (PQstatus(p->conn) != CONNECTION_OK) {
 		pg_fail(p, "%s", "cannot connect");
-		return -1;
-	}
-	if (PQsetnonblocking(p->conn, 1) != 0) {
-		pg_fail(p, "%s", "cannot make the connection non-blocking");
 		return -1;
 	}
 	return 0;

@@ -969,7 +969,8 @@ rpt_collect_new(struct event_base *base, const struct cfg *cfg,
 		goto fail;
 	}
 	if (cfg_is_pg_uri(path) &&
-	    rpt_store_path(NULL, cfg->cache_path, spool, sizeof(spool)) != 0) {
+	    rpt_store_path(cfg->tlsrpt_spool, cfg->cache_path, spool,
+			   sizeof(spool)) != 0) {
 		snprintf(err, errsz, "[tlsrpt] store: spool path too long");
 		goto fail;
 	}

@@ -34,9 +34,16 @@
 
 #include "tlsrpt/rpt_store_pg.h"
 #include "util/limits.h"
+#include "util/pq.h"
 
 /* tlspolicyd_schema, store 'tlsrpt'. */
 #define RPG_SCHEMA_VERSION 1
+/* The loop's calls on the main connection wait at most this long, a
+ * little past statement_timeout (2 s); a connection attempt from the loop
+ * at most RPG_CONNECT_MS. A server that does not answer costs the loop
+ * that once per attempt (the attempts back off, LIM_RPT_PG_RETRY_MAX). */
+#define RPG_CALL_MS    2500L
+#define RPG_CONNECT_MS 2000L
 /* pg_advisory_xact_lock key of the schema check: the policy store's, so
  * the two never create tables at the same time ("TLSP"). */
 #define RPG_SCHEMA_LOCK "1414287184"
@@ -119,6 +126,8 @@ struct pgc {
 	int backoff;	     /* doubling pause between attempts (the loop's) */
 	long pause;	     /* the next pause, seconds */
 	unsigned gen;	     /* connections made: a lease dies with its own */
+	long call_ms;	     /* our own bound on a call (util/pq.h) */
+	long connect_ms;     /* and on a connection attempt */
 	char errmsg[512];
 };
 
@@ -138,6 +147,13 @@ struct rpt_pg {
 	char *job; /* the batch being pushed, or NULL */
 	int64_t job_seq, applied;
 	char push_err[512];
+	/* Once the worker runs, it also makes the loop's connections: the
+	 * loop asks (want_main) and adopts main_new; MCONN is the worker's
+	 * own attempt state (its pause), MAIN_ERR the last failure. */
+	int want_main;
+	PGconn *main_new;
+	char main_err[512];
+	struct pgc mconn; /* the worker's only */
 };
 
 static void
@@ -158,15 +174,55 @@ pgc_fail(struct pgc *c, const char *what)
 			c->errmsg[n] = ' ';
 }
 
+/*
+ * Send SQL and wait for it at most C->call_ms (util/pq.h): a server that
+ * does not answer at all (stopped, hung, cut off) never sends the
+ * statement_timeout error, so the bound is ours. Past it the connection is
+ * given up (C->conn NULL, the reason in C->errmsg); the next call
+ * connects again after the pause.
+ */
+static PGresult *
+pgc_call(struct pgc *c, const char *sql, int n, const char *const *params)
+{
+	int timed_out;
+	PGresult *res =
+	    pq_call(c->conn, sql, n, params, c->call_ms, &timed_out);
+
+	if (timed_out) {
+		snprintf(c->errmsg, sizeof(c->errmsg),
+			 "PostgreSQL TLS-RPT store: the server did not answer "
+			 "within %ld ms; the connection is given up",
+			 c->call_ms);
+		PQfinish(c->conn);
+		c->conn = NULL;
+		/* Calls fail at once until the pause is over: a hung server
+		 * costs the loop this call's bound, then one connection
+		 * attempt per pause. */
+		clock_gettime(CLOCK_MONOTONIC, &c->next_connect);
+		c->next_connect.tv_sec +=
+		    c->pause > 0 ? c->pause : LIM_RPT_PG_RETRY;
+	}
+	return res;
+}
+
+/* ROLLBACK or COMMIT, whatever the state of the connection. */
+static void
+pgc_end(struct pgc *c, const char *sql)
+{
+	if (c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK)
+		PQclear(pgc_call(c, sql, -1, NULL));
+}
+
 /* Run SQL with text parameters: the result, or NULL after pgc_fail(). */
 static PGresult *
 pgc_exec(struct pgc *c, const char *what, const char *sql, int n,
 	 const char *const *params)
 {
-	PGresult *res;
+	PGresult *res = pgc_call(c, sql, n, params);
 	ExecStatusType st;
 
-	res = PQexecParams(c->conn, sql, n, NULL, params, NULL, NULL, 0);
+	if (res == NULL && c->conn == NULL)
+		return NULL; /* pgc_call() said why */
 	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		pgc_fail(c, what);
@@ -179,13 +235,14 @@ pgc_exec(struct pgc *c, const char *what, const char *sql, int n,
 static int
 pgc_run(struct pgc *c, const char *what, const char *sql)
 {
-	PGresult *res = PQexec(c->conn, sql);
+	PGresult *res = pgc_call(c, sql, -1, NULL);
 	ExecStatusType st =
 	    res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
 	PQclear(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		pgc_fail(c, what);
+		if (c->conn != NULL)
+			pgc_fail(c, what);
 		return -1;
 	}
 	return 0;
@@ -219,14 +276,14 @@ pgc_schema(struct pgc *c)
 			 "PostgreSQL TLS-RPT store: schema version %ld is "
 			 "newer than this tlspolicyd knows (%d)",
 			 v, RPG_SCHEMA_VERSION);
-		PQclear(PQexec(c->conn, "ROLLBACK"));
+		pgc_end(c, "ROLLBACK");
 		return -2;
 	}
 	if (v < 1 && pgc_run(c, "cannot create the tables", sql_schema_v1) < 0)
 		goto fail;
 	return pgc_run(c, "cannot create the tables", "COMMIT");
 fail:
-	PQclear(PQexec(c->conn, "ROLLBACK"));
+	pgc_end(c, "ROLLBACK");
 	return -1;
 }
 
@@ -255,7 +312,7 @@ static int
 pgc_ready(struct pgc *c)
 {
 	const char *vals[] = {"5", "tlspolicyd", c->uri, NULL};
-	int rc;
+	int rc, timed_out;
 
 	if (c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK)
 		return 0;
@@ -268,14 +325,19 @@ pgc_ready(struct pgc *c)
 	c->next_connect.tv_sec += c->pause;
 	if (c->backoff && (c->pause *= 2) > LIM_RPT_PG_RETRY_MAX)
 		c->pause = LIM_RPT_PG_RETRY_MAX;
-	c->conn = PQconnectdbParams(conn_keys, vals, 1);
+	c->conn = pq_connect(conn_keys, vals, c->connect_ms, &timed_out);
 	if (c->conn == NULL) {
 		snprintf(c->errmsg, sizeof(c->errmsg),
 			 "PostgreSQL TLS-RPT store: out of memory");
 		return -1;
 	}
 	rc = -1;
-	if (PQstatus(c->conn) != CONNECTION_OK)
+	if (timed_out)
+		snprintf(c->errmsg, sizeof(c->errmsg),
+			 "PostgreSQL TLS-RPT store: cannot connect: no answer "
+			 "within %ld ms",
+			 c->connect_ms);
+	else if (PQstatus(c->conn) != CONNECTION_OK)
 		pgc_fail(c, "cannot connect");
 	else if (pgc_run(c, "cannot set the session", c->session) == 0)
 		rc = pgc_schema(c);
@@ -371,6 +433,8 @@ push_one(struct rpt_pg *pg, int64_t seq, const char *body)
 	return 0;
 }
 
+static void main_connect(struct rpt_pg *pg);
+
 static void
 wait_ms(struct rpt_pg *pg, long ms)
 {
@@ -396,8 +460,12 @@ push_main(void *arg)
 
 	pthread_mutex_lock(&pg->mu);
 	for (;;) {
-		while (!pg->stop && pg->job == NULL)
+		while (!pg->stop && pg->job == NULL && !pg->want_main)
 			pthread_cond_wait(&pg->cv, &pg->mu);
+		if (pg->want_main && !pg->stop) {
+			main_connect(pg);
+			continue;
+		}
 		if (pg->job == NULL)
 			break;
 		seq = pg->job_seq;
@@ -421,6 +489,32 @@ push_main(void *arg)
 	}
 	pthread_mutex_unlock(&pg->mu);
 	return NULL;
+}
+
+/*
+ * In the worker, with MU held: a connection for the loop. The attempt
+ * may wait for a server that does not answer (connect and schema check,
+ * bounded); the loop never does. Attempts follow MCONN's pause, so a
+ * loop asking at every call does not make the worker try every time.
+ */
+static void
+main_connect(struct rpt_pg *pg)
+{
+	int rc;
+
+	pg->want_main = 0;
+	if (pg->main_new != NULL)
+		return;
+	pthread_mutex_unlock(&pg->mu);
+	rc = pgc_ready(&pg->mconn);
+	pthread_mutex_lock(&pg->mu);
+	if (rc == 0) {
+		pg->main_new = pg->mconn.conn;
+		pg->mconn.conn = NULL;
+		pg->main_err[0] = '\0';
+	} else if (pg->mconn.errmsg[0] != '\0')
+		snprintf(pg->main_err, sizeof(pg->main_err), "%s",
+			 pg->mconn.errmsg);
 }
 
 /* The worker starts with the first push, not at open: threads do not
@@ -498,12 +592,18 @@ rpt_pg_open(const char *uri, uint64_t host, int push, char *err, size_t errsz)
 	pg->main.backoff = 1;
 	pg->main.session = "SET statement_timeout = 2000;"
 			   " SET client_min_messages = warning";
+	/* The loop's calls: a little past the server's own bound. */
+	pg->main.call_ms = RPG_CALL_MS;
+	pg->main.connect_ms = RPG_CONNECT_MS;
 	/* A batch after a long outage holds a day of counts: the worker
 	 * blocks nobody, so its statements may take longer than the
 	 * loop's (a batch that always timed out would never go). */
 	pg->push.session = "SET statement_timeout = " RPG_STR(
 	    LIM_RPT_PG_PUSH_TIMEOUT_MS) "; SET client_min_messages = warning";
 	pg->push.uri = pg->uri;
+	pg->push.call_ms = LIM_RPT_PG_PUSH_TIMEOUT_MS + 5000;
+	pg->push.connect_ms = 5000;
+	pg->mconn = pg->main;
 	snprintf(pg->host, sizeof(pg->host), "%016" PRIx64, host);
 	pthread_mutex_init(&pg->mu, NULL);
 	pthread_cond_init(&pg->cv, NULL);
@@ -539,6 +639,8 @@ rpt_pg_close(struct rpt_pg *pg, long wait)
 		pthread_join(pg->thread, NULL);
 	}
 	PQfinish(pg->main.conn);
+	PQfinish(pg->main_new);
+	PQfinish(pg->mconn.conn);
 	PQfinish(pg->push.conn);
 	pthread_mutex_destroy(&pg->mu);
 	pthread_cond_destroy(&pg->cv);
@@ -555,6 +657,38 @@ rpt_pg_errmsg(const struct rpt_pg *pg)
 
 /* --- the sender's calls (main connection) -------------------------------- */
 
+/*
+ * The loop's connection, ready: 0, or -1 (the reason in main.errmsg).
+ * Before the worker runs (the tool; the first seconds of the daemon) it
+ * is made here; then the worker makes it (main_connect()) and the loop
+ * only adopts it: a server that does not answer never holds the loop up
+ * at a connection attempt, only at a call on an open connection, once.
+ */
+static int
+main_ready(struct rpt_pg *pg)
+{
+	if (!pg->started)
+		return pgc_ready(&pg->main);
+	pthread_mutex_lock(&pg->mu);
+	if (pg->main_new != NULL) {
+		PQfinish(pg->main.conn);
+		pg->main.conn = pg->main_new;
+		pg->main_new = NULL;
+		pg->main.gen++;
+	}
+	if (pg->main.conn != NULL && PQstatus(pg->main.conn) == CONNECTION_OK) {
+		pthread_mutex_unlock(&pg->mu);
+		return 0;
+	}
+	if (pg->main_err[0] != '\0')
+		snprintf(pg->main.errmsg, sizeof(pg->main.errmsg), "%s",
+			 pg->main_err);
+	pg->want_main = 1;
+	pthread_cond_signal(&pg->cv);
+	pthread_mutex_unlock(&pg->mu);
+	return -1;
+}
+
 /* SQL on the main connection; NULL on failure (the lease is gone with a
  * broken connection). */
 static PGresult *
@@ -563,7 +697,7 @@ m_exec(struct rpt_pg *pg, const char *what, const char *sql, int n,
 {
 	PGresult *res;
 
-	if (pgc_ready(&pg->main) != 0) {
+	if (main_ready(pg) != 0) {
 		pg->lease = 0;
 		return NULL;
 	}
@@ -851,8 +985,7 @@ rpt_pg_report_rows(struct rpt_pg *pg, int64_t day, const char *domain,
 	PQclear(res);
 	if (rc == 0 && found)
 		rc = report_rows(pg, p, rows);
-	if (pg->main.conn != NULL)
-		PQclear(PQexec(pg->main.conn, "COMMIT"));
+	pgc_end(&pg->main, "COMMIT");
 	return rc < 0 ? -1 : found ? 0 : 1;
 }
 

@@ -257,6 +257,12 @@ static const struct cfg_opt cfg_opts[] = {
 	  CFG_STR(tlsrpt_store), NULL, cfg_check_store_or_empty,
 	  "report store: an SQLite file or a postgresql:// URI; empty: "
 	  "tlsrpt.db beside [cache] path" },
+	{ "tlsrpt", "spool", CFG_T_STRING, "", 0, 0, CFG_STR(tlsrpt_spool),
+	  NULL, cfg_check_abspath_or_empty,
+	  "with a postgresql:// report store: the local SQLite file that "
+	  "counts until the counts are added to the shared tables; empty: "
+	  "tlsrpt.db beside [cache] path (in the state directory when that "
+	  "is a URI)" },
 	{ "tlsrpt", "grace", CFG_T_INT, "900", 0, 86400,
 	  CFG_LONG(tlsrpt_grace), NULL, NULL,
 	  "seconds after 00:00 UTC before a day's counts are closed" },
