@@ -74,13 +74,17 @@ def wrapper(tag):
 for a; do rcpt=$a; done
 d=%s
 n=$$
+# A message appears under its name only once it is whole (the test reads
+# it as soon as the name is there).
 if [ -e "$d/block" ]; then
-	cat > "$d/held.%s.$rcpt"
 	echo $$ > "$d/pid.%s.$rcpt"
+	cat > "$d/part.$$"
+	mv "$d/part.$$" "$d/held.%s.$rcpt"
 	while [ -e "$d/block" ]; do sleep 0.05; done
 	exit 75
 fi
-cat > "$d/sent.%s.$rcpt.$n"
+cat > "$d/part.$$"
+mv "$d/part.$$" "$d/sent.%s.$rcpt.$n"
 """ % (wrap_dir, tag, tag, tag))
     os.chmod(path, 0o755)
     return path
