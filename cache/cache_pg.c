@@ -132,9 +132,12 @@ struct cache_pg {
 	int nitems, nresults;
 	PGresult *poll_res;
 	long connect_ms;
-	int timed_out;	/* the last connection attempt had no answer */
-	int async;	/* on the daemon's loop: shorter bounds */
-	long call_ms;	/* this call's bound when not PG_CALL_MS */
+	int timed_out; /* the last connection attempt had no answer */
+	int async;     /* on the daemon's loop: shorter bounds */
+	long call_ms;  /* this call's bound when not PG_CALL_MS */
+	/* Synchronous writes made, and their count when the poll page in
+	 * flight was sent (cache_pg_poll_take()). */
+	unsigned long wgen, poll_gen;
 	int connect_rc; /* of the last asynchronous connect */
 	PostgresPollingStatusType connect_st;
 	int got_null;
@@ -1126,6 +1129,7 @@ pg_upsert(struct cache_pg *p, const char *what, const char *sql, int n,
 
 	if (pg_ready(p) < 0)
 		return -1;
+	p->wgen++;
 	if ((res = pg_exec(p, what, sql, n, params)) == NULL)
 		return -1;
 	changed = strcmp(PQcmdTuples(res), "0") != 0;
@@ -1274,6 +1278,7 @@ cache_pg_delete(struct cache_pg *p, const char *domain)
 
 	if (pg_ready(p) < 0)
 		return -1;
+	p->wgen++;
 	res = pg_exec(p, "cannot delete",
 		      "WITH s AS (DELETE FROM sts_policy WHERE domain = $1"
 		      " RETURNING 1), v AS (DELETE FROM dane_verdict"
@@ -1489,6 +1494,7 @@ cache_pg_poll_send(struct cache_pg *p)
 		return -1;
 	}
 	pg_op_start(p, OP_POLL);
+	p->poll_gen = p->wgen;
 	return 0;
 }
 
@@ -1498,6 +1504,11 @@ cache_pg_poll_take(struct cache_pg *p,
 {
 	if (p->done_op != OP_POLL || p->op_failed || p->poll_res == NULL)
 		return -1;
+	/* A synchronous write (a pin, an unpin, a flush) since the page was
+	 * read: its rows may predate the write, and memory holds the write.
+	 * The page is read again (the walk has not moved). */
+	if (p->poll_gen != p->wgen)
+		return 1;
 	return poll_finish(p, p->poll_res, fn, arg);
 }
 
