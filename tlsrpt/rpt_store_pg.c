@@ -659,15 +659,19 @@ rpt_pg_errmsg(const struct rpt_pg *pg)
 
 /*
  * The loop's connection, ready: 0, or -1 (the reason in main.errmsg).
- * Before the worker runs (the tool; the first seconds of the daemon) it
- * is made here; then the worker makes it (main_connect()) and the loop
- * only adopts it: a server that does not answer never holds the loop up
- * at a connection attempt, only at a call on an open connection, once.
+ * Without a worker (the tool) it is made here; in the daemon the worker
+ * makes it (main_connect()) and the loop only adopts it: a server that does not
+ * answer never holds the loop up at a connection attempt, only at a call on an
+ * open connection, once.
  */
+static int ensure_worker(struct rpt_pg *pg);
+
 static int
 main_ready(struct rpt_pg *pg)
 {
-	if (!pg->started)
+	/* The daemon's loop (a store that pushes) runs after the fork, so
+	 * its worker may start now, and the loop never connects itself. */
+	if (!pg->started && (ensure_worker(pg) < 0 || !pg->started))
 		return pgc_ready(&pg->main);
 	pthread_mutex_lock(&pg->mu);
 	if (pg->main_new != NULL) {
