@@ -31,6 +31,7 @@
  * Time is never read here: callers pass every timestamp (STYLE rule 10).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@
 #include "cache/cache_pg.h"
 #include "util/cfg.h"
 #include "util/db.h"
+#include "util/pq.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
 #define CACHE_SCHEMA_VERSION 3
@@ -88,6 +90,8 @@ cache_strerror(enum cache_err e)
 		return "kept in memory, written to the store later";
 	case CACHE_EOFFLINE:
 		return "the shared store cannot be reached now";
+	case CACHE_PENDING:
+		return "being read from the shared store";
 	}
 	return "unknown error";
 }
@@ -377,7 +381,7 @@ cache_io_wake(struct cache *c)
 
 	if (c->async && c->wake != NULL &&
 	    (cache_pg_fd(c->pg, &w) < 0 || c->poll_wanted || c->pending.n > 0 ||
-	     !cache_pg_online(c->pg)))
+	     c->nreads > 0 || !cache_pg_online(c->pg)))
 		c->wake(c->wake_arg);
 }
 
@@ -568,6 +572,8 @@ cache_close(struct cache *c)
 	free_list(c->lru.head);
 	free_list(c->pending.head);
 	free(c->loose);
+	free(c->reads);
+	free(c->done);
 	free(c->buckets);
 	free(c->path);
 	free(c);
@@ -637,6 +643,23 @@ loose_take(struct cache *c)
 	return r;
 }
 
+/* A lookup that found R in the index: the hot path, no SQL, no malloc. */
+static enum cache_err
+index_hit(struct cache *c, struct rec *r, const struct cache_entry **out)
+{
+	if (!cache_rec_dirty(r) && c->lru.head != r) {
+		cache_list_unlink(&c->lru, r);
+		cache_list_push_front(&c->lru, r);
+	}
+	if (!r->has_sts && !r->has_dane && !r->has_pin) {
+		c->stats.negative_hits++;
+		return CACHE_OK;
+	}
+	c->stats.hits++;
+	*out = cache_rec_materialise(c, r);
+	return CACHE_OK;
+}
+
 enum cache_err
 cache_lookup(struct cache *c, const char *domain,
 	     const struct cache_entry **out)
@@ -652,21 +675,8 @@ cache_lookup(struct cache *c, const char *domain,
 	len = cache_domain_hash(domain, &hash);
 	if (len == 0 || len > LIM_DOMAIN_MAX)
 		return CACHE_EINVAL;
-	r = cache_index_find(c, domain, len, hash);
-	if (r != NULL) {
-		/* The hot path: no SQL, no malloc. */
-		if (!cache_rec_dirty(r) && c->lru.head != r) {
-			cache_list_unlink(&c->lru, r);
-			cache_list_push_front(&c->lru, r);
-		}
-		if (!r->has_sts && !r->has_dane && !r->has_pin) {
-			c->stats.negative_hits++;
-			return CACHE_OK;
-		}
-		c->stats.hits++;
-		*out = cache_rec_materialise(c, r);
-		return CACHE_OK;
-	}
+	if ((r = cache_index_find(c, domain, len, hash)) != NULL)
+		return index_hit(c, r, out);
 	c->stats.misses++;
 	err = row_read(c, domain, len, hash, &r);
 	if (err == CACHE_EDB || err == CACHE_EOFFLINE) {
@@ -1257,6 +1267,7 @@ cache_reconnect(struct cache *c)
 			dberr(c);
 			return CACHE_EOFFLINE;
 		}
+		c->op_deadline = pq_ms() + LIM_PG_IO_MS;
 		return CACHE_DEFERRED;
 	}
 	rc = cache_pg_connect(c->pg);
@@ -1529,6 +1540,221 @@ batch_done(struct cache *c)
 	}
 }
 
+/* ---- reads of domains not in memory, on the loop ---- */
+
+static void reads_end(struct cache *c, enum cache_err e);
+static void reads_expire(struct cache *c, long long now);
+static void reads_deliver(struct cache *c);
+static int io_ended(struct cache *c);
+static void read_ended(struct cache *c, int rc);
+
+void
+cache_set_read_done(struct cache *c,
+		    void (*read_done)(const char *domain, enum cache_err e,
+				      void *arg),
+		    void *arg)
+{
+	c->read_done = read_done;
+	c->read_arg = arg;
+}
+
+/* Is DOMAIN waiting for a read? */
+static int
+read_waiting(const struct cache *c, const char *domain, uint32_t hash)
+{
+	int i;
+
+	for (i = 0; i < c->nreads; i++)
+		if (c->reads[i].hash == hash &&
+		    strcmp(c->reads[i].domain, domain) == 0)
+			return 1;
+	return 0;
+}
+
+enum cache_err
+cache_lookup_nowait(struct cache *c, const char *domain,
+		    const struct cache_entry **out)
+{
+	struct cache_read *rd;
+	struct rec *r;
+	uint32_t hash;
+	size_t len;
+
+	if (!c->async || c->max <= 0 || c->read_done == NULL ||
+	    !cache_pg_online(c->pg))
+		return cache_lookup(c, domain, out);
+	*out = NULL;
+	if (c->loose != NULL)
+		cache_loose_free(c);
+	len = cache_domain_hash(domain, &hash);
+	if (len == 0 || len > LIM_DOMAIN_MAX)
+		return CACHE_EINVAL;
+	if ((r = cache_index_find(c, domain, len, hash)) != NULL)
+		return index_hit(c, r, out);
+	if (read_waiting(c, domain, hash))
+		return CACHE_PENDING;
+	if (c->reads == NULL &&
+	    ((c->reads = calloc(LIM_PG_READ_WAIT, sizeof(*c->reads))) == NULL ||
+	     (c->done = calloc(LIM_PG_READ_WAIT, sizeof(*c->done))) == NULL)) {
+		free(c->reads);
+		c->reads = NULL;
+		return cache_lookup(c, domain, out);
+	}
+	if (c->nreads + c->ndone >= LIM_PG_READ_WAIT)
+		return cache_lookup(c, domain, out);
+	c->stats.misses++;
+	rd = &c->reads[c->nreads++];
+	memcpy(rd->domain, domain, len + 1);
+	rd->hash = hash;
+	rd->deadline = pq_ms() + LIM_PG_READ_MS;
+	rd->err = CACHE_OK;
+	if (c->wake != NULL)
+		c->wake(c->wake_arg);
+	return CACHE_PENDING;
+}
+
+/* Send the first LIM_PG_READ_BATCH waiting domains as one read. */
+static void
+read_send(struct cache *c)
+{
+	const char *dom[LIM_PG_READ_BATCH];
+	int i,
+	    n = c->nreads < LIM_PG_READ_BATCH ? c->nreads : LIM_PG_READ_BATCH;
+
+	for (i = 0; i < n; i++)
+		dom[i] = c->reads[i].domain;
+	c->op_deadline = pq_ms() + LIM_PG_READ_MS;
+	if (cache_pg_read_send(c->pg, dom, n) < 0) {
+		/* Unsent: they end now, as if the store were down. */
+		dberr(c);
+		c->nsent = n;
+		reads_end(c, CACHE_EOFFLINE);
+		if (c->wake != NULL)
+			c->wake(c->wake_arg);
+		return;
+	}
+	c->nsent = n;
+	c->stats.db_reads += (unsigned long long)n;
+}
+
+/* The NSENT reads in flight ended: to DONE, with E where none is set. */
+static void
+reads_end(struct cache *c, enum cache_err e)
+{
+	int i;
+
+	for (i = 0; i < c->nsent; i++) {
+		c->done[c->ndone] = c->reads[i];
+		if (c->done[c->ndone].err == CACHE_OK)
+			c->done[c->ndone].err = e;
+		c->ndone++;
+	}
+	memmove(c->reads, c->reads + c->nsent,
+		(size_t)(c->nreads - c->nsent) * sizeof(*c->reads));
+	c->nreads -= c->nsent;
+	c->nsent = 0;
+}
+
+/* Waiting reads (not sent) whose bound passed end as CACHE_EOFFLINE:
+ * their clients go on without the store. They came in order, so they are
+ * the first ones after the sent ones. */
+static void
+reads_expire(struct cache *c, long long now)
+{
+	int i = c->nsent, n;
+
+	while (i < c->nreads && c->reads[i].deadline <= now) {
+		c->done[c->ndone] = c->reads[i++];
+		c->done[c->ndone++].err = CACHE_EOFFLINE;
+	}
+	n = i - c->nsent;
+	memmove(c->reads + c->nsent, c->reads + i,
+		(size_t)(c->nreads - i) * sizeof(*c->reads));
+	c->nreads -= n;
+}
+
+/* One domain's rows, read: into memory, unless a record came meanwhile
+ * (a write, or a read before it): that one is as new or newer. */
+static void
+read_apply(const struct cache_entry *e, const char *why, void *arg)
+{
+	struct cache *c = arg;
+	struct rec *r;
+	uint32_t hash;
+	size_t len;
+	int i;
+
+	if ((len = cache_domain_hash(e->domain, &hash)) == 0 ||
+	    len > LIM_DOMAIN_MAX)
+		return;
+	if (why != NULL) {
+		for (i = 0; i < c->nsent; i++)
+			if (c->reads[i].hash == hash &&
+			    strcmp(c->reads[i].domain, e->domain) == 0)
+				c->reads[i].err = CACHE_EDB;
+		return;
+	}
+	c->stats.async_reads++;
+	if (cache_index_find(c, e->domain, len, hash) != NULL)
+		return;
+	/* Out of memory: the client's cache_lookup() reads again. */
+	if ((r = cache_rec_new(e->domain, len, hash,
+			       e->has_sts ? &e->sts : NULL,
+			       e->has_dane ? &e->dane : NULL,
+			       e->has_pin ? &e->pin : NULL)) != NULL)
+		cache_index_insert(c, r);
+}
+
+/* cache_io(): the read in flight ended (RC < 0: it failed). */
+static void
+read_ended(struct cache *c, int rc)
+{
+	if (rc == 0 && cache_pg_read_take(c->pg, read_apply, c) < 0) {
+		dberr(c);
+		rc = -1;
+	}
+	reads_end(c, rc == 0		      ? CACHE_OK
+		     : cache_pg_online(c->pg) ? CACHE_EDB
+					      : CACHE_EOFFLINE);
+}
+
+/* Tell each ended read's lookups. READ_DONE may look up again and queue
+ * new reads; one that ends meanwhile is told in this loop too. */
+static void
+reads_deliver(struct cache *c)
+{
+	int i;
+
+	for (i = 0; i < c->ndone; i++)
+		if (c->read_done != NULL)
+			c->read_done(c->done[i].domain, c->done[i].err,
+				     c->read_arg);
+	c->ndone = 0;
+}
+
+int
+cache_io_busy(const struct cache *c)
+{
+	int w;
+
+	return c->async && cache_pg_fd(c->pg, &w) >= 0;
+}
+
+long
+cache_io_timeout(const struct cache *c)
+{
+	long long now = pq_ms(), until;
+	int w;
+
+	if (c->pg == NULL || cache_pg_fd(c->pg, &w) < 0)
+		return -1;
+	until = c->op_deadline;
+	if (c->nreads > c->nsent && c->reads[c->nsent].deadline < until)
+		until = c->reads[c->nsent].deadline;
+	/* A millisecond late rather than early: cache_io() compares. */
+	return until > now ? (long)(until - now) + 1 : 0;
+}
+
 void
 cache_io_start(struct cache *c)
 {
@@ -1536,6 +1762,12 @@ cache_io_start(struct cache *c)
 
 	if (!c->async || !cache_pg_idle(c->pg))
 		return;
+	/* Clients wait for reads: they go first. */
+	if (c->nreads > 0) {
+		read_send(c);
+		return;
+	}
+	c->op_deadline = pq_ms() + LIM_PG_IO_MS;
 	if ((rc = batch_send(c)) != 0) {
 		if (rc < 0)
 			dberr(c);
@@ -1554,10 +1786,29 @@ cache_io_start(struct cache *c)
 int
 cache_io(struct cache *c, int timed_out)
 {
+	int rc;
+
+	if (!c->async)
+		return 0;
+	/* The bound of a waiting read passed, not the call's own. */
+	if (timed_out && pq_ms() < c->op_deadline) {
+		reads_expire(c, pq_ms());
+		timed_out = 0;
+	}
+	rc = cache_pg_io(c->pg, timed_out) == 0 ? 0 : io_ended(c);
+	/* The store went down: nothing that waits will be sent. */
+	if (!cache_pg_online(c->pg) && c->nreads > c->nsent)
+		reads_expire(c, LLONG_MAX);
+	reads_deliver(c);
+	return rc;
+}
+
+/* cache_io(): the call in flight ended. */
+static int
+io_ended(struct cache *c)
+{
 	int rc = 0, more;
 
-	if (!c->async || cache_pg_io(c->pg, timed_out) == 0)
-		return 0;
 	if (c->loose != NULL)
 		cache_loose_free(c);
 	if ((more = cache_pg_connect_result(c->pg)) <= 0) {
@@ -1577,6 +1828,8 @@ cache_io(struct cache *c, int timed_out)
 	}
 	if (cache_pg_batch_count(c->pg) > 0)
 		batch_done(c);
+	else if (cache_pg_read_ended(c->pg))
+		read_ended(c, rc);
 	else if (c->poll_wanted) {
 		more = rc < 0 ? -1 : cache_pg_poll_take(c->pg, poll_apply, c);
 		if (more < 0 && rc == 0) {

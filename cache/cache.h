@@ -38,6 +38,9 @@ enum cache_err {
 	 * CACHE_EDB the caller may resolve afresh, and answer what it
 	 * fetched; a failure to fetch is still not "no policy". */
 	CACHE_EOFFLINE,
+	/* cache_lookup_nowait(): the domain is not in memory and its rows
+	 * are being read; the read's callback says when it ended. */
+	CACHE_PENDING,
 };
 
 enum cache_sts_mode {
@@ -161,13 +164,41 @@ int cache_poll(struct cache *c);
  * flight; WANT_WRITE: also for writing) with a timeout and then calls
  * cache_io(c, timed_out): -1 when the call in flight failed
  * (cache_errmsg() says why; the changes stay pending and are sent again),
- * else 0. A lookup of a domain not in memory still reads the database
- * itself, bounded (cache_pg.h).
+ * else 0. cache_lookup() of a domain not in memory still reads the
+ * database itself, bounded (cache_pg.h); cache_lookup_nowait() does not.
  */
 void cache_set_async(struct cache *c, void (*wake)(void *arg), void *arg);
 int cache_io_fd(struct cache *c, int *want_write);
 void cache_io_start(struct cache *c);
 int cache_io(struct cache *c, int timed_out);
+/*
+ * A lookup that does not wait for the database (the daemon's clients):
+ * as cache_lookup(), except that a domain not in memory of an asynchronous
+ * shared store returns CACHE_PENDING and its rows are read on the loop,
+ * with other such domains in one query; when the read ended (or waited
+ * LIM_PG_READ_MS without being sent), READ_DONE(DOMAIN, E, ARG) is called
+ * from cache_io(): E CACHE_OK (memory now holds what the store has, so
+ * cache_lookup() answers; if it was evicted meanwhile it reads again),
+ * CACHE_EOFFLINE (the store could not be reached in time) or CACHE_EDB
+ * (cache_errmsg()). One callback per domain, however many lookups asked.
+ * Without cache_set_read_done(), with the memory index disabled, for
+ * SQLite, while the store is down and when LIM_PG_READ_WAIT domains wait
+ * already, this is cache_lookup().
+ */
+void cache_set_read_done(struct cache *c,
+			 void (*read_done)(const char *domain, enum cache_err e,
+					   void *arg),
+			 void *arg);
+enum cache_err cache_lookup_nowait(struct cache *c, const char *domain,
+				   const struct cache_entry **out);
+/* Milliseconds until the loop must call cache_io(c, 1): the bound of the
+ * call in flight, or a waiting read's (0 when passed; -1 nothing in
+ * flight). */
+long cache_io_timeout(const struct cache *c);
+/* 1 while an asynchronous call is in flight: a synchronous call made now
+ * would wait for it first (bounded), holding the loop. Work that can wait
+ * (the refresh walk, the counts for the metrics) comes back later. */
+int cache_io_busy(const struct cache *c);
 /* On the loop, cache_reconnect() only starts (CACHE_DEFERRED; an error
  * when it cannot even start); after a cache_io() call this returns 1 once
  * the attempt ended, with *E what cache_reconnect() would have returned. */
@@ -274,6 +305,7 @@ struct cache_stats {
 	unsigned long long deferred_writes, retried_writes, unsaved_writes;
 	unsigned long long polls, polled_updates;
 	unsigned long long async_writes; /* halves written by cache_io() */
+	unsigned long long async_reads;	 /* domains read by cache_io() */
 	long entries, pending;
 };
 void cache_get_stats(const struct cache *c, struct cache_stats *st);

@@ -74,6 +74,14 @@ struct rlist {
 	long n;
 };
 
+/* A domain whose rows are read on the loop, and the outcome. */
+struct cache_read {
+	char domain[LIM_DOMAIN_MAX + 1];
+	uint32_t hash;
+	long long deadline; /* waiting: given up (CACHE_EOFFLINE) at this */
+	enum cache_err err;
+};
+
 struct cache {
 	struct db *db;
 	/* Instead of db: the rows in PostgreSQL (cache/cache_pg.c). */
@@ -100,6 +108,15 @@ struct cache {
 	enum cache_err connect_err;
 	void (*wake)(void *arg);
 	void *wake_arg;
+	/* When the call in flight must end (pq_ms() clock). */
+	long long op_deadline;
+	/* Lookups waiting for a read (cache_lookup_nowait()): READS[0..
+	 * NREADS), the first NSENT in the read in flight, the others in the
+	 * order they came; DONE[0..NDONE) ended, for READ_DONE. */
+	struct cache_read *reads, *done;
+	int nreads, nsent, ndone;
+	void (*read_done)(const char *domain, enum cache_err e, void *arg);
+	void *read_arg;
 
 	struct cache_entry scratch;
 	struct cache_stats stats;

@@ -75,13 +75,16 @@
 /* A lookup by key takes well under a millisecond on a healthy server; on
  * a miss a client's answer waits for it, and with it every other client
  * and the resolutions in flight: at most a second, once. */
-#define PG_LOOKUP_MS 1000L
+#define PG_LOOKUP_MS ((long)LIM_PG_READ_MS)
 /* The bound on a connection attempt (libpq's connect_timeout is only for
  * its blocking connect, which we do not use). */
 #define PG_CONNECT_MS 5000L
 /* Upserts in one write batch: both halves of a retry batch. */
 #define PG_BATCH_MAX (2 * LIM_CACHE_RETRY_BATCH)
 #define PG_MX_MAX    (LIM_MX_PATTERNS * (LIM_DOMAIN_MAX + 1))
+/* The domains of one read as a text[] literal: each quoted, with a
+ * backslash before a quote or a backslash, and a comma. */
+#define PG_READ_ARR (LIM_PG_READ_BATCH * (2 * LIM_DOMAIN_MAX + 3) + 3)
 /* Seconds the check "does a server answer at all" waits, after a failed
  * connection (pg_unreachable). */
 #define PG_PING_TIMEOUT "2"
@@ -101,6 +104,7 @@ enum pg_op {
 	OP_IDLE = 0,
 	OP_WRITE,   /* a pipeline of upserts, cache_pg_batch_send() */
 	OP_POLL,    /* one page of the poll, cache_pg_poll_send() */
+	OP_READ,    /* domains not in memory, cache_pg_read_send() */
 	OP_CONNECT, /* a new connection, cache_pg_connect_start() */
 	OP_DONE,    /* finished: results wait for cache_pg_io()'s caller */
 };
@@ -130,7 +134,9 @@ struct cache_pg {
 	int op_failed;
 	struct pg_item *items;
 	int nitems, nresults;
-	PGresult *poll_res;
+	int nread;	    /* domains in the read in flight */
+	PGresult *poll_res; /* the rows of a poll page or of a read */
+	char *read_arr;	    /* the read's domains as a text[] literal */
 	long connect_ms;
 	int timed_out; /* the last connection attempt had no answer */
 	int async;     /* on the daemon's loop: shorter bounds */
@@ -194,7 +200,7 @@ pg_drop(struct cache_pg *p, const char *why)
 	p->down = 1;
 	p->in_tx = 0;
 	p->in_cycle = 0;
-	if (p->op == OP_WRITE || p->op == OP_POLL) {
+	if (p->op == OP_WRITE || p->op == OP_POLL || p->op == OP_READ) {
 		/* Whether a batch in flight committed is unknown: it is
 		 * sent again (the upserts are conditional, so twice is
 		 * harmless). */
@@ -350,7 +356,7 @@ pg_reopen(struct cache_pg *p)
 static int
 pg_ready(struct cache_pg *p)
 {
-	if (p->op == OP_WRITE || p->op == OP_POLL)
+	if (p->op == OP_WRITE || p->op == OP_POLL || p->op == OP_READ)
 		pg_settle(p);
 	if (!p->down && PQstatus(p->conn) == CONNECTION_OK)
 		return 0;
@@ -446,7 +452,7 @@ pg_collect(struct cache_pg *p)
 		if (PQisBusy(p->conn))
 			return 0;
 		if ((res = PQgetResult(p->conn)) == NULL) {
-			if (p->op == OP_POLL && p->nresults > 0)
+			if (p->op != OP_WRITE && p->nresults > 0)
 				return pg_op_done(p);
 			if (p->got_null)
 				return 0;
@@ -470,7 +476,11 @@ pg_collect(struct cache_pg *p)
 			continue;
 		}
 		if (!p->op_failed)
-			pg_fail(p, "%s", "cannot read the changed rows");
+			pg_fail(p, "%s",
+				p->op == OP_READ
+				    ? "cannot read the rows of "
+				      "domains not in memory"
+				    : "cannot read the changed rows");
 		p->op_failed = 1;
 		PQclear(res);
 	}
@@ -483,7 +493,8 @@ pg_settle(struct cache_pg *p)
 {
 	long long deadline = pq_ms() + PG_CALL_MS;
 
-	while ((p->op == OP_WRITE || p->op == OP_POLL) && pg_collect(p) == 0)
+	while ((p->op == OP_WRITE || p->op == OP_POLL || p->op == OP_READ) &&
+	       pg_collect(p) == 0)
 		if (pg_wait(p, deadline) < 0)
 			break;
 }
@@ -496,7 +507,8 @@ cache_pg_fd(struct cache_pg *p, int *want_write)
 		*want_write = p->connect_st == PGRES_POLLING_WRITING;
 		return PQsocket(p->conn);
 	}
-	if ((p->op != OP_WRITE && p->op != OP_POLL) || p->conn == NULL)
+	if ((p->op != OP_WRITE && p->op != OP_POLL && p->op != OP_READ) ||
+	    p->conn == NULL)
 		return -1;
 	*want_write = PQflush(p->conn) == 1;
 	return PQsocket(p->conn);
@@ -615,6 +627,7 @@ cache_pg_op_end(struct cache_pg *p)
 	PQclear(p->poll_res);
 	p->poll_res = NULL;
 	p->nitems = 0;
+	p->nread = 0;
 	p->done_op = OP_IDLE;
 	if (p->op == OP_DONE)
 		p->op = OP_IDLE;
@@ -946,9 +959,12 @@ cache_pg_open(const char *uri, int offline_ok, char *err, size_t errsz)
 
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
 	    (p->uri = strdup(uri)) == NULL ||
-	    (p->items = calloc(PG_BATCH_MAX, sizeof(*p->items))) == NULL) {
-		if (p != NULL)
+	    (p->items = calloc(PG_BATCH_MAX, sizeof(*p->items))) == NULL ||
+	    (p->read_arr = malloc(PG_READ_ARR)) == NULL) {
+		if (p != NULL) {
+			free(p->items);
 			free(p->uri);
+		}
 		free(p);
 		snprintf(err, errsz, "PostgreSQL store: out of memory");
 		return NULL;
@@ -971,6 +987,7 @@ cache_pg_close(struct cache_pg *p)
 	PQclear(p->poll_res);
 	PQfinish(p->conn);
 	free(p->items);
+	free(p->read_arr);
 	free(p->uri);
 	free(p);
 }
@@ -1115,6 +1132,94 @@ cache_pg_lookup(struct cache_pg *p, const char *domain, struct cache_entry *e)
 			 "PostgreSQL store: row for %s: %s", domain, why);
 		return -1;
 	}
+	return 0;
+}
+
+/* Append DOMAIN to the text[] literal at P->read_arr (length *N). */
+static void
+read_arr_add(struct cache_pg *p, size_t *n, const char *domain)
+{
+	char *out = p->read_arr;
+	size_t i = *n;
+
+	if (i > 1)
+		out[i++] = ',';
+	out[i++] = '"';
+	for (; *domain != '\0'; domain++) {
+		if (*domain == '"' || *domain == '\\')
+			out[i++] = '\\';
+		out[i++] = *domain;
+	}
+	out[i++] = '"';
+	*n = i;
+}
+
+int
+cache_pg_read_send(struct cache_pg *p, const char *const *domains, int n)
+{
+	static const char sql[] = "SELECT k.d, " ROW_COLUMNS
+				  "FROM unnest($1::text[]) AS k(d) " ROW_JOIN;
+	const char *v[1];
+	size_t len = 1;
+	int i;
+
+	if (!cache_pg_idle(p) || n < 1 || n > LIM_PG_READ_BATCH)
+		return -1;
+	p->read_arr[0] = '{';
+	for (i = 0; i < n; i++) {
+		if (strlen(domains[i]) > LIM_DOMAIN_MAX)
+			return -1;
+		read_arr_add(p, &len, domains[i]);
+	}
+	p->read_arr[len++] = '}';
+	p->read_arr[len] = '\0';
+	v[0] = p->read_arr;
+	if (PQsendQueryParams(p->conn, sql, 1, NULL, v, NULL, NULL, 0) != 1) {
+		pg_fail(p, "%s",
+			"cannot read the rows of domains not in memory");
+		return -1;
+	}
+	pg_op_start(p, OP_READ);
+	p->nread = n;
+	return 0;
+}
+
+int
+cache_pg_read_ended(const struct cache_pg *p)
+{
+	return p->done_op == OP_READ;
+}
+
+int
+cache_pg_read_take(struct cache_pg *p,
+		   void (*fn)(const struct cache_entry *e, const char *why,
+			      void *arg),
+		   void *arg)
+{
+	struct cache_entry *e;
+	const char *why;
+	int i;
+
+	if (p->done_op != OP_READ || p->op_failed || p->poll_res == NULL)
+		return -1;
+	if ((e = malloc(sizeof(*e))) == NULL) {
+		snprintf(p->errmsg, sizeof(p->errmsg),
+			 "PostgreSQL store: out of memory");
+		return -1;
+	}
+	for (i = 0; i < PQntuples(p->poll_res); i++) {
+		why = NULL;
+		if (col_copy(p->poll_res, i, 0, e->domain, sizeof(e->domain)) <
+		    0)
+			continue; /* not a domain we asked for */
+		e->sts_unknown = 0;
+		if (row_decode(p->poll_res, i, 1, e, &why) < 0)
+			snprintf(p->errmsg, sizeof(p->errmsg),
+				 "PostgreSQL store: row for %s: %s", e->domain,
+				 why);
+		fn(e, why, arg);
+	}
+	free(e);
 	return 0;
 }
 

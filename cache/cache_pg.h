@@ -101,6 +101,18 @@ int cache_pg_poll_send(struct cache_pg *p);
 int cache_pg_poll_take(struct cache_pg *p,
 		       int (*fn)(const struct cache_entry *e, void *arg),
 		       void *arg);
+/* A read of the rows of at most LIM_PG_READ_BATCH DOMAINS (lookups of
+ * domains not in memory), sent; once ended (cache_pg_read_ended()),
+ * cache_pg_read_take() calls FN(E, WHY, ARG) for each domain: E holds its
+ * rows (borrowed for the call), or WHY says why its row cannot be used
+ * (edited by hand; the message is also in cache_pg_errmsg()). 0 or -1
+ * (the read failed: no domain was read). */
+int cache_pg_read_send(struct cache_pg *p, const char *const *domains, int n);
+int cache_pg_read_ended(const struct cache_pg *p);
+int cache_pg_read_take(struct cache_pg *p,
+		       void (*fn)(const struct cache_entry *e, const char *why,
+				  void *arg),
+		       void *arg);
 
 /* ---- synchronous calls ---- */
 

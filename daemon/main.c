@@ -665,28 +665,28 @@ shared_start(struct daemon *d)
 
 /*
  * PostgreSQL on the loop (issue 13): the call in flight is watched on its
- * socket with a bound (LIM_PG_IO_MS); writes and the poll never wait for
- * the database inside a client's request.
+ * socket with a bound (LIM_PG_IO_MS; a read of domains not in memory,
+ * LIM_PG_READ_MS); writes, the poll and those reads never wait for the
+ * database inside a client's request.
  */
 static void pg_io_cb(evutil_socket_t fd, short what, void *arg);
 
 static void
 pg_arm(struct daemon *d)
 {
-	struct timeval tv = {LIM_PG_IO_MS / 1000, (LIM_PG_IO_MS % 1000) * 1000};
+	struct timeval tv;
 	int ww, fd = cache_io_fd(d->cache, &ww);
 	short ev = (short)(EV_READ | (ww ? EV_WRITE : 0));
+	long ms = cache_io_timeout(d->cache);
 
-	if (fd < 0) {
+	if (fd < 0 || ms < 0) {
 		if (d->pg_io != NULL)
 			event_del(d->pg_io);
 		return;
 	}
-	/* The bound runs from when the call started waiting, so the event
-	 * is not added again while it waits the same way. */
-	if (d->pg_io != NULL && fd == d->pg_io_fd && ev == d->pg_io_events &&
-	    event_pending(d->pg_io, EV_READ | EV_WRITE, NULL))
-		return;
+	/* The cache keeps the deadlines (the call's, a waiting read's). */
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
 	if (d->pg_io == NULL || fd != d->pg_io_fd || ev != d->pg_io_events) {
 		if (d->pg_io != NULL)
 			event_free(d->pg_io);
@@ -710,7 +710,8 @@ pg_outcome(struct daemon *d, int rc)
 	if (rc == 0) {
 		/* Back once everything that waited is written (a poll that
 		 * works says nothing about writes the server refuses). */
-		if (d->pg_io_failed && st.pending == 0) {
+		if (d->pg_io_failed && st.pending == 0 &&
+		    cache_online(d->cache)) {
 			log_info("store: the shared store takes writes again; "
 				 "every change kept in memory is written");
 			d->pg_io_failed = 0;

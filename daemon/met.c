@@ -138,6 +138,10 @@ count_rows(struct met *m)
 	if (m->counted_at != 0 && now - m->counted_at < m->count_every &&
 	    now >= m->counted_at)
 		return;
+	/* Not while a shared store's call is in flight on the loop (the
+	 * count would wait for it): the last counts stay until next time. */
+	if (m->counted_at != 0 && cache_io_busy(m->cache))
+		return;
 	m->counted_at = now;
 	t0 = ev_mono_ms();
 	m->count_ok = cache_count_kinds(m->cache, m->sts_by_mode,
@@ -232,6 +236,10 @@ render_store(struct met *m, FILE *f)
 	one(f, "tlspolicyd_store_batched_writes_total", "counter",
 	    "Changes written to a shared store in batches from the loop.",
 	    cs.async_writes);
+	one(f, "tlspolicyd_store_loop_reads_total", "counter",
+	    "Domains not in memory read from a shared store by the loop, "
+	    "without a client's lookup waiting for the database.",
+	    cs.async_reads);
 }
 
 static void

@@ -537,7 +537,7 @@ stats_json(struct srv *s)
 	o = json_pack(
 	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 	    "s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I},"
-	    "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}",
+	    "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "connections", (json_int_t)s->nconns, "accepted",
 	    (json_int_t)s->st.accepted, "rejected", (json_int_t)s->st.rejected,
 	    "requests", (json_int_t)s->st.requests, "framing_errors",
@@ -570,7 +570,8 @@ stats_json(struct srv *s)
 	    (json_int_t)cs.unsaved_writes, "pending_writes",
 	    (json_int_t)cs.pending, "polls", (json_int_t)cs.polls,
 	    "polled_updates", (json_int_t)cs.polled_updates, "batched_writes",
-	    (json_int_t)cs.async_writes);
+	    (json_int_t)cs.async_writes, "loop_reads",
+	    (json_int_t)cs.async_reads);
 	if (o == NULL)
 		return NULL;
 	pol_get_stats(s->pol, &ps);
@@ -578,11 +579,12 @@ stats_json(struct srv *s)
 	 * tests (a re-check still running while its answer was given). */
 	json_object_set_new(
 	    o, "resolutions",
-	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "active",
-		      (json_int_t)ps.resolving, "running",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		      "active", (json_int_t)ps.resolving, "running",
 		      (json_int_t)ps.running, "queued", (json_int_t)ps.queued,
 		      "running_background", (json_int_t)ps.running_background,
-		      "waited", (json_int_t)ps.waited, "background_started",
+		      "waited", (json_int_t)ps.waited, "store_waited",
+		      (json_int_t)ps.store_waited, "background_started",
 		      (json_int_t)ps.background, "refreshes",
 		      (json_int_t)ps.refreshes, "dane_failed",
 		      (json_int_t)ps.dane_failed, "store_failures",

@@ -67,6 +67,12 @@ struct pol_req {
 	pol_cb *cb;
 	void *arg;
 	struct res_waiter *waiter;
+	/* Waiting for the store to read DOMAIN (not in memory): on a list
+	 * (p->store_wait) until the read ends (store_read_done()). */
+	int store_waiting;
+	uint64_t hash;
+	struct pol_req *snext, **sprev;
+	char domain[LIM_DOMAIN_MAX + 1];
 };
 
 /* When a domain's next MTA-STS discovery or DANE refresh may run. */
@@ -98,6 +104,7 @@ struct pol {
 	time_t store_fail_last; /* store failures: one line a minute */
 	unsigned long store_fail_n;
 	struct pol_stats st;
+	struct pol_req *store_wait; /* lookups waiting for a store read */
 	/* Scratch space behind the borrowed pointers of the last answer. */
 	char domain[LIM_DOMAIN_MAX + 1];
 	char data[POL_DATA_MAX];
@@ -105,6 +112,8 @@ struct pol {
 
 static void *job_start(void *ctx, struct res_item *it, unsigned part);
 static void job_cancel(void *ctx, unsigned part, void *handle);
+static void store_read_done(const char *domain, enum cache_err e, void *arg);
+static void swait_unlink(struct pol_req *q);
 
 struct pol *
 pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns,
@@ -128,6 +137,7 @@ pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns,
 		free(p);
 		return NULL;
 	}
+	cache_set_read_done(cache, store_read_done, p);
 	return p;
 }
 
@@ -138,6 +148,13 @@ pol_free(struct pol *p)
 		return;
 	if (p->refresh_ev != NULL)
 		event_free(p->refresh_ev);
+	cache_set_read_done(p->cache, NULL, NULL);
+	while (p->store_wait != NULL) {
+		struct pol_req *q = p->store_wait;
+
+		swait_unlink(q);
+		free(q);
+	}
 	res_free(p->res);
 	free(p->due);
 	free(p);
@@ -942,7 +959,9 @@ refresh_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (p->due_next == p->ndue) {
+	/* A shared store busy on the loop: the walk comes back next tick
+	 * rather than wait for the call in flight. */
+	if (p->due_next == p->ndue && !cache_io_busy(p->cache)) {
 		p->ndue = p->due_next = 0;
 		ce =
 		    cache_sts_due(p->cache, p->scan_pos,
@@ -984,6 +1003,14 @@ pol_start_refresh(struct pol *p)
 	return evtimer_add(p->refresh_ev, &tv);
 }
 
+static enum pol_rc lookup_in(struct pol *p, enum cache_err ce,
+			     const struct cache_entry *e, pol_cb *cb, void *arg,
+			     struct pol_req *q, struct pol_answer *ans,
+			     struct pol_req **reqp);
+static enum pol_rc store_wait(struct pol *p, pol_cb *cb, void *arg,
+			      struct pol_answer *ans, struct pol_req **reqp);
+static enum pol_rc local_failure(struct pol *p, struct pol_answer *ans);
+
 enum pol_rc
 pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	   pol_cb *cb, void *arg, struct pol_req **reqp)
@@ -992,9 +1019,6 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	const struct cache_entry *e = NULL;
 	enum cache_err ce;
 	enum dom_status ds;
-	struct pol_req *q;
-	unsigned want;
-	time_t now;
 
 	if (reqp != NULL)
 		*reqp = NULL;
@@ -1021,7 +1045,32 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 		decide(p, NULL, 0, ans);
 		return POL_DONE;
 	}
-	ce = cache_lookup(p->cache, p->domain, &e);
+	/* A waiting caller does not wait for the shared store either: a
+	 * domain not in memory is read on the loop (store_read_done()). */
+	if (p->dns != NULL && cb != NULL) {
+		if ((ce = cache_lookup_nowait(p->cache, p->domain, &e)) ==
+		    CACHE_PENDING)
+			return store_wait(p, cb, arg, ans, reqp);
+	} else
+		ce = cache_lookup(p->cache, p->domain, &e);
+	return lookup_in(p, ce, e, cb, arg, NULL, ans, reqp);
+}
+
+/*
+ * pol_lookup() once the store said what it holds of p->domain (CE, E): the
+ * answer now, or a resolution to wait for. Q: the request of a lookup
+ * that waited for the store (reused; else one is made).
+ */
+static enum pol_rc
+lookup_in(struct pol *p, enum cache_err ce, const struct cache_entry *e,
+	  pol_cb *cb, void *arg, struct pol_req *q, struct pol_answer *ans,
+	  struct pol_req **reqp)
+{
+	const struct cfg *cfg = p->cfg;
+	unsigned want;
+	time_t now;
+	int fresh = 0;
+
 	/* The shared store cannot be reached: what it may hold is unknown,
 	 * so resolve afresh and wait; req_done() answers a policy that was
 	 * fetched, and TEMP when none was. */
@@ -1052,10 +1101,13 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 			p->st.background++;
 		return POL_DONE;
 	}
-	if ((q = calloc(1, sizeof(*q))) != NULL) {
+	if (q == NULL && (q = calloc(1, sizeof(*q))) != NULL) {
 		q->pol = p;
 		q->cb = cb;
 		q->arg = arg;
+		fresh = 1;
+	}
+	if (q != NULL) {
 		if (res_want(p->res, p->domain, want,
 			     (unsigned)cfg->lookup_timeout * 1000, req_done, q,
 			     &q->waiter) == 0) {
@@ -1064,9 +1116,16 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 				*reqp = q;
 			return POL_PENDING;
 		}
-		free(q);
+		if (fresh)
+			free(q);
 	}
-	/* DESIGN 6.10: our own shortage is not "no policy". */
+	return local_failure(p, ans);
+}
+
+/* DESIGN 6.10: our own shortage is not "no policy". */
+static enum pol_rc
+local_failure(struct pol *p, struct pol_answer *ans)
+{
 	p->st.local_failures++;
 	if (log_allowed(&p->warn))
 		log_warnx("%s: cannot start a resolution (too many at once, or "
@@ -1076,6 +1135,96 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	decided(ans, POL_TEMP, "policy lookup not possible now", POL_SRC_ERROR,
 		POL_RULE_LOCAL_FAILURE);
 	return POL_DONE;
+}
+
+/* --- lookups waiting for the shared store --------------------------------- */
+
+static void
+swait_unlink(struct pol_req *q)
+{
+	if (q->snext != NULL)
+		q->snext->sprev = q->sprev;
+	*q->sprev = q->snext;
+	q->snext = NULL;
+	q->sprev = NULL;
+}
+
+static void
+swait_push(struct pol_req **head, struct pol_req *q)
+{
+	q->snext = *head;
+	if (*head != NULL)
+		(*head)->sprev = &q->snext;
+	*head = q;
+	q->sprev = head;
+}
+
+/* p->domain is being read from the shared store: the lookup waits for
+ * the read, not for the database inside this call. */
+static enum pol_rc
+store_wait(struct pol *p, pol_cb *cb, void *arg, struct pol_answer *ans,
+	   struct pol_req **reqp)
+{
+	struct pol_req *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return local_failure(p, ans);
+	q->pol = p;
+	q->cb = cb;
+	q->arg = arg;
+	q->store_waiting = 1;
+	q->hash = hold_hash(p->domain);
+	snprintf(q->domain, sizeof(q->domain), "%s", p->domain);
+	swait_push(&p->store_wait, q);
+	p->st.store_waited++;
+	if (reqp != NULL)
+		*reqp = q;
+	return POL_PENDING;
+}
+
+/* A lookup that waited for the store goes on from what it read. */
+static void
+store_resume(struct pol *p, struct pol_req *q, enum cache_err ce)
+{
+	const struct cache_entry *e = NULL;
+	struct pol_answer ans;
+
+	q->store_waiting = 0;
+	memset(&ans, 0, sizeof(ans));
+	snprintf(p->domain, sizeof(p->domain), "%s", q->domain);
+	/* In memory now (or read again, bounded, if evicted meanwhile). */
+	if (ce == CACHE_OK)
+		ce = cache_lookup(p->cache, p->domain, &e);
+	if (lookup_in(p, ce, e, q->cb, q->arg, q, &ans, NULL) == POL_PENDING)
+		return;
+	q->cb(&ans, q->arg);
+	free(q);
+}
+
+/*
+ * The store's read of DOMAIN ended (E: cache_lookup_nowait()). The
+ * lookups waiting for it move to a list of their own first: a callback
+ * may cancel another one (a client that goes away), which then just
+ * leaves that list.
+ */
+static void
+store_read_done(const char *domain, enum cache_err e, void *arg)
+{
+	struct pol *p = arg;
+	struct pol_req *q, *next, *ready = NULL;
+	uint64_t h = hold_hash(domain);
+
+	for (q = p->store_wait; q != NULL; q = next) {
+		next = q->snext;
+		if (q->hash == h && strcmp(q->domain, domain) == 0) {
+			swait_unlink(q);
+			swait_push(&ready, q);
+		}
+	}
+	while ((q = ready) != NULL) {
+		swait_unlink(q);
+		store_resume(p, q, e);
+	}
 }
 
 void
@@ -1098,6 +1247,11 @@ pol_cancel(struct pol_req *req)
 {
 	if (req == NULL)
 		return;
+	if (req->store_waiting) {
+		swait_unlink(req);
+		free(req);
+		return;
+	}
 	res_cancel(req->waiter);
 	free(req);
 }

@@ -169,11 +169,13 @@ void pol_forget(struct pol *p, const char *domain);
 
 /* Counters for stats and tests. */
 struct pol_stats {
-	unsigned long long waited;	/* lookups that waited on DNS/HTTPS */
-	unsigned long long background;	/* lookups answered at once that
-					   started background work */
-	unsigned long long refreshes;	/* proactive MTA-STS refreshes */
-	unsigned long long dane_failed; /* DANE resolutions that failed */
+	unsigned long long waited;	 /* lookups that waited on DNS/HTTPS */
+	unsigned long long store_waited; /* lookups that waited for a read
+					    of the shared store */
+	unsigned long long background;	 /* lookups answered at once that
+					    started background work */
+	unsigned long long refreshes;	 /* proactive MTA-STS refreshes */
+	unsigned long long dane_failed;	 /* DANE resolutions that failed */
 	unsigned long long store_failures; /* TEMP answers: store failed */
 	unsigned long long local_failures; /* TEMP: no resolution possible */
 	unsigned long long timeouts; /* clients answered at the deadline */

@@ -77,9 +77,9 @@ struct cfg {
 	unsigned tlsrpt_socket_mode;
 	char *tlsrpt_socket_group; /* empty: leave the group alone */
 	char *tlsrpt_store;	   /* empty: tlsrpt.db beside [cache] path */
-	char *tlsrpt_spool;	   /* PostgreSQL store's spool; empty: as store */
-	long tlsrpt_grace;	   /* seconds after 00:00 UTC a day closes */
-	long tlsrpt_delay;	   /* most random delay before sending */
+	char *tlsrpt_spool; /* PostgreSQL store's spool; empty: as store */
+	long tlsrpt_grace;  /* seconds after 00:00 UTC a day closes */
+	long tlsrpt_delay;  /* most random delay before sending */
 	char *postfix_log;
 	char *organization;
 	char *contact;

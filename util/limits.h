@@ -126,6 +126,13 @@
  * hosts read by one step of the poll; a larger backlog is read in
  * several steps, each a short turn of the event loop. */
 #define LIM_PG_POLL_BATCH 500
+/* A lookup of a domain not in memory reads the shared store on the loop:
+ * at most this many domains per query, this many waiting at once (more
+ * read synchronously, bounded), and a client waits at most this long for
+ * the read before the domain is resolved as if the store were down. */
+#define LIM_PG_READ_BATCH 128
+#define LIM_PG_READ_WAIT  1024
+#define LIM_PG_READ_MS	  1000
 /* Milliseconds the daemon waits for the shared store to accept a new
  * connection (at start-up: 5 s); a server that does not answer costs the
  * loop this long at each attempt to connect again. */

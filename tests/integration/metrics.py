@@ -135,8 +135,10 @@ ok(value(body0, "tlspolicyd_store_polls_total") == 0 and
    types.get("tlspolicyd_store_polls_total") == "counter" and
    types.get("tlspolicyd_store_polled_updates_total") == "counter" and
    value(body0, "tlspolicyd_store_batched_writes_total") == 0 and
-   types.get("tlspolicyd_store_batched_writes_total") == "counter",
-   "the shared store's poll and batch counters are there, 0 with a "
+   types.get("tlspolicyd_store_batched_writes_total") == "counter" and
+   value(body0, "tlspolicyd_store_loop_reads_total") == 0 and
+   types.get("tlspolicyd_store_loop_reads_total") == "counter",
+   "the shared store's poll, batch and read counters are there, 0 with a "
    "SQLite store")
 ok(value(body0, "tlspolicyd_build_info") == 1 and
    re.search(r'tlspolicyd_build_info\{version="[^"]+"\} 1', body0),

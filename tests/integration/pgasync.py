@@ -11,7 +11,8 @@ PostgreSQL 15 in a temporary directory (tests/lab/pgworld.py).
    stuck on a full disk or a dead network path does). The first domain
    not in memory waits for the store at most the call's bound, once: it
    is answered (fetched from the test world), and the store is known to
-   be down. For the next 15 seconds, which include a poll of the hung
+   be down (the lookup waits for its read on the loop, bounded to 1 s,
+   while the loop serves everyone else). For the next 15 seconds, which include a poll of the hung
    server and attempts to connect again, the four known domains keep
    being answered, all but at most one within a second (the TLS-RPT
    store in the same database waits its call's bound once on the loop,
@@ -30,7 +31,11 @@ PostgreSQL 15 in a temporary directory (tests/lab/pgworld.py).
    as the daemon's loop): a change made while its batch is in flight
    goes out in the next one; a newer row another host wrote is kept and
    memory lets the older change go; a synchronous call made while a
-   batch is in flight lets it end first.
+   batch is in flight lets it end first. Lookups of domains not in
+   memory are read on the loop, several in one query, one end per
+   domain, while a domain in memory is answered meanwhile; with the
+   database hung, a read in flight and one waiting behind a write batch
+   each end within the read's bound, not the batch's.
 
 Skipped only when the PostgreSQL 15 binaries are absent (install-deps
 --test installs them)."""
@@ -54,6 +59,8 @@ from httpsworld import HTTPSWorld  # noqa: E402
 import pki  # noqa: E402
 
 wait_for = pgworld.wait_for
+# cache_strerror(CACHE_DEFERRED): an attempt the loop completes.
+KEPT = "kept in memory, written to the store later"
 STORECMD = os.path.join(TOP_BUILDDIR, "tests", "lab", "storecmd")
 tmp, pg = pgworld.temp_world("pgasync-")
 pg.start()
@@ -176,6 +183,12 @@ is_eq(got, want, "the four policies are in the database")
 ok(stats(a)["batched_writes"] >= 4,
    "written by the loop's batches (%d)" % stats(a)["batched_writes"])
 is_eq(stats(a)["pending_writes"], 0, "nothing waits")
+# Each of them was new: its lookup waited for a read of the database on
+# the loop, not inside the request.
+is_eq(a.jq({"cmd": "stats"})["resolutions"]["store_waited"], 4,
+      "the four lookups waited for the store's reads on the loop")
+ok(stats(a)["loop_reads"] >= 4, "the loop read them (%d)"
+   % stats(a)["loop_reads"])
 
 # --- 2. the database hangs --------------------------------------------------
 
@@ -330,6 +343,53 @@ is_eq(cmd("get other.pg.test"), "none", "a lookup meanwhile")
 is_eq(row("settle.pg.test"), "s1", "the batch was written")
 is_eq(cmd("wait"), "ok", "the loop takes its results")
 is_eq(cmd("pending"), "0", "nothing waits")
+
+# Lookups of domains not in memory do not wait for the database: they
+# are read on the loop, several in one query, and one that is in memory
+# is answered meanwhile.
+is_eq(cmd("put rd1.pg.test r1 %d" % NOW), "ok", "put rd1")
+is_eq(cmd("start"), "ok", "sent")
+is_eq(cmd("wait"), "ok", "written")
+is_eq(cmd("forget rd1.pg.test"), "ok", "memory forgets rd1")
+is_eq(cmd("nowait rd1.pg.test"), "pending", "rd1 is not in memory: read")
+is_eq(cmd("nowait rd1.pg.test"), "pending", "asked again: the same read")
+is_eq(cmd("nowait rd2.pg.test"), "pending", "rd2, which has no row: read")
+is_eq(cmd("reads"), "none", "no read has ended before it was sent")
+is_eq(cmd("start"), "ok", "both are sent, in one query")
+is_eq(cmd("nowait inflight.pg.test"), "b2 %d" % (NOW + 1),
+      "a domain in memory is answered while the read is in flight")
+is_eq(cmd("wait"), "ok", "the read ends")
+is_eq(cmd("reads"), "rd1.pg.test:ok rd2.pg.test:ok",
+      "one end for each domain, however often it was asked")
+is_eq(cmd("nowait rd1.pg.test"), "r1 %d" % NOW, "rd1 is answered from memory")
+is_eq(cmd("nowait rd2.pg.test"), "none", "rd2 is known to have no policy")
+
+# The database hangs: a read in flight ends within its bound (1 s) as
+# "offline", and so does one that waits behind a write batch, while the
+# batch itself keeps its longer bound.
+freeze()
+is_eq(cmd("nowait rd3.pg.test"), "pending", "rd3, database hung: read")
+is_eq(cmd("start"), "ok", "sent")
+t0 = time.monotonic()
+is_eq(cmd("wait"), "failed", "the read fails")
+secs = time.monotonic() - t0
+is_eq(cmd("reads"), "rd3.pg.test:offline",
+      "rd3's lookup goes on without the store")
+ok(secs < 4, "after the read's bound, not a write's (%.1f s)" % secs)
+thaw()
+is_eq(cmd("reconnect"), KEPT, "connecting again, on the loop")
+is_eq(cmd("wait"), "ok", "connected")
+is_eq(cmd("put rd4.pg.test r4 %d" % NOW), "ok", "put rd4")
+freeze()
+is_eq(cmd("start"), "ok", "the write batch is sent to the hung database")
+is_eq(cmd("nowait rd5.pg.test"), "pending", "rd5 waits behind the batch")
+is_eq(cmd("step"), "ok inflight",
+      "the first bound to pass is rd5's; the batch is still in flight")
+is_eq(cmd("reads"), "rd5.pg.test:offline",
+      "rd5's lookup went on without the store, before the batch ended")
+is_eq(cmd("wait"), "failed", "the batch fails after its own bound")
+thaw()
+is_eq(cmd("pending"), "1", "rd4 still waits in memory")
 st.stdin.close()
 is_eq(st.wait(timeout=10), 0, "storecmd exits cleanly")
 done()

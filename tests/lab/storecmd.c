@@ -18,10 +18,15 @@
  *     async                             -> "ok": from now on as on the
  *                                          daemon's loop (cache_set_async)
  *     start                             -> "ok" after cache_io_start()
- *     wait                              -> waits (poll(2), 10 s bound) for
- *                                          the calls in flight to end:
- *                                          "ok", or "failed" when one did
- *     pending                           -> the changes waiting in memory
+ *     wait                              -> waits (poll(2), the store's bounds)
+ * for the calls in flight to end: "ok", or "failed" when one did step -> one
+ * turn of the loop: waits for the socket or the first bound, then cache_io():
+ * "ok" or "failed", and " inflight" while a call still is pending -> the
+ * changes waiting in memory nowait DOMAIN                     -> as get,
+ * through cache_lookup_nowait(): or "pending" (a read is queued) reads -> the
+ * reads that ended since the last "reads", in order, each "DOMAIN:ok",
+ * ":offline" or
+ *                                          ":error"; "none"
  */
 #include <poll.h>
 #include <stdio.h>
@@ -53,6 +58,37 @@ wake(void *arg)
 	(void)arg;
 }
 
+/* The reads that ended (cache_set_read_done()), for "reads". */
+static char reads_out[8192];
+
+static void
+read_done(const char *domain, enum cache_err e, void *arg)
+{
+	size_t n = strlen(reads_out);
+
+	(void)arg;
+	snprintf(reads_out + n, sizeof(reads_out) - n, "%s%s:%s",
+		 n > 0 ? " " : "", domain,
+		 e == CACHE_OK	       ? "ok"
+		 : e == CACHE_EOFFLINE ? "offline"
+				       : "error");
+}
+
+/* "get" and "nowait": what a lookup returned. */
+static void
+print_sts(struct cache *c, enum cache_err err, const struct cache_entry *e)
+{
+	if (err == CACHE_PENDING)
+		printf("pending\n");
+	else if (err != CACHE_OK)
+		printf("error: %s\n", cache_errmsg(c));
+	else if (e == NULL || !e->has_sts)
+		printf("none\n");
+	else
+		printf("%s %lld\n", e->sts.policy_id,
+		       (long long)e->sts.fetched_at);
+}
+
 /* Drive the call in flight as the daemon's loop does, until none is;
  * a call a synchronous one ended is taken first, as the daemon's wake-up
  * does. */
@@ -63,11 +99,30 @@ wait_io(struct cache *c)
 	int ww, failed = cache_io(c, 0) < 0, timed_out;
 
 	while ((pfd.fd = cache_io_fd(c, &ww)) >= 0) {
+		long ms = cache_io_timeout(c);
+
 		pfd.events = (short)(POLLIN | (ww ? POLLOUT : 0));
-		timed_out = poll(&pfd, 1, 10000) == 0;
+		timed_out = poll(&pfd, 1, ms >= 0 ? (int)ms : 10000) == 0;
 		failed |= cache_io(c, timed_out) < 0;
 	}
 	printf("%s\n", failed ? "failed" : "ok");
+}
+
+/* One turn of the daemon's loop for the store. */
+static void
+step_io(struct cache *c)
+{
+	struct pollfd pfd;
+	int ww, failed = 0;
+	long ms = cache_io_timeout(c);
+
+	if ((pfd.fd = cache_io_fd(c, &ww)) >= 0) {
+		pfd.events = (short)(POLLIN | (ww ? POLLOUT : 0));
+		failed = cache_io(c, poll(&pfd, 1, ms >= 0 ? (int)ms : 10000) ==
+					 0) < 0;
+	}
+	printf("%s%s\n", failed ? "failed" : "ok",
+	       cache_io_fd(c, &ww) >= 0 ? " inflight" : "");
 }
 
 int
@@ -93,13 +148,16 @@ main(int argc, char **argv)
 			put(c, a, b, at);
 		else if (strncmp(line, "get ", 4) == 0 &&
 			 sscanf(line + 4, "%299s", a) == 1) {
-			if (cache_lookup(c, a, &e) != CACHE_OK)
-				printf("error: %s\n", cache_errmsg(c));
-			else if (e == NULL || !e->has_sts)
-				printf("none\n");
-			else
-				printf("%s %lld\n", e->sts.policy_id,
-				       (long long)e->sts.fetched_at);
+			enum cache_err err = cache_lookup(c, a, &e);
+
+			print_sts(c, err, e);
+		} else if (sscanf(line, "nowait %299s", a) == 1) {
+			enum cache_err err = cache_lookup_nowait(c, a, &e);
+
+			print_sts(c, err, e);
+		} else if (strncmp(line, "reads", 5) == 0) {
+			printf("%s\n", reads_out[0] ? reads_out : "none");
+			reads_out[0] = '\0';
 		} else if (sscanf(line, "getdane %299s", a) == 1) {
 			if (cache_lookup(c, a, &e) != CACHE_OK)
 				printf("error: %s\n", cache_errmsg(c));
@@ -126,12 +184,15 @@ main(int argc, char **argv)
 			printf("%d\n", cache_poll(c));
 		else if (strncmp(line, "async", 5) == 0) {
 			cache_set_async(c, wake, NULL);
+			cache_set_read_done(c, read_done, NULL);
 			printf("ok\n");
 		} else if (strncmp(line, "start", 5) == 0) {
 			cache_io_start(c);
 			printf("ok\n");
 		} else if (strncmp(line, "wait", 4) == 0)
 			wait_io(c);
+		else if (strncmp(line, "step", 4) == 0)
+			step_io(c);
 		else if (strncmp(line, "pending", 7) == 0) {
 			struct cache_stats st;
 
