@@ -1076,7 +1076,7 @@ main(int argc, char **argv)
 	struct event *sigs[3];
 	static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
 	const char *explicit_path = NULL, *used;
-	char err[1024];
+	char err[1024], store_shown[1024];
 	int foreground = 0, check = 0, fresh = 0, i, rc;
 
 	memset(&d, 0, sizeof(d));
@@ -1133,12 +1133,15 @@ main(int argc, char **argv)
 	 * process that serves. */
 	rpt_collect_start(d.rpt);
 	warm_start(&d);
+	/* A URI may hold a password: never in the log. */
 	log_info("ready: socketmap %s; query %s; admin %s; metrics %s; "
 		 "store %s; config %s; %zu static policies",
 		 d.cfg->socketmap,
 		 *d.cfg->query_socket ? d.cfg->query_socket : "(off)",
 		 *d.cfg->admin_socket ? d.cfg->admin_socket : "(off)",
-		 *d.cfg->metrics ? d.cfg->metrics : "(off)", d.cfg->cache_path,
+		 *d.cfg->metrics ? d.cfg->metrics : "(off)",
+		 cfg_uri_redacted(d.cfg->cache_path, store_shown,
+				  sizeof(store_shown)),
 		 d.cfg->source, d.cfg->nstatics);
 	/* Type=notify: the listeners accept now. */
 	notify("READY=1");

@@ -110,6 +110,10 @@ struct cfg *cfg_parse(const char *name, const char *buf, size_t len, char *err,
 /* 1 when S names a PostgreSQL database (a libpq URI, "postgresql://…" or
  * "postgres://…") rather than a SQLite file; 0 otherwise. */
 int cfg_is_pg_uri(const char *s);
+/* S for a log line: a libpq URI without its password (in user:password@
+ * or a password= parameter, each shown as ***); anything else as it is.
+ * Returns OUT (at most OUTSZ - 1 characters). */
+const char *cfg_uri_redacted(const char *s, char *out, size_t outsz);
 /* The daemon's state directory: the directory of CACHE_PATH ([cache]
  * path), or the default one when the store is in PostgreSQL. In BUF
  * (BUFSZ bytes), or "." when it does not fit. */

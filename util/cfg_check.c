@@ -236,6 +236,54 @@ cfg_is_pg_uri(const char *s)
 			     strncmp(s, "postgres://", 11) == 0);
 }
 
+/* Copy S[0..N) to OUT at *O, within OUTSZ - 1. */
+static void
+put_n(char *out, size_t outsz, size_t *o, const char *s, size_t n)
+{
+	while (n-- > 0 && *o + 1 < outsz)
+		out[(*o)++] = *s++;
+	out[*o] = '\0';
+}
+
+const char *
+cfg_uri_redacted(const char *s, char *out, size_t outsz)
+{
+	const char *rest, *at, *colon, *p, *end;
+	size_t o = 0;
+
+	if (outsz == 0)
+		return out;
+	out[0] = '\0';
+	if (!cfg_is_pg_uri(s)) {
+		put_n(out, outsz, &o, s, strlen(s));
+		return out;
+	}
+	rest = strstr(s, "://") + 3;
+	put_n(out, outsz, &o, s, (size_t)(rest - s));
+	/* user:password@ before the host: the password goes. */
+	end = rest + strcspn(rest, "/?");
+	at = memchr(rest, '@', (size_t)(end - rest));
+	colon = at != NULL ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
+	if (colon != NULL) {
+		put_n(out, outsz, &o, rest, (size_t)(colon - rest));
+		put_n(out, outsz, &o, ":***", 4);
+		rest = at;
+	}
+	/* password=... among the parameters: its value goes. */
+	for (p = rest; *p != '\0';) {
+		size_t n = strcspn(p, "?&");
+
+		if (n >= 9 && strncmp(p, "password=", 9) == 0) {
+			put_n(out, outsz, &o, "password=***", 12);
+		} else
+			put_n(out, outsz, &o, p, n);
+		p += n;
+		if (*p != '\0')
+			put_n(out, outsz, &o, p++, 1);
+	}
+	return out;
+}
+
 const char *
 cfg_state_dir(const char *cache_path, char *buf, size_t bufsz)
 {

@@ -151,7 +151,13 @@ ok("s3cret" not in a.read_log() and "NOTICE" not in a.read_log(),
 is_eq(psql("SELECT version FROM tlspolicyd_schema WHERE store = 'policy'"),
       "3", "daemon A created the schema, version 3")
 b = daemon("pgb")
+# B names its password in the URI: the log shows it as ***.
+b.db = URI + "&password=s3cret"
+b.write_config(**config())
 b.start()
+ready = [ln for ln in b.read_log().splitlines() if "ready:" in ln]
+ok("s3cret" not in b.read_log() and ready and "password=***" in ready[0],
+   "a password in the URI is not in the log", ready)
 
 # Daemon A fetches a policy (TXT, HTTPS) and writes it to the database;
 # daemon B, its DNS silent, answers with it.

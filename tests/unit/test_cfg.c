@@ -294,6 +294,23 @@ test_store_uri(void)
 	ok(cfg_is_pg_uri("postgres://db/x"), "postgres:// is PostgreSQL");
 	ok(!cfg_is_pg_uri("/var/lib/postgresql://x"), "a file path is not");
 	ok(!cfg_is_pg_uri("postgresql:"), "a bare scheme is not a URI");
+	is_str(cfg_uri_redacted("postgresql://tp:s3cret@db.example/tp?"
+				"sslmode=require",
+				buf, sizeof(buf)),
+	       "postgresql://tp:***@db.example/tp?sslmode=require",
+	       "a URI's password is not logged");
+	is_str(cfg_uri_redacted("postgresql:///tp?host=/run/postgresql&"
+				"password=s3cret&user=tp",
+				buf, sizeof(buf)),
+	       "postgresql:///tp?host=/run/postgresql&password=***&user=tp",
+	       "nor a password parameter");
+	is_str(cfg_uri_redacted("postgres://tp@db/x?passfile=/etc/pgpass", buf,
+				sizeof(buf)),
+	       "postgres://tp@db/x?passfile=/etc/pgpass",
+	       "a URI without a password is as it is");
+	is_str(cfg_uri_redacted("/var/lib/tlspolicyd/cache.db", buf,
+				sizeof(buf)),
+	       "/var/lib/tlspolicyd/cache.db", "a file path is as it is");
 	is_str(cfg_state_dir("/srv/tp/cache.db", buf, sizeof(buf)), "/srv/tp",
 	       "a file: its directory");
 	c = parse("[cache]\npath = postgresql://");
