@@ -308,9 +308,9 @@ test_store_uri(void)
 				sizeof(buf)),
 	       "postgres://tp@db/x?passfile=/etc/pgpass",
 	       "a URI without a password is as it is");
-	is_str(cfg_uri_redacted("/var/lib/tlspolicyd/cache.db", buf,
-				sizeof(buf)),
-	       "/var/lib/tlspolicyd/cache.db", "a file path is as it is");
+	is_str(
+	    cfg_uri_redacted("/var/lib/tlspolicyd/cache.db", buf, sizeof(buf)),
+	    "/var/lib/tlspolicyd/cache.db", "a file path is as it is");
 	is_str(cfg_state_dir("/srv/tp/cache.db", buf, sizeof(buf)), "/srv/tp",
 	       "a file: its directory");
 	c = parse("[cache]\npath = postgresql://");
