@@ -293,6 +293,19 @@ warn_restart_needed(const struct cfg *old, const struct cfg *new)
 	    {"[cache] path", offsetof(struct cfg, cache_path)},
 	    {"[dns] resolvers", offsetof(struct cfg, resolvers)},
 	    {"[dns] trust_anchor", offsetof(struct cfg, trust_anchor)},
+	    /* The TLS-RPT collector and sender copy theirs at start. */
+	    {"[tlsrpt] socket", offsetof(struct cfg, tlsrpt_socket)},
+	    {"[tlsrpt] socket_group",
+	     offsetof(struct cfg, tlsrpt_socket_group)},
+	    {"[tlsrpt] store", offsetof(struct cfg, tlsrpt_store)},
+	    {"[tlsrpt] spool", offsetof(struct cfg, tlsrpt_spool)},
+	    {"[tlsrpt] postfix_log", offsetof(struct cfg, postfix_log)},
+	    {"[tlsrpt] organization", offsetof(struct cfg, organization)},
+	    {"[tlsrpt] contact", offsetof(struct cfg, contact)},
+	    {"[tlsrpt] submitter", offsetof(struct cfg, submitter)},
+	    {"[tlsrpt] from", offsetof(struct cfg, from)},
+	    {"[tlsrpt] smtp", offsetof(struct cfg, tlsrpt_smtp)},
+	    {"[tlsrpt] sendmail", offsetof(struct cfg, sendmail)},
 	};
 	size_t i;
 
@@ -314,6 +327,12 @@ warn_restart_needed(const struct cfg *old, const struct cfg *new)
 		log_warnx("reload: [dane] enabled, [sts] enabled, ca_file or "
 			  "[dns] timeout changed; "
 			  "restart tlspolicyd to apply it");
+	if (old->tlsrpt_enabled != new->tlsrpt_enabled ||
+	    old->tlsrpt_socket_mode != new->tlsrpt_socket_mode ||
+	    old->tlsrpt_grace != new->tlsrpt_grace ||
+	    old->tlsrpt_delay != new->tlsrpt_delay)
+		log_warnx("reload: [tlsrpt] enabled, socket_mode, grace or "
+			  "delay changed; restart tlspolicyd to apply it");
 	if (old->socketmap_mode != new->socketmap_mode ||
 	    old->query_socket_mode != new->query_socket_mode)
 		log_warnx("reload: socket modes changed; restart tlspolicyd "

@@ -4,7 +4,9 @@
 [tlsrpt] enabled = yes with organization, contact, submitter or from left
 empty or at the example value is refused by `tlspolicyd -n`, refuses to
 start, and a SIGHUP reload to such a file keeps the running config (the
-daemon goes on counting). The error names the options in plain words.
+daemon goes on counting). The error names the options in plain words. A
+reload that changes the report store or the identity says, per setting,
+that a restart applies it.
 """
 import os
 import signal
@@ -86,5 +88,23 @@ while time.time() < end:
     time.sleep(0.2)
 ok(any(x.get("domain") == "after.example" and x.get("success") == 1
        for x in rows), "still collecting with the running config", rows)
+
+# A reload that changes the report store or the reporting identity: they
+# were opened and copied at start, so the daemon says a restart applies
+# them, naming each one.
+d.write_config(extra=GOOD.replace("Test Org", "Other Org") +
+               "store = %s\n" % os.path.join(d.dir, "other-tlsrpt.db"))
+mark = len(d.read_log())
+d.signal(signal.SIGHUP)
+end = time.time() + 10
+while time.time() < end and "reloaded" not in d.read_log()[mark:]:
+    time.sleep(0.1)
+log = d.read_log()[mark:]
+ok("[tlsrpt] store changed; restart tlspolicyd to apply it" in log and
+   "[tlsrpt] organization changed; restart tlspolicyd to apply it" in log,
+   "a reload names the [tlsrpt] settings that need a restart", log)
+ok(not os.path.exists(os.path.join(d.dir, "other-tlsrpt.db")),
+   "and does not open the new store meanwhile")
+ok(d.alive(), "daemon still running")
 d.stop()
 done()
