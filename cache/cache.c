@@ -660,6 +660,29 @@ index_hit(struct cache *c, struct rec *r, const struct cache_entry **out)
 	return CACHE_OK;
 }
 
+/* The start of either lookup: 1 when *ERR is the answer (found in
+ * memory, or a bad name), 0 when DOMAIN (*LEN, *HASH) is not in memory. */
+static int
+lookup_memory(struct cache *c, const char *domain,
+	      const struct cache_entry **out, size_t *len, uint32_t *hash,
+	      enum cache_err *err)
+{
+	struct rec *r;
+
+	*out = NULL;
+	if (c->loose != NULL)
+		cache_loose_free(c);
+	*len = cache_domain_hash(domain, hash);
+	if (*len == 0 || *len > LIM_DOMAIN_MAX) {
+		*err = CACHE_EINVAL;
+		return 1;
+	}
+	if ((r = cache_index_find(c, domain, *len, *hash)) == NULL)
+		return 0;
+	*err = index_hit(c, r, out);
+	return 1;
+}
+
 enum cache_err
 cache_lookup(struct cache *c, const char *domain,
 	     const struct cache_entry **out)
@@ -669,14 +692,8 @@ cache_lookup(struct cache *c, const char *domain,
 	size_t len;
 	enum cache_err err;
 
-	*out = NULL;
-	if (c->loose != NULL)
-		cache_loose_free(c);
-	len = cache_domain_hash(domain, &hash);
-	if (len == 0 || len > LIM_DOMAIN_MAX)
-		return CACHE_EINVAL;
-	if ((r = cache_index_find(c, domain, len, hash)) != NULL)
-		return index_hit(c, r, out);
+	if (lookup_memory(c, domain, out, &len, &hash, &err))
+		return err;
 	c->stats.misses++;
 	err = row_read(c, domain, len, hash, &r);
 	if (err == CACHE_EDB || err == CACHE_EOFFLINE) {
@@ -1576,21 +1593,15 @@ cache_lookup_nowait(struct cache *c, const char *domain,
 		    const struct cache_entry **out)
 {
 	struct cache_read *rd;
-	struct rec *r;
+	enum cache_err err;
 	uint32_t hash;
 	size_t len;
 
 	if (!c->async || c->max <= 0 || c->read_done == NULL ||
 	    !cache_pg_online(c->pg))
 		return cache_lookup(c, domain, out);
-	*out = NULL;
-	if (c->loose != NULL)
-		cache_loose_free(c);
-	len = cache_domain_hash(domain, &hash);
-	if (len == 0 || len > LIM_DOMAIN_MAX)
-		return CACHE_EINVAL;
-	if ((r = cache_index_find(c, domain, len, hash)) != NULL)
-		return index_hit(c, r, out);
+	if (lookup_memory(c, domain, out, &len, &hash, &err))
+		return err;
 	if (read_waiting(c, domain, hash))
 		return CACHE_PENDING;
 	if (c->reads == NULL &&
