@@ -1743,6 +1743,13 @@ reads_deliver(struct cache *c)
 	c->ndone = 0;
 }
 
+void
+cache_io_retry(struct cache *c)
+{
+	c->writes_held = 0;
+	cache_io_start(c);
+}
+
 int
 cache_io_busy(const struct cache *c)
 {
@@ -1779,7 +1786,7 @@ cache_io_start(struct cache *c)
 		return;
 	}
 	c->op_deadline = pq_ms() + LIM_PG_IO_MS;
-	if ((rc = batch_send(c)) != 0) {
+	if (!c->writes_held && (rc = batch_send(c)) != 0) {
 		if (rc < 0)
 			dberr(c);
 		return;
@@ -1826,6 +1833,8 @@ io_ended(struct cache *c)
 		if (more < 0)
 			dberr(c);
 		c->connect_done = 1;
+		if (more == 0)
+			c->writes_held = 0;
 		c->connect_err = more == 0    ? CACHE_OK
 				 : more == -1 ? CACHE_EOFFLINE
 					      : CACHE_EDB;
@@ -1837,9 +1846,10 @@ io_ended(struct cache *c)
 		dberr(c);
 		rc = -1;
 	}
-	if (cache_pg_batch_count(c->pg) > 0)
+	if (cache_pg_batch_count(c->pg) > 0) {
 		batch_done(c);
-	else if (cache_pg_read_ended(c->pg))
+		c->writes_held = rc < 0;
+	} else if (cache_pg_read_ended(c->pg))
 		read_ended(c, rc);
 	else if (c->poll_wanted) {
 		more = rc < 0 ? -1 : cache_pg_poll_take(c->pg, poll_apply, c);

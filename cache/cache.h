@@ -195,6 +195,10 @@ enum cache_err cache_lookup_nowait(struct cache *c, const char *domain,
  * call in flight, or a waiting read's (0 when passed; -1 nothing in
  * flight). */
 long cache_io_timeout(const struct cache *c);
+/* After a write batch failed, the writes wait for this call (the
+ * daemon's retry timer) or a new connection, not sent again at once;
+ * then as cache_io_start(). */
+void cache_io_retry(struct cache *c);
 /* 1 while an asynchronous call is in flight: a synchronous call made now
  * would wait for it first (bounded), holding the loop. Work that can wait
  * (the refresh walk, the counts for the metrics) comes back later. */

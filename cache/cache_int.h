@@ -108,6 +108,10 @@ struct cache {
 	enum cache_err connect_err;
 	void (*wake)(void *arg);
 	void *wake_arg;
+	/* A write batch failed: no other is sent until cache_io_retry() or
+	 * a new connection (the database refused it; at once it would
+	 * refuse it again). */
+	int writes_held;
 	/* When the call in flight must end (pq_ms() clock). */
 	long long op_deadline;
 	/* Lookups waiting for a read (cache_lookup_nowait()): READS[0..

@@ -513,8 +513,8 @@ store_retry_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (cfg_is_pg_uri(d->cfg->cache_path)) {
 		/* The writes go out in batches on the loop (pg_io_cb), which
-		 * logs a failure. */
-		cache_io_start(d->cache);
+		 * logs a failure; after one, they wait for this timer. */
+		cache_io_retry(d->cache);
 		pg_arm(d);
 		return;
 	}

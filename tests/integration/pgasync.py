@@ -31,7 +31,8 @@ PostgreSQL 15 in a temporary directory (tests/lab/pgworld.py).
    as the daemon's loop): a change made while its batch is in flight
    goes out in the next one; a newer row another host wrote is kept and
    memory lets the older change go; a synchronous call made while a
-   batch is in flight lets it end first. Lookups of domains not in
+   batch is in flight lets it end first; a batch the database refuses is
+   sent again by the retry timer, not at once. Lookups of domains not in
    memory are read on the loop, several in one query, one end per
    domain, while a domain in memory is answered meanwhile; with the
    database hung, a read in flight and one waiting behind a write batch
@@ -342,6 +343,27 @@ is_eq(cmd("start"), "ok", "sent")
 is_eq(cmd("get other.pg.test"), "none", "a lookup meanwhile")
 is_eq(row("settle.pg.test"), "s1", "the batch was written")
 is_eq(cmd("wait"), "ok", "the loop takes its results")
+is_eq(cmd("pending"), "0", "nothing waits")
+
+# A batch the database refuses is not sent again at once (it would be
+# refused again, as fast as the database answers): the writes wait for
+# the retry timer (storecmd "resume").
+pg.psql("CREATE FUNCTION refuse_all() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$;"
+        "CREATE TRIGGER refuse_all BEFORE INSERT OR UPDATE ON sts_policy "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_all()")
+is_eq(cmd("put held.pg.test h1 %d" % NOW), "ok", "put h1")
+is_eq(cmd("start"), "ok", "sent")
+is_eq(cmd("wait"), "failed", "the database refuses the batch, and the "
+      "loop sends nothing more")
+is_eq(cmd("start"), "ok", "another turn of the loop")
+is_eq(cmd("step"), "ok", "still nothing in flight: the write waits")
+is_eq(cmd("pending"), "1", "h1 waits in memory")
+is_eq(cmd("get held.pg.test"), "h1 %d" % NOW, "and is answered from there")
+pg.psql("DROP TRIGGER refuse_all ON sts_policy")
+is_eq(cmd("resume"), "ok", "the retry timer")
+is_eq(cmd("wait"), "ok", "the batch is written")
+is_eq(row("held.pg.test"), "h1", "h1 is in the database")
 is_eq(cmd("pending"), "0", "nothing waits")
 
 # Lookups of domains not in memory do not wait for the database: they

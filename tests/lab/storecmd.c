@@ -18,6 +18,7 @@
  *     async                             -> "ok": from now on as on the
  *                                          daemon's loop (cache_set_async)
  *     start                             -> "ok" after cache_io_start()
+ *     resume                            -> "ok" after cache_io_retry()
  *     wait                              -> waits (poll(2), the store's bounds)
  * for the calls in flight to end: "ok", or "failed" when one did step -> one
  * turn of the loop: waits for the socket or the first bound, then cache_io():
@@ -188,6 +189,9 @@ main(int argc, char **argv)
 			printf("ok\n");
 		} else if (strncmp(line, "start", 5) == 0) {
 			cache_io_start(c);
+			printf("ok\n");
+		} else if (strncmp(line, "resume", 6) == 0) {
+			cache_io_retry(c);
 			printf("ok\n");
 		} else if (strncmp(line, "wait", 4) == 0)
 			wait_io(c);
