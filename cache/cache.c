@@ -1374,6 +1374,27 @@ poll_pin_dirty(struct cache *c, struct rec *r, const struct cache_entry *e)
 	return 0;
 }
 
+/* cache_poll(): an operator flushed DOMAIN on some host (R: its record
+ * here, or NULL). What memory holds of it goes, unless a change of ours
+ * still waits for the store, and the caller forgets what it keeps of
+ * it too (cache_set_forgotten()): the next lookup reads the store. The
+ * flush is read again by the next few polls (their overlap): a policy
+ * learned since then is read back from the store, no harm. */
+static int
+poll_flushed(struct cache *c, struct rec *r, const char *domain)
+{
+	if (r != NULL) {
+		if (cache_rec_dirty(r))
+			return 0;
+		cache_index_unlink(c, r);
+		free(r);
+		c->stats.polled_updates++;
+	}
+	if (c->forgotten != NULL)
+		c->forgotten(domain, c->forgotten_arg);
+	return 0;
+}
+
 /* cache_poll(): one row another host may have written. Only a domain in
  * memory is touched; a dirty record is ours to write and wins its
  * halves. A pin (or its absence, after an unpin) is never dirty: E
@@ -1393,8 +1414,12 @@ poll_apply(const struct cache_entry *e, void *arg)
 	uint32_t hash;
 	size_t len;
 
-	if (check_domain(e->domain, &len, &hash) != CACHE_OK ||
-	    (r = cache_index_find(c, e->domain, len, hash)) == NULL)
+	if (check_domain(e->domain, &len, &hash) != CACHE_OK)
+		return 0;
+	r = cache_index_find(c, e->domain, len, hash);
+	if (e->flushed)
+		return poll_flushed(c, r, e->domain);
+	if (r == NULL)
 		return 0;
 	take_pin = pin_differs(e, r);
 	if (cache_rec_dirty(r))
@@ -1564,6 +1589,14 @@ static void reads_expire(struct cache *c, long long now);
 static void reads_deliver(struct cache *c);
 static int io_ended(struct cache *c);
 static void read_ended(struct cache *c, int rc);
+
+void
+cache_set_forgotten(struct cache *c,
+		    void (*forgotten)(const char *domain, void *arg), void *arg)
+{
+	c->forgotten = forgotten;
+	c->forgotten_arg = arg;
+}
 
 void
 cache_set_read_done(struct cache *c,
@@ -1985,6 +2018,7 @@ cache_foreach(struct cache *c,
 		if (!e->has_sts)
 			e->sts.mx = NULL;
 		e->sts_unknown = 0;
+		e->flushed = 0;
 		if (fn(e, arg) != 0)
 			break;
 	}

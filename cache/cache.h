@@ -101,6 +101,9 @@ struct cache_entry {
 	 * was made (it was down or failing): it may hold a policy, so "no
 	 * policy" must not be concluded from this entry. */
 	int sts_unknown;
+	/* Only in a poll's rows (cache_pg.h): an operator flushed the domain
+	 * on some host; what memory holds of it goes. 0 elsewhere. */
+	int flushed;
 };
 
 struct cache;
@@ -185,6 +188,12 @@ int cache_io(struct cache *c, int timed_out);
  * SQLite, while the store is down and when LIM_PG_READ_WAIT domains wait
  * already, this is cache_lookup().
  */
+/* FORGOTTEN(DOMAIN, ARG) when the poll sees that an operator flushed
+ * DOMAIN on another host (a shared store): memory no longer holds it, and
+ * the caller should forget what it keeps of the domain too. */
+void cache_set_forgotten(struct cache *c,
+			 void (*forgotten)(const char *domain, void *arg),
+			 void *arg);
 void cache_set_read_done(struct cache *c,
 			 void (*read_done)(const char *domain, enum cache_err e,
 					   void *arg),

@@ -417,5 +417,6 @@ cache_rec_materialise(struct cache *c, const struct rec *r)
 	else
 		e->pin.answer = NULL;
 	e->sts_unknown = (r->flags & REC_PARTIAL) && !r->has_sts;
+	e->flushed = 0;
 	return e;
 }

@@ -121,6 +121,9 @@ struct cache {
 	int nreads, nsent, ndone;
 	void (*read_done)(const char *domain, enum cache_err e, void *arg);
 	void *read_arg;
+	/* A flush on another host, seen by the poll (poll_flushed()). */
+	void (*forgotten)(const char *domain, void *arg);
+	void *forgotten_arg;
 
 	struct cache_entry scratch;
 	struct cache_stats stats;

@@ -59,7 +59,7 @@
 
 /* The schema version this code writes (tlspolicyd_schema, store
  * 'policy'). */
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 4
 /* pg_advisory_xact_lock key held while the schema is created or
  * migrated, so two daemons starting together do not race: "TLSP". */
 #define PG_SCHEMA_LOCK "1414287184"
@@ -109,6 +109,15 @@ enum pg_op {
 	OP_DONE,    /* finished: results wait for cache_pg_io()'s caller */
 };
 
+/* Flushes the poll passed on (domain and stamp): a cycle starts a little
+ * before the newest stamp seen, so it reads the last ones again, and a
+ * flush is passed on once (what a host learned since stays). */
+#define PG_FLUSHES_SEEN 64
+struct pg_flush_seen {
+	char domain[LIM_DOMAIN_MAX + 1];
+	char at[PG_STAMP_MAX];
+};
+
 /* One upsert of a write batch and, once done, its result. */
 struct pg_item {
 	char domain[LIM_DOMAIN_MAX + 1];
@@ -144,7 +153,9 @@ struct cache_pg {
 	/* Synchronous writes made, and their count when the poll page in
 	 * flight was sent (cache_pg_poll_take()). */
 	unsigned long wgen, poll_gen;
-	int connect_rc; /* of the last asynchronous connect */
+	struct pg_flush_seen flushes[PG_FLUSHES_SEEN];
+	unsigned nflushes; /* passed on so far; the ring holds the last ones */
+	int connect_rc;	   /* of the last asynchronous connect */
 	PostgresPollingStatusType connect_st;
 	int got_null;
 	char errmsg[1024];
@@ -701,6 +712,21 @@ static const char sql_schema_v3[] =
     "CREATE INDEX pin_changed_idx ON pin (changed, domain);"
     "UPDATE tlspolicyd_schema SET version = 3 WHERE store = 'policy';";
 
+/*
+ * Migration 3 -> 4: an operator's flush (tlspolicy flush) deletes the
+ * domain's rows and stamps it in flushed, so the other hosts' polls see
+ * the flush and drop what they hold of the domain in memory (a deleted
+ * row leaves nothing for them to read).
+ */
+static const char sql_schema_v4[] =
+    "CREATE TABLE flushed ("
+    " domain TEXT PRIMARY KEY,"
+    " changed TIMESTAMPTZ NOT NULL DEFAULT now());"
+    "CREATE TRIGGER flushed_changed BEFORE INSERT OR UPDATE"
+    " ON flushed FOR EACH ROW EXECUTE FUNCTION tlspolicyd_changed();"
+    "CREATE INDEX flushed_changed_idx ON flushed (changed, domain);"
+    "UPDATE tlspolicyd_schema SET version = 4 WHERE store = 'policy';";
+
 /* Create the tables, or check the version of the ones there. */
 static int
 pg_schema(struct cache_pg *p)
@@ -745,6 +771,9 @@ pg_schema(struct cache_pg *p)
 		goto fail;
 	if (v < 3 && pg_run_ms(p, "cannot update the tables to schema 3",
 			       sql_schema_v3, pg_call_ms(p, 1)) < 0)
+		goto fail;
+	if (v < 4 && pg_run_ms(p, "cannot update the tables to schema 4",
+			       sql_schema_v4, pg_call_ms(p, 1)) < 0)
 		goto fail;
 	rc = pg_run_ms(p, "cannot create the tables", "COMMIT",
 		       pg_call_ms(p, 1));
@@ -1127,6 +1156,7 @@ cache_pg_lookup(struct cache_pg *p, const char *domain, struct cache_entry *e)
 	}
 	snprintf(e->domain, sizeof(e->domain), "%s", domain);
 	e->sts_unknown = 0;
+	e->flushed = 0;
 	if (row_decode(p->res, 0, 0, e, &why) < 0) {
 		snprintf(p->errmsg, sizeof(p->errmsg),
 			 "PostgreSQL store: row for %s: %s", domain, why);
@@ -1213,6 +1243,7 @@ cache_pg_read_take(struct cache_pg *p,
 		    0)
 			continue; /* not a domain we asked for */
 		e->sts_unknown = 0;
+		e->flushed = 0;
 		if (row_decode(p->poll_res, i, 1, e, &why) < 0)
 			snprintf(p->errmsg, sizeof(p->errmsg),
 				 "PostgreSQL store: row for %s: %s", e->domain,
@@ -1387,7 +1418,9 @@ cache_pg_delete(struct cache_pg *p, const char *domain)
 	res = pg_exec(p, "cannot delete",
 		      "WITH s AS (DELETE FROM sts_policy WHERE domain = $1"
 		      " RETURNING 1), v AS (DELETE FROM dane_verdict"
-		      " WHERE domain = $1 RETURNING 1)"
+		      " WHERE domain = $1 RETURNING 1),"
+		      " f AS (INSERT INTO flushed (domain) VALUES ($1)"
+		      " ON CONFLICT (domain) DO UPDATE SET changed = now())"
 		      " SELECT (SELECT count(*) FROM s) + (SELECT count(*)"
 		      " FROM v)",
 		      1, &domain);
@@ -1471,6 +1504,7 @@ cache_pg_foreach(struct cache_pg *p,
 			break;
 		}
 		e->sts_unknown = 0;
+		e->flushed = 0;
 		if (fn(e, arg) != 0)
 			break;
 	}
@@ -1485,21 +1519,44 @@ cache_pg_foreach(struct cache_pg *p,
  * carries the domain's whole pin state as it is now (cache.c takes it
  * as it is). A domain changed in two tables at one stamp comes twice. */
 static const char sql_poll[] =
-    "SELECT k.d, k.c, " ROW_COLUMNS "FROM ("
-    "(SELECT domain AS d, changed AS c FROM sts_policy"
+    "SELECT k.d, k.c, k.f, " ROW_COLUMNS "FROM ("
+    "(SELECT domain AS d, changed AS c, false AS f FROM sts_policy"
     " WHERE (changed, domain) > ($1::timestamptz - $4::interval, $2::text)"
     " ORDER BY changed, domain LIMIT $3::int)"
     " UNION ALL "
-    "(SELECT domain, changed FROM dane_verdict"
+    "(SELECT domain, changed, false FROM dane_verdict"
     " WHERE (changed, domain) > ($1::timestamptz - $4::interval, $2::text)"
     " ORDER BY changed, domain LIMIT $3::int)"
     " UNION ALL "
-    "(SELECT domain, changed FROM pin"
+    "(SELECT domain, changed, false FROM pin"
+    " WHERE (changed, domain) > ($1::timestamptz - $4::interval, $2::text)"
+    " ORDER BY changed, domain LIMIT $3::int)"
+    " UNION ALL "
+    "(SELECT domain, changed, true FROM flushed"
     " WHERE (changed, domain) > ($1::timestamptz - $4::interval, $2::text)"
     " ORDER BY changed, domain LIMIT $3::int)"
     ") AS k " ROW_JOIN " ORDER BY k.c, k.d LIMIT $3::int";
 
-/* Call FN for the rows of RES (columns: domain, stamp, ROW_COLUMNS). */
+/* Is row I of RES a flush passed on before? If not, it is noted. */
+static int
+flush_seen(struct cache_pg *p, const PGresult *res, int i)
+{
+	const char *dom = PQgetvalue(res, i, 0), *at = PQgetvalue(res, i, 1);
+	struct pg_flush_seen *f;
+	unsigned k;
+
+	for (k = 0; k < PG_FLUSHES_SEEN && k < p->nflushes; k++)
+		if (strcmp(p->flushes[k].domain, dom) == 0 &&
+		    strcmp(p->flushes[k].at, at) == 0)
+			return 1;
+	f = &p->flushes[p->nflushes++ % PG_FLUSHES_SEEN];
+	snprintf(f->domain, sizeof(f->domain), "%s", dom);
+	snprintf(f->at, sizeof(f->at), "%s", at);
+	return 0;
+}
+
+/* Call FN for the rows of RES (columns: domain, stamp, flushed,
+ * ROW_COLUMNS). */
 static int
 poll_rows(struct cache_pg *p, PGresult *res,
 	  int (*fn)(const struct cache_entry *e, void *arg), void *arg)
@@ -1515,12 +1572,15 @@ poll_rows(struct cache_pg *p, PGresult *res,
 	}
 	for (i = 0; i < PQntuples(res); i++) {
 		if (col_copy(res, i, 0, e->domain, sizeof(e->domain)) < 0 ||
-		    row_decode(res, i, 2, e, &why) < 0) {
+		    row_decode(res, i, 3, e, &why) < 0) {
 			/* A row edited by hand: skipped here; a lookup of
 			 * its domain reports it. */
 			continue;
 		}
 		e->sts_unknown = 0;
+		e->flushed = PQgetvalue(res, i, 2)[0] == 't';
+		if (e->flushed && flush_seen(p, res, i))
+			continue;
 		fn(e, arg);
 	}
 	free(e);

@@ -113,6 +113,7 @@ struct pol {
 static void *job_start(void *ctx, struct res_item *it, unsigned part);
 static void job_cancel(void *ctx, unsigned part, void *handle);
 static void store_read_done(const char *domain, enum cache_err e, void *arg);
+static void store_forgotten(const char *domain, void *arg);
 static void swait_unlink(struct pol_req *q);
 
 struct pol *
@@ -138,6 +139,7 @@ pol_new(const struct cfg *cfg, struct cache *cache, struct dns *dns,
 		return NULL;
 	}
 	cache_set_read_done(cache, store_read_done, p);
+	cache_set_forgotten(cache, store_forgotten, p);
 	return p;
 }
 
@@ -149,6 +151,7 @@ pol_free(struct pol *p)
 	if (p->refresh_ev != NULL)
 		event_free(p->refresh_ev);
 	cache_set_read_done(p->cache, NULL, NULL);
+	cache_set_forgotten(p->cache, NULL, NULL);
 	while (p->store_wait != NULL) {
 		struct pol_req *q = p->store_wait;
 
@@ -1225,6 +1228,13 @@ store_read_done(const char *domain, enum cache_err e, void *arg)
 		swait_unlink(q);
 		store_resume(p, q, e);
 	}
+}
+
+/* An operator flushed DOMAIN on another host sharing the store. */
+static void
+store_forgotten(const char *domain, void *arg)
+{
+	pol_forget(arg, domain);
 }
 
 void

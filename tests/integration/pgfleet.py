@@ -53,6 +53,7 @@ D = "fleet." + Z          # changes its policy
 E = "down." + Z           # fetched by C while the database is down
 F = "late." + Z           # fetched by A while C cannot reach the database
 N = "nopolicy." + Z       # no MTA-STS at all
+G = "gone." + Z           # flushed on A: B lets go of it too
 w = DNSWorld()
 net = "127.%d.49." % w.slot
 ca = pki.CA(os.path.join(tmp, "ca"))
@@ -72,9 +73,9 @@ def body(dom, mx):
         mx, dom)
 
 
-for dom in (D, E, F, N):
+for dom in (D, E, F, G, N):
     w.add_record(Z, "%s. 300 IN MX 10 mx1.%s." % (dom, dom))
-for dom in (D, E, F):
+for dom in (D, E, F, G):
     w.add_record(Z, txt(dom, "f1"))
     w.add_record(Z, "mta-sts.%s. 300 IN A %s" % (dom, hw.addr))
     hw.policy(dom, body(dom, "mx1"))
@@ -121,8 +122,8 @@ a = daemon("fla", live=True)
 a.start()
 b = daemon("flb")
 b.start()
-is_eq(pg.psql("SELECT version FROM tlspolicyd_schema"), "3",
-      "schema version 3 (the change stamps, the pin table)")
+is_eq(pg.psql("SELECT version FROM tlspolicyd_schema"), "4",
+      "schema version 4 (the change stamps, the pin table, the flushes)")
 is_eq(pg.psql("SELECT count(*) FROM pg_trigger WHERE tgname IN "
               "('sts_policy_changed', 'dane_verdict_changed')"), "2",
       "a trigger stamps each table's inserts and updates")
@@ -148,6 +149,23 @@ is_eq(got, secure(D, "mx2"),
       "B, DNS silent, answers D's new policy within %d s" % POLL_BOUND)
 ok(secs <= POLL_BOUND, "it took %.1f s (bound %d s)" % (secs, POLL_BOUND))
 ok(cache_stats(b)["polled_updates"] >= 1, "B counts the polled update")
+
+# A flush on A reaches B's memory: B lets go of what it held, so its
+# next lookup reads the store (and finds nothing) instead of answering
+# the flushed policy from memory.
+is_eq(a.ask(G), secure(G), "A fetched G")
+is_eq(wait_for(lambda: db_row(G), "f1|mx1." + G, 5)[0], "f1|mx1." + G,
+      "A wrote G to the database")
+is_eq(b.ask(G), secure(G), "B, DNS silent, holds G from the database")
+is_eq(b.aq({"cmd": "cache_show", "domain": G})["found"], True,
+      "B holds G in memory")
+is_eq(a.aq({"cmd": "flush", "domain": G}), {"flushed": True, "domain": G},
+      "A: flush G")
+is_eq(pg.psql("SELECT count(*) FROM flushed WHERE domain = '%s'" % G), "1",
+      "the flush is stamped for the other hosts")
+got, secs = wait_for(lambda: b.aq({"cmd": "cache_show", "domain": G})
+                     ["found"], False, POLL_BOUND)
+is_eq(got, False, "B lets go of G within %d s (%.1f s)" % (POLL_BOUND, secs))
 
 # An older row (written by hand: older fetched_at, another mx) is stamped
 # as changed but never replaces B's newer memory entry.
@@ -266,8 +284,8 @@ pg.psql("CREATE TABLE tlspolicyd_schema (store TEXT PRIMARY KEY,"
 st = subprocess.Popen([STORECMD, pg.uri(db="v1")], stdin=subprocess.PIPE,
                       stdout=subprocess.PIPE, text=True)
 is_eq(st.stdout.readline().strip(), "ready", "storecmd opened schema 1")
-is_eq(pg.psql("SELECT version FROM tlspolicyd_schema", db="v1"), "3",
-      "migrated to schema 3")
+is_eq(pg.psql("SELECT version FROM tlspolicyd_schema", db="v1"), "4",
+      "migrated to schema 4")
 is_eq(cmd("get old.pg.test"), "o1 %d" % NOW, "the schema 1 row is kept")
 pg.psql("UPDATE sts_policy SET policy_id = 'o2', fetched_at = %d "
         "WHERE domain = 'old.pg.test'" % (NOW + 5), db="v1")
@@ -348,7 +366,7 @@ y.start(wait=False)
 rc = y.proc.wait(timeout=20)
 ok(rc != 0 and "schema version 99 is newer" in y.read_log(),
    "a newer schema stops the start", y.read_log()[-600:])
-pg.psql("UPDATE tlspolicyd_schema SET version = 3")
+pg.psql("UPDATE tlspolicyd_schema SET version = 4")
 
 for d, name in ((a, "A"), (b, "B"), (c, "C")):
     is_eq(d.stop(), 0, "daemon %s stopped cleanly" % name)

@@ -12,7 +12,7 @@ answer comes from the store.
    reads). A exempts D: B answers NOTFOUND within the bound. Flush on A
    keeps the pin. A pin of a domain B never saw is read on B's miss.
 2. Both daemons restarted: the exemption and the pin are still answered.
-3. A database of schema 2 is migrated to schema 3 at start: its rows are
+3. A database of schema 2 is migrated to schema 4 at start: its rows are
    kept and a pin can be set on it.
 4. Through the store (tests/lab/storecmd): a record with a change the
    store refused takes another host's pin and unpin from the poll and
@@ -117,8 +117,8 @@ a = daemon("ppa")
 a.start()
 b = daemon("ppb", metrics=True)
 b.start()
-is_eq(pg.psql("SELECT version FROM tlspolicyd_schema"), "3",
-      "schema version 3 (the pin table)")
+is_eq(pg.psql("SELECT version FROM tlspolicyd_schema"), "4",
+      "schema version 4 (the pin table, the flushes)")
 is_eq(pg.psql("SELECT count(*) FROM pg_trigger WHERE tgname = "
               "'pin_changed'"), "1", "a trigger stamps the pin table")
 sts_row(D)
@@ -256,8 +256,8 @@ pg.psql("CREATE TABLE tlspolicyd_schema (store TEXT PRIMARY KEY,"
 sts_row(M, db="v2")
 c = daemon("ppc", uri=pg.uri(db="v2"))
 c.start()
-is_eq(pg.psql("SELECT version FROM tlspolicyd_schema", db="v2"), "3",
-      "a schema 2 database is migrated to schema 3")
+is_eq(pg.psql("SELECT version FROM tlspolicyd_schema", db="v2"), "4",
+      "a schema 2 database is migrated to schema 4")
 is_eq(pg.psql("SELECT policy_id, mx FROM sts_policy", db="v2"),
       "p1|mx." + M, "its MTA-STS row is kept")
 is_eq(pg.psql("SELECT kind FROM dane_verdict", db="v2"), "1",

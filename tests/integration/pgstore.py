@@ -149,7 +149,7 @@ a.start()
 ok("s3cret" not in a.read_log() and "NOTICE" not in a.read_log(),
    "the log names no password and has no server notices")
 is_eq(psql("SELECT version FROM tlspolicyd_schema WHERE store = 'policy'"),
-      "3", "daemon A created the schema, version 3")
+      "4", "daemon A created the schema, version 4")
 b = daemon("pgb")
 # B names its password in the URI: the log shows it as ***.
 b.db = URI + "&password=s3cret"
