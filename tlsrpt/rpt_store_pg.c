@@ -160,18 +160,11 @@ static void
 pgc_fail(struct pgc *c, const char *what)
 {
 	const char *why = c->conn != NULL ? PQerrorMessage(c->conn) : "";
-	size_t n;
 
 	snprintf(c->errmsg, sizeof(c->errmsg),
 		 "PostgreSQL TLS-RPT store: %s%s%s", what, *why ? ": " : "",
 		 why);
-	/* libpq's messages end in a newline and may have more: one line. */
-	n = strlen(c->errmsg);
-	while (n > 0 && (c->errmsg[n - 1] == '\n' || c->errmsg[n - 1] == ' '))
-		c->errmsg[--n] = '\0';
-	for (n = 0; c->errmsg[n] != '\0'; n++)
-		if (c->errmsg[n] == '\n' || c->errmsg[n] == '\t')
-			c->errmsg[n] = ' ';
+	pq_oneline(c->errmsg);
 }
 
 /*
