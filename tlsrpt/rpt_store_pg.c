@@ -926,6 +926,35 @@ prune(struct rpt_pg *pg, time_t now)
 }
 
 int
+rpt_pg_request_send(struct rpt_pg *pg, int64_t day, const char *domain,
+		    time_t now)
+{
+	char sday[24], snow[24];
+	const char *p[3] = {sday, domain, snow};
+	PGresult *res;
+	int rc;
+
+	snprintf(sday, sizeof(sday), "%" PRId64, day);
+	snprintf(snow, sizeof(snow), "%lld", (long long)now);
+	/* What rpt_deliver_now() does on the sender, as rows it reads:
+	 * destinations sent or given up stay so. */
+	res = m_exec(pg, "cannot hand the report to the sender",
+		     "WITH d AS (UPDATE tlsrpt_domains SET state = 1,"
+		     "  due = $3::bigint WHERE day = $1::bigint"
+		     "  AND domain = $2 RETURNING 1),"
+		     " x AS (UPDATE tlsrpt_deliveries SET next_try = $3::bigint"
+		     "  WHERE day = $1::bigint AND domain = $2"
+		     "  AND status IN (0, 1) AND next_try > $3::bigint)"
+		     " SELECT count(*) FROM d",
+		     3, p);
+	if (res == NULL)
+		return -1;
+	rc = col_ll(res, 0, 0) > 0 ? 0 : 1;
+	PQclear(res);
+	return rc;
+}
+
+int
 rpt_pg_due(struct rpt_pg *pg, time_t now, size_t max,
 	   int (*fn)(int64_t day, const char *domain, void *arg), void *arg)
 {

@@ -83,6 +83,12 @@ int rpt_pg_due(struct rpt_pg *pg, time_t now, size_t max,
 /* Non-zero when this host holds the sender's lease now. */
 int rpt_pg_is_sender(const struct rpt_pg *pg);
 
+/* Ask the sender to send (DAY, DOMAIN) at NOW (tlspolicy report send on
+ * another host): it becomes due at NOW and its pending or failed tries
+ * due at once. 0; 1 nothing counted for it; -1 failure. */
+int rpt_pg_request_send(struct rpt_pg *pg, int64_t day, const char *domain,
+			time_t now);
+
 int rpt_pg_counters(struct rpt_pg *pg, int64_t day,
 		    int (*fn)(int64_t day, const char *name, long long value,
 			      void *arg),

@@ -28,6 +28,9 @@ tests/lab/pgworld.py) and the fleet sends one report per domain and day.
    counters too); a recent day stays, and so does an old day whose
    report still waits for a retry (it goes once sent or given up).
    Counts pushed for a day already that old are deleted, never sent.
+7. (run before 5) "tlspolicy report send" on a host that is not the
+   elected sender hands the report to the sender through the database
+   and says so: the sender sends it, once; the host asked sends nothing.
 
 The _smtp._tls record comes from the datagrams ("pr"): the daemons' DNS
 is silent, so the sender uses the captured record (SPEC C3). Skipped
@@ -443,6 +446,53 @@ is_eq(pg.psql("SELECT status FROM tlsrpt_deliveries WHERE domain = "
       "6: the old report still waiting for its retry is untouched")
 is_eq(files("sent.A.x@") + files("held.A.x@"), [],
       "6: the counts pushed 40 days late were deleted, not sent")
+
+# --- 7. "report send" on a host that does not send ---------------------------
+# A alone takes the sender's lock; B, started after, does not send. A
+# report of two days ago waits for a retry hours away: "report send" on B
+# hands it to A through the database, and only A sends it.
+def lock_held():
+    return pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = "
+                   "'advisory' AND objid = 1414288210 AND granted")
+
+
+start(a, off)
+is_eq(pgworld.wait_for(lock_held, "1", 30)[0], "1",
+      "7: A holds the sender's lock")
+start(b, off)
+R = day0 - 2 * DAY
+pg.psql("INSERT INTO tlsrpt_days (day, closed) VALUES (%d, true);"
+        "INSERT INTO tlsrpt_domains (day, domain, record, state) VALUES "
+        "(%d, 'resend.example', 'v=TLSRPTv1; rua=mailto:resend@reports."
+        "example', 2);"
+        "INSERT INTO tlsrpt_policies (day, domain, policy, total, failure) "
+        "SELECT %d, 'resend.example', policy, 4, 1 FROM tlsrpt_policies "
+        "WHERE day = %d ORDER BY domain, policy LIMIT 1;"
+        "INSERT INTO tlsrpt_deliveries (day, domain, dest, report_id, "
+        "status, tries, first_try, next_try) VALUES (%d, 'resend.example',"
+        " 'mailto:resend@reports.example', 'x', 1, 1, %d, %d)"
+        % (R, R, R, day0, R, now() - 60, now() + 7200))
+RS = time.strftime("%Y-%m-%d", time.gmtime(R))
+rc, out, err = b.tool("report", "send", "--day", RS, "--domain",
+                      "resend.example")
+ok(rc == 0 and "handed over" in out and "does not send" in out,
+   "7: on B the tool says the report was handed to the sending host",
+   (rc, out, err))
+
+
+def resent():
+    return len(files("sent.A.resend@")) + len(files("sent.B.resend@"))
+
+
+got, _ = pgworld.wait_for(resent, 1, 30)
+time.sleep(3)
+is_eq((len(files("sent.A.resend@")), len(files("sent.B.resend@"))), (1, 0),
+      "7: the report went once, from A (the sender), none from B")
+is_eq(pg.psql("SELECT status, tries FROM tlsrpt_deliveries WHERE domain = "
+              "'resend.example'"), "2|2",
+      "7: the shared delivery state says sent, on the second try")
+a.stop()
+b.stop()
 
 # --- 5. refusals stop the start; an outage does not ----------------------------
 
