@@ -167,21 +167,13 @@ pg_fail(struct cache_pg *p, const char *fmt, ...)
 	va_list ap;
 	char buf[512];
 	const char *why = p->conn != NULL ? PQerrorMessage(p->conn) : "";
-	size_t n;
 
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	snprintf(p->errmsg, sizeof(p->errmsg), "PostgreSQL store: %s%s%s", buf,
 		 *why ? ": " : "", why);
-	/* libpq's messages end in a newline and may have more lines: one
-	 * log line. */
-	n = strlen(p->errmsg);
-	while (n > 0 && (p->errmsg[n - 1] == '\n' || p->errmsg[n - 1] == ' '))
-		p->errmsg[--n] = '\0';
-	for (n = 0; p->errmsg[n] != '\0'; n++)
-		if (p->errmsg[n] == '\n' || p->errmsg[n] == '\t')
-			p->errmsg[n] = ' ';
+	pq_oneline(p->errmsg);
 }
 
 const char *
@@ -541,14 +533,10 @@ cache_pg_io(struct cache_pg *p, int timed_out)
 	}
 	if (PQflush(p->conn) < 0 || !PQconsumeInput(p->conn)) {
 		char why[512];
-		size_t n;
 
 		snprintf(why, sizeof(why), "lost the connection: %s",
 			 PQerrorMessage(p->conn));
-		n = strlen(why);
-		while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == ' '))
-			why[--n] = '\0';
-		pg_drop(p, why);
+		pg_drop(p, pq_oneline(why));
 		return 1;
 	}
 	return pg_collect(p);

@@ -379,6 +379,36 @@ open_day_refusal(const char *day)
 }
 
 /*
+ * The daemon does not send (a PostgreSQL store, another host holds the
+ * sender's role): it handed the reports to that host through the
+ * database. Say so, and what to look at; nothing was sent from here.
+ */
+static int
+report_handed_over(const char *day, json_t *rep)
+{
+	long long n = cli_jint(rep, "requested");
+	long long open = cli_jint(rep, "open");
+
+	json_decref(rep);
+	if (cli_opt_json) {
+		json_t *o = json_pack("{s:s,s:I,s:s}", "day", day, "requested",
+				      (json_int_t)n, "status", "handed-over");
+
+		if (o != NULL)
+			cli_print_json(o);
+		json_decref(o);
+	} else
+		printf("%lld report(s) of %s handed over: this host does not "
+		       "send the reports, another tlspolicyd sharing the "
+		       "database does. That host sends them within about 10 "
+		       "seconds; tlspolicy report list shows them sent.\n",
+		       n, day);
+	if (open > 0)
+		open_day_refusal(day);
+	return open > 0 ? EXIT_ERROR : 0;
+}
+
+/*
  * "report send" through the daemon: its own sender does the work (issue
  * 8); we wait until it has finished with what it started (or
  * SEND_WAIT_MS), then print the day's state as "report list" does.
@@ -395,6 +425,8 @@ report_send_daemon(const char *day, const char *domain, json_t *rep)
 	if (json_is_true(json_object_get(rep, "more")))
 		cli_errx_msg("more domains were counted that day than one send "
 			     "starts; run it again for the rest");
+	if (cli_jint(rep, "requested") > 0)
+		return report_handed_over(day, rep);
 	if (cli_jint(rep, "started") == 0 && cli_jint(rep, "open") > 0) {
 		json_decref(rep);
 		open_day_refusal(day);

@@ -29,6 +29,7 @@
 #include "tlsrpt/rpt_store.h"
 #include "util/cfg.h"
 #include "util/dom.h"
+#include "util/ev.h"
 #include "util/limits.h"
 #include "util/log.h"
 
@@ -452,6 +453,7 @@ report_show(struct adm *a, const struct qry_request *rq)
 struct rs_ctx {
 	int64_t day[ADM_SEND_MAX];
 	char dom[ADM_SEND_MAX][LIM_DOMAIN_MAX + 1];
+	unsigned char closed[ADM_SEND_MAX];
 	size_t n;
 	int more;
 };
@@ -466,9 +468,52 @@ rs_collect(const struct rpt_store_domain *d, void *arg)
 		return 1;
 	}
 	rc->day[rc->n] = d->day;
+	rc->closed[rc->n] = d->closed != 0;
 	snprintf(rc->dom[rc->n], sizeof(rc->dom[0]), "%s", d->domain);
 	rc->n++;
 	return 0;
+}
+
+/*
+ * A shared store and another host sends: sending from here would make a
+ * second copy of each report. The reports are handed to the sender
+ * through the database instead; the reply says so ("requested"), and
+ * "report_list" shows the outcome once the sender has sent them.
+ */
+static char *
+report_request(struct adm *a, const struct qry_request *rq,
+	       const struct rs_ctx *rc)
+{
+	time_t now = ev_now();
+	size_t i, requested = 0, open = 0;
+
+	for (i = 0; i < rc->n; i++) {
+		/* As rpt_deliver_now(): a day not over yet is never sent. */
+		if (!rc->closed[i] && (int64_t)now < rc->day[i] + 86400) {
+			open++;
+			continue;
+		}
+		switch (rpt_store_request_send(a->rpt, rc->day[i], rc->dom[i],
+					       now)) {
+		case RPT_STORE_OK:
+			requested++;
+			break;
+		case RPT_STORE_NOTFOUND:
+			break;
+		default:
+			return error_reply(rpt_store_errmsg(a->rpt));
+		}
+	}
+	if (requested > 0)
+		log_info("report send for %s%s%s: %zu reports handed to the "
+			 "host that sends the reports (through the shared "
+			 "database)",
+			 rq->day, rq->keylen ? " " : "",
+			 rq->keylen ? rq->key : "", requested);
+	return dump(json_pack("{s:I,s:I,s:I,s:s,s:b}", "started", (json_int_t)0,
+			      "requested", (json_int_t)requested, "open",
+			      (json_int_t)open, "day", rq->day, "more",
+			      rc->more));
 }
 
 /*
@@ -492,6 +537,11 @@ report_send(struct adm *a, const struct qry_request *rq)
 				     rs_collect, rc) != RPT_STORE_OK) {
 		free(rc);
 		return error_reply(rpt_store_errmsg(a->rpt));
+	}
+	if (!rpt_store_is_sender(a->rpt)) {
+		reply = report_request(a, rq, rc);
+		free(rc);
+		return reply;
 	}
 	for (i = 0; i < rc->n; i++)
 		switch (rpt_deliver_now(a->dlv, rc->day[i], rc->dom[i])) {

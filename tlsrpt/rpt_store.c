@@ -1784,3 +1784,18 @@ rpt_store_is_pg(const struct rpt_store *st)
 {
 	return st->pg != NULL;
 }
+
+int
+rpt_store_is_sender(const struct rpt_store *st)
+{
+	return st->pg == NULL || rpt_pg_is_sender(st->pg);
+}
+
+enum rpt_store_err
+rpt_store_request_send(struct rpt_store *st, int64_t day, const char *domain,
+		       time_t now)
+{
+	if (st->pg == NULL)
+		return RPT_STORE_NOTFOUND;
+	return pg_rc(st, rpt_pg_request_send(st->pg, day, domain, now));
+}

@@ -93,6 +93,20 @@ struct rpt_store *rpt_store_open_spool(const char *path, const char *spool,
 /* Non-zero for a PostgreSQL store. */
 int rpt_store_is_pg(const struct rpt_store *st);
 
+/* Non-zero when this process sends the reports: always with SQLite;
+ * with PostgreSQL only while it holds the sender's lease (another host
+ * may hold it). */
+int rpt_store_is_sender(const struct rpt_store *st);
+
+/*
+ * PostgreSQL only: hand (DAY, DOMAIN) to whichever host sends, to be
+ * sent at NOW as rpt_deliver_now() would (tlspolicy report send on a
+ * host that does not send): the sender's next step takes it.
+ * RPT_STORE_NOTFOUND when nothing was counted for it.
+ */
+enum rpt_store_err rpt_store_request_send(struct rpt_store *st, int64_t day,
+					  const char *domain, time_t now);
+
 /*
  * A PostgreSQL store with a spool: move the spooled counts into one batch
  * and hand it to the push worker, at most every LIM_RPT_PG_PUSH seconds

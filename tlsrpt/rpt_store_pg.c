@@ -160,18 +160,11 @@ static void
 pgc_fail(struct pgc *c, const char *what)
 {
 	const char *why = c->conn != NULL ? PQerrorMessage(c->conn) : "";
-	size_t n;
 
 	snprintf(c->errmsg, sizeof(c->errmsg),
 		 "PostgreSQL TLS-RPT store: %s%s%s", what, *why ? ": " : "",
 		 why);
-	/* libpq's messages end in a newline and may have more: one line. */
-	n = strlen(c->errmsg);
-	while (n > 0 && (c->errmsg[n - 1] == '\n' || c->errmsg[n - 1] == ' '))
-		c->errmsg[--n] = '\0';
-	for (n = 0; c->errmsg[n] != '\0'; n++)
-		if (c->errmsg[n] == '\n' || c->errmsg[n] == '\t')
-			c->errmsg[n] = ' ';
+	pq_oneline(c->errmsg);
 }
 
 /*
@@ -720,30 +713,42 @@ col_ll(const PGresult *res, int row, int col)
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+/* The first day kept (LIM_RPT_PG_KEEP_DAYS): a day is its first second
+ * and ended one day later. */
+static void
+keep_from(time_t now, char *buf, size_t sz)
+{
+	snprintf(buf, sz, "%lld",
+		 (long long)now - (LIM_RPT_PG_KEEP_DAYS + 1) * 86400LL);
+}
+
 int
 rpt_pg_close_days(struct rpt_pg *pg, time_t now, long grace, long delay,
 		  int *nclosed)
 {
-	char cut[24], snow[24], sdel[24];
-	const char *p[3] = {cut, snow, sdel};
+	char cut[24], snow[24], sdel[24], keep[24];
+	const char *p[4] = {cut, snow, sdel, keep};
 	PGresult *res;
 
 	snprintf(cut, sizeof(cut), "%lld", (long long)now - grace - 86400LL);
+	keep_from(now, keep, sizeof(keep));
 	snprintf(snow, sizeof(snow), "%lld", (long long)now);
 	snprintf(sdel, sizeof(sdel), "%ld", delay < 0 ? 0 : delay);
 	/* RFC 8460 §4.1: a random delay spreads the sends. Every host may
 	 * run this: "state = open" makes it happen once per domain (a
 	 * second host waits for the row lock and then finds it due), and
 	 * a domain a late push brought to a closed day is made due by the
-	 * next run. */
+	 * next run. Counts for a day past the retention (a host cut off
+	 * for that long) are never sent: prune() deletes them. */
 	res = m_exec(pg, "cannot close days",
 		     "WITH c AS (UPDATE tlsrpt_days SET closed = true"
 		     "  WHERE NOT closed AND day <= $1::bigint RETURNING day),"
 		     " u AS (UPDATE tlsrpt_domains SET state = 1,"
 		     "  due = $2::bigint + floor(random() * ($3::bigint + 1))"
-		     "  ::bigint WHERE state = 0 AND day <= $1::bigint)"
+		     "  ::bigint WHERE state = 0 AND day <= $1::bigint"
+		     "  AND day >= $4::bigint)"
 		     " SELECT count(*) FROM c",
-		     3, p);
+		     4, p);
 	if (res == NULL)
 		return -1;
 	if (nclosed != NULL)
@@ -868,6 +873,91 @@ rpt_pg_is_sender(const struct rpt_pg *pg)
 	       PQstatus(pg->main.conn) == CONNECTION_OK;
 }
 
+/* Finished (day, domain) rows past the retention: done or without a
+ * record, no try of theirs pending or failed (such a try ends sent or
+ * given up within the retry window, then the row goes); and open ones,
+ * which rpt_pg_close_days() no longer makes due (counts pushed that
+ * late). */
+static const char sql_prune_domains[] =
+    "WITH v AS (SELECT day, domain FROM tlsrpt_domains d"
+    "  WHERE day < $1::bigint AND state IN (0, 2, 3) AND NOT EXISTS ("
+    "  SELECT 1 FROM tlsrpt_deliveries x WHERE x.day = d.day"
+    "  AND x.domain = d.domain AND x.status IN (0, 1))"
+    "  ORDER BY day, domain LIMIT " RPG_STR(
+	LIM_RPT_PG_PRUNE_BATCH) "),"
+				" p AS (DELETE FROM tlsrpt_policies t USING v"
+				"  WHERE t.day = v.day AND t.domain = "
+				"v.domain),"
+				" f AS (DELETE FROM tlsrpt_failures t USING v"
+				"  WHERE t.day = v.day AND t.domain = "
+				"v.domain),"
+				" x AS (DELETE FROM tlsrpt_deliveries t USING v"
+				"  WHERE t.day = v.day AND t.domain = v.domain)"
+				" DELETE FROM tlsrpt_domains t USING v"
+				"  WHERE t.day = v.day AND t.domain = v.domain";
+
+/* Closed days past the retention with no domain left: their counters and
+ * the day itself. */
+static const char sql_prune_days[] =
+    "WITH y AS (SELECT day FROM tlsrpt_days t WHERE day < $1::bigint"
+    "  AND closed AND NOT EXISTS (SELECT 1 FROM tlsrpt_domains d"
+    "  WHERE d.day = t.day) ORDER BY day"
+    "  LIMIT " RPG_STR(
+	LIM_RPT_PG_PRUNE_BATCH) "),"
+				" c AS (DELETE FROM tlsrpt_counters t USING y "
+				"WHERE t.day = y.day)"
+				" DELETE FROM tlsrpt_days t USING y WHERE "
+				"t.day = y.day";
+
+/* The sender's clean-up: one bounded step of each, 0 or -1. */
+static int
+prune(struct rpt_pg *pg, time_t now)
+{
+	char cut[24];
+	const char *p[1] = {cut};
+	PGresult *res;
+
+	keep_from(now, cut, sizeof(cut));
+	res = m_exec(pg, "cannot delete old reports", sql_prune_domains, 1, p);
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	res = m_exec(pg, "cannot delete old days", sql_prune_days, 1, p);
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+rpt_pg_request_send(struct rpt_pg *pg, int64_t day, const char *domain,
+		    time_t now)
+{
+	char sday[24], snow[24];
+	const char *p[3] = {sday, domain, snow};
+	PGresult *res;
+	int rc;
+
+	snprintf(sday, sizeof(sday), "%" PRId64, day);
+	snprintf(snow, sizeof(snow), "%lld", (long long)now);
+	/* What rpt_deliver_now() does on the sender, as rows it reads:
+	 * destinations sent or given up stay so. */
+	res = m_exec(pg, "cannot hand the report to the sender",
+		     "WITH d AS (UPDATE tlsrpt_domains SET state = 1,"
+		     "  due = $3::bigint WHERE day = $1::bigint"
+		     "  AND domain = $2 RETURNING 1),"
+		     " x AS (UPDATE tlsrpt_deliveries SET next_try = $3::bigint"
+		     "  WHERE day = $1::bigint AND domain = $2"
+		     "  AND status IN (0, 1) AND next_try > $3::bigint)"
+		     " SELECT count(*) FROM d",
+		     3, p);
+	if (res == NULL)
+		return -1;
+	rc = col_ll(res, 0, 0) > 0 ? 0 : 1;
+	PQclear(res);
+	return rc;
+}
+
 int
 rpt_pg_due(struct rpt_pg *pg, time_t now, size_t max,
 	   int (*fn)(int64_t day, const char *domain, void *arg), void *arg)
@@ -894,6 +984,8 @@ rpt_pg_due(struct rpt_pg *pg, time_t now, size_t max,
 			break;
 	}
 	PQclear(res);
+	/* After the due list, so a failure here delays no report. */
+	(void)prune(pg, now);
 	return 0;
 }
 

@@ -73,13 +73,21 @@ int rpt_pg_foreach_domain(struct rpt_pg *pg, int64_t day, const char *domain,
 /* As rpt_store_due(), but only on the host holding the sender's lease:
  * elsewhere it calls FN for nothing. Taking the lease makes the tries
  * other hosts left in flight due at once (SPEC C3: a failover resends
- * once, with the same report-id). */
+ * once, with the same report-id). The sender then deletes a bounded
+ * number of finished days older than LIM_RPT_PG_KEEP_DAYS
+ * (util/limits.h); a failure there is tried again at the next call. */
 int rpt_pg_due(struct rpt_pg *pg, time_t now, size_t max,
 	       int (*fn)(int64_t day, const char *domain, void *arg),
 	       void *arg);
 
 /* Non-zero when this host holds the sender's lease now. */
 int rpt_pg_is_sender(const struct rpt_pg *pg);
+
+/* Ask the sender to send (DAY, DOMAIN) at NOW (tlspolicy report send on
+ * another host): it becomes due at NOW and its pending or failed tries
+ * due at once. 0; 1 nothing counted for it; -1 failure. */
+int rpt_pg_request_send(struct rpt_pg *pg, int64_t day, const char *domain,
+			time_t now);
 
 int rpt_pg_counters(struct rpt_pg *pg, int64_t day,
 		    int (*fn)(int64_t day, const char *name, long long value,

@@ -159,5 +159,14 @@
 #define LIM_RPT_PG_CLOSE_WAIT 5000
 /* How long one push statement may run (milliseconds). */
 #define LIM_RPT_PG_PUSH_TIMEOUT_MS 120000
+/* Days a PostgreSQL TLS-RPT store keeps a finished day (every report of
+ * it sent, given up or without a record) after the day ended; the sender
+ * then deletes it, at most LIM_RPT_PG_PRUNE_BATCH (day, domain) rows and
+ * as many empty days per step of its periodic work. A day whose reports
+ * still wait is kept until they are sent or given up (RPT_RETRY_WINDOW
+ * after the first try); counts pushed for a day already that old are
+ * deleted unsent. */
+#define LIM_RPT_PG_KEEP_DAYS   30
+#define LIM_RPT_PG_PRUNE_BATCH 200
 
 #endif /* UTIL_LIMITS_H */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
 #include <time.h>
 
 #include "util/pq.h"
@@ -110,4 +111,17 @@ pq_connect(const char *const *keys, const char *const *vals, long ms,
 	if (PQstatus(conn) == CONNECTION_OK)
 		(void)PQsetnonblocking(conn, 1);
 	return conn;
+}
+
+char *
+pq_oneline(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = '\0';
+	for (n = 0; s[n] != '\0'; n++)
+		if (s[n] == '\n' || s[n] == '\t')
+			s[n] = ' ';
+	return s;
 }

@@ -39,4 +39,9 @@ PGresult *pq_call(PGconn *conn, const char *sql, int n,
 PGconn *pq_connect(const char *const *keys, const char *const *vals, long ms,
 		   int *timed_out);
 
+/* Make S (libpq's error message inside it, which ends in a newline and
+ * may have more lines) one log line, in place: trailing newlines and
+ * spaces go, every other newline or tab becomes a space. Returns S. */
+char *pq_oneline(char *s);
+
 #endif /* UTIL_PQ_H */

@@ -23,6 +23,14 @@ tests/lab/pgworld.py) and the fleet sends one report per domain and day.
    the summed counts; no third copy follows.
 5. A wrong password or a schema newer than this version stops the start
    (with the reason, never the password); the database down does not.
+6. (run before 5) The elected sender deletes the finished days older
+   than 30 days (every report sent, given up or without a record, their
+   counters too); a recent day stays, and so does an old day whose
+   report still waits for a retry (it goes once sent or given up).
+   Counts pushed for a day already that old are deleted, never sent.
+7. (run before 5) "tlspolicy report send" on a host that is not the
+   elected sender hands the report to the sender through the database
+   and says so: the sender sends it, once; the host asked sends nothing.
 
 The _smtp._tls record comes from the datagrams ("pr"): the daemons' DNS
 is silent, so the sender uses the captured record (SPEC C3). Skipped
@@ -368,6 +376,123 @@ ok(len(rows) == 2 and all(x["status"] == "sent" and
                           x["report-id"] == ids.get(x["destination"][7:])
                           for x in rows),
    "4: the tool lists both deliveries sent with their report-ids", rows)
+
+# --- 6. the sender deletes finished days past the retention (30 days) -------
+# Days written as if long ago; the clock stays one day after day0.
+KEEP = 30
+
+
+def old_day(day, dom, state, dlv_status=None, due=0):
+    sql = ("INSERT INTO tlsrpt_days (day, closed) VALUES (%d, true) "
+           "ON CONFLICT DO NOTHING;"
+           "INSERT INTO tlsrpt_domains (day, domain, record, state, due) "
+           "VALUES (%d, '%s', 'v=TLSRPTv1; rua=mailto:x@reports.example', "
+           "%d, %d);"
+           "INSERT INTO tlsrpt_policies (day, domain, policy, total, failure)"
+           " VALUES (%d, '%s', '{}', 5, 1);"
+           "INSERT INTO tlsrpt_failures (day, domain, policy, detail, count)"
+           " VALUES (%d, '%s', '{}', '{}', 1);"
+           % (day, day, dom, state, due, day, dom, day, dom))
+    if dlv_status is not None:
+        sql += ("INSERT INTO tlsrpt_deliveries (day, domain, dest, "
+                "report_id, status, tries, first_try, next_try) VALUES "
+                "(%d, '%s', 'mailto:x@reports.example', 'id', %d, 1, %d, "
+                "%d);" % (day, dom, dlv_status, day + DAY, due))
+    pg.psql(sql)
+
+
+far = day0 + 100 * DAY      # never due within this test
+old = day0 - 40 * DAY
+old_day(old, "old-sent.example", 2, 2)
+old_day(old, "old-gaveup.example", 2, 3)
+old_day(old, "old-norecord.example", 3)
+old_day(old, "old-late.example", 0)       # counts pushed 40 days late
+old_day(old - DAY, "old-waiting.example", 1, 1, far)
+old_day(day0 - (KEEP + 1) * DAY, "past-keep.example", 2, 2)
+old_day(day0 - (KEEP - 1) * DAY, "within-keep.example", 2, 2)
+pg.psql("INSERT INTO tlsrpt_days (day, closed) VALUES (%d, true);"
+        "INSERT INTO tlsrpt_counters (day, name, value) VALUES "
+        "(%d, 'malformed', 7), (%d, 'malformed', 8)"
+        % (old - 2 * DAY, old - 2 * DAY, old))
+
+
+def domains_left():
+    return pg.psql("SELECT domain FROM tlsrpt_domains ORDER BY domain"
+                   ).splitlines()
+
+
+kept = sorted(["old-waiting.example", "within-keep.example"] + list(DOMS))
+start(a, off)
+got, _ = pgworld.wait_for(domains_left, kept, 30)
+is_eq(got, kept, "6: the sender deleted the finished days older than %d "
+      "days (sent, given up, no record); a recent day and an old one still "
+      "waiting for delivery are kept" % KEEP)
+a.stop()
+for t in ("tlsrpt_policies", "tlsrpt_failures", "tlsrpt_deliveries"):
+    left = pg.psql("SELECT count(*) FROM %s WHERE domain IN ("
+                   "'old-sent.example', 'old-gaveup.example', "
+                   "'old-norecord.example', 'past-keep.example')" % t)
+    is_eq(left, "0", "6: no %s rows of the deleted reports left" % t)
+days = pg.psql("SELECT day FROM tlsrpt_days WHERE day < %d ORDER BY day"
+               % day0).splitlines()
+is_eq(days, [str(old - DAY), str(day0 - (KEEP - 1) * DAY)],
+      "6: the old days emptied (and the one with only counters) deleted, "
+      "the one still waiting and the recent one kept")
+is_eq(pg.psql("SELECT count(*) FROM tlsrpt_counters WHERE day < %d"
+              % (day0 - KEEP * DAY)), "0",
+      "6: the deleted days' counters went with them")
+is_eq(pg.psql("SELECT status FROM tlsrpt_deliveries WHERE domain = "
+              "'old-waiting.example'"), "1",
+      "6: the old report still waiting for its retry is untouched")
+is_eq(files("sent.A.x@") + files("held.A.x@"), [],
+      "6: the counts pushed 40 days late were deleted, not sent")
+
+# --- 7. "report send" on a host that does not send ---------------------------
+# A alone takes the sender's lock; B, started after, does not send. A
+# report of two days ago waits for a retry hours away: "report send" on B
+# hands it to A through the database, and only A sends it.
+def lock_held():
+    return pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = "
+                   "'advisory' AND objid = 1414288210 AND granted")
+
+
+start(a, off)
+is_eq(pgworld.wait_for(lock_held, "1", 30)[0], "1",
+      "7: A holds the sender's lock")
+start(b, off)
+R = day0 - 2 * DAY
+pg.psql("INSERT INTO tlsrpt_days (day, closed) VALUES (%d, true);"
+        "INSERT INTO tlsrpt_domains (day, domain, record, state) VALUES "
+        "(%d, 'resend.example', 'v=TLSRPTv1; rua=mailto:resend@reports."
+        "example', 2);"
+        "INSERT INTO tlsrpt_policies (day, domain, policy, total, failure) "
+        "SELECT %d, 'resend.example', policy, 4, 1 FROM tlsrpt_policies "
+        "WHERE day = %d ORDER BY domain, policy LIMIT 1;"
+        "INSERT INTO tlsrpt_deliveries (day, domain, dest, report_id, "
+        "status, tries, first_try, next_try) VALUES (%d, 'resend.example',"
+        " 'mailto:resend@reports.example', 'x', 1, 1, %d, %d)"
+        % (R, R, R, day0, R, now() - 60, now() + 7200))
+RS = time.strftime("%Y-%m-%d", time.gmtime(R))
+rc, out, err = b.tool("report", "send", "--day", RS, "--domain",
+                      "resend.example")
+ok(rc == 0 and "handed over" in out and "does not send" in out,
+   "7: on B the tool says the report was handed to the sending host",
+   (rc, out, err))
+
+
+def resent():
+    return len(files("sent.A.resend@")) + len(files("sent.B.resend@"))
+
+
+got, _ = pgworld.wait_for(resent, 1, 30)
+time.sleep(3)
+is_eq((len(files("sent.A.resend@")), len(files("sent.B.resend@"))), (1, 0),
+      "7: the report went once, from A (the sender), none from B")
+is_eq(pg.psql("SELECT status, tries FROM tlsrpt_deliveries WHERE domain = "
+              "'resend.example'"), "2|2",
+      "7: the shared delivery state says sent, on the second try")
+a.stop()
+b.stop()
 
 # --- 5. refusals stop the start; an outage does not ----------------------------
 
