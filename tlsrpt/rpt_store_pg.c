@@ -873,6 +873,8 @@ rpt_pg_is_sender(const struct rpt_pg *pg)
 	       PQstatus(pg->main.conn) == CONNECTION_OK;
 }
 
+/* One bounded step of the clean-up. */
+#define RPG_PRUNE_LIMIT " LIMIT " RPG_STR(LIM_RPT_PG_PRUNE_BATCH)
 /* Finished (day, domain) rows past the retention: done or without a
  * record, no try of theirs pending or failed (such a try ends sent or
  * given up within the retry window, then the row goes); and open ones,
@@ -883,31 +885,24 @@ static const char sql_prune_domains[] =
     "  WHERE day < $1::bigint AND state IN (0, 2, 3) AND NOT EXISTS ("
     "  SELECT 1 FROM tlsrpt_deliveries x WHERE x.day = d.day"
     "  AND x.domain = d.domain AND x.status IN (0, 1))"
-    "  ORDER BY day, domain LIMIT " RPG_STR(
-	LIM_RPT_PG_PRUNE_BATCH) "),"
-				" p AS (DELETE FROM tlsrpt_policies t USING v"
-				"  WHERE t.day = v.day AND t.domain = "
-				"v.domain),"
-				" f AS (DELETE FROM tlsrpt_failures t USING v"
-				"  WHERE t.day = v.day AND t.domain = "
-				"v.domain),"
-				" x AS (DELETE FROM tlsrpt_deliveries t USING v"
-				"  WHERE t.day = v.day AND t.domain = v.domain)"
-				" DELETE FROM tlsrpt_domains t USING v"
-				"  WHERE t.day = v.day AND t.domain = v.domain";
+    "  ORDER BY day, domain" RPG_PRUNE_LIMIT "),"
+    " p AS (DELETE FROM tlsrpt_policies t USING v"
+    "  WHERE t.day = v.day AND t.domain = v.domain),"
+    " f AS (DELETE FROM tlsrpt_failures t USING v"
+    "  WHERE t.day = v.day AND t.domain = v.domain),"
+    " x AS (DELETE FROM tlsrpt_deliveries t USING v"
+    "  WHERE t.day = v.day AND t.domain = v.domain)"
+    " DELETE FROM tlsrpt_domains t USING v"
+    "  WHERE t.day = v.day AND t.domain = v.domain";
 
 /* Closed days past the retention with no domain left: their counters and
  * the day itself. */
 static const char sql_prune_days[] =
     "WITH y AS (SELECT day FROM tlsrpt_days t WHERE day < $1::bigint"
     "  AND closed AND NOT EXISTS (SELECT 1 FROM tlsrpt_domains d"
-    "  WHERE d.day = t.day) ORDER BY day"
-    "  LIMIT " RPG_STR(
-	LIM_RPT_PG_PRUNE_BATCH) "),"
-				" c AS (DELETE FROM tlsrpt_counters t USING y "
-				"WHERE t.day = y.day)"
-				" DELETE FROM tlsrpt_days t USING y WHERE "
-				"t.day = y.day";
+    "  WHERE d.day = t.day) ORDER BY day" RPG_PRUNE_LIMIT "),"
+    " c AS (DELETE FROM tlsrpt_counters t USING y WHERE t.day = y.day)"
+    " DELETE FROM tlsrpt_days t USING y WHERE t.day = y.day";
 
 /* The sender's clean-up: one bounded step of each, 0 or -1. */
 static int
