@@ -541,6 +541,8 @@ fail:
 	return NULL;
 }
 
+static void jobs_free(struct cache *c);
+
 static void
 free_list(struct rec *r)
 {
@@ -574,6 +576,7 @@ cache_close(struct cache *c)
 	free(c->loose);
 	free(c->reads);
 	free(c->done);
+	jobs_free(c);
 	free(c->buckets);
 	free(c->path);
 	free(c);
@@ -1102,6 +1105,31 @@ cache_retry_writes(struct cache *c)
 	return c->pending.n > 0 ? CACHE_DEFERRED : CACHE_OK;
 }
 
+/* The store has (or is about to have) no learned row of DOMAIN: remember
+ * that (a negative record, or one with only the pin, which flush keeps).
+ * A change still waiting for the store goes too: it was deleted. A record
+ * that does not know whether a pin is stored (partial), or none, leaves
+ * the index so: the next lookup reads. */
+static void
+deleted(struct cache *c, const char *domain, size_t len, uint32_t hash)
+{
+	struct rec *r = cache_index_find(c, domain, len, hash);
+	struct cache_pin pin;
+	struct rec *nr = NULL;
+
+	if (r == NULL)
+		return;
+	if (r->has_pin)
+		cache_rec_get_pin(r, &pin);
+	if (c->max > 0 && !(r->flags & REC_PARTIAL))
+		nr = cache_rec_new(domain, len, hash, NULL, NULL,
+				   r->has_pin ? &pin : NULL);
+	cache_index_unlink(c, r);
+	free(r);
+	if (nr != NULL)
+		cache_index_insert(c, nr);
+}
+
 enum cache_err
 cache_delete(struct cache *c, const char *domain)
 {
@@ -1109,7 +1137,6 @@ cache_delete(struct cache *c, const char *domain)
 	size_t len;
 	uint32_t hash;
 	int changes = 0;
-	struct rec *r;
 
 	if (c->loose != NULL)
 		cache_loose_free(c);
@@ -1134,27 +1161,7 @@ cache_delete(struct cache *c, const char *domain)
 		return dberr(c);
 	}
 forget:
-	/* The store now has no learned row: remember that (a negative
-	 * record, or one with only the pin, which flush keeps). A change
-	 * still waiting for the store goes too: it was deleted. A record
-	 * that does not know whether a pin is stored (partial), or none,
-	 * leaves the index so: the next lookup reads. */
-	r = cache_index_find(c, domain, len, hash);
-	if (r != NULL) {
-		struct cache_pin pin;
-		struct rec *nr = NULL;
-		int known = !(r->flags & REC_PARTIAL);
-
-		if (r->has_pin)
-			cache_rec_get_pin(r, &pin);
-		if (c->max > 0 && known)
-			nr = cache_rec_new(domain, len, hash, NULL, NULL,
-					   r->has_pin ? &pin : NULL);
-		cache_index_unlink(c, r);
-		free(r);
-		if (nr != NULL)
-			cache_index_insert(c, nr);
-	}
+	deleted(c, domain, len, hash);
 	return changes > 0 ? CACHE_OK : CACHE_NOTFOUND;
 }
 
@@ -1776,6 +1783,238 @@ reads_deliver(struct cache *c)
 	c->ndone = 0;
 }
 
+/* ---- the operator's commands, on the loop ---- */
+
+struct cache_job {
+	struct cache_job *next;
+	struct cache *c;
+	enum cache_job_kind kind;
+	int sent, cancelled;
+	long max;
+	char domain[LIM_DOMAIN_MAX + 1];
+	struct cache_pin pin; /* PIN: the answer is owned */
+	cache_job_done_fn *done;
+	void *arg;
+};
+
+static void
+job_free(struct cache_job *j)
+{
+	free(j->pin.answer);
+	free(j);
+}
+
+/* At close: the jobs go without their callbacks (the loop is ending). */
+static void
+jobs_free(struct cache *c)
+{
+	struct cache_job *j, *next;
+
+	for (j = c->jobs; j != NULL; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	c->jobs = NULL;
+	c->njobs = 0;
+}
+
+int
+cache_jobs_async(const struct cache *c)
+{
+	return c->async && cache_pg_online(c->pg);
+}
+
+int
+cache_in_memory(struct cache *c, const char *domain)
+{
+	uint32_t hash;
+	size_t len = cache_domain_hash(domain, &hash);
+
+	if (c->loose != NULL)
+		cache_loose_free(c);
+	return len > 0 && len <= LIM_DOMAIN_MAX &&
+	       cache_index_find(c, domain, len, hash) != NULL;
+}
+
+struct cache_job *
+cache_job_start(struct cache *c, enum cache_job_kind kind, const char *domain,
+		const struct cache_pin *pin, long max, cache_job_done_fn *done,
+		void *arg)
+{
+	struct cache_job *j;
+	const char *why;
+	size_t len = 0, pinlen;
+	uint32_t hash = 0;
+
+	if (c->loose != NULL)
+		cache_loose_free(c);
+	if (kind != CACHE_JOB_LIST &&
+	    check_domain(domain, &len, &hash) != CACHE_OK) {
+		set_errx(c, "%s", "bad domain");
+		return NULL;
+	}
+	if (kind == CACHE_JOB_PIN &&
+	    (pin == NULL || cache_pin_check(pin, &pinlen, &why) < 0)) {
+		set_errx(c, "put pin: %s", pin == NULL ? "no pin" : why);
+		return NULL;
+	}
+	if (c->njobs >= LIM_PG_JOBS) {
+		set_errx(c,
+			 "%d commands wait for the shared store already; "
+			 "try again in a moment",
+			 c->njobs);
+		return NULL;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		set_errx(c, "%s", "out of memory");
+		return NULL;
+	}
+	j->c = c;
+	j->kind = kind;
+	j->max = max;
+	j->done = done;
+	j->arg = arg;
+	if (kind != CACHE_JOB_LIST)
+		memcpy(j->domain, domain, len + 1);
+	if (kind == CACHE_JOB_PIN) {
+		j->pin = *pin;
+		j->pin.answer = NULL;
+		if (!pin->exempt && pin->answer != NULL &&
+		    (j->pin.answer = strdup(pin->answer)) == NULL) {
+			free(j);
+			set_errx(c, "%s", "out of memory");
+			return NULL;
+		}
+	}
+	/* A flush applies in memory at once, as cache_delete(): what the
+	 * loop learns from now on is newer than the rows the DELETE
+	 * removes (one connection: it runs after any write in flight). */
+	if (kind == CACHE_JOB_DELETE)
+		deleted(c, domain, len, hash);
+	if (c->jobs == NULL)
+		c->jobs_tail = &c->jobs;
+	*c->jobs_tail = j;
+	c->jobs_tail = &j->next;
+	c->njobs++;
+	if (c->wake != NULL)
+		c->wake(c->wake_arg);
+	return j;
+}
+
+void
+cache_job_cancel(struct cache_job *j)
+{
+	struct cache *c = j->c;
+	struct cache_job **pp;
+
+	if (j->sent) {
+		j->cancelled = 1;
+		return;
+	}
+	for (pp = &c->jobs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			if (c->jobs_tail == &j->next)
+				c->jobs_tail = pp;
+			c->njobs--;
+			break;
+		}
+	job_free(j);
+}
+
+enum cache_err
+cache_job_rows(struct cache_job *j,
+	       int (*fn)(const struct cache_entry *e, void *arg), void *arg)
+{
+	enum cache_err e;
+
+	if (!j->sent ||
+	    (j->kind != CACHE_JOB_SHOW && j->kind != CACHE_JOB_LIST))
+		return CACHE_EINVAL;
+	if ((e = cache_pg_job_rows(j->c->pg, fn, arg)) == CACHE_EDB)
+		dberr(j->c);
+	return e;
+}
+
+/* Take the head job off the queue. */
+static struct cache_job *
+job_pop(struct cache *c)
+{
+	struct cache_job *j = c->jobs;
+
+	if ((c->jobs = j->next) == NULL)
+		c->jobs_tail = &c->jobs;
+	c->njobs--;
+	return j;
+}
+
+/* Send the head job. */
+static void
+job_send(struct cache *c)
+{
+	struct cache_job *j = c->jobs;
+
+	c->op_deadline = pq_ms() + LIM_PG_IO_MS;
+	if (cache_pg_job_send(c->pg, (int)j->kind, j->domain, &j->pin,
+			      j->max) == 0) {
+		j->sent = 1;
+		c->stats.async_jobs++;
+		return;
+	}
+	/* Unsent: it ends now, as if the store had failed. */
+	dberr(c);
+	job_pop(c);
+	if (!j->cancelled)
+		j->done(j, CACHE_EDB, j->arg);
+	job_free(j);
+	if (c->wake != NULL)
+		c->wake(c->wake_arg);
+}
+
+/* cache_io(): the job in flight ended (RC < 0: it failed). Memory
+ * follows what the store took, then the caller is told. */
+static void
+job_ended(struct cache *c, int rc)
+{
+	struct cache_job *j = job_pop(c);
+	long n = rc == 0 ? cache_pg_job_count(c->pg) : -1;
+	enum cache_err e = CACHE_OK;
+	uint32_t hash;
+	size_t len = cache_domain_hash(j->domain, &hash);
+
+	if (n < 0)
+		e = cache_pg_online(c->pg) ? dberr(c) : CACHE_EOFFLINE;
+	else if (j->kind == CACHE_JOB_PIN)
+		index_set(c, j->domain, len, hash, NULL, NULL, &j->pin, 0, 0,
+			  0);
+	else if (j->kind == CACHE_JOB_UNPIN)
+		index_set(c, j->domain, len, hash, NULL, NULL, NULL, 1, 0, 0);
+	if (e == CACHE_EOFFLINE)
+		dberr(c);
+	if (e == CACHE_OK &&
+	    (j->kind == CACHE_JOB_DELETE || j->kind == CACHE_JOB_UNPIN) &&
+	    n == 0)
+		e = CACHE_NOTFOUND;
+	if (!j->cancelled)
+		j->done(j, e, j->arg);
+	job_free(j);
+}
+
+/* The store went down: the jobs not sent end, unsent. */
+static void
+jobs_offline(struct cache *c)
+{
+	struct cache_job *j;
+
+	while (c->jobs != NULL && !c->jobs->sent) {
+		j = job_pop(c);
+		dberr(c);
+		if (!j->cancelled)
+			j->done(j, CACHE_EOFFLINE, j->arg);
+		job_free(j);
+	}
+}
+
 void
 cache_io_retry(struct cache *c)
 {
@@ -1813,9 +2052,13 @@ cache_io_start(struct cache *c)
 
 	if (!c->async || !cache_pg_idle(c->pg))
 		return;
-	/* Clients wait for reads: they go first. */
+	/* Clients wait for reads: they go first; then the operator. */
 	if (c->nreads > 0) {
 		read_send(c);
+		return;
+	}
+	if (c->jobs != NULL) {
+		job_send(c);
 		return;
 	}
 	c->op_deadline = pq_ms() + LIM_PG_IO_MS;
@@ -1850,6 +2093,8 @@ cache_io(struct cache *c, int timed_out)
 	/* The store went down: nothing that waits will be sent. */
 	if (!cache_pg_online(c->pg) && c->nreads > c->nsent)
 		reads_expire(c, LLONG_MAX);
+	if (!cache_pg_online(c->pg))
+		jobs_offline(c);
 	reads_deliver(c);
 	return rc;
 }
@@ -1884,6 +2129,8 @@ io_ended(struct cache *c)
 		c->writes_held = rc < 0;
 	} else if (cache_pg_read_ended(c->pg))
 		read_ended(c, rc);
+	else if (cache_pg_job_ended(c->pg))
+		job_ended(c, rc);
 	else if (c->poll_wanted) {
 		more = rc < 0 ? -1 : cache_pg_poll_take(c->pg, poll_apply, c);
 		if (more < 0 && rc == 0) {

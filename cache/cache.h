@@ -216,6 +216,51 @@ int cache_io_busy(const struct cache *c);
  * when it cannot even start); after a cache_io() call this returns 1 once
  * the attempt ended, with *E what cache_reconnect() would have returned. */
 int cache_io_connected(struct cache *c, enum cache_err *e);
+/*
+ * The operator's commands (flush, pin, unpin, show, list) on a shared
+ * store on the loop, without waiting for it (the admin socket, issue 13):
+ * cache_job_start() queues the command and returns at once; the loop
+ * sends it on the store's connection after the reads clients wait for
+ * and before the write batches, and calls DONE(JOB, E, ARG) from
+ * cache_io() when it ended. The job is freed after DONE returns.
+ * cache_jobs_async() says whether to use them: 1 for a PostgreSQL store
+ * on the loop that is connected; otherwise the synchronous calls below
+ * answer at once (SQLite, or a store that is down and fails at once).
+ *
+ * DELETE, as cache_delete(): memory forgets the domain at the start; E is
+ * CACHE_OK (rows were deleted) or CACHE_NOTFOUND. PIN (PIN copied), as
+ * cache_put_pin(), and UNPIN, as cache_unpin() (CACHE_NOTFOUND: none
+ * was set): memory follows once the store took it. SHOW: DOMAIN's rows
+ * (CACHE_OK; call cache_job_rows() inside DONE); use it only when
+ * cache_in_memory() is 0. LIST: at most MAX stored domains in name order,
+ * through cache_job_rows() inside DONE. E is CACHE_EDB when the store
+ * refused or failed (cache_errmsg()), CACHE_EOFFLINE when it went down
+ * first. cache_job_start() returns NULL when the command cannot be
+ * queued (LIM_PG_JOBS wait; a bad name): cache_errmsg() says why.
+ * cache_job_cancel(): DONE is never called (the client went away); a job
+ * in flight still runs to its end and changes memory as it would.
+ */
+enum cache_job_kind {
+	CACHE_JOB_DELETE = 0,
+	CACHE_JOB_PIN,
+	CACHE_JOB_UNPIN,
+	CACHE_JOB_SHOW,
+	CACHE_JOB_LIST,
+};
+struct cache_job;
+typedef void cache_job_done_fn(struct cache_job *job, enum cache_err e,
+			       void *arg);
+int cache_jobs_async(const struct cache *c);
+int cache_in_memory(struct cache *c, const char *domain);
+struct cache_job *cache_job_start(struct cache *c, enum cache_job_kind kind,
+				  const char *domain,
+				  const struct cache_pin *pin, long max,
+				  cache_job_done_fn *done, void *arg);
+void cache_job_cancel(struct cache_job *job);
+enum cache_err cache_job_rows(struct cache_job *job,
+			      int (*fn)(const struct cache_entry *e, void *arg),
+			      void *arg);
+
 /* Checkpoint and close; cache_close(NULL) does nothing. */
 void cache_close(struct cache *c);
 /* Change the memory index bound (SIGHUP); evicts down to it. */
@@ -319,6 +364,7 @@ struct cache_stats {
 	unsigned long long polls, polled_updates;
 	unsigned long long async_writes; /* halves written by cache_io() */
 	unsigned long long async_reads;	 /* domains read by cache_io() */
+	unsigned long long async_jobs;	 /* operator's commands it ran */
 	long entries, pending;
 };
 void cache_get_stats(const struct cache *c, struct cache_stats *st);

@@ -121,6 +121,10 @@ struct cache {
 	int nreads, nsent, ndone;
 	void (*read_done)(const char *domain, enum cache_err e, void *arg);
 	void *read_arg;
+	/* The operator's commands waiting on the loop (cache_job_start()),
+	 * oldest first; the head is in flight when its SENT is set. */
+	struct cache_job *jobs, **jobs_tail;
+	int njobs;
 	/* A flush on another host, seen by the poll (poll_flushed()). */
 	void (*forgotten)(const char *domain, void *arg);
 	void *forgotten_arg;

@@ -105,9 +105,24 @@ enum pg_op {
 	OP_WRITE,   /* a pipeline of upserts, cache_pg_batch_send() */
 	OP_POLL,    /* one page of the poll, cache_pg_poll_send() */
 	OP_READ,    /* domains not in memory, cache_pg_read_send() */
+	OP_JOB,	    /* an operator's command, cache_pg_job_send() */
 	OP_CONNECT, /* a new connection, cache_pg_connect_start() */
 	OP_DONE,    /* finished: results wait for cache_pg_io()'s caller */
 };
+
+/* What each operator's command does, for its error message. */
+static const char *const job_what[] = {
+    [CACHE_JOB_DELETE] = "cannot delete",
+    [CACHE_JOB_PIN] = "cannot store the pin",
+    [CACHE_JOB_UNPIN] = "cannot remove the pin",
+    [CACHE_JOB_SHOW] = "cannot read the domain's rows",
+    [CACHE_JOB_LIST] = "cannot list",
+};
+
+/* A query in flight on the connection (not a connection attempt). */
+#define OP_QUERY(op)                                                           \
+	((op) == OP_WRITE || (op) == OP_POLL || (op) == OP_READ ||             \
+	 (op) == OP_JOB)
 
 /* Flushes the poll passed on (domain and stamp): a cycle starts a little
  * before the newest stamp seen, so it reads the last ones again, and a
@@ -144,6 +159,7 @@ struct cache_pg {
 	struct pg_item *items;
 	int nitems, nresults;
 	int nread;	    /* domains in the read in flight */
+	int job;	    /* the operator's command in flight (OP_JOB) */
 	PGresult *poll_res; /* the rows of a poll page or of a read */
 	char *read_arr;	    /* the read's domains as a text[] literal */
 	long connect_ms;
@@ -203,7 +219,7 @@ pg_drop(struct cache_pg *p, const char *why)
 	p->down = 1;
 	p->in_tx = 0;
 	p->in_cycle = 0;
-	if (p->op == OP_WRITE || p->op == OP_POLL || p->op == OP_READ) {
+	if (OP_QUERY(p->op)) {
 		/* Whether a batch in flight committed is unknown: it is
 		 * sent again (the upserts are conditional, so twice is
 		 * harmless). */
@@ -359,7 +375,7 @@ pg_reopen(struct cache_pg *p)
 static int
 pg_ready(struct cache_pg *p)
 {
-	if (p->op == OP_WRITE || p->op == OP_POLL || p->op == OP_READ)
+	if (OP_QUERY(p->op))
 		pg_settle(p);
 	if (!p->down && PQstatus(p->conn) == CONNECTION_OK)
 		return 0;
@@ -474,11 +490,15 @@ pg_collect(struct cache_pg *p)
 			continue;
 		}
 		p->nresults++;
-		if (st == PGRES_TUPLES_OK && p->poll_res == NULL) {
+		if ((st == PGRES_TUPLES_OK ||
+		     (p->op == OP_JOB && st == PGRES_COMMAND_OK)) &&
+		    p->poll_res == NULL) {
 			p->poll_res = res;
 			continue;
 		}
-		if (!p->op_failed)
+		if (!p->op_failed && p->op == OP_JOB)
+			pg_fail(p, "%s: %s", job_what[p->job], pg_primary(res));
+		else if (!p->op_failed)
 			pg_fail(p, "%s",
 				p->op == OP_READ
 				    ? "cannot read the rows of "
@@ -496,8 +516,7 @@ pg_settle(struct cache_pg *p)
 {
 	long long deadline = pq_ms() + PG_CALL_MS;
 
-	while ((p->op == OP_WRITE || p->op == OP_POLL || p->op == OP_READ) &&
-	       pg_collect(p) == 0)
+	while (OP_QUERY(p->op) && pg_collect(p) == 0)
 		if (pg_wait(p, deadline) < 0)
 			break;
 }
@@ -510,8 +529,7 @@ cache_pg_fd(struct cache_pg *p, int *want_write)
 		*want_write = p->connect_st == PGRES_POLLING_WRITING;
 		return PQsocket(p->conn);
 	}
-	if ((p->op != OP_WRITE && p->op != OP_POLL && p->op != OP_READ) ||
-	    p->conn == NULL)
+	if (!OP_QUERY(p->op) || p->conn == NULL)
 		return -1;
 	*want_write = PQflush(p->conn) == 1;
 	return PQsocket(p->conn);
@@ -1394,6 +1412,63 @@ cache_pg_rollback(struct cache_pg *p)
 	p->in_tx = 0;
 }
 
+/* The operator's commands, shared by the synchronous calls (the
+ * command-line tool) and the jobs (the daemon's loop). */
+
+/* A flush: both learned rows go, and a marker the other hosts' polls read
+ * (cache_pg.h); markers older than the pin tombstones go in the same
+ * statement, so the table stays small. The number of rows deleted. */
+static const char sql_delete[] =
+    "WITH s AS (DELETE FROM sts_policy WHERE domain = $1"
+    " RETURNING 1), v AS (DELETE FROM dane_verdict"
+    " WHERE domain = $1 RETURNING 1),"
+    " o AS (DELETE FROM flushed WHERE domain <> $1 AND changed <"
+    " now() - interval '" PG_TOMBSTONE_AGE "'),"
+    " f AS (INSERT INTO flushed (domain) VALUES ($1)"
+    " ON CONFLICT (domain) DO UPDATE SET changed = now())"
+    " SELECT (SELECT count(*) FROM s) + (SELECT count(*)"
+    " FROM v)";
+
+/* The operator's last word wins: no condition. */
+static const char sql_put_pin[] =
+    "INSERT INTO pin (domain, exempt, answer, pinned_at, deleted) "
+    "VALUES ($1, $2, $3, $4, false) "
+    "ON CONFLICT (domain) DO UPDATE SET exempt = excluded.exempt,"
+    " answer = excluded.answer, pinned_at = excluded.pinned_at,"
+    " deleted = false";
+
+/* A tombstone, not a DELETE: the other hosts' polls read it. Old
+ * tombstones go in the same statement (other rows than the one updated),
+ * so the table holds few of them. */
+static const char sql_unpin[] =
+    "WITH old AS (DELETE FROM pin WHERE deleted AND changed <"
+    " now() - interval '" PG_TOMBSTONE_AGE "')"
+    " UPDATE pin SET deleted = true WHERE domain = $1 AND NOT deleted";
+
+/* Every stored domain in name order ($1: at most that many, or NULL). */
+static const char sql_list[] =
+    "SELECT k.d, " ROW_COLUMNS "FROM (SELECT domain AS d FROM "
+    "sts_policy UNION SELECT domain FROM dane_verdict UNION SELECT "
+    "domain FROM pin WHERE NOT deleted) AS k " ROW_JOIN
+    " ORDER BY k.d LIMIT $1::bigint";
+
+/* One domain's rows, as a read does. */
+static const char sql_show[] =
+    "SELECT k.d, " ROW_COLUMNS "FROM (SELECT $1::text AS d) AS k " ROW_JOIN;
+
+/* The parameters of a pin (V[4]; NUM holds the numbers). */
+static void
+pin_params(const char *domain, const struct cache_pin *pin, char num[2][24],
+	   const char *v[4])
+{
+	snprintf(num[0], 24, "%d", pin->exempt ? 1 : 0);
+	snprintf(num[1], 24, "%" PRId64, (int64_t)pin->pinned_at);
+	v[0] = domain;
+	v[1] = num[0];
+	v[2] = pin->exempt || pin->answer == NULL ? "" : pin->answer;
+	v[3] = num[1];
+}
+
 int
 cache_pg_delete(struct cache_pg *p, const char *domain)
 {
@@ -1403,15 +1478,7 @@ cache_pg_delete(struct cache_pg *p, const char *domain)
 	if (pg_ready(p) < 0)
 		return -1;
 	p->wgen++;
-	res = pg_exec(p, "cannot delete",
-		      "WITH s AS (DELETE FROM sts_policy WHERE domain = $1"
-		      " RETURNING 1), v AS (DELETE FROM dane_verdict"
-		      " WHERE domain = $1 RETURNING 1),"
-		      " f AS (INSERT INTO flushed (domain) VALUES ($1)"
-		      " ON CONFLICT (domain) DO UPDATE SET changed = now())"
-		      " SELECT (SELECT count(*) FROM s) + (SELECT count(*)"
-		      " FROM v)",
-		      1, &domain);
+	res = pg_exec(p, job_what[CACHE_JOB_DELETE], sql_delete, 1, &domain);
 	if (res == NULL)
 		return -1;
 	n = (int)col_ll(res, 0, 0);
@@ -1423,61 +1490,34 @@ int
 cache_pg_put_pin(struct cache_pg *p, const char *domain,
 		 const struct cache_pin *pin)
 {
-	/* The operator's last word wins: no condition. */
-	static const char sql[] =
-	    "INSERT INTO pin (domain, exempt, answer, pinned_at, deleted) "
-	    "VALUES ($1, $2, $3, $4, false) "
-	    "ON CONFLICT (domain) DO UPDATE SET exempt = excluded.exempt,"
-	    " answer = excluded.answer, pinned_at = excluded.pinned_at,"
-	    " deleted = false";
 	char num[2][24];
 	const char *v[4];
 
-	snprintf(num[0], sizeof(num[0]), "%d", pin->exempt ? 1 : 0);
-	snprintf(num[1], sizeof(num[1]), "%" PRId64, (int64_t)pin->pinned_at);
-	v[0] = domain;
-	v[1] = num[0];
-	v[2] = pin->exempt || pin->answer == NULL ? "" : pin->answer;
-	v[3] = num[1];
-	return pg_upsert(p, "cannot store the pin", sql, 4, v) < 0 ? -1 : 0;
+	pin_params(domain, pin, num, v);
+	return pg_upsert(p, job_what[CACHE_JOB_PIN], sql_put_pin, 4, v) < 0 ? -1
+									    : 0;
 }
 
 int
 cache_pg_unpin(struct cache_pg *p, const char *domain)
 {
-	/* A tombstone, not a DELETE: the other hosts' polls read it. Old
-	 * tombstones go in the same statement (other rows than the one
-	 * updated), so the table holds few of them. */
-	static const char sql[] =
-	    "WITH old AS (DELETE FROM pin WHERE deleted AND changed <"
-	    " now() - interval '" PG_TOMBSTONE_AGE "')"
-	    " UPDATE pin SET deleted = true WHERE domain = $1 AND NOT deleted";
-
-	return pg_upsert(p, "cannot remove the pin", sql, 1, &domain);
+	return pg_upsert(p, job_what[CACHE_JOB_UNPIN], sql_unpin, 1, &domain);
 }
 
-enum cache_err
-cache_pg_foreach(struct cache_pg *p,
-		 int (*fn)(const struct cache_entry *e, void *arg), void *arg)
+/* Rows of RES (the domain in column 0, then ROW_COLUMNS) to FN until it
+ * returns non-zero. */
+static enum cache_err
+rows_each(struct cache_pg *p, const PGresult *res,
+	  int (*fn)(const struct cache_entry *e, void *arg), void *arg)
 {
-	static const char sql[] =
-	    "SELECT k.d, " ROW_COLUMNS "FROM (SELECT domain AS d FROM "
-	    "sts_policy UNION SELECT domain FROM dane_verdict UNION SELECT "
-	    "domain FROM pin WHERE NOT deleted) AS k " ROW_JOIN " ORDER BY k.d";
 	struct cache_entry *e;
-	PGresult *res;
 	const char *why = NULL;
 	enum cache_err err = CACHE_OK;
 	int i;
 
-	if (pg_ready(p) < 0 ||
-	    (res = pg_exec(p, "cannot list", sql, 0, NULL)) == NULL)
-		return CACHE_EDB;
-	/* Its own entry and result, so FN may look up meanwhile. */
-	if ((e = malloc(sizeof(*e))) == NULL) {
-		PQclear(res);
+	/* Its own entry, so FN may look up meanwhile. */
+	if ((e = malloc(sizeof(*e))) == NULL)
 		return CACHE_ENOMEM;
-	}
 	for (i = 0; i < PQntuples(res); i++) {
 		if (col_copy(res, i, 0, e->domain, sizeof(e->domain)) < 0) {
 			pg_fail(p, "%s", "list: stored domain too long");
@@ -1497,8 +1537,102 @@ cache_pg_foreach(struct cache_pg *p,
 			break;
 	}
 	free(e);
+	return err;
+}
+
+enum cache_err
+cache_pg_foreach(struct cache_pg *p,
+		 int (*fn)(const struct cache_entry *e, void *arg), void *arg)
+{
+	const char *v[1] = {NULL};
+	enum cache_err err;
+	PGresult *res;
+
+	if (pg_ready(p) < 0 || (res = pg_exec(p, job_what[CACHE_JOB_LIST],
+					      sql_list, 1, v)) == NULL)
+		return CACHE_EDB;
+	/* Its own result, so FN may look up meanwhile. */
+	err = rows_each(p, res, fn, arg);
 	PQclear(res);
 	return err;
+}
+
+int
+cache_pg_job_send(struct cache_pg *p, int kind, const char *domain,
+		  const struct cache_pin *pin, long max)
+{
+	char num[2][24];
+	const char *v[4];
+	const char *sql;
+	int n = 1;
+
+	if (!cache_pg_idle(p))
+		return -1;
+	v[0] = domain;
+	switch (kind) {
+	case CACHE_JOB_DELETE:
+		sql = sql_delete;
+		break;
+	case CACHE_JOB_PIN:
+		pin_params(domain, pin, num, v);
+		sql = sql_put_pin;
+		n = 4;
+		break;
+	case CACHE_JOB_UNPIN:
+		sql = sql_unpin;
+		break;
+	case CACHE_JOB_SHOW:
+		sql = sql_show;
+		break;
+	case CACHE_JOB_LIST:
+		snprintf(num[0], sizeof(num[0]), "%ld", max);
+		v[0] = num[0];
+		sql = sql_list;
+		break;
+	default:
+		return -1;
+	}
+	if (PQsendQueryParams(p->conn, sql, n, NULL, v, NULL, NULL, 0) != 1) {
+		pg_fail(p, "%s", job_what[kind]);
+		return -1;
+	}
+	/* A change the poll page read before it may predate (as the
+	 * synchronous writes). */
+	if (kind != CACHE_JOB_SHOW && kind != CACHE_JOB_LIST)
+		p->wgen++;
+	pg_op_start(p, OP_JOB);
+	p->job = kind;
+	return 0;
+}
+
+int
+cache_pg_job_ended(const struct cache_pg *p)
+{
+	return p->done_op == OP_JOB;
+}
+
+long
+cache_pg_job_count(const struct cache_pg *p)
+{
+	const PGresult *res = p->poll_res;
+
+	if (p->done_op != OP_JOB || p->op_failed || res == NULL)
+		return -1;
+	if (p->job == CACHE_JOB_DELETE)
+		return PQntuples(res) == 1 ? col_ll(res, 0, 0) : -1;
+	if (PQresultStatus(res) == PGRES_COMMAND_OK)
+		return strtol(PQcmdTuples((PGresult *)res), NULL, 10);
+	return PQntuples(res);
+}
+
+enum cache_err
+cache_pg_job_rows(struct cache_pg *p,
+		  int (*fn)(const struct cache_entry *e, void *arg), void *arg)
+{
+	if (p->done_op != OP_JOB || p->op_failed || p->poll_res == NULL ||
+	    PQresultStatus(p->poll_res) != PGRES_TUPLES_OK)
+		return CACHE_EDB;
+	return rows_each(p, p->poll_res, fn, arg);
 }
 
 /* One page of the poll: rows of any table changed after the key

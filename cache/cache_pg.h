@@ -5,18 +5,18 @@
  * daemons. cache/cache.c keeps its memory index in front and calls these
  * only where it would run SQLite statements.
  *
- * Two kinds of calls. The daemon's frequent ones, the writes and the
- * poll, are asynchronous (libpq's non-blocking API, a write batch as one
- * pipeline): the caller watches cache_pg_fd() on its loop and calls
- * cache_pg_io(); one call is in flight at a time. The others (a lookup of
- * a domain not in memory, the refresh walk, counts, the operator's
- * changes, everything the command-line tool does) are synchronous, each
- * bounded by our own deadline (PG_CALL_MS): a server that does not answer
- * at all (stopped, hung) costs that long once, then the handle is down,
- * every call fails at once, and cache_pg_connect() (from the daemon's
- * timer) brings it back. A synchronous call made while an asynchronous
- * one is in flight waits for that one first (bounded too); its results
- * still go to cache_pg_io()'s caller. A lost connection is re-opened by
+ * Two kinds of calls. The daemon's, on its loop, are asynchronous
+ * (libpq's non-blocking API): the writes (a batch as one pipeline), the
+ * poll, the reads of domains not in memory and the operator's commands;
+ * the caller watches cache_pg_fd() and calls cache_pg_io(); one call is
+ * in flight at a time. The others (the refresh walk, counts, everything
+ * the command-line tool does) are synchronous, each bounded by our own
+ * deadline (PG_CALL_MS): a server that does not answer at all (stopped,
+ * hung) costs that long once, then the handle is down, every call fails
+ * at once, and cache_pg_connect() (from the daemon's timer) brings it
+ * back. A synchronous call made while an asynchronous one is in flight
+ * waits for that one first (bounded too); its results still go to
+ * cache_pg_io()'s caller. A lost connection is re-opened by
  * the next synchronous call, once.
  */
 #ifndef CACHE_CACHE_PG_H
@@ -113,6 +113,20 @@ int cache_pg_read_take(struct cache_pg *p,
 		       void (*fn)(const struct cache_entry *e, const char *why,
 				  void *arg),
 		       void *arg);
+
+/* An operator's command (cache.h's jobs), sent: KIND a CACHE_JOB_ (cache.h),
+ * for DOMAIN (PIN: with PIN; LIST: DOMAIN unused, at most MAX rows). Once ended
+ * (cache_pg_job_ended()), cache_pg_job_count() is what the synchronous call
+ * would return (DELETE: rows deleted; UNPIN: 1 removed, 0 none; PIN: 1; SHOW,
+ * LIST: rows read), -1 when it failed; the rows of SHOW and LIST go to FN as
+ * cache_pg_foreach() passes them. */
+int cache_pg_job_send(struct cache_pg *p, int kind, const char *domain,
+		      const struct cache_pin *pin, long max);
+int cache_pg_job_ended(const struct cache_pg *p);
+long cache_pg_job_count(const struct cache_pg *p);
+enum cache_err
+cache_pg_job_rows(struct cache_pg *p,
+		  int (*fn)(const struct cache_entry *e, void *arg), void *arg);
 
 /* ---- synchronous calls ---- */
 

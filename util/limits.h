@@ -146,6 +146,11 @@
  * the unpin in memory until it evicts the domain or restarts. At most one
  * row per domain ever pinned, so the table stays bounded anyway. */
 #define LIM_PG_PIN_TOMBSTONE_DAYS 7
+/* The operator's commands on a shared store wait on the loop without
+ * holding it (cache.h's jobs): at most this many at a time; more are
+ * refused with a message. A flush marker (the `flushed` table) is kept as
+ * long as a pin tombstone, for the same reason. */
+#define LIM_PG_JOBS 64
 /* A PostgreSQL TLS-RPT store (tlsrpt/rpt_store_pg.c, issue 13): seconds
  * between two connection attempts of one connection (calls fail at once
  * in between; the event loop's connection doubles the pause up to
