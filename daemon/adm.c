@@ -133,26 +133,121 @@ normalise(const struct qry_request *rq, char *dom, size_t domsz, char **reply)
 }
 
 /* --- the policy store ------------------------------------------------------
+ *
+ * On a shared store on the loop (cache_jobs_async()), each command is a
+ * job of the store's (cache.h): the reply comes when the database
+ * answered, and the loop serves every other client meanwhile. Otherwise
+ * (SQLite, or a shared store that is down and fails at once) it is
+ * answered at once. Both ways end in the same *_reply() function.
  */
 
-static char *
-flush(struct adm *a, const struct qry_request *rq)
-{
-	char dom[LIM_DOMAIN_MAX + 1], *reply = NULL;
-	enum cache_err ce;
+/* A command waiting for the shared store. */
+struct adm_job {
+	struct adm *a;
+	struct cache_job *cj;
+	enum qry_cmd cmd;
+	int exempt;
+	char dom[LIM_DOMAIN_MAX + 1];
+	char *answer; /* pin: the answer as given */
+	adm_done_fn *done;
+	void *arg;
+};
 
-	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
-		return reply;
-	ce = cache_delete(a->cache, dom);
-	if (ce != CACHE_OK && ce != CACHE_NOTFOUND)
+/* A store failure in words: the reason when the store gave one. */
+static char *
+store_error(struct adm *a, enum cache_err ce)
+{
+	char msg[1200];
+	const char *why = cache_errmsg(a->cache);
+
+	if ((ce != CACHE_EDB && ce != CACHE_EOFFLINE) || *why == '\0')
 		return error_reply(cache_strerror(ce));
-	pol_forget(a->pol, dom);
+	if (ce == CACHE_EOFFLINE)
+		snprintf(msg, sizeof(msg), "%s (%s)", cache_strerror(ce), why);
+	else
+		snprintf(msg, sizeof(msg), "%s", why);
+	return error_reply(msg);
+}
+
+static void job_done(struct cache_job *cj, enum cache_err ce, void *arg);
+
+/* Start command RQ as a job; NULL with *REPLY set when it cannot be. */
+static struct adm_job *
+job_start(struct adm *a, const struct qry_request *rq, const char *dom,
+	  enum cache_job_kind kind, const struct cache_pin *pin,
+	  adm_done_fn *done, void *arg, char **reply)
+{
+	struct adm_job *j = calloc(1, sizeof(*j));
+
+	*reply = NULL;
+	if (j == NULL)
+		return NULL;
+	j->a = a;
+	j->cmd = rq->cmd;
+	j->done = done;
+	j->arg = arg;
+	snprintf(j->dom, sizeof(j->dom), "%s", dom != NULL ? dom : "");
+	if (pin != NULL) {
+		j->exempt = pin->exempt;
+		if (!pin->exempt && (j->answer = strdup(pin->answer)) == NULL) {
+			free(j);
+			return NULL;
+		}
+	}
+	j->cj = cache_job_start(a->cache, kind, dom, pin, ADM_LIST_MAX + 1L,
+				job_done, j);
+	if (j->cj == NULL) {
+		*reply = error_reply(cache_errmsg(a->cache));
+		free(j->answer);
+		free(j);
+		return NULL;
+	}
+	return j;
+}
+
+void
+adm_cancel(struct adm_job *j)
+{
+	cache_job_cancel(j->cj);
+	free(j->answer);
+	free(j);
+}
+
+static char *
+flush_reply(struct adm *a, const char *dom, enum cache_err ce)
+{
+	if (ce != CACHE_OK && ce != CACHE_NOTFOUND)
+		return store_error(a, ce);
 	a->flushes++;
 	log_info("flushed %s from the store (%s); the next lookup resolves "
 		 "it afresh",
 		 dom, ce == CACHE_OK ? "it was there" : "nothing stored");
 	return dump(
 	    json_pack("{s:b,s:s}", "flushed", ce == CACHE_OK, "domain", dom));
+}
+
+static char *
+flush(struct adm *a, const struct qry_request *rq, adm_done_fn *done, void *arg,
+      struct adm_job **job)
+{
+	char dom[LIM_DOMAIN_MAX + 1], *reply = NULL;
+	enum cache_err ce;
+
+	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
+		return reply;
+	if (cache_jobs_async(a->cache)) {
+		/* Memory forgets it at once; the rows go when the database
+		 * answers. */
+		*job = job_start(a, rq, dom, CACHE_JOB_DELETE, NULL, done, arg,
+				 &reply);
+		if (*job != NULL)
+			pol_forget(a->pol, dom);
+		return reply;
+	}
+	ce = cache_delete(a->cache, dom);
+	if (ce == CACHE_OK || ce == CACHE_NOTFOUND)
+		pol_forget(a->pol, dom);
+	return flush_reply(a, dom, ce);
 }
 
 struct list_ctx {
@@ -178,43 +273,82 @@ list_one(const struct cache_entry *e, void *arg)
 	return 0;
 }
 
+/* The listing from CE and the entries in LC (taken). */
 static char *
-cache_list(struct adm *a)
+list_reply(struct adm *a, struct list_ctx *lc, enum cache_err ce)
 {
-	struct list_ctx lc = {json_array(), 0, 0};
-	enum cache_err ce;
-
-	if (lc.arr == NULL)
-		return NULL;
-	ce = cache_foreach(a->cache, list_one, &lc);
-	if (ce != CACHE_OK || lc.failed) {
-		json_decref(lc.arr);
-		return error_reply(ce != CACHE_OK ? cache_strerror(ce)
-						  : "out of memory");
+	if (ce != CACHE_OK || lc->failed) {
+		json_decref(lc->arr);
+		return ce != CACHE_OK ? store_error(a, ce)
+				      : error_reply("out of memory");
 	}
-	return dump(json_pack("{s:o,s:b}", "entries", lc.arr, "truncated",
-			      lc.truncated));
+	return dump(json_pack("{s:o,s:b}", "entries", lc->arr, "truncated",
+			      lc->truncated));
 }
 
 static char *
-cache_show(struct adm *a, const struct qry_request *rq)
+cache_list(struct adm *a, const struct qry_request *rq, adm_done_fn *done,
+	   void *arg, struct adm_job **job)
 {
-	char dom[LIM_DOMAIN_MAX + 1], *reply = NULL;
-	const struct cache_entry *e = NULL;
-	enum cache_err ce;
+	struct list_ctx lc = {json_array(), 0, 0};
+	char *reply = NULL;
+
+	if (lc.arr == NULL)
+		return NULL;
+	if (cache_jobs_async(a->cache)) {
+		json_decref(lc.arr);
+		*job = job_start(a, rq, NULL, CACHE_JOB_LIST, NULL, done, arg,
+				 &reply);
+		return reply;
+	}
+	return list_reply(a, &lc, cache_foreach(a->cache, list_one, &lc));
+}
+
+/* The entry E of DOM (NULL: nothing stored). */
+static char *
+show_reply(const char *dom, const struct cache_entry *e)
+{
 	json_t *o;
 
-	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
-		return reply;
-	ce = cache_lookup(a->cache, dom, &e);
-	if (ce != CACHE_OK)
-		return error_reply(cache_strerror(ce));
 	if (e == NULL)
 		return dump(json_pack("{s:b,s:s}", "found", 0, "domain", dom));
 	if ((o = cache_entry_json(e)) == NULL)
 		return NULL;
 	return dump(
 	    json_pack("{s:b,s:s,s:o}", "found", 1, "domain", dom, "entry", o));
+}
+
+/* A job's row of the shown domain, as a lookup would see it. */
+static int
+show_one(const struct cache_entry *e, void *arg)
+{
+	char **reply = arg;
+
+	free(*reply);
+	*reply = show_reply(e->domain,
+			    e->has_sts || e->has_dane || e->has_pin ? e : NULL);
+	return 1;
+}
+
+static char *
+cache_show(struct adm *a, const struct qry_request *rq, adm_done_fn *done,
+	   void *arg, struct adm_job **job)
+{
+	char dom[LIM_DOMAIN_MAX + 1], *reply = NULL;
+	const struct cache_entry *e = NULL;
+	enum cache_err ce;
+
+	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
+		return reply;
+	if (cache_jobs_async(a->cache) && !cache_in_memory(a->cache, dom)) {
+		*job = job_start(a, rq, dom, CACHE_JOB_SHOW, NULL, done, arg,
+				 &reply);
+		return reply;
+	}
+	ce = cache_lookup(a->cache, dom, &e);
+	if (ce != CACHE_OK)
+		return store_error(a, ce);
+	return show_reply(dom, e);
 }
 
 /*
@@ -224,12 +358,43 @@ cache_show(struct adm *a, const struct qry_request *rq)
  * so ("overridden_by_config").
  */
 static char *
-pin(struct adm *a, const struct qry_request *rq)
+pin_reply(struct adm *a, const char *dom, int exempt, const char *answer,
+	  enum cache_err ce)
+{
+	const struct cfg_static *st;
+
+	/* A pin the store refused is not kept (cache_put_pin): say why. */
+	if (ce == CACHE_EDB || ce == CACHE_EOFFLINE) {
+		log_warnx("%s: cannot pin: %s", dom, cache_errmsg(a->cache));
+		return store_error(a, ce);
+	}
+	if (ce != CACHE_OK)
+		return error_reply(cache_strerror(ce));
+	st = cfg_static_find(a->cfg, dom);
+	if (exempt)
+		log_info("%s exempted by the operator: no TLS policy is "
+			 "applied%s",
+			 dom,
+			 st != NULL ? " (but a [policy] line in the config "
+				      "wins over it)"
+				    : "");
+	else
+		log_info("%s pinned by the operator to '%s'%s", dom, answer,
+			 st != NULL ? " (but a [policy] line in the config "
+				      "wins over it)"
+				    : "");
+	return dump(json_pack(
+	    "{s:s,s:b,s:s?,s:b,s:s?}", "domain", dom, "exempt", exempt,
+	    "answer", exempt ? NULL : answer, "overridden_by_config",
+	    st != NULL, "config_answer", st != NULL ? st->answer : NULL));
+}
+
+static char *
+pin(struct adm *a, const struct qry_request *rq, adm_done_fn *done, void *arg,
+    struct adm_job **job)
 {
 	char dom[LIM_DOMAIN_MAX + 1], why[256], *reply = NULL;
 	struct cache_pin pn;
-	const struct cfg_static *st;
-	enum cache_err ce;
 	int exempt = rq->cmd == QRY_EXEMPT;
 
 	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
@@ -245,50 +410,89 @@ pin(struct adm *a, const struct qry_request *rq)
 	pn.exempt = exempt;
 	pn.answer = exempt ? NULL : (char *)rq->report;
 	pn.pinned_at = time(NULL);
-	ce = cache_put_pin(a->cache, dom, &pn);
-	/* A pin the store refused is not kept (cache_put_pin): say why. */
-	if (ce == CACHE_EDB) {
-		log_warnx("%s: cannot pin: %s", dom, cache_errmsg(a->cache));
-		return error_reply(cache_errmsg(a->cache));
+	if (cache_jobs_async(a->cache)) {
+		*job = job_start(a, rq, dom, CACHE_JOB_PIN, &pn, done, arg,
+				 &reply);
+		return reply;
 	}
-	if (ce != CACHE_OK)
-		return error_reply(cache_strerror(ce));
-	st = cfg_static_find(a->cfg, dom);
-	if (exempt)
-		log_info("%s exempted by the operator: no TLS policy is "
-			 "applied%s",
-			 dom,
-			 st != NULL ? " (but a [policy] line in the config "
-				      "wins over it)"
-				    : "");
-	else
-		log_info("%s pinned by the operator to '%s'%s", dom, rq->report,
-			 st != NULL ? " (but a [policy] line in the config "
-				      "wins over it)"
-				    : "");
-	return dump(json_pack(
-	    "{s:s,s:b,s:s?,s:b,s:s?}", "domain", dom, "exempt", exempt,
-	    "answer", exempt ? NULL : rq->report, "overridden_by_config",
-	    st != NULL, "config_answer", st != NULL ? st->answer : NULL));
+	return pin_reply(a, dom, exempt, rq->report,
+			 cache_put_pin(a->cache, dom, &pn));
 }
 
 static char *
-unpin(struct adm *a, const struct qry_request *rq)
+unpin_reply(struct adm *a, const char *dom, enum cache_err ce)
 {
-	char dom[LIM_DOMAIN_MAX + 1], *reply = NULL;
-	enum cache_err ce;
-
-	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
-		return reply;
-	ce = cache_unpin(a->cache, dom);
 	if (ce != CACHE_OK && ce != CACHE_NOTFOUND)
-		return error_reply(cache_strerror(ce));
+		return store_error(a, ce);
 	if (ce == CACHE_OK)
 		log_info("%s unpinned by the operator: its policy is looked "
 			 "up again",
 			 dom);
 	return dump(
 	    json_pack("{s:b,s:s}", "unpinned", ce == CACHE_OK, "domain", dom));
+}
+
+static char *
+unpin(struct adm *a, const struct qry_request *rq, adm_done_fn *done, void *arg,
+      struct adm_job **job)
+{
+	char dom[LIM_DOMAIN_MAX + 1], *reply = NULL;
+
+	if (normalise(rq, dom, sizeof(dom), &reply) != 0)
+		return reply;
+	if (cache_jobs_async(a->cache)) {
+		*job = job_start(a, rq, dom, CACHE_JOB_UNPIN, NULL, done, arg,
+				 &reply);
+		return reply;
+	}
+	return unpin_reply(a, dom, cache_unpin(a->cache, dom));
+}
+
+/* A job ended: the same reply as the synchronous command's, to DONE. */
+static void
+job_done(struct cache_job *cj, enum cache_err ce, void *arg)
+{
+	struct adm_job *j = arg;
+	struct adm *a = j->a;
+	struct list_ctx lc = {NULL, 0, 0};
+	char *reply = NULL;
+	adm_done_fn *done = j->done;
+	void *darg = j->arg;
+
+	switch (j->cmd) {
+	case QRY_FLUSH:
+		reply = flush_reply(a, j->dom, ce);
+		break;
+	case QRY_CACHE_LIST:
+		if ((lc.arr = json_array()) == NULL)
+			break;
+		if (ce == CACHE_OK)
+			ce = cache_job_rows(cj, list_one, &lc);
+		reply = list_reply(a, &lc, ce);
+		break;
+	case QRY_CACHE_SHOW:
+		if (ce != CACHE_OK)
+			reply = store_error(a, ce);
+		else if ((ce = cache_job_rows(cj, show_one, &reply)) !=
+			 CACHE_OK) {
+			free(reply);
+			reply = store_error(a, ce);
+		}
+		break;
+	case QRY_PIN:
+	case QRY_EXEMPT:
+		reply = pin_reply(a, j->dom, j->exempt, j->answer, ce);
+		break;
+	case QRY_UNPIN:
+		reply = unpin_reply(a, j->dom, ce);
+		break;
+	default:
+		reply = error_reply("not an administrative command");
+		break;
+	}
+	free(j->answer);
+	free(j);
+	done(reply, darg);
 }
 
 /* --- TLS-RPT ------------------------------------------------------------- */
@@ -566,7 +770,8 @@ report_send(struct adm *a, const struct qry_request *rq)
 }
 
 char *
-adm_answer(struct adm *a, const struct qry_request *rq)
+adm_answer(struct adm *a, const struct qry_request *rq, adm_done_fn *done,
+	   void *arg, struct adm_job **job)
 {
 	int rpt = rq->cmd == QRY_REPORT_LIST || rq->cmd == QRY_REPORT_SHOW ||
 		  rq->cmd == QRY_REPORT_SEND;
@@ -574,13 +779,14 @@ adm_answer(struct adm *a, const struct qry_request *rq)
 	if (rpt && (a->rpt == NULL || a->dlv == NULL))
 		return error_reply("TLS-RPT is disabled ([tlsrpt] enabled = "
 				   "no)");
+	*job = NULL;
 	switch (rq->cmd) {
 	case QRY_FLUSH:
-		return flush(a, rq);
+		return flush(a, rq, done, arg, job);
 	case QRY_CACHE_LIST:
-		return cache_list(a);
+		return cache_list(a, rq, done, arg, job);
 	case QRY_CACHE_SHOW:
-		return cache_show(a, rq);
+		return cache_show(a, rq, done, arg, job);
 	case QRY_REPORT_LIST:
 		return report_list(a, rq);
 	case QRY_REPORT_SHOW:
@@ -589,9 +795,9 @@ adm_answer(struct adm *a, const struct qry_request *rq)
 		return report_send(a, rq);
 	case QRY_PIN:
 	case QRY_EXEMPT:
-		return pin(a, rq);
+		return pin(a, rq, done, arg, job);
 	case QRY_UNPIN:
-		return unpin(a, rq);
+		return unpin(a, rq, done, arg, job);
 	default:
 		return error_reply("not an administrative command");
 	}

@@ -50,9 +50,17 @@ void adm_reconfigure(struct adm *a, const struct cfg *cfg);
 /*
  * Answer one administrative request (qry_cmd_admin(rq->cmd) is true): a
  * JSON object as text without a newline, malloc'd (caller frees), or NULL
- * on allocation failure.
+ * on allocation failure (*JOB NULL). A command that waits for a shared
+ * store (flush, pin, unpin, cache_show, cache_list on PostgreSQL) does
+ * not hold the loop: NULL with *JOB set, and DONE(REPLY, ARG) later from
+ * the loop, with REPLY as above (malloc'd, the callee's). A client that
+ * goes away first calls adm_cancel(*JOB): DONE is never called.
  */
-char *adm_answer(struct adm *a, const struct qry_request *rq);
+struct adm_job;
+typedef void adm_done_fn(char *reply, void *arg);
+char *adm_answer(struct adm *a, const struct qry_request *rq, adm_done_fn *done,
+		 void *arg, struct adm_job **job);
+void adm_cancel(struct adm_job *job);
 
 /*
  * May the peer of the connected unix socket FD use the admin socket? Root

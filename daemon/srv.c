@@ -313,6 +313,8 @@ slot_free(struct slot *sl)
 {
 	if (sl->req != NULL)
 		pol_cancel(sl->req);
+	if (sl->adm != NULL)
+		adm_cancel(sl->adm);
 	free(sl->reply);
 	free(sl->key);
 	free(sl);
@@ -537,7 +539,8 @@ stats_json(struct srv *s)
 	o = json_pack(
 	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 	    "s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I},"
-	    "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}",
+	    "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "s:I}}",
 	    "connections", (json_int_t)s->nconns, "accepted",
 	    (json_int_t)s->st.accepted, "rejected", (json_int_t)s->st.rejected,
 	    "requests", (json_int_t)s->st.requests, "framing_errors",
@@ -571,7 +574,8 @@ stats_json(struct srv *s)
 	    (json_int_t)cs.pending, "polls", (json_int_t)cs.polls,
 	    "polled_updates", (json_int_t)cs.polled_updates, "batched_writes",
 	    (json_int_t)cs.async_writes, "loop_reads",
-	    (json_int_t)cs.async_reads);
+	    (json_int_t)cs.async_reads, "loop_commands",
+	    (json_int_t)cs.async_jobs);
 	if (o == NULL)
 		return NULL;
 	pol_get_stats(s->pol, &ps);
@@ -616,6 +620,47 @@ json_line(char *txt, size_t *lenp)
 	return out;
 }
 
+/* An admin command that waited for the store ended (adm.h). */
+static void
+slot_admin_done(char *reply, void *arg)
+{
+	struct slot *sl = arg;
+	struct conn *c = sl->c;
+
+	sl->adm = NULL;
+	sl->reply = json_line(reply, &sl->len);
+	sl->done = 1;
+	if (sl->reply == NULL || conn_drain(c) != 0 || conn_service(c) != 0)
+		srv_conn_close(c);
+}
+
+/*
+ * An admin command: answered at once, or (a command waiting for a shared
+ * store) in a slot of its own, so the replies keep their order and the
+ * loop serves everyone else meanwhile.
+ */
+static int
+conn_admin(struct conn *c, const struct qry_request *rq)
+{
+	struct slot *sl = calloc(1, sizeof(*sl));
+	struct adm_job *job;
+	char *reply;
+	size_t rlen = 0;
+
+	if (sl == NULL)
+		return -1;
+	sl->c = c;
+	reply = adm_answer(c->srv->adm, rq, slot_admin_done, sl, &job);
+	if (job == NULL) {
+		free(sl);
+		reply = json_line(reply, &rlen);
+		return conn_reply(c, reply, rlen);
+	}
+	sl->adm = job;
+	slot_add(c, sl);
+	return 0;
+}
+
 /* One JSON-lines request (the line without its LF). */
 static int
 qry_request(struct conn *c, const char *line, size_t len)
@@ -637,9 +682,9 @@ qry_request(struct conn *c, const char *line, size_t len)
 			 rq.name);
 		reply = qry_format_error(err);
 	} else if (qry_cmd_admin(rq.cmd)) {
-		reply = s->adm != NULL
-			    ? adm_answer(s->adm, &rq)
-			    : qry_format_error("no admin commands configured");
+		if (s->adm != NULL)
+			return conn_admin(c, &rq);
+		reply = qry_format_error("no admin commands configured");
 	} else {
 		switch (rq.cmd) {
 		case QRY_QUERY:

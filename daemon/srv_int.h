@@ -101,6 +101,7 @@ struct slot {
 	struct slot *next;
 	struct conn *c;
 	struct pol_req *req; /* while the lookup is pending */
+	struct adm_job *adm; /* while an admin command waits for the store */
 	int done;
 	char *reply; /* the framed reply once done */
 	size_t len;
