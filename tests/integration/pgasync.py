@@ -27,6 +27,13 @@ PostgreSQL 15 in a temporary directory (tests/lab/pgworld.py).
    domain) is one transaction: none of its rows is written, the log says
    why, the answers do not change, and once the trigger is gone the
    changes are written by the retry.
+4b. The operator's commands wait for the database without holding
+   anyone: with the database hung, a flush, a pin, a `cache_show` of a
+   domain not in memory and a `cache_list` on one admin connection wait
+   while a lookup and `stats` are answered; once it resumes their replies
+   come in order and the store holds their changes. With the database
+   hung for good, an unpin ends with an error after its bound (5 s) and
+   the answers never stopped.
 5. The batches step by step, through the store itself (tests/lab/storecmd
    as the daemon's loop): a change made while its batch is in flight
    goes out in the next one; a newer row another host wrote is kept and
@@ -41,8 +48,10 @@ PostgreSQL 15 in a temporary directory (tests/lab/pgworld.py).
 Skipped only when the PostgreSQL 15 binaries are absent (install-deps
 --test installs them)."""
 import atexit
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -289,6 +298,98 @@ is_eq(got, want, "once the database takes them, the retry writes X and Y "
       "(%.1f s)" % secs)
 got, _ = wait_for(lambda: stats(a)["pending_writes"], 0, 10)
 is_eq(got, 0, "nothing waits any more")
+
+# --- 4b. the operator's commands on a hung database -------------------------
+
+P = "pinned." + Z         # pinned while the database hangs
+NEW = "never." + Z        # never looked up: not in memory
+
+
+def adm_send(reqs):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(a.admin)
+    for r in reqs:
+        s.sendall((json.dumps(r) + "\n").encode())
+    return s
+
+
+def adm_pending(s):
+    """True while no byte of a reply has come."""
+    s.setblocking(False)
+    try:
+        s.recv(1, socket.MSG_PEEK)   # a byte, or b"" at end of file
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        s.setblocking(True)
+
+
+def adm_read(s, n, timeout):
+    s.settimeout(timeout)
+    buf = b""
+    try:
+        while buf.count(b"\n") < n:
+            b = s.recv(65536)
+            if not b:
+                break
+            buf += b
+    except socket.timeout:
+        pass
+    return [json.loads(ln) for ln in buf.decode().splitlines()]
+
+
+before = stats(a)["loop_commands"]
+freeze()
+s = adm_send([{"cmd": "flush", "domain": KNOWN[1]},
+              {"cmd": "pin", "domain": P, "answer": "dane-only"},
+              {"cmd": "cache_show", "domain": NEW},
+              {"cmd": "cache_list"}])
+time.sleep(0.5)
+is_eq(a.ask(KNOWN[0]), secure(KNOWN[0]),
+      "database hung, four admin commands waiting for it: a lookup is "
+      "answered")
+ok(stats(a)["loop_commands"] > before,
+   "and so is stats: the first command is in flight on the loop")
+ok(adm_pending(s), "the admin commands are still waiting for the database")
+thaw()
+got = adm_read(s, 4, 10)
+s.close()
+ok(len(got) == 4, "once it resumes, the four replies come", got)
+got += [{}] * (4 - len(got))
+is_eq(got[0], {"flushed": True, "domain": KNOWN[1]}, "flush: done")
+is_eq((got[1].get("domain"), got[1].get("exempt"), got[1].get("answer")),
+      (P, False, "dane-only"), "pin: done")
+is_eq(got[2], {"found": False, "domain": NEW},
+      "cache_show of a domain not in memory: read from the database")
+names = [e.get("domain") for e in got[3].get("entries", [])]
+ok(P in names and KNOWN[0] in names and KNOWN[1] not in names,
+   "cache_list: after the flush and the pin, in order", names)
+is_eq(stats(a)["loop_commands"] - before, 4,
+      "all four waited for the database on the loop")
+is_eq(db_ids([KNOWN[1]]), "", "the flushed rows are gone from the database")
+is_eq(pg.psql("SELECT answer FROM pin WHERE domain = '%s' AND NOT deleted"
+              % P), "dane-only", "the pin is in the database")
+is_eq(a.ask(P), "OK dane-only", "the pin is answered")
+is_eq(a.ask(KNOWN[1]), secure(KNOWN[1]), "the flushed domain is fetched "
+      "afresh")
+
+# A database that stays hung: the command ends with an error after the
+# call's bound (5 s), and nobody else waited meanwhile.
+freeze()
+s = adm_send([{"cmd": "unpin", "domain": P}])
+time.sleep(0.5)
+is_eq(a.ask(KNOWN[0]), secure(KNOWN[0]),
+      "database hung again, an unpin waiting: a lookup is answered")
+ok(adm_pending(s), "the unpin is still waiting")
+got = adm_read(s, 1, 15)
+s.close()
+err = got[0].get("error", "") if got else ""
+ok("cannot be reached" in err and "did not answer" in err,
+   "the unpin fails, saying the database did not answer", got)
+is_eq(a.ask(P), "OK dane-only", "the pin still holds")
+is_eq(a.ask(KNOWN[2]), secure(KNOWN[2]), "answers go on")
+thaw()
 is_eq(a.stop(), 0, "A stops cleanly")
 
 # --- 5. the batches, step by step (tests/lab/storecmd) ----------------------
