@@ -722,7 +722,8 @@ static const char sql_schema_v3[] =
  * Migration 3 -> 4: an operator's flush (tlspolicy flush) deletes the
  * domain's rows and stamps it in flushed, so the other hosts' polls see
  * the flush and drop what they hold of the domain in memory (a deleted
- * row leaves nothing for them to read).
+ * row leaves nothing for them to read). Markers older than
+ * LIM_PG_PIN_TOMBSTONE_DAYS are removed by the next flush.
  */
 static const char sql_schema_v4[] =
     "CREATE TABLE flushed ("
