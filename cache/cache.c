@@ -648,27 +648,29 @@ loose_take(struct cache *c)
 
 /* A lookup that found R in the index: the hot path, no SQL, no malloc. */
 static enum cache_err
-index_hit(struct cache *c, struct rec *r, const struct cache_entry **out)
+index_hit(struct cache *c, struct rec *r, const struct cache_entry **out,
+	  int count)
 {
 	if (!cache_rec_dirty(r) && c->lru.head != r) {
 		cache_list_unlink(&c->lru, r);
 		cache_list_push_front(&c->lru, r);
 	}
 	if (!r->has_sts && !r->has_dane && !r->has_pin) {
-		c->stats.negative_hits++;
+		c->stats.negative_hits += count;
 		return CACHE_OK;
 	}
-	c->stats.hits++;
+	c->stats.hits += count;
 	*out = cache_rec_materialise(c, r);
 	return CACHE_OK;
 }
 
 /* The start of either lookup: 1 when *ERR is the answer (found in
- * memory, or a bad name), 0 when DOMAIN (*LEN, *HASH) is not in memory. */
+ * memory, or a bad name), 0 when DOMAIN (*LEN, *HASH) is not in memory.
+ * COUNT: a hit counts in the stats. */
 static int
 lookup_memory(struct cache *c, const char *domain,
 	      const struct cache_entry **out, size_t *len, uint32_t *hash,
-	      enum cache_err *err)
+	      enum cache_err *err, int count)
 {
 	struct rec *r;
 
@@ -682,20 +684,21 @@ lookup_memory(struct cache *c, const char *domain,
 	}
 	if ((r = cache_index_find(c, domain, *len, *hash)) == NULL)
 		return 0;
-	*err = index_hit(c, r, out);
+	*err = index_hit(c, r, out, count);
 	return 1;
 }
 
-enum cache_err
-cache_lookup(struct cache *c, const char *domain,
-	     const struct cache_entry **out)
+/* cache_lookup() and cache_lookup_read() (COUNT 0). */
+static enum cache_err
+lookup(struct cache *c, const char *domain, const struct cache_entry **out,
+       int count)
 {
 	struct rec *r;
 	uint32_t hash;
 	size_t len;
 	enum cache_err err;
 
-	if (lookup_memory(c, domain, out, &len, &hash, &err))
+	if (lookup_memory(c, domain, out, &len, &hash, &err, count))
 		return err;
 	c->stats.misses++;
 	err = row_read(c, domain, len, hash, &r);
@@ -712,6 +715,20 @@ cache_lookup(struct cache *c, const char *domain,
 	if (r->has_sts || r->has_dane || r->has_pin)
 		*out = cache_rec_materialise(c, r);
 	return CACHE_OK;
+}
+
+enum cache_err
+cache_lookup(struct cache *c, const char *domain,
+	     const struct cache_entry **out)
+{
+	return lookup(c, domain, out, 1);
+}
+
+enum cache_err
+cache_lookup_read(struct cache *c, const char *domain,
+		  const struct cache_entry **out)
+{
+	return lookup(c, domain, out, 0);
 }
 
 /*
@@ -1640,10 +1657,12 @@ cache_lookup_nowait(struct cache *c, const char *domain,
 	if (!c->async || c->max <= 0 || c->read_done == NULL ||
 	    !cache_pg_online(c->pg))
 		return cache_lookup(c, domain, out);
-	if (lookup_memory(c, domain, out, &len, &hash, &err))
+	if (lookup_memory(c, domain, out, &len, &hash, &err, 1))
 		return err;
-	if (read_waiting(c, domain, hash))
+	if (read_waiting(c, domain, hash)) {
+		c->stats.misses++; /* each lookup that waits is a miss */
 		return CACHE_PENDING;
+	}
 	if (c->reads == NULL &&
 	    ((c->reads = calloc(LIM_PG_READ_WAIT, sizeof(*c->reads))) == NULL ||
 	     (c->done = calloc(LIM_PG_READ_WAIT, sizeof(*c->done))) == NULL)) {

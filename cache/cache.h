@@ -200,6 +200,11 @@ void cache_set_read_done(struct cache *c,
 			 void *arg);
 enum cache_err cache_lookup_nowait(struct cache *c, const char *domain,
 				   const struct cache_entry **out);
+/* cache_lookup() for a lookup that waited for READ_DONE: its miss was
+ * counted when the read began, so finding the domain in memory now is
+ * not counted again as a hit. */
+enum cache_err cache_lookup_read(struct cache *c, const char *domain,
+				 const struct cache_entry **out);
 /* Milliseconds until the loop must call cache_io(c, 1): the bound of the
  * call in flight, or a waiting read's (0 when passed; -1 nothing in
  * flight). */

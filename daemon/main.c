@@ -813,25 +813,78 @@ store_notice(const char *msg)
  * follower's call does not wait). Static and pinned answers carry no
  * policy text: DANE ones count as TLSA, others as no policy found.
  */
+/* The TLS-RPT policy of ANS, the daemon's answer (rpt_collect_set_policy). */
 static void
-rpt_answered(void *arg, const char *domain, struct rpt_answer *out)
+answered_as(const struct pol_answer *ans, struct rpt_answer *out)
+{
+	if (ans->kind != POL_OK)
+		return;
+	if (ans->source == POL_SRC_DANE ||
+	    (ans->data != NULL && strncmp(ans->data, "dane", 4) == 0))
+		out->type = RPT_ANSWERED_TLSA;
+	else if (ans->source == POL_SRC_STS && ans->mode != NULL) {
+		out->type = RPT_ANSWERED_STS;
+		out->mode = ans->mode;
+		out->mx = ans->mx;
+		out->max_age = ans->max_age;
+	}
+}
+
+/* A logged session waiting for its domain's row in the shared store. */
+struct answered_wait {
+	struct pol_req *req;
+	rpt_answer_cb *done;
+	void *arg;
+};
+
+static void
+answered_read(const struct pol_answer *ans, void *arg)
+{
+	struct answered_wait *w = arg;
+	struct rpt_answer a;
+
+	memset(&a, 0, sizeof(a));
+	answered_as(ans, &a);
+	w->done(w->arg, &a);
+	free(w);
+}
+
+static int
+rpt_answered(void *arg, const char *domain, struct rpt_answer *out,
+	     rpt_answer_cb *done, void *done_arg, void **handle)
 {
 	struct daemon *d = arg;
+	struct answered_wait *w = NULL;
 	struct pol_answer ans;
 
-	if (pol_lookup(d->pol, domain, strlen(domain), &ans, NULL, NULL,
-		       NULL) != POL_DONE ||
-	    ans.kind != POL_OK)
-		return;
-	if (ans.source == POL_SRC_DANE ||
-	    (ans.data != NULL && strncmp(ans.data, "dane", 4) == 0))
-		out->type = RPT_ANSWERED_TLSA;
-	else if (ans.source == POL_SRC_STS && ans.mode != NULL) {
-		out->type = RPT_ANSWERED_STS;
-		out->mode = ans.mode;
-		out->mx = ans.mx;
-		out->max_age = ans.max_age;
-	}
+	/* What the store holds decides; no resolution starts for a logged
+	 * session, and a domain the shared store must read first is read
+	 * on the loop like a client's. */
+	if (done != NULL && (w = calloc(1, sizeof(*w))) != NULL) {
+		w->done = done;
+		w->arg = done_arg;
+		if (pol_lookup_stored(d->pol, domain, strlen(domain), &ans,
+				      answered_read, w,
+				      &w->req) == POL_PENDING) {
+			*handle = w;
+			return 1;
+		}
+		free(w);
+	} else
+		pol_lookup(d->pol, domain, strlen(domain), &ans, NULL, NULL,
+			   NULL);
+	answered_as(&ans, out);
+	return 0;
+}
+
+static void
+rpt_answered_cancel(void *arg, void *handle)
+{
+	struct answered_wait *w = handle;
+
+	(void)arg;
+	pol_cancel(w->req);
+	free(w);
 }
 
 static void
@@ -983,7 +1036,8 @@ start_services(struct daemon *d, const struct passwd *pw, int fresh)
 					 d->https, err, sizeof(err));
 		if (d->rpt == NULL)
 			log_fatalx("tlsrpt: %s", err);
-		rpt_collect_set_policy(d->rpt, rpt_answered, d);
+		rpt_collect_set_policy(d->rpt, rpt_answered,
+				       rpt_answered_cancel, d);
 		srv_set_report(d->srv, rpt_collect_feed_cb, d->rpt);
 		/* The admin socket's report commands use the daemon's own
 		 * store and sender (issue 8: a thin CLI). */

@@ -70,6 +70,7 @@ struct pol_req {
 	/* Waiting for the store to read DOMAIN (not in memory): on a list
 	 * (p->store_wait) until the read ends (store_read_done()). */
 	int store_waiting;
+	int stored_only; /* pol_lookup_stored(): decide, never resolve */
 	uint64_t hash;
 	struct pol_req *snext, **sprev;
 	char domain[LIM_DOMAIN_MAX + 1];
@@ -1011,12 +1012,14 @@ static enum pol_rc lookup_in(struct pol *p, enum cache_err ce,
 			     struct pol_req *q, struct pol_answer *ans,
 			     struct pol_req **reqp);
 static enum pol_rc store_wait(struct pol *p, pol_cb *cb, void *arg,
-			      struct pol_answer *ans, struct pol_req **reqp);
+			      int stored_only, struct pol_answer *ans,
+			      struct pol_req **reqp);
 static enum pol_rc local_failure(struct pol *p, struct pol_answer *ans);
 
-enum pol_rc
-pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
-	   pol_cb *cb, void *arg, struct pol_req **reqp)
+/* pol_lookup() and pol_lookup_stored() (STORED_ONLY). */
+static enum pol_rc
+lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
+       pol_cb *cb, void *arg, int stored_only, struct pol_req **reqp)
 {
 	const struct cfg *cfg = p->cfg;
 	const struct cache_entry *e = NULL;
@@ -1050,13 +1053,29 @@ pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
 	}
 	/* A waiting caller does not wait for the shared store either: a
 	 * domain not in memory is read on the loop (store_read_done()). */
-	if (p->dns != NULL && cb != NULL) {
+	if (cb != NULL && (p->dns != NULL || stored_only)) {
 		if ((ce = cache_lookup_nowait(p->cache, p->domain, &e)) ==
 		    CACHE_PENDING)
-			return store_wait(p, cb, arg, ans, reqp);
+			return store_wait(p, cb, arg, stored_only, ans, reqp);
 	} else
 		ce = cache_lookup(p->cache, p->domain, &e);
-	return lookup_in(p, ce, e, cb, arg, NULL, ans, reqp);
+	return lookup_in(p, ce, e, stored_only ? NULL : cb, arg, NULL, ans,
+			 reqp);
+}
+
+enum pol_rc
+pol_lookup(struct pol *p, const char *key, size_t len, struct pol_answer *ans,
+	   pol_cb *cb, void *arg, struct pol_req **reqp)
+{
+	return lookup(p, key, len, ans, cb, arg, 0, reqp);
+}
+
+enum pol_rc
+pol_lookup_stored(struct pol *p, const char *key, size_t len,
+		  struct pol_answer *ans, pol_cb *cb, void *arg,
+		  struct pol_req **reqp)
+{
+	return lookup(p, key, len, ans, cb, arg, 1, reqp);
 }
 
 /*
@@ -1083,8 +1102,9 @@ lookup_in(struct pol *p, enum cache_err ce, const struct cache_entry *e,
 		return store_temp(p, ans);
 	if (p->dns == NULL || cb == NULL || (e != NULL && e->has_pin)) {
 		/* No live resolution, a caller that never waits (the
-		 * TLS-RPT collector), or a pinned domain (nothing learned
-		 * would change its answer): what the store holds decides. */
+		 * TLS-RPT collector, pol_lookup_stored()), or a pinned domain
+		 * (nothing learned would change its answer): what the store
+		 * holds decides. */
 		decide(p, e, 0, ans);
 		return POL_DONE;
 	}
@@ -1165,8 +1185,8 @@ swait_push(struct pol_req **head, struct pol_req *q)
 /* p->domain is being read from the shared store: the lookup waits for
  * the read, not for the database inside this call. */
 static enum pol_rc
-store_wait(struct pol *p, pol_cb *cb, void *arg, struct pol_answer *ans,
-	   struct pol_req **reqp)
+store_wait(struct pol *p, pol_cb *cb, void *arg, int stored_only,
+	   struct pol_answer *ans, struct pol_req **reqp)
 {
 	struct pol_req *q = calloc(1, sizeof(*q));
 
@@ -1176,6 +1196,7 @@ store_wait(struct pol *p, pol_cb *cb, void *arg, struct pol_answer *ans,
 	q->cb = cb;
 	q->arg = arg;
 	q->store_waiting = 1;
+	q->stored_only = stored_only;
 	q->hash = hold_hash(p->domain);
 	snprintf(q->domain, sizeof(q->domain), "%s", p->domain);
 	swait_push(&p->store_wait, q);
@@ -1195,10 +1216,12 @@ store_resume(struct pol *p, struct pol_req *q, enum cache_err ce)
 	q->store_waiting = 0;
 	memset(&ans, 0, sizeof(ans));
 	snprintf(p->domain, sizeof(p->domain), "%s", q->domain);
-	/* In memory now (or read again, bounded, if evicted meanwhile). */
+	/* In memory now (or read again, bounded, if evicted meanwhile);
+	 * the lookup's miss was counted when the read began. */
 	if (ce == CACHE_OK)
-		ce = cache_lookup(p->cache, p->domain, &e);
-	if (lookup_in(p, ce, e, q->cb, q->arg, q, &ans, NULL) == POL_PENDING)
+		ce = cache_lookup_read(p->cache, p->domain, &e);
+	if (lookup_in(p, ce, e, q->stored_only ? NULL : q->cb, q->arg, q, &ans,
+		      NULL) == POL_PENDING)
 		return;
 	q->cb(&ans, q->arg);
 	free(q);

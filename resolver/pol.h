@@ -157,6 +157,16 @@ enum pol_rc pol_lookup(struct pol *p, const char *key, size_t len,
 		       struct pol_req **reqp);
 
 /*
+ * What the store holds decides, as pol_lookup() with CB NULL (no
+ * resolution starts), but without waiting on the loop for a shared store:
+ * a domain it must read first returns POL_PENDING and CB comes after the
+ * read, as above (the TLS-RPT log follower).
+ */
+enum pol_rc pol_lookup_stored(struct pol *p, const char *key, size_t len,
+			      struct pol_answer *ans, pol_cb *cb, void *arg,
+			      struct pol_req **reqp);
+
+/*
  * Forget what the policy module remembers of DOMAIN (normalised) apart
  * from the store: after the store row is deleted the next lookup
  * resolves afresh.

@@ -104,11 +104,23 @@ struct coal_tab {
 	int64_t day;
 };
 
+/* A logged session waiting for its domain's policy (a shared store
+ * reads it): counted when the answer comes (log_answered()). */
+struct log_wait {
+	struct rpt_collect *c;
+	void *handle;
+	struct log_wait *next, **prev;
+	struct rpt_log_event ev;
+};
+
 struct rpt_collect {
 	struct event_base *base;
 	struct cache *cache;
 	rpt_policy_fn *policy_fn; /* what the daemon answered */
+	rpt_policy_cancel_fn *policy_cancel;
 	void *policy_arg;
+	struct log_wait *waits;
+	unsigned nwaits;
 	struct rpt_store *store;
 	struct rpt_deliver *dlv;
 	char *sock_path; /* NULL when no socket */
@@ -488,42 +500,40 @@ rpt_collect_feed_cb(void *arg, const char *buf, size_t len, char *err,
 /* --- the mail log ------------------------------------------------------ */
 
 void
-rpt_collect_set_policy(struct rpt_collect *c, rpt_policy_fn *fn, void *arg)
+rpt_collect_set_policy(struct rpt_collect *c, rpt_policy_fn *fn,
+		       rpt_policy_cancel_fn *cancel, void *arg)
 {
 	c->policy_fn = fn;
+	c->policy_cancel = cancel;
 	c->policy_arg = arg;
 }
 
-/* The policy the daemon answered for DOMAIN (rpt_collect_set_policy). */
+/* The policy of a session to DOMAIN from what the daemon answered (A). */
 static void
-policy_for(struct rpt_collect *c, const char *domain, struct rpt_policy *p,
-	   char **strs, size_t nstrs, char bufs[][LIM_DOMAIN_MAX + 16],
-	   char **mx)
+policy_from(const struct rpt_answer *a, const char *domain,
+	    struct rpt_policy *p, char **strs, size_t nstrs,
+	    char bufs[][LIM_DOMAIN_MAX + 16], char **mx)
 {
-	struct rpt_answer a;
 	size_t n = 0, nmx = 0;
 	const char *s, *nl;
 
 	p->type = RPT_POLICY_NONE;
 	p->domain = (char *)domain;
-	memset(&a, 0, sizeof(a));
-	if (c->policy_fn != NULL)
-		c->policy_fn(c->policy_arg, domain, &a);
-	if (a.type == RPT_ANSWERED_TLSA) {
+	if (a->type == RPT_ANSWERED_TLSA) {
 		p->type = RPT_POLICY_TLSA;
 		return;
 	}
-	if (a.type != RPT_ANSWERED_STS || a.mode == NULL)
+	if (a->type != RPT_ANSWERED_STS || a->mode == NULL)
 		return;
 	p->type = RPT_POLICY_STS;
 	/* RFC 8460 §4.4: policy-string holds the policy's lines. */
 	snprintf(bufs[n], sizeof(bufs[0]), "version: STSv1");
 	strs[n] = bufs[n];
 	n++;
-	snprintf(bufs[n], sizeof(bufs[0]), "mode: %s", a.mode);
+	snprintf(bufs[n], sizeof(bufs[0]), "mode: %s", a->mode);
 	strs[n] = bufs[n];
 	n++;
-	for (s = a.mx; s != NULL && *s != '\0' && n + 1 < nstrs; s = nl + 1) {
+	for (s = a->mx; s != NULL && *s != '\0' && n + 1 < nstrs; s = nl + 1) {
 		size_t len;
 
 		nl = strchr(s, '\n');
@@ -537,7 +547,7 @@ policy_for(struct rpt_collect *c, const char *domain, struct rpt_policy *p,
 		if (nl == NULL)
 			break;
 	}
-	snprintf(bufs[n], sizeof(bufs[0]), "max_age: %lld", a.max_age);
+	snprintf(bufs[n], sizeof(bufs[0]), "max_age: %lld", a->max_age);
 	strs[n] = bufs[n];
 	n++;
 	p->strings = strs;
@@ -546,9 +556,11 @@ policy_for(struct rpt_collect *c, const char *domain, struct rpt_policy *p,
 	p->nmx_hosts = nmx;
 }
 
-/* SPEC C2: one finished session from the log, counted like a datagram. */
+/* SPEC C2: one finished session from the log, counted like a datagram,
+ * under the policy the daemon answered for its domain (A). */
 static void
-log_event(struct rpt_collect *c, const struct rpt_log_event *ev)
+log_count(struct rpt_collect *c, const struct rpt_log_event *ev,
+	  const struct rpt_answer *a)
 {
 	enum { NS = LIM_MX_PATTERNS + 3 };
 	static char bufs[NS][LIM_DOMAIN_MAX + 16];
@@ -562,9 +574,7 @@ log_event(struct rpt_collect *c, const struct rpt_log_event *ev)
 	memset(&dg, 0, sizeof(dg));
 	memset(&det, 0, sizeof(det));
 	snprintf(domain, sizeof(domain), "%s", ev->domain);
-	if (*domain == '\0')
-		return;
-	policy_for(c, domain, &pol, strs, NS, bufs, mx);
+	policy_from(a, domain, &pol, strs, NS, bufs, mx);
 	pol.failed = ev->failed ? 1 : 0;
 	if (ev->failed && ev->code != 0) {
 		det.code = ev->code;
@@ -583,6 +593,77 @@ log_event(struct rpt_collect *c, const struct rpt_log_event *ev)
 		store_error(c);
 	else
 		c->stats.counted++;
+}
+
+static void
+wait_unlink(struct rpt_collect *c, struct log_wait *w)
+{
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	*w->prev = w->next;
+	c->nwaits--;
+}
+
+/* The answer a waiting session needed came. */
+static void
+log_answered(void *arg, const struct rpt_answer *a)
+{
+	struct log_wait *w = arg;
+
+	wait_unlink(w->c, w);
+	log_count(w->c, &w->ev, a);
+	free(w);
+}
+
+/* The policy of the session's domain is asked for without waiting on the
+ * loop: a domain a shared store must read first is counted once it is
+ * read, and the log goes on meanwhile. */
+static void
+log_event(struct rpt_collect *c, const struct rpt_log_event *ev)
+{
+	struct rpt_answer a;
+	struct log_wait *w = NULL;
+
+	if (ev->domain[0] == '\0')
+		return;
+	memset(&a, 0, sizeof(a));
+	if (c->policy_fn != NULL && c->nwaits < LIM_RPT_LOG_WAIT &&
+	    (w = malloc(sizeof(*w))) != NULL) {
+		w->c = c;
+		w->handle = NULL;
+		if (c->policy_fn(c->policy_arg, ev->domain, &a, log_answered, w,
+				 &w->handle) == 1) {
+			w->ev = *ev;
+			if ((w->next = c->waits) != NULL)
+				c->waits->prev = &w->next;
+			w->prev = &c->waits;
+			c->waits = w;
+			c->nwaits++;
+			return;
+		}
+		free(w);
+	} else if (c->policy_fn != NULL)
+		c->policy_fn(c->policy_arg, ev->domain, &a, NULL, NULL, NULL);
+	log_count(c, ev, &a);
+}
+
+/* The sessions still waiting are counted now, with the answer as it is
+ * (the collector stops). */
+static void
+waits_end(struct rpt_collect *c)
+{
+	struct rpt_answer a;
+	struct log_wait *w;
+
+	while ((w = c->waits) != NULL) {
+		wait_unlink(c, w);
+		if (c->policy_cancel != NULL)
+			c->policy_cancel(c->policy_arg, w->handle);
+		memset(&a, 0, sizeof(a));
+		c->policy_fn(c->policy_arg, w->ev.domain, &a, NULL, NULL, NULL);
+		log_count(c, &w->ev, &a);
+		free(w);
+	}
 }
 
 static void
@@ -1133,6 +1214,7 @@ rpt_collect_free(struct rpt_collect *c)
 	}
 	if (c->log_fd >= 0)
 		close(c->log_fd);
+	waits_end(c);
 	rpt_deliver_free(c->dlv);
 	rpt_store_close(c->store);
 	rpt_log_free(c->corr);

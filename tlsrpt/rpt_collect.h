@@ -77,12 +77,22 @@ struct rpt_answer {
 	const char *mode, *mx; /* RPT_ANSWERED_STS only */
 	long long max_age;
 };
-typedef void rpt_policy_fn(void *arg, const char *domain,
-			   struct rpt_answer *out);
+typedef void rpt_answer_cb(void *arg, const struct rpt_answer *a);
+/*
+ * Fill *OUT and return 0; or, when the answer needs a read of a shared
+ * store, return 1, set *HANDLE and call DONE(DONE_ARG, answer) later (never
+ * inside this call) unless CANCEL(ARG, *HANDLE) runs first. With DONE NULL
+ * the answer is always given now.
+ */
+typedef int rpt_policy_fn(void *arg, const char *domain, struct rpt_answer *out,
+			  rpt_answer_cb *done, void *done_arg, void **handle);
+typedef void rpt_policy_cancel_fn(void *arg, void *handle);
 /* Set how the follower learns what was answered (daemon/main.c). Without
- * it every logged session counts as "no policy found". */
+ * it every logged session counts as "no policy found". A session whose
+ * answer comes later is counted then (at most LIM_RPT_LOG_WAIT wait; past
+ * that, or when the collector is freed, the answer is asked for now). */
 void rpt_collect_set_policy(struct rpt_collect *c, rpt_policy_fn *fn,
-			    void *arg);
+			    rpt_policy_cancel_fn *cancel, void *arg);
 
 /* Give the report store files to UID:GID (before the privilege drop).
  * 0, or -1 with errno. */
