@@ -34,6 +34,10 @@ PostgreSQL 15 in a temporary directory (tests/lab/pgworld.py).
    come in order and the store holds their changes. With the database
    hung for good, an unpin ends with an error after its bound (5 s) and
    the answers never stopped.
+4c. A session in Postfix's log for a domain whose policy only the database
+   holds waits for that row on the loop, as a lookup does: with the
+   database hung a moment, a lookup is answered at once meanwhile, and
+   once the row comes the session is counted under that policy.
 5. The batches step by step, through the store itself (tests/lab/storecmd
    as the daemon's loop): a change made while its batch is in flight
    goes out in the next one; a newer row another host wrote is kept and
@@ -181,8 +185,13 @@ organization = Test Org
 contact = mailto:tlsrpt@sender.test
 submitter = sender.test
 from = tlsrpt-noreply@sender.test
+postfix_log = %s
 """ % (pg.uri(), os.path.join(a.dir, "tlsrpt-spool.db"),
-       os.path.join(a.dir, "tlsrpt.sock"))
+       os.path.join(a.dir, "tlsrpt.sock"), os.path.join(a.dir, "mail.log"))
+maillog = os.path.join(a.dir, "mail.log")
+with open(maillog, "w"):
+    pass
+os.chmod(maillog, 0o644)
 a.write_config(**CONF)
 a.start()
 for dom in KNOWN:
@@ -390,6 +399,87 @@ ok("cannot be reached" in err and "did not answer" in err,
 is_eq(a.ask(P), "OK dane-only", "the pin still holds")
 is_eq(a.ask(KNOWN[2]), secure(KNOWN[2]), "answers go on")
 thaw()
+
+# --- 4c. a logged session waits for its domain's row, not the loop ----------
+
+LOGD = "logged." + Z      # in the database, never looked up on A
+NOW4 = int(time.time())
+pg.psql("INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age, "
+        "fetched_at, expires_at) VALUES ('%s', 'l1', 2, 'mx1.%s', 86400, "
+        "%d, %d)" % (LOGD, LOGD, NOW4, NOW4 + 86400))
+
+
+def store_answers():
+    s = adm_send([{"cmd": "cache_show", "domain": "nowhere." + Z}])
+    got = adm_read(s, 1, 10)
+    s.close()
+    return bool(got) and "error" not in got[0]
+
+
+got, _ = wait_for(store_answers, True, 90)
+ok(got, "A reaches the database again")
+waited0 = a.jq({"cmd": "stats"})["resolutions"]["store_waited"]
+stamp = time.strftime("%b %d %H:%M:%S")
+CIPHER = (": TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) "
+          "key-exchange X25519 server-signature RSA-PSS (2048 bits) "
+          "server-digest SHA256")
+freeze()
+with open(maillog, "a") as f:
+    f.write("%s mta postfix/smtp[701]: Verified TLS connection established "
+            "to mx1.%s[127.0.0.9]:25%s\n"
+            "%s mta postfix/smtp[701]: 7A8B9C: to=<u@%s>, "
+            "relay=mx1.%s[127.0.0.9]:25, delay=1, delays=0/0/1/0, "
+            "dsn=2.0.0, status=sent (250 ok)\n"
+            % (stamp, LOGD, CIPHER, stamp, LOGD, LOGD))
+# The follower reads the lines within its tick (0.5 s); the session then
+# waits for LOGD's row while the database hangs.
+t0 = time.monotonic()
+waited = 0
+while time.monotonic() - t0 < 0.9 and waited == 0:
+    waited = a.jq({"cmd": "stats"})["resolutions"]["store_waited"] - waited0
+    time.sleep(0.02)
+got, secs = timed_ask(a, KNOWN[0])
+thaw()
+is_eq(waited, 1, "the logged session waits for the database's row of its "
+      "domain on the loop")
+is_eq(got, secure(KNOWN[0]), "database hung, a logged session waiting: a "
+      "lookup is answered")
+ok(secs < 0.25, "at once (%.3f s), not after the session's read" % secs)
+
+
+def logd_row():
+    rc, out, err = a.tool("-j", "report", "list")
+    for x in (json.loads(ln) for ln in out.splitlines() if ln.strip()):
+        if x.get("domain") == LOGD and "success" in x:
+            return x.get("success")
+    return None
+
+
+got, _ = wait_for(logd_row, 1, 30)
+is_eq(got, 1, "once the row is read, the session is counted")
+rc, out, err = a.tool("report", "show", "--day",
+                      time.strftime("%Y-%m-%d", time.gmtime()), "--domain",
+                      LOGD)
+try:
+    pol = json.loads(out)["policies"][0]["policy"]
+except (ValueError, KeyError, IndexError):
+    pol = {"out": out, "err": err}
+is_eq((pol.get("policy-type"), pol.get("policy-string")),
+      ("sts", ["version: STSv1", "mode: enforce", "mx: mx1.%s" % LOGD,
+               "max_age: 86400"]),
+      "under the MTA-STS policy the database holds for the domain")
+
+# A lookup that waited for its row counts as one miss, not also as a hit.
+RD = "read." + Z
+pg.psql("INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age, "
+        "fetched_at, expires_at) VALUES ('%s', 'r1', 2, 'mx1.%s', 86400, "
+        "%d, %d)" % (RD, RD, NOW4, NOW4 + 86400))
+c0 = stats(a)
+is_eq(a.ask(RD), secure(RD), "a domain only the database holds is answered "
+      "from its row")
+c1 = stats(a)
+is_eq((c1["misses"] - c0["misses"], c1["hits"] - c0["hits"]), (1, 0),
+      "the lookup that waited for the row counts as one miss, no hit")
 is_eq(a.stop(), 0, "A stops cleanly")
 
 # --- 5. the batches, step by step (tests/lab/storecmd) ----------------------
