@@ -132,6 +132,7 @@ list_domain(const struct rpt_store_domain *d, void *arg)
 struct list_dom {
 	int64_t day[4096];
 	char dom[4096][LIM_DOMAIN_MAX + 1];
+	int closed[4096];
 	size_t n;
 };
 
@@ -143,6 +144,7 @@ collect_domain(const struct rpt_store_domain *d, void *arg)
 	if (l->n >= sizeof(l->day) / sizeof(l->day[0]))
 		return 1;
 	l->day[l->n] = d->day;
+	l->closed[l->n] = d->closed != 0;
 	snprintf(l->dom[l->n], sizeof(l->dom[0]), "%s", d->domain);
 	l->n++;
 	return 0;
@@ -521,6 +523,64 @@ cmd_report_send(int64_t day, const char *domain, int force)
 	return report_send_here(day, dstr, domain, force);
 }
 
+/*
+ * No daemon here, and another host sharing the database sends the
+ * reports: hand them the day's domains through the database, as the
+ * daemon here would, so that no second copy goes out.
+ */
+static int
+report_hand_over(struct rpt_store *st, int64_t day, const char *dstr,
+		 const char *domain)
+{
+	struct list_dom *l = calloc(1, sizeof(*l));
+	time_t now = ev_now();
+	size_t i, requested = 0, open = 0;
+	int rc = 0;
+
+	if (l == NULL) {
+		cli_errx_msg("out of memory");
+		return EXIT_ERROR;
+	}
+	if (rpt_store_foreach_domain(st, day, domain, collect_domain, l) !=
+	    RPT_STORE_OK) {
+		cli_errx_msg("%s", rpt_store_errmsg(st));
+		free(l);
+		return EXIT_ERROR;
+	}
+	for (i = 0; i < l->n && rc == 0; i++) {
+		/* As rpt_deliver_now(): a day not over yet is never sent. */
+		if (!l->closed[i] && (int64_t)now < l->day[i] + 86400) {
+			open++;
+			continue;
+		}
+		switch (rpt_store_request_send(st, l->day[i], l->dom[i], now)) {
+		case RPT_STORE_OK:
+			requested++;
+			break;
+		case RPT_STORE_NOTFOUND:
+			break;
+		default:
+			cli_errx_msg("%s", rpt_store_errmsg(st));
+			rc = EXIT_ERROR;
+		}
+	}
+	free(l);
+	if (rc != 0)
+		return rc;
+	if (requested == 0 && open > 0) {
+		open_day_refusal(dstr);
+		return EXIT_ERROR;
+	}
+	if (requested == 0) {
+		cli_errx_msg("nothing counted on that day%s%s",
+			     domain ? " for " : "", domain ? domain : "");
+		return EXIT_NEGATIVE;
+	}
+	return report_handed_over(dstr, json_pack("{s:I,s:I}", "requested",
+						  (json_int_t)requested, "open",
+						  (json_int_t)open));
+}
+
 /* No daemon (or a partial report): our own sender on the store. */
 static int
 report_send_here(int64_t day, const char *dstr, const char *domain, int force)
@@ -539,6 +599,20 @@ report_send_here(int64_t day, const char *dstr, const char *domain, int force)
 		return EXIT_ERROR;
 	memset(&sc, 0, sizeof(sc));
 	sc.base = ev_base_new();
+	/* A shared store: only the host holding the sender's lease sends
+	 * whole reports (a partial one, --force, has an id of its own). */
+	if (!force)
+		switch (rpt_store_take_sender(st, ev_now())) {
+		case RPT_STORE_OK:
+			break;
+		case RPT_STORE_NOTFOUND:
+			rc = report_hand_over(st, day, dstr, domain);
+			goto out;
+		default:
+			cli_errx_msg("%s", rpt_store_errmsg(st));
+			rc = EXIT_ERROR;
+			goto out;
+		}
 	if (cli_cfg->dane_enabled || cli_cfg->sts_enabled) {
 		dns = dns_new(sc.base, cli_cfg, err, sizeof(err));
 		if (dns == NULL)

@@ -1792,6 +1792,18 @@ rpt_store_is_sender(const struct rpt_store *st)
 }
 
 enum rpt_store_err
+rpt_store_take_sender(struct rpt_store *st, time_t now)
+{
+	int rc;
+
+	if (st->pg == NULL)
+		return RPT_STORE_OK;
+	/* take_lease()'s 1 (held) is our 0, its 0 (another host) our 1. */
+	rc = rpt_pg_take_lease(st->pg, now);
+	return pg_rc(st, rc < 0 ? -1 : !rc);
+}
+
+enum rpt_store_err
 rpt_store_request_send(struct rpt_store *st, int64_t day, const char *domain,
 		       time_t now)
 {

@@ -98,6 +98,12 @@ int rpt_store_is_pg(const struct rpt_store *st);
  * may hold it). */
 int rpt_store_is_sender(const struct rpt_store *st);
 
+/* Become the sender now if nobody is (tlspolicy report send with no
+ * daemon running here): RPT_STORE_OK when this process sends (always
+ * with SQLite), RPT_STORE_NOTFOUND when another host holds the sender's
+ * lease, RPT_STORE_EDB on failure (rpt_store_errmsg()). */
+enum rpt_store_err rpt_store_take_sender(struct rpt_store *st, time_t now);
+
 /*
  * PostgreSQL only: hand (DAY, DOMAIN) to whichever host sends, to be
  * sent at NOW as rpt_deliver_now() would (tlspolicy report send on a

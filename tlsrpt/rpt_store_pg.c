@@ -866,6 +866,12 @@ take_lease(struct rpt_pg *pg, time_t now)
 }
 
 int
+rpt_pg_take_lease(struct rpt_pg *pg, time_t now)
+{
+	return take_lease(pg, now);
+}
+
+int
 rpt_pg_is_sender(const struct rpt_pg *pg)
 {
 	return pg->lease && pg->lease_gen == pg->main.gen &&

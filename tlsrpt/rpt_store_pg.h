@@ -83,6 +83,10 @@ int rpt_pg_due(struct rpt_pg *pg, time_t now, size_t max,
 /* Non-zero when this host holds the sender's lease now. */
 int rpt_pg_is_sender(const struct rpt_pg *pg);
 
+/* Take the sender's lease now if no host holds it (as rpt_pg_due() does
+ * first): 1 held, 0 another host holds it, -1 failure. */
+int rpt_pg_take_lease(struct rpt_pg *pg, time_t now);
+
 /* Ask the sender to send (DAY, DOMAIN) at NOW (tlspolicy report send on
  * another host): it becomes due at NOW and its pending or failed tries
  * due at once. 0; 1 nothing counted for it; -1 failure. */
