@@ -31,6 +31,9 @@ tests/lab/pgworld.py) and the fleet sends one report per domain and day.
 7. (run before 5) "tlspolicy report send" on a host that is not the
    elected sender hands the report to the sender through the database
    and says so: the sender sends it, once; the host asked sends nothing.
+   The same with that host's daemon stopped (the tool opens the store
+   itself); with no daemon running anywhere the tool sends the report
+   itself.
 
 The _smtp._tls record comes from the datagrams ("pr"): the daemons' DNS
 is silent, so the sender uses the captured record (SPEC C3). Skipped
@@ -491,8 +494,49 @@ is_eq((len(files("sent.A.resend@")), len(files("sent.B.resend@"))), (1, 0),
 is_eq(pg.psql("SELECT status, tries FROM tlsrpt_deliveries WHERE domain = "
               "'resend.example'"), "2|2",
       "7: the shared delivery state says sent, on the second try")
-a.stop()
+
+
+def waiting_report(dom):
+    """A report of day R for DOM whose try waits for a retry hours away."""
+    pg.psql("INSERT INTO tlsrpt_domains (day, domain, record, state) VALUES "
+            "(%d, '%s', 'v=TLSRPTv1; rua=mailto:%s@reports.example', 2);"
+            "INSERT INTO tlsrpt_policies (day, domain, policy, total, "
+            "failure) SELECT %d, '%s', policy, 4, 1 FROM tlsrpt_policies "
+            "WHERE day = %d ORDER BY domain, policy LIMIT 1;"
+            "INSERT INTO tlsrpt_deliveries (day, domain, dest, report_id, "
+            "status, tries, first_try, next_try) VALUES (%d, '%s', "
+            "'mailto:%s@reports.example', 'x', 1, 1, %d, %d)"
+            % (R, dom, dom.split(".")[0], R, dom, day0, R, dom,
+               dom.split(".")[0], now() - 60, now() + 7200))
+
+
+def sent(tag, dom):
+    return len(files("sent.%s.%s@" % (tag, dom.split(".")[0])))
+
+
+# B's daemon stopped: the tool opens the store itself, sees that A holds
+# the sender's lock, and hands the report over as B's daemon did.
 b.stop()
+waiting_report("resend2.example")
+rc, out, err = b.tool("report", "send", "--day", RS, "--domain",
+                      "resend2.example")
+ok(rc == 0 and "handed over" in out and "does not send" in out,
+   "7: B's daemon stopped, the tool on B hands the report to the sending "
+   "host too", (rc, out, err))
+pgworld.wait_for(lambda: sent("A", "resend2.example") +
+                 sent("B", "resend2.example"), 1, 30)
+time.sleep(3)
+is_eq((sent("A", "resend2.example"), sent("B", "resend2.example")), (1, 0),
+      "7: that report went once, from A; the tool sent nothing")
+a.stop()
+# No daemon anywhere: the tool takes the sender's role and sends itself.
+waiting_report("resend3.example")
+rc, out, err = b.tool("report", "send", "--day", RS, "--domain",
+                      "resend3.example")
+is_eq((rc, sent("A", "resend3.example"), sent("B", "resend3.example")),
+      (0, 0, 1), "7: with no host sending, the tool sends the report "
+      "itself, once (%s)" % (out + err).strip()[-300:])
+is_eq(lock_held(), "0", "7: and the sender's lock is free again after it")
 
 # --- 5. refusals stop the start; an outage does not ----------------------------
 
