@@ -1867,8 +1867,14 @@ cache_job_start(struct cache *c, enum cache_job_kind kind, const char *domain,
 
 	if (c->loose != NULL)
 		cache_loose_free(c);
-	if (kind != CACHE_JOB_LIST &&
-	    check_domain(domain, &len, &hash) != CACHE_OK) {
+	if (kind == CACHE_JOB_DUE) {
+		/* A position in the walk, "" at its start. */
+		if ((len = strlen(domain)) > LIM_DOMAIN_MAX) {
+			set_errx(c, "%s", "bad domain");
+			return NULL;
+		}
+	} else if (kind != CACHE_JOB_LIST &&
+		   check_domain(domain, &len, &hash) != CACHE_OK) {
 		set_errx(c, "%s", "bad domain");
 		return NULL;
 	}
@@ -1947,8 +1953,8 @@ cache_job_rows(struct cache_job *j,
 {
 	enum cache_err e;
 
-	if (!j->sent ||
-	    (j->kind != CACHE_JOB_SHOW && j->kind != CACHE_JOB_LIST))
+	if (!j->sent || (j->kind != CACHE_JOB_SHOW &&
+			 j->kind != CACHE_JOB_LIST && j->kind != CACHE_JOB_DUE))
 		return CACHE_EINVAL;
 	if ((e = cache_pg_job_rows(j->c->pg, fn, arg)) == CACHE_EDB)
 		dberr(j->c);

@@ -222,7 +222,8 @@ int cache_io_busy(const struct cache *c);
  * the attempt ended, with *E what cache_reconnect() would have returned. */
 int cache_io_connected(struct cache *c, enum cache_err *e);
 /*
- * The operator's commands (flush, pin, unpin, show, list) on a shared
+ * The operator's commands (flush, pin, unpin, show, list) and the refresh
+ * walk's reads (due) on a shared
  * store on the loop, without waiting for it (the admin socket, issue 13):
  * cache_job_start() queues the command and returns at once; the loop
  * sends it on the store's connection after the reads clients wait for
@@ -238,7 +239,9 @@ int cache_io_connected(struct cache *c, enum cache_err *e);
  * was set): memory follows once the store took it. SHOW: DOMAIN's rows
  * (CACHE_OK; call cache_job_rows() inside DONE); use it only when
  * cache_in_memory() is 0. LIST: at most MAX stored domains in name order,
- * through cache_job_rows() inside DONE. E is CACHE_EDB when the store
+ * through cache_job_rows() inside DONE. DUE (the MTA-STS refresh walk):
+ * at most MAX stored domains with a policy after DOMAIN ("" from the
+ * start), in name order, the same way. E is CACHE_EDB when the store
  * refused or failed (cache_errmsg()), CACHE_EOFFLINE when it went down
  * first. cache_job_start() returns NULL when the command cannot be
  * queued (LIM_PG_JOBS wait; a bad name): cache_errmsg() says why.
@@ -251,6 +254,7 @@ enum cache_job_kind {
 	CACHE_JOB_UNPIN,
 	CACHE_JOB_SHOW,
 	CACHE_JOB_LIST,
+	CACHE_JOB_DUE,
 };
 struct cache_job;
 typedef void cache_job_done_fn(struct cache_job *job, enum cache_err e,

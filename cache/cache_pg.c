@@ -117,6 +117,7 @@ static const char *const job_what[] = {
     [CACHE_JOB_UNPIN] = "cannot remove the pin",
     [CACHE_JOB_SHOW] = "cannot read the domain's rows",
     [CACHE_JOB_LIST] = "cannot list",
+    [CACHE_JOB_DUE] = "cannot scan",
 };
 
 /* A query in flight on the connection (not a connection attempt). */
@@ -1453,6 +1454,12 @@ static const char sql_list[] =
     "domain FROM pin WHERE NOT deleted) AS k " ROW_JOIN
     " ORDER BY k.d LIMIT $1::bigint";
 
+/* The refresh walk's next page: the domains with a policy after $1. */
+static const char sql_due[] =
+    "SELECT k.d, " ROW_COLUMNS "FROM (SELECT domain AS d FROM sts_policy"
+    " WHERE domain > $1 ORDER BY domain LIMIT $2::bigint) AS k " ROW_JOIN
+    " ORDER BY k.d";
+
 /* One domain's rows, as a read does. */
 static const char sql_show[] =
     "SELECT k.d, " ROW_COLUMNS "FROM (SELECT $1::text AS d) AS k " ROW_JOIN;
@@ -1590,6 +1597,12 @@ cache_pg_job_send(struct cache_pg *p, int kind, const char *domain,
 		v[0] = num[0];
 		sql = sql_list;
 		break;
+	case CACHE_JOB_DUE:
+		snprintf(num[0], sizeof(num[0]), "%ld", max);
+		v[1] = num[0];
+		sql = sql_due;
+		n = 2;
+		break;
 	default:
 		return -1;
 	}
@@ -1599,7 +1612,8 @@ cache_pg_job_send(struct cache_pg *p, int kind, const char *domain,
 	}
 	/* A change the poll page read before it may predate (as the
 	 * synchronous writes). */
-	if (kind != CACHE_JOB_SHOW && kind != CACHE_JOB_LIST)
+	if (kind != CACHE_JOB_SHOW && kind != CACHE_JOB_LIST &&
+	    kind != CACHE_JOB_DUE)
 		p->wgen++;
 	pg_op_start(p, OP_JOB);
 	p->job = kind;

@@ -101,6 +101,8 @@ struct pol {
 	char scan_pos[LIM_DOMAIN_MAX + 1];
 	char (*due)[LIM_DOMAIN_MAX + 1]; /* POL_REFRESH_BATCH domains */
 	size_t ndue, due_next;
+	struct cache_job *due_job; /* the walk's read of a shared store */
+	size_t due_rows;	   /* rows that read gave */
 	struct pol_ratelimit bad_key, warn;
 	time_t store_fail_last; /* store failures: one line a minute */
 	unsigned long store_fail_n;
@@ -151,6 +153,8 @@ pol_free(struct pol *p)
 		return;
 	if (p->refresh_ev != NULL)
 		event_free(p->refresh_ev);
+	if (p->due_job != NULL)
+		cache_job_cancel(p->due_job);
 	cache_set_read_done(p->cache, NULL, NULL);
 	cache_set_forgotten(p->cache, NULL, NULL);
 	while (p->store_wait != NULL) {
@@ -952,6 +956,47 @@ due_add(const char *domain, void *arg)
 		snprintf(p->due[p->ndue++], sizeof(p->due[0]), "%s", domain);
 }
 
+/* A row of the walk's read of a shared store (CACHE_JOB_DUE). */
+static int
+due_row(const struct cache_entry *e, void *arg)
+{
+	struct pol *p = arg;
+
+	snprintf(p->scan_pos, sizeof(p->scan_pos), "%s", e->domain);
+	p->due_rows++;
+	if (e->has_sts && e->sts.fetched_at <= ev_now() - p->cfg->refresh)
+		due_add(e->domain, p);
+	return 0;
+}
+
+/* The walk's read of a shared store ended: its domains are refreshed
+ * from the next tick, as those of a synchronous read. */
+static void
+due_read(struct cache_job *job, enum cache_err e, void *arg)
+{
+	struct pol *p = arg;
+	char from[LIM_DOMAIN_MAX + 1];
+
+	p->due_job = NULL;
+	if (e != CACHE_OK) {
+		if (e != CACHE_EOFFLINE)
+			log_warnx("MTA-STS refresh: %s",
+				  cache_errmsg(p->cache));
+		return;
+	}
+	snprintf(from, sizeof(from), "%s", p->scan_pos);
+	p->ndue = p->due_next = 0;
+	p->due_rows = 0;
+	if (cache_job_rows(job, due_row, p) != CACHE_OK) {
+		snprintf(p->scan_pos, sizeof(p->scan_pos), "%s", from);
+		log_warnx("MTA-STS refresh: %s", cache_errmsg(p->cache));
+		return;
+	}
+	/* Fewer rows than asked: the walk is at the end of the table. */
+	if (p->due_rows < POL_REFRESH_BATCH)
+		p->scan_pos[0] = '\0';
+}
+
 static void
 refresh_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -963,9 +1008,16 @@ refresh_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* A shared store busy on the loop: the walk comes back next tick
-	 * rather than wait for the call in flight. */
-	if (p->due_next == p->ndue && !cache_io_busy(p->cache)) {
+	/* A shared store on the loop is read there, like everything else
+	 * (due_read()); otherwise a synchronous read, but never while a
+	 * call is in flight: the walk comes back next tick instead. */
+	if (p->due_next == p->ndue && p->due_job == NULL &&
+	    cache_jobs_async(p->cache)) {
+		p->due_job =
+		    cache_job_start(p->cache, CACHE_JOB_DUE, p->scan_pos, NULL,
+				    POL_REFRESH_BATCH, due_read, p);
+	} else if (p->due_next == p->ndue && p->due_job == NULL &&
+		   !cache_io_busy(p->cache)) {
 		p->ndue = p->due_next = 0;
 		ce =
 		    cache_sts_due(p->cache, p->scan_pos,
