@@ -817,6 +817,8 @@ store_notice(const char *msg)
 static void
 answered_as(const struct pol_answer *ans, struct rpt_answer *out)
 {
+	if (ans->kind == POL_TEMP && ans->rule == POL_RULE_STORE_FAILURE)
+		out->type = RPT_ANSWERED_UNKNOWN;
 	if (ans->kind != POL_OK)
 		return;
 	if (ans->source == POL_SRC_DANE ||

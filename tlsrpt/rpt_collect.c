@@ -108,7 +108,8 @@ struct coal_tab {
  * reads it): counted when the answer comes (log_answered()). */
 struct log_wait {
 	struct rpt_collect *c;
-	void *handle;
+	void *handle;	/* an answer is on its way (else: waits_retry()) */
+	time_t give_up; /* from then on counted under no policy */
 	struct log_wait *next, **prev;
 	struct rpt_log_event ev;
 };
@@ -596,6 +597,16 @@ log_count(struct rpt_collect *c, const struct rpt_log_event *ev,
 }
 
 static void
+wait_link(struct rpt_collect *c, struct log_wait *w)
+{
+	if ((w->next = c->waits) != NULL)
+		c->waits->prev = &w->next;
+	w->prev = &c->waits;
+	c->waits = w;
+	c->nwaits++;
+}
+
+static void
 wait_unlink(struct rpt_collect *c, struct log_wait *w)
 {
 	if (w->next != NULL)
@@ -604,15 +615,42 @@ wait_unlink(struct rpt_collect *c, struct log_wait *w)
 	c->nwaits--;
 }
 
-/* The answer a waiting session needed came. */
+/* W's session is counted under the answer A, and W goes. */
+static void
+wait_count(struct rpt_collect *c, struct log_wait *w,
+	   const struct rpt_answer *a)
+{
+	wait_unlink(c, w);
+	log_count(c, &w->ev, a);
+	free(w);
+}
+
+/* The answer a waiting session needed came: it is counted, or, when the
+ * store could not say, it is asked for again once the store is online
+ * (waits_retry()). */
 static void
 log_answered(void *arg, const struct rpt_answer *a)
 {
 	struct log_wait *w = arg;
 
-	wait_unlink(w->c, w);
-	log_count(w->c, &w->ev, a);
-	free(w);
+	w->handle = NULL;
+	if (a->type == RPT_ANSWERED_UNKNOWN && ev_now() < w->give_up)
+		return;
+	wait_count(w->c, w, a);
+}
+
+/* Ask for the policy of W's session: 1 when it waits (for the answer, or
+ * for its store to be online), 0 when *A is the answer to count now. */
+static int
+wait_ask(struct rpt_collect *c, struct log_wait *w, struct rpt_answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	w->handle = NULL;
+	if (c->policy_fn(c->policy_arg, w->ev.domain, a, log_answered, w,
+			 &w->handle) == 1)
+		return 1;
+	w->handle = NULL;
+	return a->type == RPT_ANSWERED_UNKNOWN && ev_now() < w->give_up;
 }
 
 /* The policy of the session's domain is asked for without waiting on the
@@ -630,21 +668,38 @@ log_event(struct rpt_collect *c, const struct rpt_log_event *ev)
 	if (c->policy_fn != NULL && c->nwaits < LIM_RPT_LOG_WAIT &&
 	    (w = malloc(sizeof(*w))) != NULL) {
 		w->c = c;
-		w->handle = NULL;
-		if (c->policy_fn(c->policy_arg, ev->domain, &a, log_answered, w,
-				 &w->handle) == 1) {
-			w->ev = *ev;
-			if ((w->next = c->waits) != NULL)
-				c->waits->prev = &w->next;
-			w->prev = &c->waits;
-			c->waits = w;
-			c->nwaits++;
+		w->ev = *ev;
+		w->give_up = ev_now() + LIM_RPT_LOG_RETRY_S;
+		if (wait_ask(c, w, &a)) {
+			wait_link(c, w);
 			return;
 		}
 		free(w);
 	} else if (c->policy_fn != NULL)
 		c->policy_fn(c->policy_arg, ev->domain, &a, NULL, NULL, NULL);
 	log_count(c, ev, &a);
+}
+
+/* Each tick: the sessions whose store could not say are asked for again
+ * once it is online; past LIM_RPT_LOG_RETRY_S they count under no policy
+ * (answers never come inside wait_ask(), so the walk is safe). */
+static void
+waits_retry(struct rpt_collect *c)
+{
+	struct log_wait *w, *next;
+	struct rpt_answer a;
+	int online = c->cache == NULL || cache_online(c->cache);
+
+	for (w = c->waits; w != NULL; w = next) {
+		next = w->next;
+		if (w->handle != NULL)
+			continue;
+		if (online ? wait_ask(c, w, &a) : ev_now() < w->give_up)
+			continue;
+		if (!online)
+			memset(&a, 0, sizeof(a));
+		wait_count(c, w, &a);
+	}
 }
 
 /* The sessions still waiting are counted now, with the answer as it is
@@ -656,13 +711,11 @@ waits_end(struct rpt_collect *c)
 	struct log_wait *w;
 
 	while ((w = c->waits) != NULL) {
-		wait_unlink(c, w);
-		if (c->policy_cancel != NULL)
+		if (w->handle != NULL && c->policy_cancel != NULL)
 			c->policy_cancel(c->policy_arg, w->handle);
 		memset(&a, 0, sizeof(a));
 		c->policy_fn(c->policy_arg, w->ev.domain, &a, NULL, NULL, NULL);
-		log_count(c, &w->ev, &a);
-		free(w);
+		wait_count(c, w, &a);
 	}
 }
 
@@ -977,6 +1030,8 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_poll(c);
+	if (c->nwaits > 0)
+		waits_retry(c);
 	rpt_collect_drain(c);
 	coal_flush(c, 1);
 	if (rpt_store_flush(c->store) != RPT_STORE_OK)

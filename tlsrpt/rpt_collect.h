@@ -70,7 +70,8 @@ struct rpt_collect *rpt_collect_new(struct event_base *base,
 enum rpt_answered {
 	RPT_ANSWERED_NONE = 0,
 	RPT_ANSWERED_TLSA,
-	RPT_ANSWERED_STS
+	RPT_ANSWERED_STS,
+	RPT_ANSWERED_UNKNOWN /* the store could not say (it is down) */
 };
 struct rpt_answer {
 	enum rpt_answered type;
@@ -89,8 +90,10 @@ typedef int rpt_policy_fn(void *arg, const char *domain, struct rpt_answer *out,
 typedef void rpt_policy_cancel_fn(void *arg, void *handle);
 /* Set how the follower learns what was answered (daemon/main.c). Without
  * it every logged session counts as "no policy found". A session whose
- * answer comes later is counted then (at most LIM_RPT_LOG_WAIT wait; past
- * that, or when the collector is freed, the answer is asked for now). */
+ * answer comes later is counted then; one whose store could not say is
+ * asked for again once the store is online, for LIM_RPT_LOG_RETRY_S, then
+ * counted under no policy (at most LIM_RPT_LOG_WAIT wait; past that, or
+ * when the collector is freed, the answer is asked for now). */
 void rpt_collect_set_policy(struct rpt_collect *c, rpt_policy_fn *fn,
 			    rpt_policy_cancel_fn *cancel, void *arg);
 

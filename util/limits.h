@@ -96,6 +96,9 @@
 /* Logged sessions waiting at once for their domain's policy to be read
  * from a shared store (the reads' own bound, LIM_PG_READ_WAIT). */
 #define LIM_RPT_LOG_WAIT 1024
+/* Seconds such a session waits for a store that could not be reached
+ * before it is counted under no policy. */
+#define LIM_RPT_LOG_RETRY_S 120
 /* The datagram receiver thread (tlsrpt/rpt_recv.c): bytes of datagrams
  * held in each half of its buffer while the loop is busy (about 30,000
  * of Postfix's, over half a second at 50,000/s); datagrams received per
