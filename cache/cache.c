@@ -1873,7 +1873,7 @@ cache_job_start(struct cache *c, enum cache_job_kind kind, const char *domain,
 			set_errx(c, "%s", "bad domain");
 			return NULL;
 		}
-	} else if (kind != CACHE_JOB_LIST &&
+	} else if (kind != CACHE_JOB_LIST && kind != CACHE_JOB_COUNT &&
 		   check_domain(domain, &len, &hash) != CACHE_OK) {
 		set_errx(c, "%s", "bad domain");
 		return NULL;
@@ -1899,7 +1899,7 @@ cache_job_start(struct cache *c, enum cache_job_kind kind, const char *domain,
 	j->max = max;
 	j->done = done;
 	j->arg = arg;
-	if (kind != CACHE_JOB_LIST)
+	if (kind != CACHE_JOB_LIST && kind != CACHE_JOB_COUNT)
 		memcpy(j->domain, domain, len + 1);
 	if (kind == CACHE_JOB_PIN) {
 		j->pin = *pin;
@@ -1957,6 +1957,18 @@ cache_job_rows(struct cache_job *j,
 			 j->kind != CACHE_JOB_LIST && j->kind != CACHE_JOB_DUE))
 		return CACHE_EINVAL;
 	if ((e = cache_pg_job_rows(j->c->pg, fn, arg)) == CACHE_EDB)
+		dberr(j->c);
+	return e;
+}
+
+enum cache_err
+cache_job_counts(struct cache_job *j, long long sts[3], long long dane[4])
+{
+	enum cache_err e;
+
+	if (!j->sent || j->kind != CACHE_JOB_COUNT)
+		return CACHE_EINVAL;
+	if ((e = cache_pg_job_counts(j->c->pg, sts, dane)) == CACHE_EDB)
 		dberr(j->c);
 	return e;
 }

@@ -222,8 +222,8 @@ int cache_io_busy(const struct cache *c);
  * the attempt ended, with *E what cache_reconnect() would have returned. */
 int cache_io_connected(struct cache *c, enum cache_err *e);
 /*
- * The operator's commands (flush, pin, unpin, show, list) and the refresh
- * walk's reads (due) on a shared
+ * The operator's commands (flush, pin, unpin, show, list), the refresh
+ * walk's reads (due) and the metrics' counts (count) on a shared
  * store on the loop, without waiting for it (the admin socket, issue 13):
  * cache_job_start() queues the command and returns at once; the loop
  * sends it on the store's connection after the reads clients wait for
@@ -241,7 +241,9 @@ int cache_io_connected(struct cache *c, enum cache_err *e);
  * cache_in_memory() is 0. LIST: at most MAX stored domains in name order,
  * through cache_job_rows() inside DONE. DUE (the MTA-STS refresh walk):
  * at most MAX stored domains with a policy after DOMAIN ("" from the
- * start), in name order, the same way. E is CACHE_EDB when the store
+ * start), in name order, the same way. COUNT (the metrics): the stored
+ * rows by kind, through cache_job_counts() inside DONE, as
+ * cache_count_kinds(). E is CACHE_EDB when the store
  * refused or failed (cache_errmsg()), CACHE_EOFFLINE when it went down
  * first. cache_job_start() returns NULL when the command cannot be
  * queued (LIM_PG_JOBS wait; a bad name): cache_errmsg() says why.
@@ -255,6 +257,7 @@ enum cache_job_kind {
 	CACHE_JOB_SHOW,
 	CACHE_JOB_LIST,
 	CACHE_JOB_DUE,
+	CACHE_JOB_COUNT,
 };
 struct cache_job;
 typedef void cache_job_done_fn(struct cache_job *job, enum cache_err e,
@@ -269,6 +272,8 @@ void cache_job_cancel(struct cache_job *job);
 enum cache_err cache_job_rows(struct cache_job *job,
 			      int (*fn)(const struct cache_entry *e, void *arg),
 			      void *arg);
+enum cache_err cache_job_counts(struct cache_job *job, long long sts[3],
+				long long dane[4]);
 
 /* Checkpoint and close; cache_close(NULL) does nothing. */
 void cache_close(struct cache *c);

@@ -118,6 +118,7 @@ static const char *const job_what[] = {
     [CACHE_JOB_SHOW] = "cannot read the domain's rows",
     [CACHE_JOB_LIST] = "cannot list",
     [CACHE_JOB_DUE] = "cannot scan",
+    [CACHE_JOB_COUNT] = "cannot count",
 };
 
 /* A query in flight on the connection (not a connection attempt). */
@@ -1460,6 +1461,12 @@ static const char sql_due[] =
     " WHERE domain > $1 ORDER BY domain LIMIT $2::bigint) AS k " ROW_JOIN
     " ORDER BY k.d";
 
+/* The stored rows by kind: table (0 sts_policy, 1 dane_verdict), kind,
+ * count. */
+static const char sql_count[] =
+    "SELECT 0, mode, count(*) FROM sts_policy GROUP BY mode UNION ALL "
+    "SELECT 1, kind, count(*) FROM dane_verdict GROUP BY kind";
+
 /* One domain's rows, as a read does. */
 static const char sql_show[] =
     "SELECT k.d, " ROW_COLUMNS "FROM (SELECT $1::text AS d) AS k " ROW_JOIN;
@@ -1603,6 +1610,10 @@ cache_pg_job_send(struct cache_pg *p, int kind, const char *domain,
 		sql = sql_due;
 		n = 2;
 		break;
+	case CACHE_JOB_COUNT:
+		sql = sql_count;
+		n = 0;
+		break;
 	default:
 		return -1;
 	}
@@ -1613,7 +1624,7 @@ cache_pg_job_send(struct cache_pg *p, int kind, const char *domain,
 	/* A change the poll page read before it may predate (as the
 	 * synchronous writes). */
 	if (kind != CACHE_JOB_SHOW && kind != CACHE_JOB_LIST &&
-	    kind != CACHE_JOB_DUE)
+	    kind != CACHE_JOB_DUE && kind != CACHE_JOB_COUNT)
 		p->wgen++;
 	pg_op_start(p, OP_JOB);
 	p->job = kind;
@@ -1648,6 +1659,30 @@ cache_pg_job_rows(struct cache_pg *p,
 	    PQresultStatus(p->poll_res) != PGRES_TUPLES_OK)
 		return CACHE_EDB;
 	return rows_each(p, p->poll_res, fn, arg);
+}
+
+enum cache_err
+cache_pg_job_counts(struct cache_pg *p, long long sts[3], long long dane[4])
+{
+	const PGresult *res = p->poll_res;
+	int i;
+
+	if (p->done_op != OP_JOB || p->op_failed || res == NULL ||
+	    p->job != CACHE_JOB_COUNT || PQresultStatus(res) != PGRES_TUPLES_OK)
+		return CACHE_EDB;
+	for (i = 0; i < 3; i++)
+		sts[i] = 0;
+	for (i = 0; i < 4; i++)
+		dane[i] = 0;
+	for (i = 0; i < PQntuples(res); i++) {
+		long long t = col_ll(res, i, 0), k = col_ll(res, i, 1);
+
+		if (t == 0 && k >= 0 && k < 3)
+			sts[k] = col_ll(res, i, 2);
+		else if (t == 1 && k >= 0 && k < 4)
+			dane[k] = col_ll(res, i, 2);
+	}
+	return CACHE_OK;
 }
 
 /* One page of the poll: rows of any table changed after the key

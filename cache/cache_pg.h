@@ -127,6 +127,9 @@ long cache_pg_job_count(const struct cache_pg *p);
 enum cache_err
 cache_pg_job_rows(struct cache_pg *p,
 		  int (*fn)(const struct cache_entry *e, void *arg), void *arg);
+/* The rows of a CACHE_JOB_COUNT that ended, as cache_pg_count(). */
+enum cache_err cache_pg_job_counts(struct cache_pg *p, long long sts[3],
+				   long long dane[4]);
 
 /* ---- synchronous calls ---- */
 

@@ -39,6 +39,7 @@ struct met {
 	long count_every; /* seconds until the next count */
 	int count_ok;
 	long long sts_by_mode[3], dane_by_kind[4];
+	struct cache_job *count_job; /* a shared store counting on the loop */
 };
 
 struct met *
@@ -63,6 +64,8 @@ met_set_tlsrpt(struct met *m, struct rpt_collect *rpt)
 void
 met_free(struct met *m)
 {
+	if (m != NULL && m->count_job != NULL)
+		cache_job_cancel(m->count_job);
 	free(m);
 }
 
@@ -128,6 +131,21 @@ histogram(FILE *f, const char *name, const char *help, const struct hist *h)
 		(double)h->sum_ms / 1000.0, name, (unsigned long long)h->count);
 }
 
+/* A shared store's count on the loop ended: the next scrape shows it. */
+static void
+counted(struct cache_job *job, enum cache_err e, void *arg)
+{
+	struct met *m = arg;
+
+	m->count_job = NULL;
+	if (e == CACHE_OK)
+		e = cache_job_counts(job, m->sts_by_mode, m->dane_by_kind);
+	m->count_ok = e == CACHE_OK;
+	if (!m->count_ok && e != CACHE_EOFFLINE)
+		log_warnx("metrics: cannot count the stored policies: %s",
+			  cache_errmsg(m->cache));
+}
+
 /* The stored rows by mode and kind, counted at most once a minute. */
 static void
 count_rows(struct met *m)
@@ -138,6 +156,18 @@ count_rows(struct met *m)
 	if (m->counted_at != 0 && now - m->counted_at < m->count_every &&
 	    now >= m->counted_at)
 		return;
+	/* A shared store on the loop counts there; until its first count
+	 * ends the gauges are left out, later the last counts stay. */
+	if (cache_jobs_async(m->cache)) {
+		if (m->count_job == NULL) {
+			m->counted_at = now;
+			m->count_every = MET_COUNT_INTERVAL;
+			m->count_job =
+			    cache_job_start(m->cache, CACHE_JOB_COUNT, NULL,
+					    NULL, 0, counted, m);
+		}
+		return;
+	}
 	/* Not while a shared store's call is in flight on the loop (the
 	 * count would wait for it): the last counts stay until next time. */
 	if (m->counted_at != 0 && cache_io_busy(m->cache))
