@@ -1995,7 +1995,9 @@ job_send(struct cache *c)
 	if (cache_pg_job_send(c->pg, (int)j->kind, j->domain, &j->pin,
 			      j->max) == 0) {
 		j->sent = 1;
-		c->stats.async_jobs++;
+		/* The operator's commands, not the daemon's own reads. */
+		if (j->kind != CACHE_JOB_DUE && j->kind != CACHE_JOB_COUNT)
+			c->stats.async_jobs++;
 		return;
 	}
 	/* Unsent: it ends now, as if the store had failed. */
