@@ -132,7 +132,7 @@ list_domain(const struct rpt_store_domain *d, void *arg)
 struct list_dom {
 	int64_t day[4096];
 	char dom[4096][LIM_DOMAIN_MAX + 1];
-	int closed[4096];
+	unsigned char closed[4096];
 	size_t n;
 };
 
@@ -533,40 +533,22 @@ report_hand_over(struct rpt_store *st, int64_t day, const char *dstr,
 		 const char *domain)
 {
 	struct list_dom *l = calloc(1, sizeof(*l));
-	time_t now = ev_now();
-	size_t i, requested = 0, open = 0;
-	int rc = 0;
+	size_t requested, open;
 
 	if (l == NULL) {
 		cli_errx_msg("out of memory");
 		return EXIT_ERROR;
 	}
 	if (rpt_store_foreach_domain(st, day, domain, collect_domain, l) !=
-	    RPT_STORE_OK) {
+		RPT_STORE_OK ||
+	    rpt_store_request_sends(
+		st, l->n, l->day, (const char(*)[LIM_DOMAIN_MAX + 1]) l->dom,
+		l->closed, ev_now(), &requested, &open) != RPT_STORE_OK) {
 		cli_errx_msg("%s", rpt_store_errmsg(st));
 		free(l);
 		return EXIT_ERROR;
 	}
-	for (i = 0; i < l->n && rc == 0; i++) {
-		/* As rpt_deliver_now(): a day not over yet is never sent. */
-		if (!l->closed[i] && (int64_t)now < l->day[i] + 86400) {
-			open++;
-			continue;
-		}
-		switch (rpt_store_request_send(st, l->day[i], l->dom[i], now)) {
-		case RPT_STORE_OK:
-			requested++;
-			break;
-		case RPT_STORE_NOTFOUND:
-			break;
-		default:
-			cli_errx_msg("%s", rpt_store_errmsg(st));
-			rc = EXIT_ERROR;
-		}
-	}
 	free(l);
-	if (rc != 0)
-		return rc;
 	if (requested == 0 && open > 0) {
 		open_day_refusal(dstr);
 		return EXIT_ERROR;

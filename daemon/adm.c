@@ -688,26 +688,13 @@ static char *
 report_request(struct adm *a, const struct qry_request *rq,
 	       const struct rs_ctx *rc)
 {
-	time_t now = ev_now();
-	size_t i, requested = 0, open = 0;
+	size_t requested, open;
 
-	for (i = 0; i < rc->n; i++) {
-		/* As rpt_deliver_now(): a day not over yet is never sent. */
-		if (!rc->closed[i] && (int64_t)now < rc->day[i] + 86400) {
-			open++;
-			continue;
-		}
-		switch (rpt_store_request_send(a->rpt, rc->day[i], rc->dom[i],
-					       now)) {
-		case RPT_STORE_OK:
-			requested++;
-			break;
-		case RPT_STORE_NOTFOUND:
-			break;
-		default:
-			return error_reply(rpt_store_errmsg(a->rpt));
-		}
-	}
+	if (rpt_store_request_sends(a->rpt, rc->n, rc->day,
+				    (const char(*)[LIM_DOMAIN_MAX + 1]) rc->dom,
+				    rc->closed, ev_now(), &requested,
+				    &open) != RPT_STORE_OK)
+		return error_reply(rpt_store_errmsg(a->rpt));
 	if (requested > 0)
 		log_info("report send for %s%s%s: %zu reports handed to the "
 			 "host that sends the reports (through the shared "

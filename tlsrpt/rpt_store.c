@@ -1792,6 +1792,31 @@ rpt_store_is_sender(const struct rpt_store *st)
 }
 
 enum rpt_store_err
+rpt_store_request_sends(struct rpt_store *st, size_t n, const int64_t *day,
+			const char (*dom)[LIM_DOMAIN_MAX + 1],
+			const unsigned char *closed, time_t now,
+			size_t *requested, size_t *open)
+{
+	enum rpt_store_err e;
+	size_t i;
+
+	*requested = *open = 0;
+	for (i = 0; i < n; i++) {
+		/* As rpt_deliver_now(): a day not over yet is never sent. */
+		if (!closed[i] && (int64_t)now < day[i] + 86400) {
+			(*open)++;
+			continue;
+		}
+		e = rpt_store_request_send(st, day[i], dom[i], now);
+		if (e == RPT_STORE_OK)
+			(*requested)++;
+		else if (e != RPT_STORE_NOTFOUND)
+			return e;
+	}
+	return RPT_STORE_OK;
+}
+
+enum rpt_store_err
 rpt_store_take_sender(struct rpt_store *st, time_t now)
 {
 	int rc;

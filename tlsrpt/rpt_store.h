@@ -114,6 +114,17 @@ enum rpt_store_err rpt_store_request_send(struct rpt_store *st, int64_t day,
 					  const char *domain, time_t now);
 
 /*
+ * The same for N (DAY[i], DOM[i]) pairs, but a day that is not over yet
+ * (CLOSED[i] 0 and NOW before its end) is never sent: *OPEN counts those,
+ * *REQUESTED those handed over. RPT_STORE_OK, or the first failure.
+ */
+enum rpt_store_err
+rpt_store_request_sends(struct rpt_store *st, size_t n, const int64_t *day,
+			const char (*dom)[LIM_DOMAIN_MAX + 1],
+			const unsigned char *closed, time_t now,
+			size_t *requested, size_t *open);
+
+/*
  * A PostgreSQL store with a spool: move the spooled counts into one batch
  * and hand it to the push worker, at most every LIM_RPT_PG_PUSH seconds
  * unless FORCE, and never while a batch is still unapplied (the spool
