@@ -68,7 +68,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
-from tlstest import TOP_BUILDDIR, Daemon, done, is_eq, ok  # noqa: E402
+from tlstest import (TOP_BUILDDIR, Daemon, done, is_eq, ok,  # noqa: E402
+                     scrape_unix)
 import pgworld  # noqa: E402
 
 pgworld.skip_unless_installed()
@@ -410,11 +411,58 @@ thaw()
 # bounded separately, section 2).
 
 is_eq(a.stop(), 0, "A stops cleanly")
-LOGD = "logged." + Z      # in the database, never looked up on L
 NOW4 = int(time.time())
-pg.psql("INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age, "
-        "fetched_at, expires_at) VALUES ('%s', 'l1', 2, 'mx1.%s', 86400, "
-        "%d, %d)" % (LOGD, LOGD, NOW4, NOW4 + 86400))
+CIPHER = (": TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) "
+          "key-exchange X25519 server-signature RSA-PSS (2048 bits) "
+          "server-digest SHA256")
+
+
+def stored_only(dom, pid):
+    """An enforce policy for DOM that only the database holds (another
+    host's row, never looked up here)."""
+    pg.psql("INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age, "
+            "fetched_at, expires_at) VALUES ('%s', '%s', 2, 'mx1.%s', "
+            "86400, %d, %d)" % (dom, pid, dom, NOW4, NOW4 + 86400))
+
+
+def log_session(dom, pid):
+    """Postfix 3.7's lines for one verified delivery to DOM."""
+    stamp = time.strftime("%b %d %H:%M:%S")
+    with open(maillog, "a") as f:
+        f.write("%s mta postfix/smtp[%d]: Verified TLS connection "
+                "established to mx1.%s[127.0.0.9]:25%s\n"
+                "%s mta postfix/smtp[%d]: 7A8B%d: to=<u@%s>, "
+                "relay=mx1.%s[127.0.0.9]:25, delay=1, delays=0/0/1/0, "
+                "dsn=2.0.0, status=sent (250 ok)\n"
+                % (stamp, pid, dom, CIPHER, stamp, pid, pid, dom, dom))
+
+
+def counted(dom):
+    """The sessions counted as successes for DOM today, or None."""
+    rc, out, err = lg.tool("-j", "report", "list")
+    for x in (json.loads(ln) for ln in out.splitlines() if ln.strip()):
+        if x.get("domain") == dom and "success" in x:
+            return x.get("success")
+    return None
+
+
+def reported_policy(dom):
+    """The policy of DOM's report of today so far."""
+    rc, out, err = lg.tool("report", "show", "--day",
+                           time.strftime("%Y-%m-%d", time.gmtime()),
+                           "--domain", dom)
+    try:
+        return json.loads(out)["policies"][0]["policy"]
+    except (ValueError, KeyError, IndexError):
+        return {"out": out, "err": err}
+
+
+def store_waited():
+    return lg.jq({"cmd": "stats"})["resolutions"]["store_waited"]
+
+
+LOGD = "logged." + Z      # in the database, never looked up on L
+stored_only(LOGD, "l1")
 lg = Daemon(name="pgl", sts=True, extra=BASE_EXTRA)
 maillog = os.path.join(lg.dir, "mail.log")
 with open(maillog, "w"):
@@ -443,18 +491,7 @@ is_eq(lg.ask(KNOWN[0]), secure(KNOWN[0]), "L answers a stored domain")
 
 def scrape(d):
     """GET /metrics on D's unix socket: the body."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(d.metrics)
-    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-    buf = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        buf += b
-    s.close()
-    return buf.partition(b"\r\n\r\n")[2].decode()
+    return scrape_unix(d.metrics)
 
 
 def enforced(body):
@@ -469,25 +506,15 @@ def enforced(body):
 want = int(pg.psql("SELECT count(*) FROM sts_policy WHERE mode = 2"))
 got, _ = wait_for(lambda: enforced(scrape(lg)), want, 10)
 is_eq(got, want, "the metrics count the stored enforce policies (%d)" % want)
-waited0 = lg.jq({"cmd": "stats"})["resolutions"]["store_waited"]
-stamp = time.strftime("%b %d %H:%M:%S")
-CIPHER = (": TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) "
-          "key-exchange X25519 server-signature RSA-PSS (2048 bits) "
-          "server-digest SHA256")
+waited0 = store_waited()
 freeze()
-with open(maillog, "a") as f:
-    f.write("%s mta postfix/smtp[701]: Verified TLS connection established "
-            "to mx1.%s[127.0.0.9]:25%s\n"
-            "%s mta postfix/smtp[701]: 7A8B9C: to=<u@%s>, "
-            "relay=mx1.%s[127.0.0.9]:25, delay=1, delays=0/0/1/0, "
-            "dsn=2.0.0, status=sent (250 ok)\n"
-            % (stamp, LOGD, CIPHER, stamp, LOGD, LOGD))
+log_session(LOGD, 701)
 # The follower reads the lines within its tick (0.5 s); the session then
 # waits for LOGD's row while the database hangs.
 t0 = time.monotonic()
 waited = 0
 while time.monotonic() - t0 < 0.9 and waited == 0:
-    waited = lg.jq({"cmd": "stats"})["resolutions"]["store_waited"] - waited0
+    waited = store_waited() - waited0
     time.sleep(0.02)
 got, secs = timed_ask(lg, KNOWN[0])
 thaw()
@@ -498,23 +525,9 @@ is_eq(got, secure(KNOWN[0]), "database hung, a logged session waiting: a "
 ok(secs < 0.5, "at once (%.3f s), not after the session's read" % secs)
 
 
-def logd_row():
-    rc, out, err = lg.tool("-j", "report", "list")
-    for x in (json.loads(ln) for ln in out.splitlines() if ln.strip()):
-        if x.get("domain") == LOGD and "success" in x:
-            return x.get("success")
-    return None
-
-
-got, _ = wait_for(logd_row, 1, 30)
+got, _ = wait_for(lambda: counted(LOGD), 1, 30)
 is_eq(got, 1, "once the row is read, the session is counted")
-rc, out, err = lg.tool("report", "show", "--day",
-                      time.strftime("%Y-%m-%d", time.gmtime()), "--domain",
-                      LOGD)
-try:
-    pol = json.loads(out)["policies"][0]["policy"]
-except (ValueError, KeyError, IndexError):
-    pol = {"out": out, "err": err}
+pol = reported_policy(LOGD)
 is_eq((pol.get("policy-type"), pol.get("policy-string")),
       ("sts", ["version: STSv1", "mode: enforce", "mx: mx1.%s" % LOGD,
                "max_age: 86400"]),
@@ -523,20 +536,11 @@ is_eq((pol.get("policy-type"), pol.get("policy-string")),
 # The database hung for longer than a read may wait: the session is not
 # counted under "no policy" but waits for the database to answer again.
 LOGD2 = "logged2." + Z
-pg.psql("INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age, "
-        "fetched_at, expires_at) VALUES ('%s', 'l2', 2, 'mx1.%s', 86400, "
-        "%d, %d)" % (LOGD2, LOGD2, NOW4, NOW4 + 86400))
-waited0 = lg.jq({"cmd": "stats"})["resolutions"]["store_waited"]
+stored_only(LOGD2, "l2")
+waited0 = store_waited()
 freeze()
-with open(maillog, "a") as f:
-    f.write("%s mta postfix/smtp[702]: Verified TLS connection established "
-            "to mx1.%s[127.0.0.9]:25%s\n"
-            "%s mta postfix/smtp[702]: 7A8B9D: to=<u@%s>, "
-            "relay=mx1.%s[127.0.0.9]:25, delay=1, delays=0/0/1/0, "
-            "dsn=2.0.0, status=sent (250 ok)\n"
-            % (stamp, LOGD2, CIPHER, stamp, LOGD2, LOGD2))
-got, _ = wait_for(lambda: lg.jq({"cmd": "stats"})["resolutions"]
-                  ["store_waited"] - waited0, 1, 5)
+log_session(LOGD2, 702)
+got, _ = wait_for(lambda: store_waited() - waited0, 1, 5)
 is_eq(got, 1, "database hung: the session waits for its domain's row")
 # The read is given up after 1 s. For 10 s, which take in the refresh
 # walk's next read of the database (every 5 to 9 s) and attempts to
@@ -560,32 +564,15 @@ ok(worst < 0.5, "each at once (the slowest in %.3f s)" % worst)
 thaw()
 
 
-def logd2_row():
-    rc, out, err = lg.tool("-j", "report", "list")
-    for x in (json.loads(ln) for ln in out.splitlines() if ln.strip()):
-        if x.get("domain") == LOGD2 and "success" in x:
-            return x.get("success")
-    return None
-
-
-got, secs = wait_for(logd2_row, 1, 60)
+got, secs = wait_for(lambda: counted(LOGD2), 1, 60)
 is_eq(got, 1, "once the database answers again the session is counted "
       "(%.1f s)" % secs)
-rc, out, err = lg.tool("report", "show", "--day",
-                      time.strftime("%Y-%m-%d", time.gmtime()), "--domain",
-                      LOGD2)
-try:
-    pol = json.loads(out)["policies"][0]["policy"]
-except (ValueError, KeyError, IndexError):
-    pol = {"out": out, "err": err}
-is_eq(pol.get("policy-type"), "sts",
+is_eq(reported_policy(LOGD2).get("policy-type"), "sts",
       "under the policy the database holds, not under no policy")
 
 # A lookup that waited for its row counts as one miss, not also as a hit.
 RD = "read." + Z
-pg.psql("INSERT INTO sts_policy (domain, policy_id, mode, mx, max_age, "
-        "fetched_at, expires_at) VALUES ('%s', 'r1', 2, 'mx1.%s', 86400, "
-        "%d, %d)" % (RD, RD, NOW4, NOW4 + 86400))
+stored_only(RD, "r1")
 c0 = stats(lg)
 is_eq(lg.ask(RD), secure(RD), "a domain only the database holds is answered "
       "from its row")

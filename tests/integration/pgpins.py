@@ -24,7 +24,6 @@ Skipped only when the PostgreSQL 15 binaries are absent (install-deps
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +31,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
-from tlstest import TOP_BUILDDIR, Daemon, done, is_eq, ok  # noqa: E402
+from tlstest import (TOP_BUILDDIR, Daemon, done, is_eq, ok,  # noqa: E402
+                     scrape_unix)
 import pgworld  # noqa: E402
 
 pgworld.skip_unless_installed()
@@ -71,18 +71,7 @@ def daemon(name, uri=URI, metrics=False):
 
 def scrape(d):
     """GET /metrics on D's unix socket: the body."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(d.metrics)
-    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-    buf = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        buf += b
-    s.close()
-    return buf.partition(b"\r\n\r\n")[2].decode()
+    return scrape_unix(d.metrics)
 
 
 def metric(body, name):

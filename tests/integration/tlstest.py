@@ -105,6 +105,22 @@ def is_closed(sock, timeout=3.0):
 
 # --- the daemon ------------------------------------------------------------
 
+def scrape_unix(path, timeout=10):
+    """GET /metrics on the metrics unix socket PATH: the body."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        buf += b
+    s.close()
+    return buf.partition(b"\r\n\r\n")[2].decode()
+
+
 class Daemon:
     """tlspolicyd in a temporary directory with its own sockets and store."""
 
