@@ -215,7 +215,8 @@ long cache_io_timeout(const struct cache *c);
 void cache_io_retry(struct cache *c);
 /* 1 while an asynchronous call is in flight: a synchronous call made now
  * would wait for it first (bounded), holding the loop. Work that can wait
- * (the refresh walk, the counts for the metrics) comes back later. */
+ * and has no job to queue (the refresh walk and the metrics' counts while
+ * cache_jobs_async() is 0) comes back later. */
 int cache_io_busy(const struct cache *c);
 /* On the loop, cache_reconnect() only starts (CACHE_DEFERRED; an error
  * when it cannot even start); after a cache_io() call this returns 1 once
@@ -357,7 +358,9 @@ enum cache_err cache_foreach(struct cache *c,
  * back into the cache). Writes the last domain read into LAST (LASTSZ
  * bytes), or "" when the walk reached the end. Bounded work per call, so
  * the loop never stalls on a large store. CACHE_OK, CACHE_EDB, or
- * CACHE_EOFFLINE (a shared store that cannot be reached now).
+ * CACHE_EOFFLINE (a shared store that cannot be reached now). On a
+ * shared store on the loop (cache_jobs_async()) queue CACHE_JOB_DUE
+ * instead: this call waits for the database.
  */
 enum cache_err cache_sts_due(struct cache *c, const char *after, time_t due,
 			     size_t max,
@@ -387,7 +390,8 @@ void cache_get_stats(const struct cache *c, struct cache_stats *st);
  * Count the stored rows: MTA-STS policies by mode (STS[3], indexed by
  * CACHE_STS_*) and DANE verdicts by kind (DANE[4], CACHE_DANE_*). Reads
  * every row, so callers run it rarely (the metrics do at most once a
- * minute), never per lookup. CACHE_OK or CACHE_EDB.
+ * minute), never per lookup. CACHE_OK or CACHE_EDB. On a shared store on
+ * the loop queue CACHE_JOB_COUNT instead.
  */
 enum cache_err cache_count_kinds(struct cache *c, long long sts[3],
 				 long long dane[4]);
