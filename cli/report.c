@@ -609,7 +609,7 @@ report_send_here(int64_t day, const char *dstr, const char *domain, int force)
 			cli_errx_msg("https: %s", err);
 	}
 	sc.dlv =
-	    rpt_deliver_new(sc.base, cli_cfg, st, dns, hs, err, sizeof(err));
+	    rpt_deliver_new(sc.base, cli_cfg, st, dns, hs, 0, err, sizeof(err));
 	l = calloc(1, sizeof(*l));
 	if (sc.dlv == NULL || l == NULL) {
 		cli_errx_msg("out of memory");

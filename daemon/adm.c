@@ -729,7 +729,7 @@ report_send(struct adm *a, const struct qry_request *rq)
 		free(rc);
 		return error_reply(rpt_store_errmsg(a->rpt));
 	}
-	if (!rpt_store_is_sender(a->rpt)) {
+	if (!rpt_deliver_is_sender(a->dlv)) {
 		reply = report_request(a, rq, rc);
 		free(rc);
 		return reply;
@@ -754,6 +754,18 @@ report_send(struct adm *a, const struct qry_request *rq)
 			       "day", rq->day, "more", rc->more));
 	free(rc);
 	return reply;
+}
+
+json_t *
+adm_tlsrpt_stats(const struct adm *a)
+{
+	if (a->dlv == NULL)
+		return NULL;
+	return json_pack("{s:I,s:I,s:b}", "sending",
+			 (json_int_t)rpt_deliver_active(a->dlv),
+			 "store_calls_waiting",
+			 (json_int_t)rpt_deliver_store_waiting(a->dlv),
+			 "sender", rpt_deliver_is_sender(a->dlv));
 }
 
 char *

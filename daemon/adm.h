@@ -72,6 +72,12 @@ int adm_peer_allowed(int fd, long *uid);
 /* Flushes answered since start (for stats). */
 unsigned long long adm_flushes(const struct adm *a);
 
+/* The report sender's state for "stats" (a new JSON object: "sending",
+ * the reports being worked on; "store_calls_waiting", its store calls
+ * not yet done; "sender", whether this host sends), or NULL when TLS-RPT
+ * is off. */
+struct json_t *adm_tlsrpt_stats(const struct adm *a);
+
 /* adm_free(NULL) does nothing. */
 void adm_free(struct adm *a);
 

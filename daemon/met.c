@@ -385,7 +385,7 @@ render_tlsrpt(struct met *m, FILE *f)
 	one(f, "tlspolicyd_tlsrpt_log_sessions_total", "counter",
 	    "Of them, sessions read from Postfix's log.", cs.log_sessions);
 	one(f, "tlspolicyd_tlsrpt_store_errors_total", "counter",
-	    "Report store errors.", cs.store_errors);
+	    "Report store errors.", cs.store_errors + ds.store_errors);
 	one(f, "tlspolicyd_tlsrpt_queue_full_total", "counter",
 	    "Times the kernel's datagram queue was found full: senders may "
 	    "have been refused (raise net.unix.max_dgram_qlen).",

@@ -532,7 +532,7 @@ stats_json(struct srv *s)
 {
 	struct cache_stats cs;
 	struct pol_stats ps;
-	json_t *o;
+	json_t *o, *t;
 	char *txt;
 
 	cache_get_stats(s->cache, &cs);
@@ -595,6 +595,8 @@ stats_json(struct srv *s)
 		      (json_int_t)ps.store_failures, "local_failures",
 		      (json_int_t)ps.local_failures, "timeouts",
 		      (json_int_t)ps.timeouts));
+	if (s->adm != NULL && (t = adm_tlsrpt_stats(s->adm)) != NULL)
+		json_object_set_new(o, "tlsrpt", t);
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return txt;

@@ -985,23 +985,15 @@ log_poll(struct rpt_collect *c)
 static void
 maintain(struct rpt_collect *c)
 {
-	int n = 0;
-
 	/* Every datagram of a day is stored before the day can close (the
 	 * second flush: what the first one drained). */
 	coal_flush(c, 1);
 	coal_flush(c, 1);
 
-	if (rpt_store_close_days(c->store, ev_now(), c->grace, c->delay, &n) !=
-	    RPT_STORE_OK)
-		store_error(c);
-	else if (n > 0)
-		log_info("tlsrpt: closed %d day(s) of counts", n);
-	/* Closing a day of many domains takes a while: what queued meanwhile
-	 * is taken before the sender's work. */
+	/* The sender closes the days that are over first: with a shared
+	 * store both wait for the database, on the sender's thread. */
+	rpt_deliver_run(c->dlv, ev_now(), c->grace, c->delay);
 	rpt_collect_drain(c);
-	if (c->dlv != NULL)
-		rpt_deliver_run(c->dlv, ev_now());
 }
 
 /* A PostgreSQL store: the spooled counts go out every few seconds; a
@@ -1174,7 +1166,8 @@ rpt_collect_new(struct event_base *base, const struct cfg *cfg,
 		if (log_open(c, 1) == 0)
 			log_save(c);
 	}
-	c->dlv = rpt_deliver_new(base, cfg, c->store, dns, https, err, errsz);
+	c->dlv =
+	    rpt_deliver_new(base, cfg, c->store, dns, https, 1, err, errsz);
 	if (c->dlv == NULL)
 		goto fail;
 	c->ev_tick = event_new(base, -1, EV_PERSIST, tick_cb, c);

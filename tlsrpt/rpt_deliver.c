@@ -34,6 +34,7 @@
 #include "tlsrpt/rpt_record.h"
 #include "tlsrpt/rpt_report.h"
 #include "tlsrpt/rpt_store.h"
+#include "tlsrpt/rpt_work.h"
 #include "util/ev.h"
 #include "util/log.h"
 
@@ -54,6 +55,12 @@ struct dest {
 	struct dns_query *dq;
 	struct https_fetch *hf;
 	struct smtp_send *sm;
+	/* The outcome, and what the store made of it (record_work()). */
+	int outcome;
+	int64_t now;
+	char why[256];
+	struct rpt_delivery dv;
+	char err[256];
 	char host[LIM_DOMAIN_MAX + 1];
 	char path[LIM_RPT_URI + 1];
 	int port;
@@ -80,6 +87,24 @@ struct job {
 	size_t gzlen;
 	struct dest dests[LIM_RPT_RUA];
 	size_t ndests, running;
+	/* For and from the store's part of the job (one at a time). */
+	int64_t now;
+	enum rpt_store_err load;
+	int end_set;
+	enum rpt_dom_state end_state;
+	int64_t end_due;
+	char err[256];
+};
+
+/* The due list, read by the worker (one at a time). */
+struct due_list {
+	int64_t now;
+	long grace, delay;
+	size_t max, n;
+	int nclosed;
+	int64_t day[RPT_DELIVER_ACTIVE];
+	char domain[RPT_DELIVER_ACTIVE][LIM_DOMAIN_MAX + 1];
+	char err[256], close_err[256];
 };
 
 struct rpt_deliver {
@@ -91,6 +116,9 @@ struct rpt_deliver {
 	size_t njobs;
 	struct event *reap;
 	struct smtp *smtp; /* NULL when [tlsrpt] sendmail is used */
+	struct rpt_work *work;
+	struct due_list due;
+	int due_busy;
 	char *organization, *contact, *submitter, *from, *sendmail, *server;
 	/* Warnings that repeat per domain are limited (issue 10 item 19). */
 	uint64_t warn_ms;
@@ -140,68 +168,118 @@ backoff(int tries)
 	return t > RPT_RETRY_MAX ? RPT_RETRY_MAX : t;
 }
 
+/* --- the store's part (on the worker: no loop, no logging) --------------- */
+
+/* The reason of a failed store call, into BUF. */
+static void
+store_why(char *buf, size_t sz, struct rpt_store *st, const char *why)
+{
+	snprintf(buf, sz, "%s", st != NULL ? rpt_store_errmsg(st) : why);
+}
+
+/* A store failure said on the loop (limited: it repeats per domain). */
+static void
+store_warn(struct rpt_deliver *d, const char *why)
+{
+	d->st.store_errors++;
+	limited_warn(d, "tlsrpt: report store: %s", why);
+}
+
+/* The outcome of one send into the store: DS->outcome 0 sent, 1 retry,
+ * 2 give up; DS->dv is what was written. */
+static void
+record_work(struct rpt_store *st, const char *why, void *arg)
+{
+	struct dest *ds = arg;
+	struct job *j = ds->job;
+	struct rpt_delivery *dv = &ds->dv;
+
+	ds->err[0] = '\0';
+	if (st == NULL) {
+		store_why(ds->err, sizeof(ds->err), st, why);
+		return;
+	}
+	if (rpt_store_delivery_get(st, j->day, j->domain, ds->rua.uri, dv) !=
+	    RPT_STORE_OK) {
+		memset(dv, 0, sizeof(*dv));
+		dv->day = j->day;
+		snprintf(dv->domain, sizeof(dv->domain), "%s", j->domain);
+		snprintf(dv->dest, sizeof(dv->dest), "%s", ds->rua.uri);
+		snprintf(dv->report_id, sizeof(dv->report_id), "%s",
+			 j->report_id);
+		dv->first_try = ds->now;
+		dv->tries = 1;
+	}
+	snprintf(dv->last_error, sizeof(dv->last_error), "%s", ds->why);
+	if (ds->outcome == 0) {
+		dv->status = RPT_DLV_SENT;
+		dv->next_try = 0;
+	} else if (ds->outcome == 2 ||
+		   ds->now - dv->first_try >= RPT_RETRY_WINDOW)
+		dv->status = RPT_DLV_GIVENUP;
+	else
+		dv->status = RPT_DLV_FAILED;
+	if (rpt_store_delivery_put(st, dv) != RPT_STORE_OK)
+		store_why(ds->err, sizeof(ds->err), st, NULL);
+}
+
+static void
+record_done(void *arg)
+{
+	struct dest *ds = arg;
+	struct job *j = ds->job;
+	struct rpt_deliver *d = j->d;
+	const struct rpt_delivery *dv = &ds->dv;
+
+	if (ds->err[0] != '\0')
+		store_warn(d, ds->err);
+	if (dv->status == RPT_DLV_SENT) {
+		d->st.sent++;
+		log_info("tlsrpt: report %s for %s sent to %s", j->report_id,
+			 j->domain, ds->rua.uri);
+	} else if (dv->status == RPT_DLV_GIVENUP) {
+		d->st.given_up++;
+		log_warnx("tlsrpt: report %s for %s to %s: %s; given up",
+			  j->report_id, j->domain, ds->rua.uri, ds->why);
+	} else {
+		d->st.retried++;
+		log_warnx("tlsrpt: report %s for %s to %s: %s; retry at "
+			  "+%llds",
+			  j->report_id, j->domain, ds->rua.uri, ds->why,
+			  (long long)(dv->next_try - ds->now));
+	}
+	if (--j->running == 0)
+		job_finish(j);
+}
+
 /* Record the outcome of one send: 0 sent, 1 retry, 2 give up. */
 static void
 dest_done(struct dest *ds, int outcome, const char *why)
 {
 	struct job *j = ds->job;
 	struct rpt_deliver *d = j->d;
-	struct rpt_delivery dv;
-	time_t now = ev_now();
-	char buf[256];
 
 	ds->active = 0;
-	j->running--;
+	ds->outcome = outcome;
+	ds->now = (int64_t)ev_now();
+	log_sanitize(why, strlen(why), ds->why, sizeof(ds->why));
 	if (j->partial_end != 0) {
-		log_sanitize(why, strlen(why), buf, sizeof(buf));
 		log_info("tlsrpt: partial report %s for %s to %s: %s%s",
 			 j->report_id, j->domain, ds->rua.uri,
-			 outcome == 0 ? "sent: " : "not sent: ", buf);
+			 outcome == 0 ? "sent: " : "not sent: ", ds->why);
 		if (j->pcb != NULL)
 			j->pcb(j->domain, ds->rua.uri, j->report_id,
-			       outcome == 0, buf, j->parg);
-		if (j->running == 0 && j->txt == NULL)
+			       outcome == 0, ds->why, j->parg);
+		if (--j->running == 0)
 			job_finish(j);
 		return;
 	}
-	if (rpt_store_delivery_get(d->store, j->day, j->domain, ds->rua.uri,
-				   &dv) != RPT_STORE_OK) {
-		memset(&dv, 0, sizeof(dv));
-		dv.day = j->day;
-		snprintf(dv.domain, sizeof(dv.domain), "%s", j->domain);
-		snprintf(dv.dest, sizeof(dv.dest), "%s", ds->rua.uri);
-		snprintf(dv.report_id, sizeof(dv.report_id), "%s",
-			 j->report_id);
-		dv.first_try = now;
-		dv.tries = 1;
+	if (rpt_work_submit(d->work, record_work, record_done, ds) != 0) {
+		/* The try stays as written before it: sent again later. */
+		store_warn(d, "out of memory");
+		if (--j->running == 0)
+			job_finish(j);
 	}
-	log_sanitize(why, strlen(why), buf, sizeof(buf));
-	snprintf(dv.last_error, sizeof(dv.last_error), "%s", buf);
-	if (outcome == 0) {
-		dv.status = RPT_DLV_SENT;
-		dv.next_try = 0;
-		d->st.sent++;
-		log_info("tlsrpt: report %s for %s sent to %s", j->report_id,
-			 j->domain, ds->rua.uri);
-	} else if (outcome == 2 ||
-		   (int64_t)now - dv.first_try >= RPT_RETRY_WINDOW) {
-		dv.status = RPT_DLV_GIVENUP;
-		d->st.given_up++;
-		log_warnx("tlsrpt: report %s for %s to %s: %s; given up",
-			  j->report_id, j->domain, ds->rua.uri, buf);
-	} else {
-		dv.status = RPT_DLV_FAILED;
-		d->st.retried++;
-		log_warnx("tlsrpt: report %s for %s to %s: %s; retry at "
-			  "+%llds",
-			  j->report_id, j->domain, ds->rua.uri, buf,
-			  (long long)(dv.next_try - now));
-	}
-	if (rpt_store_delivery_put(d->store, &dv) != RPT_STORE_OK)
-		limited_warn(d, "tlsrpt: report store: %s",
-			     rpt_store_errmsg(d->store));
-	if (j->running == 0 && j->txt == NULL)
-		job_finish(j);
 }
 
 /* --- mailto: ------------------------------------------------------------ */
@@ -496,28 +574,12 @@ job_free(struct job *j)
 	free(j);
 }
 
-/* The domain's state, unless J is a partial report (which changes
- * nothing in the store); a partial report that cannot be sent says why. */
+/* Unlink J and free it. */
 static void
-job_state(struct job *j, enum rpt_dom_state state, int64_t due, const char *why)
-{
-	if (j->partial_end == 0) {
-		rpt_store_set_state(j->d->store, j->day, j->domain, state, due);
-		return;
-	}
-	if (j->pcb != NULL)
-		j->pcb(j->domain, "", j->report_id, 0, why, j->parg);
-}
-
-/* Unlink J, update the domain's state and free it. */
-static void
-job_finish(struct job *j)
+job_drop(struct job *j)
 {
 	struct rpt_deliver *d = j->d;
-	struct rpt_delivery dv;
 	struct job **pp;
-	int64_t next = 0;
-	size_t i, open = 0;
 
 	for (pp = &d->jobs; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == j) {
@@ -525,12 +587,35 @@ job_finish(struct job *j)
 			d->njobs--;
 			break;
 		}
-	if (j->partial_end != 0) {
-		job_free(j);
+	job_free(j);
+}
+
+/* The domain's state when the job ends: the one J->end says, or, with
+ * none, from its destinations (every one sent or given up: done; else
+ * due at the first retry). */
+static void
+finish_work(struct rpt_store *st, const char *why, void *arg)
+{
+	struct job *j = arg;
+	struct rpt_delivery dv;
+	int64_t next = 0;
+	size_t i, open = 0;
+
+	j->err[0] = '\0';
+	if (st == NULL) {
+		store_why(j->err, sizeof(j->err), st, why);
 		return;
 	}
+	if (j->end_set) {
+		if (rpt_store_set_state(st, j->day, j->domain, j->end_state,
+					j->end_due) == RPT_STORE_EDB)
+			store_why(j->err, sizeof(j->err), st, NULL);
+		return;
+	}
+	if (j->ndests == 0)
+		return;
 	for (i = 0; i < j->ndests; i++) {
-		if (rpt_store_delivery_get(d->store, j->day, j->domain,
+		if (rpt_store_delivery_get(st, j->day, j->domain,
 					   j->dests[i].rua.uri,
 					   &dv) != RPT_STORE_OK ||
 		    dv.status == RPT_DLV_PENDING ||
@@ -541,26 +626,140 @@ job_finish(struct job *j)
 				next = dv.next_try;
 		}
 	}
-	if (j->ndests > 0) {
-		if (open == 0)
-			rpt_store_set_state(d->store, j->day, j->domain,
-					    RPT_DOM_DONE, -1);
-		else
-			rpt_store_set_state(
-			    d->store, j->day, j->domain, RPT_DOM_DUE,
-			    next ? next : (int64_t)ev_now() + RPT_RETRY_FIRST);
-	}
-	job_free(j);
+	if ((open == 0
+		 ? rpt_store_set_state(st, j->day, j->domain, RPT_DOM_DONE, -1)
+		 : rpt_store_set_state(st, j->day, j->domain, RPT_DOM_DUE,
+				       next ? next
+					    : j->now + RPT_RETRY_FIRST)) ==
+	    RPT_STORE_EDB)
+		store_why(j->err, sizeof(j->err), st, NULL);
 }
 
-/* The record is known: build the report and start every destination. */
+static void
+finish_done(void *arg)
+{
+	struct job *j = arg;
+
+	if (j->err[0] != '\0')
+		store_warn(j->d, j->err);
+	job_drop(j);
+}
+
+/* Every destination is done: update the domain's state, then free J.
+ * A partial report changes nothing in the store. */
+static void
+job_finish(struct job *j)
+{
+	if (j->partial_end != 0) {
+		job_drop(j);
+		return;
+	}
+	j->now = (int64_t)ev_now();
+	if (rpt_work_submit(j->d->work, finish_work, finish_done, j) != 0) {
+		/* The state stays: the domain is due again as it was. */
+		store_warn(j->d, "out of memory");
+		job_drop(j);
+	}
+}
+
+/* End J before any send with the domain's STATE, due at DUE (-1: kept);
+ * a partial report that cannot be sent says WHY instead. */
+static void
+job_end(struct job *j, enum rpt_dom_state state, int64_t due, const char *why)
+{
+	if (j->partial_end != 0 && j->pcb != NULL)
+		j->pcb(j->domain, "", j->report_id, 0, why, j->parg);
+	j->end_set = 1;
+	j->end_state = state;
+	j->end_due = due;
+	job_finish(j);
+}
+
+static void start_dests(struct job *j);
+
+/* Before the tries: for each destination not yet sent or given up (and
+ * due, unless forced) the try is written, tries and next_try, so a crash
+ * resends once, with the same report-id, never more often than the
+ * backoff. Those written are marked active. */
+static void
+prepare_work(struct rpt_store *st, const char *why, void *arg)
+{
+	struct job *j = arg;
+	struct rpt_delivery dv;
+	size_t i;
+
+	j->err[0] = '\0';
+	if (st == NULL) {
+		store_why(j->err, sizeof(j->err), st, why);
+		return;
+	}
+	for (i = 0; i < j->ndests; i++) {
+		struct dest *ds = &j->dests[i];
+
+		if (rpt_store_delivery_get(st, j->day, j->domain, ds->rua.uri,
+					   &dv) == RPT_STORE_OK) {
+			if (dv.status == RPT_DLV_SENT ||
+			    dv.status == RPT_DLV_GIVENUP)
+				continue;
+			if (!j->force && dv.next_try > j->now)
+				continue;
+		} else {
+			memset(&dv, 0, sizeof(dv));
+			dv.day = j->day;
+			snprintf(dv.domain, sizeof(dv.domain), "%s", j->domain);
+			snprintf(dv.dest, sizeof(dv.dest), "%s", ds->rua.uri);
+			dv.status = RPT_DLV_PENDING;
+			dv.first_try = j->now;
+		}
+		snprintf(dv.report_id, sizeof(dv.report_id), "%s",
+			 j->report_id);
+		dv.tries++;
+		dv.next_try = j->now + backoff(dv.tries);
+		if (rpt_store_delivery_put(st, &dv) != RPT_STORE_OK) {
+			store_why(j->err, sizeof(j->err), st, NULL);
+			continue;
+		}
+		ds->active = 1;
+	}
+}
+
+static void
+prepare_done(void *arg)
+{
+	struct job *j = arg;
+
+	if (j->err[0] != '\0')
+		store_warn(j->d, j->err);
+	start_dests(j);
+}
+
+/* Start every active destination. Only after all are started can the
+ * job end: a destination that fails at once must not end it early. */
+static void
+start_dests(struct job *j)
+{
+	size_t i;
+
+	j->running = 1;
+	for (i = 0; i < j->ndests; i++) {
+		if (!j->dests[i].active)
+			continue;
+		j->running++;
+		if (j->dests[i].rua.scheme == RPT_RUA_MAILTO)
+			start_mail(&j->dests[i]);
+		else
+			start_https(&j->dests[i]);
+	}
+	if (--j->running == 0)
+		job_finish(j);
+}
+
+/* The record is known: build the report, then the tries. */
 static void
 job_send(struct job *j)
 {
 	struct rpt_deliver *d = j->d;
-	struct rpt_delivery dv;
 	char err[256];
-	time_t now = ev_now();
 	size_t i;
 
 	j->json = rpt_report_json(
@@ -573,9 +772,8 @@ job_send(struct job *j)
 	    rpt_gzip(j->json, j->jsonlen, &j->gz, &j->gzlen) != 0) {
 		log_warnx("tlsrpt: report for %s: %s", j->domain,
 			  j->json ? "gzip failed" : err);
-		job_state(j, RPT_DOM_DUE, (int64_t)now + RPT_RETRY_MAX,
-			  "cannot build the report");
-		job_finish(j);
+		job_end(j, RPT_DOM_DUE, (int64_t)ev_now() + RPT_RETRY_MAX,
+			"cannot build the report");
 		return;
 	}
 	for (i = 0; i < j->rec.nrua; i++) {
@@ -587,57 +785,24 @@ job_send(struct job *j)
 		if (ds->rua.scheme == RPT_RUA_MAILTO &&
 		    !rpt_mail_addr_valid(ds->rua.addr))
 			continue; /* never into a header unchecked */
+		/* A partial report is tried once, nothing recorded. */
+		ds->active = j->partial_end != 0;
 		j->ndests++;
-		if (j->partial_end != 0) {
-			ds->active = 1;
-			j->running++;
-			continue;
-		}
-		if (rpt_store_delivery_get(d->store, j->day, j->domain,
-					   ds->rua.uri, &dv) == RPT_STORE_OK) {
-			if (dv.status == RPT_DLV_SENT ||
-			    dv.status == RPT_DLV_GIVENUP)
-				continue;
-			if (!j->force && dv.next_try > (int64_t)now)
-				continue;
-		} else {
-			memset(&dv, 0, sizeof(dv));
-			dv.day = j->day;
-			snprintf(dv.domain, sizeof(dv.domain), "%s", j->domain);
-			snprintf(dv.dest, sizeof(dv.dest), "%s", ds->rua.uri);
-			dv.status = RPT_DLV_PENDING;
-			dv.first_try = now;
-		}
-		/* Written before the try: a crash resends once, with the
-		 * same report-id, never more often than the backoff. */
-		snprintf(dv.report_id, sizeof(dv.report_id), "%s",
-			 j->report_id);
-		dv.tries++;
-		dv.next_try = (int64_t)now + backoff(dv.tries);
-		if (rpt_store_delivery_put(d->store, &dv) != RPT_STORE_OK) {
-			limited_warn(d, "tlsrpt: report store: %s",
-				     rpt_store_errmsg(d->store));
-			continue;
-		}
-		ds->active = 1;
-		j->running++;
 	}
-	if (j->ndests == 0)
-		job_state(j, RPT_DOM_NORECORD, -1,
-			  "no usable destination in the _smtp._tls record");
-	/* Start only after every row is written, so a destination that
-	 * fails at once cannot finish the job early. */
-	j->running++;
-	for (i = 0; i < j->ndests; i++) {
-		if (!j->dests[i].active)
-			continue;
-		if (j->dests[i].rua.scheme == RPT_RUA_MAILTO)
-			start_mail(&j->dests[i]);
-		else
-			start_https(&j->dests[i]);
+	if (j->ndests == 0) {
+		job_end(j, RPT_DOM_NORECORD, -1,
+			"no usable destination in the _smtp._tls record");
+		return;
 	}
-	if (--j->running == 0)
-		job_finish(j);
+	if (j->partial_end != 0) {
+		start_dests(j);
+		return;
+	}
+	j->now = (int64_t)ev_now();
+	if (rpt_work_submit(d->work, prepare_work, prepare_done, j) != 0) {
+		store_warn(d, "out of memory");
+		job_drop(j);
+	}
 }
 
 static void
@@ -670,31 +835,79 @@ txt_cb(const struct dns_result *res, void *arg)
 	} else {
 		limited_warn(j->d, "tlsrpt: _smtp._tls.%s: %s; will try again",
 			     j->domain, dns_outcome_name(res->outcome));
-		job_state(j, RPT_DOM_DUE, (int64_t)ev_now() + RPT_RETRY_FIRST,
-			  "no answer for the _smtp._tls record");
-		job_finish(j);
+		job_end(j, RPT_DOM_DUE, (int64_t)ev_now() + RPT_RETRY_FIRST,
+			"no answer for the _smtp._tls record");
 		return;
 	}
 	if (rs != RPT_RECORD_OK) {
 		/* RFC 8460 §3: not exactly one valid record, no TLSRPT. */
 		log_info("tlsrpt: %s: %s (%s): no report sent", j->domain,
 			 rpt_record_strerror(rs), err);
-		job_state(j, RPT_DOM_NORECORD, -1,
-			  "no valid _smtp._tls record");
-		job_finish(j);
+		job_end(j, RPT_DOM_NORECORD, -1, "no valid _smtp._tls record");
 		return;
 	}
 	job_send(j);
 }
 
-/* A job for (DAY, DOMAIN) unless one runs already. */
+/* The rows of the report, read before the record is looked up: nothing
+ * counted (the day was pruned meanwhile) ends the domain. */
+static void
+load_work(struct rpt_store *st, const char *why, void *arg)
+{
+	struct job *j = arg;
+
+	j->err[0] = '\0';
+	if (st == NULL) {
+		j->load = RPT_STORE_EDB;
+		store_why(j->err, sizeof(j->err), st, why);
+		return;
+	}
+	j->load = rpt_store_report(st, j->day, j->domain, &j->rep);
+	if (j->load == RPT_STORE_NOTFOUND && j->partial_end == 0)
+		rpt_store_set_state(st, j->day, j->domain, RPT_DOM_DONE, -1);
+	else if (j->load != RPT_STORE_OK)
+		store_why(j->err, sizeof(j->err), st, NULL);
+}
+
+static void
+load_done(void *arg)
+{
+	struct job *j = arg;
+	struct rpt_deliver *d = j->d;
+	struct dns_result res;
+	char name[LIM_DOMAIN_MAX + 16];
+
+	if (j->load != RPT_STORE_OK) {
+		if (j->err[0] != '\0')
+			store_warn(d, j->err);
+		if (j->partial_end != 0 && j->pcb != NULL)
+			j->pcb(j->domain, "", j->report_id, 0,
+			       j->load == RPT_STORE_NOTFOUND
+				   ? "nothing counted"
+				   : "cannot read the counts",
+			       j->parg);
+		job_drop(j);
+		return;
+	}
+	memset(&res, 0, sizeof(res));
+	res.outcome = DNS_ERROR;
+	if (d->dns == NULL) {
+		/* No resolver: the captured record is all we have. */
+		txt_cb(&res, j);
+		return;
+	}
+	snprintf(name, sizeof(name), "_smtp._tls.%s", j->domain);
+	if ((j->txt = dns_query(d->dns, name, DNS_T_TXT, txt_cb, j)) == NULL)
+		txt_cb(&res, j);
+}
+
+/* A job for (DAY, DOMAIN) unless one runs already. 0, or -1 out of
+ * memory. */
 static int
 job_start(struct rpt_deliver *d, int64_t day, const char *domain, int force,
 	  int64_t partial_end, rpt_partial_cb *pcb, void *parg)
 {
 	struct job *j;
-	char name[LIM_DOMAIN_MAX + 16];
-	enum rpt_store_err e;
 
 	for (j = d->jobs; j != NULL; j = j->next)
 		if (j->day == day && strcmp(j->domain, domain) == 0)
@@ -722,50 +935,26 @@ job_start(struct rpt_deliver *d, int64_t day, const char *domain, int force,
 			 (int)((partial_end - day) % 3600 / 60),
 			 (int)((partial_end - day) % 60));
 	}
-	e = rpt_store_report(d->store, day, domain, &j->rep);
-	if (e != RPT_STORE_OK) {
-		if (e == RPT_STORE_NOTFOUND && partial_end == 0)
-			rpt_store_set_state(d->store, day, domain, RPT_DOM_DONE,
-					    -1);
+	if (rpt_work_submit(d->work, load_work, load_done, j) != 0) {
 		free(j);
-		return e == RPT_STORE_NOTFOUND ? -1 : -1;
+		return -1;
 	}
+	/* Linked at once: a second start of the same pair is refused. */
 	j->next = d->jobs;
 	d->jobs = j;
 	d->njobs++;
-	if (d->dns == NULL) {
-		/* No resolver: the captured record is all we have. */
-		struct dns_result res;
-
-		memset(&res, 0, sizeof(res));
-		res.outcome = DNS_ERROR;
-		txt_cb(&res, j);
-		return 0;
-	}
-	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
-	j->txt = dns_query(d->dns, name, DNS_T_TXT, txt_cb, j);
-	if (j->txt == NULL) {
-		struct dns_result res;
-
-		memset(&res, 0, sizeof(res));
-		res.outcome = DNS_ERROR;
-		txt_cb(&res, j);
-	}
 	return 0;
 }
 
-struct due_list {
-	int64_t day[RPT_DELIVER_ACTIVE];
-	char domain[RPT_DELIVER_ACTIVE][LIM_DOMAIN_MAX + 1];
-	size_t n;
-};
+/* --- the due list ----------------------------------------------------------
+ */
 
 static int
 due_cb(int64_t day, const char *domain, void *arg)
 {
 	struct due_list *l = arg;
 
-	if (l->n >= RPT_DELIVER_ACTIVE)
+	if (l->n >= l->max)
 		return 1;
 	l->day[l->n] = day;
 	snprintf(l->domain[l->n], sizeof(l->domain[0]), "%s", domain);
@@ -773,23 +962,71 @@ due_cb(int64_t day, const char *domain, void *arg)
 	return 0;
 }
 
-void
-rpt_deliver_run(struct rpt_deliver *d, time_t now)
+/* Close the days that are over (GRACE >= 0), then list what is due. */
+static void
+due_work(struct rpt_store *st, const char *why, void *arg)
 {
-	struct due_list l;
-	size_t i;
+	struct rpt_deliver *d = arg;
+	struct due_list *l = &d->due;
 
-	if (d->njobs >= RPT_DELIVER_ACTIVE)
-		return;
-	l.n = 0;
-	if (rpt_store_due(d->store, now, RPT_DELIVER_ACTIVE - d->njobs, due_cb,
-			  &l) != RPT_STORE_OK) {
-		limited_warn(d, "tlsrpt: report store: %s",
-			     rpt_store_errmsg(d->store));
+	l->n = 0;
+	l->nclosed = 0;
+	l->err[0] = l->close_err[0] = '\0';
+	if (st == NULL) {
+		store_why(l->err, sizeof(l->err), st, why);
 		return;
 	}
-	for (i = 0; i < l.n; i++)
-		job_start(d, l.day[i], l.domain[i], 0, 0, NULL, NULL);
+	if (l->grace >= 0 &&
+	    rpt_store_close_days(st, l->now, l->grace, l->delay, &l->nclosed) !=
+		RPT_STORE_OK)
+		store_why(l->close_err, sizeof(l->close_err), st, NULL);
+	if (l->max > 0 &&
+	    rpt_store_due(st, l->now, l->max, due_cb, l) != RPT_STORE_OK)
+		store_why(l->err, sizeof(l->err), st, NULL);
+}
+
+static void
+due_done(void *arg)
+{
+	struct rpt_deliver *d = arg;
+	struct due_list *l = &d->due;
+	size_t i;
+
+	d->due_busy = 0;
+	if (l->close_err[0] != '\0')
+		store_warn(d, l->close_err);
+	else if (l->nclosed > 0)
+		log_info("tlsrpt: closed %d day(s) of counts", l->nclosed);
+	if (l->err[0] != '\0')
+		store_warn(d, l->err);
+	for (i = 0; i < l->n && d->njobs < RPT_DELIVER_ACTIVE; i++)
+		job_start(d, l->day[i], l->domain[i], 0, 0, NULL, NULL);
+}
+
+void
+rpt_deliver_run(struct rpt_deliver *d, time_t now, long grace, long delay)
+{
+	struct due_list *l = &d->due;
+
+	if (d->due_busy)
+		return; /* the last one still waits for the store */
+	l->now = (int64_t)now;
+	l->grace = grace;
+	l->delay = delay;
+	l->max =
+	    d->njobs < RPT_DELIVER_ACTIVE ? RPT_DELIVER_ACTIVE - d->njobs : 0;
+	if (l->max == 0 && grace < 0)
+		return;
+	/* What this host spooled goes out before its days close (the
+	 * grace period covers the other hosts' pushes): handed to the push
+	 * worker here, as rpt_store_close_days() does on the loop's own
+	 * handle. */
+	if (grace >= 0 && rpt_work_threaded(d->work) &&
+	    rpt_store_sync(d->store, now, 1) != RPT_STORE_OK)
+		store_warn(d, rpt_store_errmsg(d->store));
+	d->due_busy = 1;
+	if (rpt_work_submit(d->work, due_work, due_done, d) != 0)
+		d->due_busy = 0;
 }
 
 /* Whether (DAY, DOMAIN) has counts, and whether its day is closed. */
@@ -846,10 +1083,22 @@ rpt_deliver_active(const struct rpt_deliver *d)
 	return d->njobs;
 }
 
+size_t
+rpt_deliver_store_waiting(const struct rpt_deliver *d)
+{
+	return rpt_work_pending(d->work);
+}
+
+int
+rpt_deliver_is_sender(const struct rpt_deliver *d)
+{
+	return rpt_work_is_sender(d->work);
+}
+
 struct rpt_deliver *
 rpt_deliver_new(struct event_base *base, const struct cfg *cfg,
 		struct rpt_store *store, struct dns *dns, struct https *https,
-		char *err, size_t errsz)
+		int off_loop, char *err, size_t errsz)
 {
 	struct rpt_deliver *d;
 
@@ -870,6 +1119,11 @@ rpt_deliver_new(struct event_base *base, const struct cfg *cfg,
 	    d->submitter == NULL || d->from == NULL || d->sendmail == NULL ||
 	    d->server == NULL || d->reap == NULL)
 		goto nomem;
+	if ((d->work = rpt_work_new(base, store, off_loop, err, errsz)) ==
+	    NULL) {
+		rpt_deliver_free(d);
+		return NULL;
+	}
 	/* [tlsrpt] sendmail, when set, is used instead of SMTP. */
 	if (*d->sendmail == '\0' &&
 	    (d->smtp = smtp_new(base, err, errsz)) == NULL) {
@@ -890,6 +1144,8 @@ rpt_deliver_free(struct rpt_deliver *d)
 
 	if (d == NULL)
 		return;
+	/* First the worker: no work may run on a job freed below. */
+	rpt_work_free(d->work);
 	while ((j = d->jobs) != NULL) {
 		d->jobs = j->next;
 		job_free(j);

@@ -22,6 +22,12 @@
  * exponentially (RPT_RETRY_FIRST doubling up to RPT_RETRY_MAX) until
  * RPT_RETRY_WINDOW after the first try (RFC 8460 §5.5), then given-up.
  *
+ * Every store call goes through rpt_work: with a shared store and
+ * OFF_LOOP (the daemon), on a thread of its own, so a slow or hung
+ * database never holds up the loop; with SQLite, or without OFF_LOOP
+ * (the tool), at once on STORE. The results come back to the loop; only
+ * rpt_deliver_now() and rpt_deliver_partial() read STORE directly.
+ *
  * Ownership: settings are copied from CFG; STORE, DNS and HTTPS are
  * borrowed (DNS NULL: the captured record is used; HTTPS NULL: https:
  * destinations wait).
@@ -51,12 +57,19 @@ struct rpt_deliver;
 struct rpt_deliver *rpt_deliver_new(struct event_base *base,
 				    const struct cfg *cfg,
 				    struct rpt_store *store, struct dns *dns,
-				    struct https *https, char *err,
-				    size_t errsz);
+				    struct https *https, int off_loop,
+				    char *err, size_t errsz);
 
-/* Start work on every due (day, domain), up to RPT_DELIVER_ACTIVE at
- * once; results arrive later on the loop. */
-void rpt_deliver_run(struct rpt_deliver *d, time_t now);
+/* Close the days that are over at NOW (GRACE >= 0: as
+ * rpt_store_close_days() with GRACE and DELAY), then start work on every
+ * due (day, domain), up to RPT_DELIVER_ACTIVE at once; results arrive
+ * later on the loop. While the last call still waits for the store this
+ * one does nothing. */
+void rpt_deliver_run(struct rpt_deliver *d, time_t now, long grace, long delay);
+
+/* Non-zero when this process sends the reports (rpt_store_is_sender()
+ * of the handle the sender uses). */
+int rpt_deliver_is_sender(const struct rpt_deliver *d);
 
 /*
  * Start sending (DAY, DOMAIN) of a closed day now whatever its state and
@@ -92,12 +105,16 @@ int rpt_deliver_partial(struct rpt_deliver *d, int64_t day, const char *domain,
 /* Counters since start, per destination try (for metrics and tests). */
 struct rpt_deliver_stats {
 	unsigned long long sent, retried, given_up;
+	unsigned long long store_errors; /* failed store calls */
 };
 void rpt_deliver_get_stats(const struct rpt_deliver *d,
 			   struct rpt_deliver_stats *st);
 
 /* (day, domain) pairs still being worked on. */
 size_t rpt_deliver_active(const struct rpt_deliver *d);
+
+/* Store calls submitted and not yet done (rpt_work_pending()). */
+size_t rpt_deliver_store_waiting(const struct rpt_deliver *d);
 
 /* Cancel everything (state stays in the store) and free. */
 void rpt_deliver_free(struct rpt_deliver *d);

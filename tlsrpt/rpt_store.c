@@ -1774,6 +1774,27 @@ fail:
 }
 
 struct rpt_store *
+rpt_store_open_peer(const struct rpt_store *of, char *err, size_t errsz)
+{
+	struct rpt_store *st;
+
+	if (of->pg == NULL) {
+		snprintf(err, errsz, "not a PostgreSQL store");
+		return NULL;
+	}
+	if ((st = open_bare()) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if ((st->scratch = open_sqlite(":memory:", err, errsz)) == NULL ||
+	    (st->pg = rpt_pg_open_peer(of->pg, err, errsz)) == NULL) {
+		rpt_store_close(st);
+		return NULL;
+	}
+	return st;
+}
+
+struct rpt_store *
 rpt_store_open(const char *path, char *err, size_t errsz)
 {
 	return rpt_store_open_spool(path, NULL, err, errsz);

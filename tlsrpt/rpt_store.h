@@ -90,6 +90,16 @@ struct rpt_store *rpt_store_open(const char *path, char *err, size_t errsz);
 struct rpt_store *rpt_store_open_spool(const char *path, const char *spool,
 				       char *err, size_t errsz);
 
+/*
+ * A second handle on the shared tables of the PostgreSQL store OF, as
+ * the same host, with no spool and no push worker: for a thread of the
+ * daemon's (rpt_work). It reads only what OF fixed at its open, so it may
+ * be called on another thread while OF is in use. NULL with ERR when OF
+ * is not a PostgreSQL store, or on a refusal.
+ */
+struct rpt_store *rpt_store_open_peer(const struct rpt_store *of, char *err,
+				      size_t errsz);
+
 /* Non-zero for a PostgreSQL store. */
 int rpt_store_is_pg(const struct rpt_store *st);
 

@@ -610,6 +610,13 @@ rpt_pg_open(const char *uri, uint64_t host, int push, char *err, size_t errsz)
 	return pg;
 }
 
+struct rpt_pg *
+rpt_pg_open_peer(const struct rpt_pg *of, char *err, size_t errsz)
+{
+	return rpt_pg_open(of->uri, strtoull(of->host, NULL, 16), 0, err,
+			   errsz);
+}
+
 void
 rpt_pg_close(struct rpt_pg *pg, long wait)
 {

@@ -41,6 +41,12 @@ struct rpt_pg;
 struct rpt_pg *rpt_pg_open(const char *uri, uint64_t host, int push, char *err,
 			   size_t errsz);
 
+/* Another handle on OF's database as OF's host, without a push worker
+ * (its calls make their own connection). Reads only what rpt_pg_open()
+ * fixed, so OF may be in use on another thread. */
+struct rpt_pg *rpt_pg_open_peer(const struct rpt_pg *of, char *err,
+				size_t errsz);
+
 /* Stop the worker (waiting at most WAIT_MS for the batch it holds) and
  * close; NULL does nothing. */
 void rpt_pg_close(struct rpt_pg *pg, long wait_ms);

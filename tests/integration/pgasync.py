@@ -58,7 +58,6 @@ Skipped only when the PostgreSQL 15 binaries are absent (install-deps
 import atexit
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -128,46 +127,7 @@ def stats(d):
     return d.jq({"cmd": "stats"})["cache"]
 
 
-def pg_pids():
-    """The postmaster and its children (the backends, the writers)."""
-    with open(os.path.join(pg.data, "postmaster.pid")) as f:
-        master = int(f.readline())
-    pids = [master]
-    for ent in os.listdir("/proc"):
-        if not ent.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % ent) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master:
-            pids.append(int(ent))
-    return pids
-
-
-frozen = []
-
-
-def freeze():
-    frozen[:] = []
-    for pid in pg_pids():
-        try:
-            os.kill(pid, signal.SIGSTOP)
-        except ProcessLookupError:
-            continue      # a backend that ended meanwhile
-        frozen.append(pid)
-
-
-def thaw():
-    for pid in frozen:
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except OSError:
-            pass
-    frozen[:] = []
-
-
+freeze, thaw = pg.freeze, pg.thaw
 atexit.register(thaw)   # before pgworld stops the server (atexit is LIFO)
 
 

@@ -34,6 +34,11 @@ tests/lab/pgworld.py) and the fleet sends one report per domain and day.
    The same with that host's daemon stopped (the tool opens the store
    itself); with no daemon running anywhere the tool sends the report
    itself.
+8. (run before 5) The elected sender's store calls wait for a hung
+   database on a thread of their own: while the outcome of a delivery
+   waits to be written, the daemon answers at once, and its stats say
+   a call is waiting; the outcome is written once the database answers
+   (within the call's bound).
 
 The _smtp._tls record comes from the datagrams ("pr"): the daemons' DNS
 is silent, so the sender uses the captured record (SPEC C3). Skipped
@@ -537,6 +542,58 @@ is_eq((rc, sent("A", "resend3.example"), sent("B", "resend3.example")),
       (0, 0, 1), "7: with no host sending, the tool sends the report "
       "itself, once (%s)" % (out + err).strip()[-300:])
 is_eq(lock_held(), "0", "7: and the sender's lock is free again after it")
+
+# --- 8. the sender's store calls wait on a thread of their own -------------
+# A sends a report; its sendmail holds it. The database hangs, sendmail
+# ends (a temporary failure), and the sender's write of the outcome waits
+# for the database while A answers everyone at once: its stats say the
+# write is still waiting. The hang (1.5 s) is shorter than a call's bound
+# (2.5 s): once the database answers, the outcome is written.
+def sender_state(d):
+    return d.jq({"cmd": "stats"}).get("tlsrpt", {})
+
+
+def hung_try():
+    return pg.psql("SELECT status, tries, last_error FROM tlsrpt_deliveries "
+                   "WHERE domain = 'hung.example'")
+
+
+start(a, off)
+is_eq(pgworld.wait_for(lock_held, "1", 30)[0], "1",
+      "8: A holds the sender's lock again")
+open(os.path.join(wrap_dir, "block"), "w").close()
+waiting_report("hung.example")
+rep = a.aq({"cmd": "report_send", "day": RS, "domain": "hung.example"})
+got, _ = pgworld.wait_for(lambda: len(files("held.A.hung@")), 1, 30)
+ok(got == 1, "8: the report is handed to A's sendmail, which holds it",
+   rep)
+ok(sender_state(a).get("sender") is True, "8: A's stats say it sends the "
+   "reports", sender_state(a))
+is_eq(hung_try(), "1|2|", "8: the try written before it started")
+pg.freeze()
+os.unlink(os.path.join(wrap_dir, "block"))
+t0 = time.monotonic()
+worst, waiting, answers = 0.0, 0, 0
+while time.monotonic() - t0 < 1.5:
+    t1 = time.monotonic()
+    st = sender_state(a)
+    worst = max(worst, time.monotonic() - t1)
+    answers += 1
+    waiting = max(waiting, st.get("store_calls_waiting", 0))
+    time.sleep(0.02)
+pg.thaw()
+ok(waiting >= 1, "8: database hung, the sender's write of the outcome "
+   "waits for it (stats: %d store call(s) waiting)" % waiting)
+ok(worst < 0.5, "8: meanwhile A answers at once (%d answers, the slowest "
+   "in %.3f s)" % (answers, worst))
+want = "1|2|sendmail exit 75 (EX_TEMPFAIL)"
+got, secs = pgworld.wait_for(hung_try, want, 30)
+is_eq(got, want, "8: once the database answers, the outcome is written "
+      "(%.1f s)" % secs)
+got, _ = pgworld.wait_for(
+    lambda: sender_state(a).get("store_calls_waiting"), 0, 30)
+is_eq(got, 0, "8: and nothing waits any more")
+a.stop()
 
 # --- 5. refusals stop the start; an outage does not ----------------------------
 

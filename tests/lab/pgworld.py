@@ -5,6 +5,7 @@ a libpq passfile; pg_ctl starts and stops it (no system service)."""
 import atexit
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,7 @@ class PGWorld:
             f.write("*:*:*:tlspolicyd:%s\n" % password)
         os.chmod(self.passfile, 0o600)
         self.running = False
+        self.frozen = []
         self._nobody(os.path.join(PGBIN, "initdb"), "-D", self.data, "-U",
                      "tlspolicyd", "--auth=scram-sha-256",
                      "--pwfile=" + pwfile, "-E", "UTF8")
@@ -97,7 +99,45 @@ class PGWorld:
                      "-k %s -c listen_addresses=''" % self.sock, "start")
         self.running = True
 
+    def pids(self):
+        """The postmaster and its children (the backends, the writers)."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            master = int(f.readline())
+        pids = [master]
+        for ent in os.listdir("/proc"):
+            if not ent.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % ent) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master:
+                pids.append(int(ent))
+        return pids
+
+    def freeze(self):
+        """Hang the server: every process stopped (SIGSTOP), so its socket
+        still accepts connections and nothing ever answers, as a server
+        stuck on a full disk or a dead network path does."""
+        self.frozen = []
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                continue      # a backend that ended meanwhile
+            self.frozen.append(pid)
+
+    def thaw(self):
+        for pid in self.frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
+        self.frozen = []
+
     def stop(self):
+        self.thaw()
         self._nobody(os.path.join(PGBIN, "pg_ctl"), "-D", self.data, "-w",
                      "-s", "-m", "fast", "stop", check=False)
         self.running = False
