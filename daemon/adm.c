@@ -27,6 +27,7 @@
 #include "tlsrpt/rpt_deliver.h"
 #include "tlsrpt/rpt_report.h"
 #include "tlsrpt/rpt_store.h"
+#include "tlsrpt/rpt_work.h"
 #include "util/cfg.h"
 #include "util/dom.h"
 #include "util/ev.h"
@@ -148,7 +149,8 @@ struct adm_job {
 	enum qry_cmd cmd;
 	int exempt;
 	char dom[LIM_DOMAIN_MAX + 1];
-	char *answer; /* pin: the answer as given */
+	char *answer;	     /* pin: the answer as given */
+	struct rpt_cmd *rpt; /* a report command (on the sender's worker) */
 	adm_done_fn *done;
 	void *arg;
 };
@@ -208,6 +210,11 @@ job_start(struct adm *a, const struct qry_request *rq, const char *dom,
 void
 adm_cancel(struct adm_job *j)
 {
+	if (j->rpt != NULL) {
+		/* Freed when the worker is done with it. */
+		j->done = NULL;
+		return;
+	}
 	cache_job_cancel(j->cj);
 	free(j->answer);
 	free(j);
@@ -571,85 +578,6 @@ rl_counter(int64_t day, const char *name, long long value, void *arg)
 	return 0;
 }
 
-static char *
-report_list(struct adm *a, const struct qry_request *rq)
-{
-	struct rl_ctx rc = {json_array(), 0, 0};
-	char *reply = NULL;
-	int64_t day = req_day(rq, &reply);
-	json_t *counters = json_array(), *o;
-	size_t i;
-
-	if (day == -2 || rc.days == NULL || counters == NULL) {
-		json_decref(rc.days);
-		json_decref(counters);
-		return reply;
-	}
-	if (rpt_store_foreach_domain(a->rpt, day, rq->keylen ? rq->key : NULL,
-				     rl_domain, &rc) != RPT_STORE_OK ||
-	    rc.failed) {
-		json_decref(rc.days);
-		json_decref(counters);
-		return error_reply(rpt_store_errmsg(a->rpt));
-	}
-	/* Deliveries after the walk: the store allows no nested calls. */
-	json_array_foreach(rc.days, i, o)
-	{
-		int64_t d;
-
-		if (rpt_day_parse(json_string_value(json_object_get(o, "day")),
-				  &d) == 0)
-			rpt_store_delivery_foreach(
-			    a->rpt, d,
-			    json_string_value(json_object_get(o, "domain")),
-			    rl_delivery, json_object_get(o, "deliveries"));
-	}
-	rpt_store_counters(a->rpt, day, rl_counter, counters);
-	return dump(json_pack("{s:o,s:o,s:b,s:I}", "days", rc.days, "counters",
-			      counters, "truncated", rc.truncated, "sending",
-			      (json_int_t)rpt_deliver_active(a->dlv)));
-}
-
-static char *
-report_show(struct adm *a, const struct qry_request *rq)
-{
-	struct rpt_store_report *r = NULL;
-	struct rpt_report_in in;
-	enum rpt_store_err e;
-	char id[80], uid[40], err[256], *json, *reply = NULL;
-	int64_t day = req_day(rq, &reply);
-	size_t len;
-	json_t *o;
-
-	if (day < 0)
-		return reply;
-	e = rpt_store_report(a->rpt, day, rq->key, &r);
-	if (e == RPT_STORE_NOTFOUND)
-		return dump(json_pack("{s:b,s:s,s:s}", "found", 0, "day",
-				      rq->day, "domain", rq->key));
-	if (e != RPT_STORE_OK)
-		return error_reply(rpt_store_errmsg(a->rpt));
-	rpt_report_id(day, rq->key, id, sizeof(id), uid, sizeof(uid));
-	memset(&in, 0, sizeof(in));
-	in.organization = a->cfg->organization;
-	in.contact = a->cfg->contact;
-	in.report_id = id;
-	in.submitter = a->cfg->submitter;
-	in.domain = r->domain;
-	in.day = day;
-	in.policies = r->policies;
-	in.npolicies = r->npolicies;
-	json = rpt_report_json(&in, &len, err, sizeof(err));
-	rpt_store_report_free(r);
-	if (json == NULL)
-		return error_reply(err);
-	o = json_loadb(json, len, 0, NULL);
-	free(json);
-	if (o == NULL)
-		return error_reply("the report is not valid JSON");
-	return dump(json_pack("{s:b,s:o}", "found", 1, "report", o));
-}
-
 /* (day, domain) pairs one report_send starts at most (as the offline
  * tool). */
 #define ADM_SEND_MAX 4096
@@ -679,63 +607,191 @@ rs_collect(const struct rpt_store_domain *d, void *arg)
 }
 
 /*
+ * The report commands read the report store through the sender's worker
+ * (rpt_deliver_submit()): with a shared PostgreSQL store on its thread,
+ * so a hung database holds up the command, never the loop; with SQLite
+ * at once. The reply is built there, from a copy of the request and of
+ * the settings it needs (a SIGHUP may replace the configuration).
+ */
+struct rpt_cmd {
+	struct qry_request rq;
+	int64_t day;
+	size_t sending; /* report_list: reports being worked on */
+	char *organization, *contact, *submitter;
+	char *reply;
+	/* report_send */
+	struct rs_ctx *rs;
+	int here; /* this host sends: start them on the loop */
+	size_t requested;
+};
+
+/* *OUT = a copy of S (NULL stays NULL); -1 out of memory. */
+static int
+dup_opt(const char *s, char **out)
+{
+	*out = s != NULL ? strdup(s) : NULL;
+	return s != NULL && *out == NULL ? -1 : 0;
+}
+
+static char *
+report_list(struct rpt_store *st, const struct rpt_cmd *rc)
+{
+	struct rl_ctx lc = {json_array(), 0, 0};
+	const struct qry_request *rq = &rc->rq;
+	json_t *counters = json_array(), *o;
+	size_t i;
+
+	if (lc.days == NULL || counters == NULL) {
+		json_decref(lc.days);
+		json_decref(counters);
+		return NULL;
+	}
+	if (rpt_store_foreach_domain(st, rc->day, rq->keylen ? rq->key : NULL,
+				     rl_domain, &lc) != RPT_STORE_OK ||
+	    lc.failed) {
+		json_decref(lc.days);
+		json_decref(counters);
+		return error_reply(rpt_store_errmsg(st));
+	}
+	/* Deliveries after the walk: the store allows no nested calls. */
+	json_array_foreach(lc.days, i, o)
+	{
+		int64_t d;
+
+		if (rpt_day_parse(json_string_value(json_object_get(o, "day")),
+				  &d) == 0)
+			rpt_store_delivery_foreach(
+			    st, d,
+			    json_string_value(json_object_get(o, "domain")),
+			    rl_delivery, json_object_get(o, "deliveries"));
+	}
+	rpt_store_counters(st, rc->day, rl_counter, counters);
+	return dump(json_pack("{s:o,s:o,s:b,s:I}", "days", lc.days, "counters",
+			      counters, "truncated", lc.truncated, "sending",
+			      (json_int_t)rc->sending));
+}
+
+static char *
+report_show(struct rpt_store *st, const struct rpt_cmd *rc)
+{
+	const struct qry_request *rq = &rc->rq;
+	struct rpt_store_report *r = NULL;
+	struct rpt_report_in in;
+	enum rpt_store_err e;
+	char id[80], uid[40], err[256], *json;
+	size_t len;
+	json_t *o;
+
+	e = rpt_store_report(st, rc->day, rq->key, &r);
+	if (e == RPT_STORE_NOTFOUND)
+		return dump(json_pack("{s:b,s:s,s:s}", "found", 0, "day",
+				      rq->day, "domain", rq->key));
+	if (e != RPT_STORE_OK)
+		return error_reply(rpt_store_errmsg(st));
+	rpt_report_id(rc->day, rq->key, id, sizeof(id), uid, sizeof(uid));
+	memset(&in, 0, sizeof(in));
+	in.organization = rc->organization;
+	in.contact = rc->contact;
+	in.report_id = id;
+	in.submitter = rc->submitter;
+	in.domain = r->domain;
+	in.day = rc->day;
+	in.policies = r->policies;
+	in.npolicies = r->npolicies;
+	json = rpt_report_json(&in, &len, err, sizeof(err));
+	rpt_store_report_free(r);
+	if (json == NULL)
+		return error_reply(err);
+	o = json_loadb(json, len, 0, NULL);
+	free(json);
+	if (o == NULL)
+		return error_reply("the report is not valid JSON");
+	return dump(json_pack("{s:b,s:o}", "found", 1, "report", o));
+}
+
+/*
  * A shared store and another host sends: sending from here would make a
  * second copy of each report. The reports are handed to the sender
  * through the database instead; the reply says so ("requested"), and
  * "report_list" shows the outcome once the sender has sent them.
  */
 static char *
-report_request(struct adm *a, const struct qry_request *rq,
-	       const struct rs_ctx *rc)
+report_request(struct rpt_store *st, struct rpt_cmd *rc)
 {
-	size_t requested, open;
+	const struct rs_ctx *rs = rc->rs;
+	size_t open;
 
-	if (rpt_store_request_sends(a->rpt, rc->n, rc->day,
-				    (const char(*)[LIM_DOMAIN_MAX + 1]) rc->dom,
-				    rc->closed, ev_now(), &requested,
-				    &open) != RPT_STORE_OK)
-		return error_reply(rpt_store_errmsg(a->rpt));
-	if (requested > 0)
-		log_info("report send for %s%s%s: %zu reports handed to the "
-			 "host that sends the reports (through the shared "
-			 "database)",
-			 rq->day, rq->keylen ? " " : "",
-			 rq->keylen ? rq->key : "", requested);
+	if (rpt_store_request_sends(
+		st, rs->n, rs->day, (const char(*)[LIM_DOMAIN_MAX + 1]) rs->dom,
+		rs->closed, ev_now(), &rc->requested, &open) != RPT_STORE_OK)
+		return error_reply(rpt_store_errmsg(st));
 	return dump(json_pack("{s:I,s:I,s:I,s:s,s:b}", "started", (json_int_t)0,
-			      "requested", (json_int_t)requested, "open",
-			      (json_int_t)open, "day", rq->day, "more",
-			      rc->more));
+			      "requested", (json_int_t)rc->requested, "open",
+			      (json_int_t)open, "day", rc->rq.day, "more",
+			      rs->more));
+}
+
+/* On the worker (or at once): the reply, or for a "report_send" on the
+ * host that sends, the domains to start. */
+static void
+rpt_cmd_work(struct rpt_store *st, const char *why, void *arg)
+{
+	struct adm_job *j = arg;
+	struct rpt_cmd *rc = j->rpt;
+	const struct qry_request *rq = &rc->rq;
+
+	if (st == NULL) {
+		rc->reply = error_reply(why);
+		return;
+	}
+	switch (rq->cmd) {
+	case QRY_REPORT_LIST:
+		rc->reply = report_list(st, rc);
+		break;
+	case QRY_REPORT_SHOW:
+		rc->reply = report_show(st, rc);
+		break;
+	default: /* QRY_REPORT_SEND */
+		if (rpt_store_foreach_domain(
+			st, rc->day, rq->keylen ? rq->key : NULL, rs_collect,
+			rc->rs) != RPT_STORE_OK)
+			rc->reply = error_reply(rpt_store_errmsg(st));
+		else if (!rpt_store_is_sender(st))
+			rc->reply = report_request(st, rc);
+		else
+			rc->here = 1;
+		break;
+	}
+}
+
+static void
+rpt_cmd_free(struct adm_job *j)
+{
+	struct rpt_cmd *rc = j->rpt;
+
+	free(rc->organization);
+	free(rc->contact);
+	free(rc->submitter);
+	free(rc->reply);
+	free(rc->rs);
+	free(rc);
+	free(j);
 }
 
 /*
- * Hand the day's domains to the daemon's own sender (rpt_deliver_now):
- * the reply comes at once with the number started; "report_list" shows
- * the outcome ("sending" counts what is still being worked on).
+ * Hand the day's domains to the daemon's own sender: the reply comes at
+ * once with the number started; "report_list" shows the outcome
+ * ("sending" counts what is still being worked on).
  */
 static char *
-report_send(struct adm *a, const struct qry_request *rq)
+report_send_here(struct adm *a, struct rpt_cmd *rc)
 {
-	struct rs_ctx *rc;
-	char *reply = NULL;
-	int64_t day = req_day(rq, &reply);
+	const struct rs_ctx *rs = rc->rs;
 	size_t i, started = 0, open = 0;
 
-	if (day < 0)
-		return reply;
-	if ((rc = calloc(1, sizeof(*rc))) == NULL)
-		return NULL;
-	if (rpt_store_foreach_domain(a->rpt, day, rq->keylen ? rq->key : NULL,
-				     rs_collect, rc) != RPT_STORE_OK) {
-		free(rc);
-		return error_reply(rpt_store_errmsg(a->rpt));
-	}
-	if (!rpt_deliver_is_sender(a->dlv)) {
-		reply = report_request(a, rq, rc);
-		free(rc);
-		return reply;
-	}
-	for (i = 0; i < rc->n; i++)
-		switch (rpt_deliver_now(a->dlv, rc->day[i], rc->dom[i])) {
+	for (i = 0; i < rs->n; i++)
+		switch (rpt_deliver_start(a->dlv, rs->day[i], rs->dom[i],
+					  rs->closed[i])) {
 		case 0:
 			started++;
 			break;
@@ -747,13 +803,78 @@ report_send(struct adm *a, const struct qry_request *rq)
 	if (started > 0)
 		log_info("report send for %s%s%s: %zu reports handed to the "
 			 "sender",
-			 rq->day, rq->keylen ? " " : "",
-			 rq->keylen ? rq->key : "", started);
-	reply = dump(json_pack("{s:I,s:I,s:s,s:b}", "started",
-			       (json_int_t)started, "open", (json_int_t)open,
-			       "day", rq->day, "more", rc->more));
-	free(rc);
-	return reply;
+			 rc->rq.day, rc->rq.keylen ? " " : "",
+			 rc->rq.keylen ? rc->rq.key : "", started);
+	return dump(json_pack("{s:I,s:I,s:s,s:b}", "started",
+			      (json_int_t)started, "open", (json_int_t)open,
+			      "day", rc->rq.day, "more", rs->more));
+}
+
+/* On the loop: the reply to DONE, unless the client is gone (DONE NULL)
+ * or the daemon stops (DROPPED). */
+static void
+rpt_cmd_done(void *arg, int dropped)
+{
+	struct adm_job *j = arg;
+	struct rpt_cmd *rc = j->rpt;
+	char *reply;
+
+	if (dropped || j->done == NULL) {
+		rpt_cmd_free(j);
+		return;
+	}
+	if (rc->here)
+		reply = report_send_here(j->a, rc);
+	else {
+		reply = rc->reply;
+		rc->reply = NULL;
+		if (rc->requested > 0)
+			log_info("report send for %s%s%s: %zu reports handed "
+				 "to the host that sends the reports (through "
+				 "the shared database)",
+				 rc->rq.day, rc->rq.keylen ? " " : "",
+				 rc->rq.keylen ? rc->rq.key : "",
+				 rc->requested);
+	}
+	j->done(reply, j->arg);
+	rpt_cmd_free(j);
+}
+
+static char *
+report_cmd(struct adm *a, const struct qry_request *rq, adm_done_fn *done,
+	   void *arg, struct adm_job **job)
+{
+	struct adm_job *j;
+	struct rpt_cmd *rc;
+	char *reply = NULL;
+	int64_t day = req_day(rq, &reply);
+
+	if (day == -2 || (day == -1 && rq->cmd != QRY_REPORT_LIST))
+		return reply;
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (rc = j->rpt = calloc(1, sizeof(*rc))) == NULL) {
+		free(j);
+		return NULL;
+	}
+	j->a = a;
+	j->cmd = rq->cmd;
+	j->done = done;
+	j->arg = arg;
+	rc->rq = *rq;
+	rc->day = day;
+	rc->sending = rpt_deliver_active(a->dlv);
+	if ((rq->cmd == QRY_REPORT_SHOW &&
+	     (dup_opt(a->cfg->organization, &rc->organization) != 0 ||
+	      dup_opt(a->cfg->contact, &rc->contact) != 0 ||
+	      dup_opt(a->cfg->submitter, &rc->submitter) != 0)) ||
+	    (rq->cmd == QRY_REPORT_SEND &&
+	     (rc->rs = calloc(1, sizeof(*rc->rs))) == NULL) ||
+	    rpt_deliver_submit(a->dlv, rpt_cmd_work, rpt_cmd_done, j) != 0) {
+		rpt_cmd_free(j);
+		return NULL;
+	}
+	*job = j;
+	return NULL;
 }
 
 json_t *
@@ -787,11 +908,9 @@ adm_answer(struct adm *a, const struct qry_request *rq, adm_done_fn *done,
 	case QRY_CACHE_SHOW:
 		return cache_show(a, rq, done, arg, job);
 	case QRY_REPORT_LIST:
-		return report_list(a, rq);
 	case QRY_REPORT_SHOW:
-		return report_show(a, rq);
 	case QRY_REPORT_SEND:
-		return report_send(a, rq);
+		return report_cmd(a, rq, done, arg, job);
 	case QRY_PIN:
 	case QRY_EXEMPT:
 		return pin(a, rq, done, arg, job);

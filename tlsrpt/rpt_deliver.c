@@ -224,12 +224,15 @@ record_work(struct rpt_store *st, const char *why, void *arg)
 }
 
 static void
-record_done(void *arg)
+record_done(void *arg, int dropped)
 {
 	struct dest *ds = arg;
 	struct job *j = ds->job;
 	struct rpt_deliver *d = j->d;
 	const struct rpt_delivery *dv = &ds->dv;
+
+	if (dropped)
+		return; /* the job goes with rpt_deliver_free() */
 
 	if (ds->err[0] != '\0')
 		store_warn(d, ds->err);
@@ -636,9 +639,12 @@ finish_work(struct rpt_store *st, const char *why, void *arg)
 }
 
 static void
-finish_done(void *arg)
+finish_done(void *arg, int dropped)
 {
 	struct job *j = arg;
+
+	if (dropped)
+		return; /* the job goes with rpt_deliver_free() */
 
 	if (j->err[0] != '\0')
 		store_warn(j->d, j->err);
@@ -724,9 +730,12 @@ prepare_work(struct rpt_store *st, const char *why, void *arg)
 }
 
 static void
-prepare_done(void *arg)
+prepare_done(void *arg, int dropped)
 {
 	struct job *j = arg;
+
+	if (dropped)
+		return; /* the job goes with rpt_deliver_free() */
 
 	if (j->err[0] != '\0')
 		store_warn(j->d, j->err);
@@ -870,12 +879,15 @@ load_work(struct rpt_store *st, const char *why, void *arg)
 }
 
 static void
-load_done(void *arg)
+load_done(void *arg, int dropped)
 {
 	struct job *j = arg;
 	struct rpt_deliver *d = j->d;
 	struct dns_result res;
 	char name[LIM_DOMAIN_MAX + 16];
+
+	if (dropped)
+		return; /* the job goes with rpt_deliver_free() */
 
 	if (j->load != RPT_STORE_OK) {
 		if (j->err[0] != '\0')
@@ -986,11 +998,14 @@ due_work(struct rpt_store *st, const char *why, void *arg)
 }
 
 static void
-due_done(void *arg)
+due_done(void *arg, int dropped)
 {
 	struct rpt_deliver *d = arg;
 	struct due_list *l = &d->due;
 	size_t i;
+
+	if (dropped)
+		return; /* the job goes with rpt_deliver_free() */
 
 	d->due_busy = 0;
 	if (l->close_err[0] != '\0')
@@ -1045,6 +1060,19 @@ day_info_cb(const struct rpt_store_domain *sd, void *arg)
 }
 
 int
+rpt_deliver_start(struct rpt_deliver *d, int64_t day, const char *domain,
+		  int closed)
+{
+	/* Issue 10 item 14: sending a day still under way would mark it
+	 * sent and its later sessions would never be reported. A day that
+	 * is over gets no more counts (they go to the day of their arrival)
+	 * even before the daemon closes it. */
+	if (!closed && (int64_t)ev_now() < day + 86400)
+		return -2;
+	return job_start(d, day, domain, 1, 0, NULL, NULL);
+}
+
+int
 rpt_deliver_now(struct rpt_deliver *d, int64_t day, const char *domain)
 {
 	struct day_info di = {0, 0};
@@ -1053,13 +1081,14 @@ rpt_deliver_now(struct rpt_deliver *d, int64_t day, const char *domain)
 		RPT_STORE_OK ||
 	    !di.found)
 		return -1;
-	/* Issue 10 item 14: sending a day still under way would mark it
-	 * sent and its later sessions would never be reported. A day that
-	 * is over gets no more counts (they go to the day of their arrival)
-	 * even before the daemon closes it. */
-	if (!di.closed && (int64_t)ev_now() < day + 86400)
-		return -2;
-	return job_start(d, day, domain, 1, 0, NULL, NULL);
+	return rpt_deliver_start(d, day, domain, di.closed);
+}
+
+int
+rpt_deliver_submit(struct rpt_deliver *d, rpt_work_fn *fn,
+		   rpt_work_done_fn *done, void *arg)
+{
+	return rpt_work_submit(d->work, fn, done, arg);
 }
 
 int

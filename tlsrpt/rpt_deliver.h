@@ -39,6 +39,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "tlsrpt/rpt_work.h"
+
 struct event_base;
 struct cfg;
 struct dns;
@@ -79,6 +81,17 @@ int rpt_deliver_is_sender(const struct rpt_deliver *d);
  * sessions would never be reported (rpt_deliver_partial() is for that).
  */
 int rpt_deliver_now(struct rpt_deliver *d, int64_t day, const char *domain);
+
+/* The same for a (DAY, DOMAIN) known to have counts, its day CLOSED or
+ * not (as the store said): 0, or -2 as above (-1: out of memory). */
+int rpt_deliver_start(struct rpt_deliver *d, int64_t day, const char *domain,
+		      int closed);
+
+/* Queue other work on the sender's store worker (rpt_work_submit()):
+ * the admin socket's report commands, so that they wait for a shared
+ * database where the sender does, not on the loop. */
+int rpt_deliver_submit(struct rpt_deliver *d, rpt_work_fn *fn,
+		       rpt_work_done_fn *done, void *arg);
 
 /*
  * The outcome of one destination of a partial report: DEST the rua URI

@@ -10,12 +10,15 @@
  *   spooled counts, each exactly once: a batch carries (host, seq) and is
  *   skipped when the host's seq in the database is already as high (its
  *   statements may run LIM_RPT_PG_PUSH_TIMEOUT_MS: it blocks nobody);
- * - the main connection, used synchronously from the event loop for the
- *   sender's reads and writes, bounded by statement_timeout (2 s) and
- *   connect_timeout (5 s, unless the URI says otherwise); when down it is
- *   tried again at most every LIM_RPT_PG_RETRY seconds, and calls fail at
- *   once in between. It also holds the sender's lease, a session advisory
- *   lock: the host holding it is the only one that sends reports.
+ * - the main connection, used synchronously by the handle's caller (the
+ *   loop's for the operator's reads, the tool's, or, on a handle of its
+ *   own made by rpt_pg_open_peer(), the daemon's sender thread), bounded
+ *   by statement_timeout (2 s) and connect_timeout (5 s, unless the URI
+ *   says otherwise); when down it is tried again at most every
+ *   LIM_RPT_PG_RETRY seconds, and calls fail at once in between. The
+ *   handle that lists the due reports also holds the sender's lease, a
+ *   session advisory lock: the host holding it is the only one that sends
+ *   reports.
  *
  * Functions return 0, 1 for "not found" where said, -1 on failure with
  * the reason in rpt_pg_errmsg() (never the URI: it may hold a password).

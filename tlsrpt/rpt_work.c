@@ -78,8 +78,10 @@ q_drop(struct queue *q)
 {
 	struct item *it;
 
-	while ((it = q_take(q)) != NULL)
+	while ((it = q_take(q)) != NULL) {
+		it->done(it->arg, 1);
 		free(it);
+	}
 }
 
 static void
@@ -172,7 +174,7 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 	for (; it != NULL; it = next) {
 		next = it->next;
 		w->pending--;
-		it->done(it->arg);
+		it->done(it->arg, 0);
 		free(it);
 	}
 }

@@ -32,8 +32,10 @@ struct rpt_store;
 /* On the worker (or at once): ST is the store to use, or NULL when it
  * cannot be opened, WHY then saying why. */
 typedef void rpt_work_fn(struct rpt_store *st, const char *why, void *arg);
-/* On the loop, once the work ran. */
-typedef void rpt_work_done_fn(void *arg);
+/* On the loop, once the work ran; or, DROPPED non-zero, from
+ * rpt_work_free() for work that will never run or be reported (the
+ * thread has stopped then: only ARG's own memory may be touched). */
+typedef void rpt_work_done_fn(void *arg, int dropped);
 
 struct rpt_work;
 
@@ -57,8 +59,9 @@ int rpt_work_is_sender(const struct rpt_work *w);
 size_t rpt_work_pending(const struct rpt_work *w);
 
 /* Stop: the work under way finishes (each database call is bounded),
- * what is queued is dropped, no DONE runs any more; then free (which
- * releases the thread's lease). NULL does nothing. */
+ * what is queued is dropped, and each DONE not yet run is called with
+ * DROPPED set; then free (which releases the thread's lease). NULL does
+ * nothing. */
 void rpt_work_free(struct rpt_work *w);
 
 #endif /* TLSRPT_RPT_WORK_H */

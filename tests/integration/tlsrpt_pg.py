@@ -38,7 +38,8 @@ tests/lab/pgworld.py) and the fleet sends one report per domain and day.
    database on a thread of their own: while the outcome of a delivery
    waits to be written, the daemon answers at once, and its stats say
    a call is waiting; the outcome is written once the database answers
-   (within the call's bound).
+   (within the call's bound). A report list asked meanwhile waits for
+   the database too, without holding anyone up.
 
 The _smtp._tls record comes from the datagrams ("pr"): the daemons' DNS
 is silent, so the sender uses the captured record (SPEC C3). Skipped
@@ -54,6 +55,7 @@ import signal
 import socket
 import sqlite3
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -570,9 +572,21 @@ ok(got == 1, "8: the report is handed to A's sendmail, which holds it",
 ok(sender_state(a).get("sender") is True, "8: A's stats say it sends the "
    "reports", sender_state(a))
 is_eq(hung_try(), "1|2|", "8: the try written before it started")
+listed = {}
+
+
+def list_hung():
+    t = time.monotonic()
+    listed["reply"] = a.aq({"cmd": "report_list", "day": RS,
+                            "domain": "hung.example"})
+    listed["secs"] = time.monotonic() - t
+
+
 pg.freeze()
 os.unlink(os.path.join(wrap_dir, "block"))
 t0 = time.monotonic()
+lister = threading.Thread(target=list_hung)
+lister.start()
 worst, waiting, answers = 0.0, 0, 0
 while time.monotonic() - t0 < 1.5:
     t1 = time.monotonic()
@@ -593,6 +607,13 @@ is_eq(got, want, "8: once the database answers, the outcome is written "
 got, _ = pgworld.wait_for(
     lambda: sender_state(a).get("store_calls_waiting"), 0, 30)
 is_eq(got, 0, "8: and nothing waits any more")
+lister.join(30)
+days = listed.get("reply", {}).get("days", [])
+ok([x.get("domain") for x in days] == ["hung.example"] and
+   listed["secs"] >= 1.0,
+   "8: a report list asked meanwhile waited for the database, not the "
+   "loop, and then listed the report (%.1f s)" % listed.get("secs", -1),
+   listed)
 a.stop()
 
 # --- 5. refusals stop the start; an outage does not ----------------------------
