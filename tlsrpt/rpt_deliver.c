@@ -55,6 +55,8 @@ struct dest {
 	struct dns_query *dq;
 	struct https_fetch *hf;
 	struct smtp_send *sm;
+	/* Written before the try (prepare_work()): start it. */
+	int ready;
 	/* The outcome, and what the store made of it (record_work()). */
 	int outcome;
 	int64_t now;
@@ -196,6 +198,11 @@ record_work(struct rpt_store *st, const char *why, void *arg)
 
 	ds->err[0] = '\0';
 	if (st == NULL) {
+		/* Not recorded: what happened is still said on the loop. */
+		memset(dv, 0, sizeof(*dv));
+		dv->status = ds->outcome == 0	? RPT_DLV_SENT
+			     : ds->outcome == 2 ? RPT_DLV_GIVENUP
+						: RPT_DLV_FAILED;
 		store_why(ds->err, sizeof(ds->err), st, why);
 		return;
 	}
@@ -233,7 +240,6 @@ record_done(void *arg, int dropped)
 
 	if (dropped)
 		return; /* the job goes with rpt_deliver_free() */
-
 	if (ds->err[0] != '\0')
 		store_warn(d, ds->err);
 	if (dv->status == RPT_DLV_SENT) {
@@ -244,12 +250,17 @@ record_done(void *arg, int dropped)
 		d->st.given_up++;
 		log_warnx("tlsrpt: report %s for %s to %s: %s; given up",
 			  j->report_id, j->domain, ds->rua.uri, ds->why);
-	} else {
+	} else if (dv->next_try > ds->now) {
 		d->st.retried++;
 		log_warnx("tlsrpt: report %s for %s to %s: %s; retry at "
 			  "+%llds",
 			  j->report_id, j->domain, ds->rua.uri, ds->why,
 			  (long long)(dv->next_try - ds->now));
+	} else {
+		d->st.retried++;
+		log_warnx("tlsrpt: report %s for %s to %s: %s; tried again "
+			  "later",
+			  j->report_id, j->domain, ds->rua.uri, ds->why);
 	}
 	if (--j->running == 0)
 		job_finish(j);
@@ -618,6 +629,7 @@ finish_work(struct rpt_store *st, const char *why, void *arg)
 	if (j->ndests == 0)
 		return;
 	for (i = 0; i < j->ndests; i++) {
+		memset(&dv, 0, sizeof(dv));
 		if (rpt_store_delivery_get(st, j->day, j->domain,
 					   j->dests[i].rua.uri,
 					   &dv) != RPT_STORE_OK ||
@@ -645,7 +657,6 @@ finish_done(void *arg, int dropped)
 
 	if (dropped)
 		return; /* the job goes with rpt_deliver_free() */
-
 	if (j->err[0] != '\0')
 		store_warn(j->d, j->err);
 	job_drop(j);
@@ -686,7 +697,7 @@ static void start_dests(struct job *j);
 /* Before the tries: for each destination not yet sent or given up (and
  * due, unless forced) the try is written, tries and next_try, so a crash
  * resends once, with the same report-id, never more often than the
- * backoff. Those written are marked active. */
+ * backoff. Those written are marked ready. */
 static void
 prepare_work(struct rpt_store *st, const char *why, void *arg)
 {
@@ -725,7 +736,7 @@ prepare_work(struct rpt_store *st, const char *why, void *arg)
 			store_why(j->err, sizeof(j->err), st, NULL);
 			continue;
 		}
-		ds->active = 1;
+		ds->ready = 1;
 	}
 }
 
@@ -733,12 +744,16 @@ static void
 prepare_done(void *arg, int dropped)
 {
 	struct job *j = arg;
+	size_t i;
 
 	if (dropped)
 		return; /* the job goes with rpt_deliver_free() */
-
 	if (j->err[0] != '\0')
 		store_warn(j->d, j->err);
+	/* Only now: the loop reads "active" (reap_cb()) while the worker
+	 * writes "ready". */
+	for (i = 0; i < j->ndests; i++)
+		j->dests[i].active = j->dests[i].ready;
 	start_dests(j);
 }
 
@@ -888,7 +903,6 @@ load_done(void *arg, int dropped)
 
 	if (dropped)
 		return; /* the job goes with rpt_deliver_free() */
-
 	if (j->load != RPT_STORE_OK) {
 		if (j->err[0] != '\0')
 			store_warn(d, j->err);
@@ -1006,7 +1020,6 @@ due_done(void *arg, int dropped)
 
 	if (dropped)
 		return; /* the job goes with rpt_deliver_free() */
-
 	d->due_busy = 0;
 	if (l->close_err[0] != '\0')
 		store_warn(d, l->close_err);
