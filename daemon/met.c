@@ -399,6 +399,10 @@ render_tlsrpt(struct met *m, FILE *f)
 		"tlspolicyd_tlsrpt_reports_total{result=\"retried\"} %llu\n"
 		"tlspolicyd_tlsrpt_reports_total{result=\"given_up\"} %llu\n",
 		ds.sent, ds.retried, ds.given_up);
+	one(f, "tlspolicyd_tlsrpt_store_calls_waiting", "gauge",
+	    "The report sender's store calls not yet done (with a shared "
+	    "store they wait for the database on a thread of their own).",
+	    d != NULL ? rpt_deliver_store_waiting(d) : 0);
 }
 
 char *
