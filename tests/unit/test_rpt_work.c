@@ -157,7 +157,7 @@ test_inline(struct event_base *base)
 	is_int(rpt_work_pending(r.w), 0, "sqlite: nothing pending");
 
 	/* Submitted and never run on the loop: dropped at free. */
-	r.ndone = 0;
+	r.ndone = r.nran = 0;
 	submit_all(&r, 2);
 	rpt_work_free(r.w);
 	is_int(r.ndropped, 2,
