@@ -42,6 +42,11 @@ extern char **environ;
 
 #define EX_TEMPFAIL_CODE 75
 #define REAP_MS		 100
+/* An outcome the store could not take is written again every
+ * RECORD_RETRY_S seconds, RECORD_TRIES times in all (2 minutes): a report
+ * that went out is then not sent again when the database comes back. */
+#define RECORD_RETRY_S 5
+#define RECORD_TRIES   24
 
 struct job;
 
@@ -58,7 +63,8 @@ struct dest {
 	/* Written before the try (prepare_work()): start it. */
 	int ready;
 	/* The outcome, and what the store made of it (record_work()). */
-	int outcome;
+	int outcome, said, record_tries;
+	struct event *record_retry;
 	int64_t now;
 	char why[256];
 	struct rpt_delivery dv;
@@ -195,9 +201,12 @@ record_work(struct rpt_store *st, const char *why, void *arg)
 	struct dest *ds = arg;
 	struct job *j = ds->job;
 	struct rpt_delivery *dv = &ds->dv;
+	enum rpt_store_err e = RPT_STORE_EDB;
 
 	ds->err[0] = '\0';
-	if (st == NULL) {
+	if (st == NULL ||
+	    (e = rpt_store_delivery_get(st, j->day, j->domain, ds->rua.uri,
+					dv)) == RPT_STORE_EDB) {
 		/* Not recorded: what happened is still said on the loop. */
 		memset(dv, 0, sizeof(*dv));
 		dv->status = ds->outcome == 0	? RPT_DLV_SENT
@@ -206,8 +215,7 @@ record_work(struct rpt_store *st, const char *why, void *arg)
 		store_why(ds->err, sizeof(ds->err), st, why);
 		return;
 	}
-	if (rpt_store_delivery_get(st, j->day, j->domain, ds->rua.uri, dv) !=
-	    RPT_STORE_OK) {
+	if (e != RPT_STORE_OK) {
 		memset(dv, 0, sizeof(*dv));
 		dv->day = j->day;
 		snprintf(dv->domain, sizeof(dv->domain), "%s", j->domain);
@@ -230,18 +238,17 @@ record_work(struct rpt_store *st, const char *why, void *arg)
 		store_why(ds->err, sizeof(ds->err), st, NULL);
 }
 
+/* The outcome in the counters and the log, once. */
 static void
-record_done(void *arg, int dropped)
+record_say(struct dest *ds)
 {
-	struct dest *ds = arg;
 	struct job *j = ds->job;
 	struct rpt_deliver *d = j->d;
 	const struct rpt_delivery *dv = &ds->dv;
 
-	if (dropped)
-		return; /* the job goes with rpt_deliver_free() */
-	if (ds->err[0] != '\0')
-		store_warn(d, ds->err);
+	if (ds->said)
+		return;
+	ds->said = 1;
 	if (dv->status == RPT_DLV_SENT) {
 		d->st.sent++;
 		log_info("tlsrpt: report %s for %s sent to %s", j->report_id,
@@ -261,6 +268,53 @@ record_done(void *arg, int dropped)
 		log_warnx("tlsrpt: report %s for %s to %s: %s; tried again "
 			  "later",
 			  j->report_id, j->domain, ds->rua.uri, ds->why);
+	}
+}
+
+static void record_done(void *arg, int dropped);
+
+static void
+record_again_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dest *ds = arg;
+	struct job *j = ds->job;
+
+	(void)fd;
+	(void)what;
+	if (rpt_work_submit(j->d->work, record_work, record_done, ds) != 0 &&
+	    --j->running == 0)
+		job_finish(j);
+}
+
+/* Write DS's outcome again in RECORD_RETRY_S; -1 when it cannot be. */
+static int
+record_later(struct dest *ds)
+{
+	struct timeval tv = {RECORD_RETRY_S, 0};
+
+	if (ds->record_retry == NULL &&
+	    (ds->record_retry =
+		 evtimer_new(ds->job->d->base, record_again_cb, ds)) == NULL)
+		return -1;
+	return evtimer_add(ds->record_retry, &tv);
+}
+
+/* The outcome is said once; one the store did not take is written
+ * again while the job waits for it (the job stays, so the report is not
+ * started a second time meanwhile), then the destination ends. */
+static void
+record_done(void *arg, int dropped)
+{
+	struct dest *ds = arg;
+	struct job *j = ds->job;
+
+	if (dropped)
+		return; /* the job goes with rpt_deliver_free() */
+	record_say(ds);
+	if (ds->err[0] != '\0') {
+		store_warn(j->d, ds->err);
+		if (++ds->record_tries < RECORD_TRIES && record_later(ds) == 0)
+			return;
 	}
 	if (--j->running == 0)
 		job_finish(j);
@@ -579,6 +633,8 @@ job_free(struct job *j)
 			https_cancel(ds->hf);
 		if (ds->sm != NULL)
 			smtp_cancel(ds->sm);
+		if (ds->record_retry != NULL)
+			event_free(ds->record_retry);
 		/* A running sendmail is left to finish: its result is
 		 * lost and the next start sends once more (same id). */
 	}
@@ -703,6 +759,7 @@ prepare_work(struct rpt_store *st, const char *why, void *arg)
 {
 	struct job *j = arg;
 	struct rpt_delivery dv;
+	enum rpt_store_err e;
 	size_t i;
 
 	j->err[0] = '\0';
@@ -713,8 +770,14 @@ prepare_work(struct rpt_store *st, const char *why, void *arg)
 	for (i = 0; i < j->ndests; i++) {
 		struct dest *ds = &j->dests[i];
 
-		if (rpt_store_delivery_get(st, j->day, j->domain, ds->rua.uri,
-					   &dv) == RPT_STORE_OK) {
+		e = rpt_store_delivery_get(st, j->day, j->domain, ds->rua.uri,
+					   &dv);
+		if (e == RPT_STORE_EDB) {
+			/* Not tried: nothing written, nothing sent. */
+			store_why(j->err, sizeof(j->err), st, NULL);
+			continue;
+		}
+		if (e == RPT_STORE_OK) {
 			if (dv.status == RPT_DLV_SENT ||
 			    dv.status == RPT_DLV_GIVENUP)
 				continue;

@@ -39,7 +39,8 @@ tests/lab/pgworld.py) and the fleet sends one report per domain and day.
    waits to be written, the daemon answers at once, and its stats say
    a call is waiting; the outcome is written once the database answers
    (within the call's bound). A report list asked meanwhile waits for
-   the database too, without holding anyone up.
+   the database too, without holding anyone up. Hung past the call's
+   bound, the outcome is written again until the database takes it.
 
 The _smtp._tls record comes from the datagrams ("pr"): the daemons' DNS
 is silent, so the sender uses the captured record (SPEC C3). Skipped
@@ -614,6 +615,37 @@ ok([x.get("domain") for x in days] == ["hung.example"] and
    "8: a report list asked meanwhile waited for the database, not the "
    "loop, and then listed the report (%.1f s)" % listed.get("secs", -1),
    listed)
+
+# The database hung past the call's bound: the outcome's write fails,
+# and the sender writes it again (every 5 s, for 2 minutes) until the
+# database takes it.
+open(os.path.join(wrap_dir, "block"), "w").close()
+waiting_report("hung2.example")
+rep = a.aq({"cmd": "report_send", "day": RS, "domain": "hung2.example"})
+got, _ = pgworld.wait_for(lambda: len(files("held.A.hung2@")), 1, 30)
+ok(got == 1, "8: a second report held by A's sendmail", rep)
+mark = len(a.read_log())
+pg.freeze()
+os.unlink(os.path.join(wrap_dir, "block"))
+t0 = time.monotonic()
+worst = 0.0
+while time.monotonic() - t0 < 4:
+    t1 = time.monotonic()
+    sender_state(a)
+    worst = max(worst, time.monotonic() - t1)
+    time.sleep(0.05)
+pg.thaw()
+ok(worst < 0.5, "8: the database hung for 4 s: A answers at once all the "
+   "while (the slowest in %.3f s)" % worst)
+want = "1|2|sendmail exit 75 (EX_TEMPFAIL)"
+got, secs = pgworld.wait_for(lambda: pg.psql(
+    "SELECT status, tries, last_error FROM tlsrpt_deliveries WHERE domain "
+    "= 'hung2.example'"), want, 60)
+is_eq(got, want, "8: the outcome the database did not take at first is "
+      "written once it answers (%.1f s)" % secs)
+ok("tlsrpt: report store:" in a.read_log()[mark:],
+   "8: the log said the store did not take it",
+   a.read_log()[mark:][-800:])
 a.stop()
 
 # --- 5. refusals stop the start; an outage does not ----------------------------
