@@ -244,6 +244,10 @@ enum rpt_store_err
 rpt_store_due(struct rpt_store *st, time_t now, size_t max,
 	      int (*fn)(int64_t day, const char *domain, void *arg), void *arg);
 
+/* The counter of sessions a shared store got for a (day, domain) whose
+ * report was already done: they are in no report. */
+#define RPT_COUNTER_AFTER_REPORT "after-report"
+
 /* Ingest counters of DAY (-1: all days), summed by name. */
 enum rpt_store_err rpt_store_counters(struct rpt_store *st, int64_t day,
 				      int (*fn)(int64_t day, const char *name,

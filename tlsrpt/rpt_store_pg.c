@@ -83,7 +83,11 @@ static const char sql_schema_v1[] =
     "INSERT INTO tlspolicyd_schema (store, version) VALUES ('tlsrpt', 1);";
 
 /* One batch (rpt_store.c spool_batch()): $1 host, $2 seq, $3 the JSON.
- * Keys are unique inside each array, so no row is hit twice. */
+ * Keys are unique inside each array, so no row is hit twice. Sessions
+ * for a (day, domain) whose report is already done (a host cut off for
+ * longer than the grace period) are in no report: the day's
+ * "after-report" counter says how many (every CTE reads the snapshot
+ * from before the batch). */
 static const char sql_push[] =
     "WITH h AS (UPDATE tlsrpt_hosts SET seq = $2::bigint, pushed = now()"
     "  WHERE host = $1 AND seq < $2::bigint RETURNING 1),"
@@ -113,6 +117,13 @@ static const char sql_push[] =
     " c AS (INSERT INTO tlsrpt_counters AS t (day, name, value)"
     "  SELECT (e->>0)::bigint, e->>1, (e->>2)::bigint"
     "  FROM b, jsonb_array_elements(b.j->'c') e"
+    "  ON CONFLICT (day, name) DO UPDATE SET value = t.value + "
+    "excluded.value),"
+    " l AS (INSERT INTO tlsrpt_counters AS t (day, name, value)"
+    "  SELECT (e->>0)::bigint, '" RPT_COUNTER_AFTER_REPORT "',"
+    "  sum((e->>3)::bigint) FROM b, jsonb_array_elements(b.j->'p') e"
+    "  JOIN tlsrpt_domains s ON s.day = (e->>0)::bigint"
+    "  AND s.domain = e->>1 AND s.state = 2 GROUP BY 1"
     "  ON CONFLICT (day, name) DO UPDATE SET value = t.value + "
     "excluded.value)"
     " SELECT count(*) FROM h";

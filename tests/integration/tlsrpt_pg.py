@@ -41,6 +41,10 @@ tests/lab/pgworld.py) and the fleet sends one report per domain and day.
    (within the call's bound). A report list asked meanwhile waits for
    the database too, without holding anyone up. Hung past the call's
    bound, the outcome is written again until the database takes it.
+9. (run before 5) Counts a host pushes for a day whose reports are
+   done (a host cut off for longer than the grace period) are in no
+   report: the day's "after-report" counter says how many, and the tool
+   lists it.
 
 The _smtp._tls record comes from the datagrams ("pr"): the daemons' DNS
 is silent, so the sender uses the captured record (SPEC C3). Skipped
@@ -646,6 +650,40 @@ is_eq(got, want, "8: the outcome the database did not take at first is "
 ok("tlsrpt: report store:" in a.read_log()[mark:],
    "8: the log said the store did not take it",
    a.read_log()[mark:][-800:])
+a.stop()
+
+# --- 9. counts for a day whose report is done -------------------------------
+# A host cut off for longer than the grace period pushes counts for day0
+# after its reports went out: they are in no report, and the day's
+# "after-report" counter says how many.
+def after_report():
+    return pg.psql("SELECT coalesce(sum(value), 0) FROM tlsrpt_counters "
+                   "WHERE name = 'after-report' AND day = %d" % day0)
+
+
+def day0_deliveries():
+    return pg.psql("SELECT string_agg(status || '/' || tries, ' ' ORDER BY "
+                   "dest) FROM tlsrpt_deliveries WHERE day = %d" % day0)
+
+
+is_eq(pg.psql("SELECT string_agg(DISTINCT state::text, ' ') FROM "
+              "tlsrpt_domains WHERE day = %d" % day0), "2",
+      "9: the reports of day %s are done" % D0)
+before = day0_deliveries()
+start(a, day0 + 3600 - int(time.time()))
+late = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+for _ in range(3):
+    late.sendto(dgram("one.example"), a.rsock)
+late.sendto(dgram("two.example", 202), a.rsock)
+late.close()
+got, _ = pgworld.wait_for(after_report, "4", 20)
+is_eq(got, "4", "9: the 4 sessions pushed after the reports are counted "
+      "as after-report")
+listed = [x for x in listing(a) if x.get("counter") == "after-report"]
+is_eq([(x.get("day"), x.get("value")) for x in listed], [(D0, 4)],
+      "9: the tool lists that counter for the day")
+time.sleep(3)
+is_eq(day0_deliveries(), before, "9: no report of the day is sent again")
 a.stop()
 
 # --- 5. refusals stop the start; an outage does not ----------------------------
