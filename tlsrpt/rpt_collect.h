@@ -19,8 +19,9 @@
  * next tick, RPT_COLLECT_TICK_MS). Malformed, oversized, truncated and
  * unknown-version datagrams are counted per day in the store ("malformed",
  * "toobig", "version", "invalid"; "repaired" for repaired UTF-8) and
- * logged at most once a minute per kind. The same tick closes finished
- * days and runs the report sender (rpt_deliver).
+ * logged at most once a minute per kind. The same tick has the report
+ * sender (rpt_deliver) close finished days and send what is due (with a
+ * shared store on the sender's own thread).
  *
  * Ownership: the collector copies what it needs from CFG; CACHE, DNS and
  * HTTPS are borrowed and must outlive it (DNS and HTTPS may be NULL).
