@@ -617,6 +617,14 @@ rpt_pg_open(const char *uri, uint64_t host, int push, char *err, size_t errsz)
 		rpt_pg_close(pg, 0);
 		return NULL;
 	}
+	if (push) {
+		/* The daemon's loop makes no calls of its own here (its
+		 * sender has a handle of its own, rpt_pg_open_peer()): the
+		 * connection served the check at start, and the worker
+		 * makes a new one should a call come. */
+		PQfinish(pg->main.conn);
+		pg->main.conn = NULL;
+	}
 	pg->want_push = push;
 	return pg;
 }

@@ -679,6 +679,11 @@ late.close()
 got, _ = pgworld.wait_for(after_report, "4", 20)
 is_eq(got, "4", "9: the 4 sessions pushed after the reports are counted "
       "as after-report")
+is_eq(pg.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = "
+              "'tlspolicyd' AND backend_type = 'client backend' AND "
+              "pid <> pg_backend_pid()"), "2",
+      "9: A holds two connections to the database (its push thread's and "
+      "its sender's)")
 listed = [x for x in listing(a) if x.get("counter") == "after-report"]
 is_eq([(x.get("day"), x.get("value")) for x in listed], [(D0, 4)],
       "9: the tool lists that counter for the day")
