@@ -1035,8 +1035,7 @@ job_start(struct rpt_deliver *d, int64_t day, const char *domain, int force,
 	return 0;
 }
 
-/* --- the due list ----------------------------------------------------------
- */
+/* --- the due list ---------------------------------------------------- */
 
 static int
 due_cb(int64_t day, const char *domain, void *arg)
@@ -1082,7 +1081,7 @@ due_done(void *arg, int dropped)
 	size_t i;
 
 	if (dropped)
-		return; /* the job goes with rpt_deliver_free() */
+		return; /* the daemon stops: nothing to start */
 	d->due_busy = 0;
 	if (l->close_err[0] != '\0')
 		store_warn(d, l->close_err);

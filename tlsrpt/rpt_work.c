@@ -95,8 +95,7 @@ kick(int fd)
 		return;
 }
 
-/* --- the thread ------------------------------------------------------------
- */
+/* --- the thread ------------------------------------------------------ */
 
 static void *
 run(void *arg)
@@ -153,8 +152,7 @@ start(struct rpt_work *w)
 	return 0;
 }
 
-/* --- the loop --------------------------------------------------------------
- */
+/* --- the loop -------------------------------------------------------- */
 
 static void
 done_cb(evutil_socket_t fd, short what, void *arg)
@@ -191,8 +189,9 @@ rpt_work_submit(struct rpt_work *w, rpt_work_fn *fn, rpt_work_done_fn *done,
 	it->done = done;
 	it->arg = arg;
 	if (w->threaded && !w->started && start(w) < 0) {
-		/* No thread (no memory for one): the work waits for the
-		 * next submission, as it would for the database. */
+		/* No thread (no memory for one): refused, as when the
+		 * item cannot be allocated; the next submission tries to
+		 * start it again. */
 		free(it);
 		return -1;
 	}
