@@ -77,7 +77,8 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".")
 N = int(os.environ.get("BENCH_DOMAINS", "2000"))
 DANE_PCT = int(os.environ.get("BENCH_DANE_PCT", "50"))
 CONNS = int(os.environ.get("BENCH_CONNS", "100"))
-SERVERS = os.environ.get("BENCH_SERVERS", "dane nodane rec peer").split()
+SERVERS = os.environ.get("BENCH_SERVERS",
+                         "dane nodane rec peer fetch").split()
 PERF = os.environ.get("BENCH_PERF", "0") == "1"
 PERF_FREQ = int(os.environ.get("BENCH_PERF_FREQ", "199"))
 PERF_MODE = os.environ.get("BENCH_PERF_MODE", "dane")   # or "rec"
@@ -96,6 +97,7 @@ ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "TZ": "UTC"}
 LOADGEN = os.path.join(BUILD, "bench", "loadgen")
 DAEMON = os.path.join(BUILD, "tlspolicyd")
 PEER = shutil.which("mta-sts-daemon")
+NCPU = len(os.sched_getaffinity(0))
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin")
 
 tmp = tempfile.mkdtemp(prefix="tlspolicyd-cold-")
@@ -340,6 +342,23 @@ def udp_drops():
 
 def nginx_ticks():
     return sum(cpu_ticks(p) for p in [nginx.pid] + children(nginx.pid))
+
+
+def nsd_ticks():
+    """NSD forks its server and transfer processes, and they fork again:
+    every descendant counts."""
+    todo, seen = [w.procs["nsd"].pid], []
+    while todo:
+        p = todo.pop()
+        seen.append(p)
+        todo.extend(children(p))
+    total = 0
+    for p in seen:
+        try:
+            total += cpu_ticks(p)
+        except OSError:
+            pass            # ended meanwhile
+    return total
 
 
 def unbound_queries(start):
@@ -657,12 +676,12 @@ def run(name, perf=False, count=False):
     mt0, mi0 = machine_busy()
     u0 = udp_counters()
     dr0 = udp_drops()
-    c0 = (cpu_ticks(p.pid), cpu_ticks(ub), nginx_ticks())
+    c0 = (cpu_ticks(p.pid), cpu_ticks(ub), nginx_ticks(), nsd_ticks())
     t = time.time()
     rpt_p = rpt_start(d) if name != "peer" else None
     res = loadgen_pass(port)
     wall = time.time() - t
-    c1 = (cpu_ticks(p.pid), cpu_ticks(ub), nginx_ticks())
+    c1 = (cpu_ticks(p.pid), cpu_ticks(ub), nginx_ticks(), nsd_ticks())
     u1 = udp_counters()
     dr1 = udp_drops()
     res["drops"] = {k: v - dr0.get(k, 0) for k, v in dr1.items()
@@ -702,12 +721,12 @@ def run(name, perf=False, count=False):
     results[name].append(res)
     q = res["queries"]
     log("  %-7s %6.1f resolutions/s  %5.1f s  p50 %6.0f ms  p99 %6.0f ms  "
-        "cpu/domain: server %.2f ms, unbound %.2f ms, nginx %.2f ms; "
-        "machine %.0f%% busy" % (
+        "cpu/domain: server %.2f ms, unbound %.2f ms, nginx %.2f ms, "
+        "nsd %.2f ms; machine %.0f%% busy" % (
             name, float(res["rps"]), wall, int(res["p50_us"]) / 1e3,
             int(res["p99_us"]) / 1e3, res["cpu"][0] * 1e3 / N,
             res["cpu"][1] * 1e3 / N, res["cpu"][2] * 1e3 / N,
-            res["machine"]))
+            res["cpu"][3] * 1e3 / N, res["machine"]))
     log("          replies ok %s notfound %s temp %s other %s errors %s; "
         "wrong answers afterwards %d %s" % (
             res["ok"], res["notfound"], res["temp"], res["other"],
@@ -744,8 +763,64 @@ def run(name, perf=False, count=False):
     return res
 
 
+def run_fetch(name):
+    """The floor for the HTTPS part: curl(1) alone fetches every policy
+    (100 at a time, the addresses given, the test CA), no DNS and no
+    policy work. Its CPU per domain is what any server spends at least
+    on the fetches with libcurl and OpenSSL."""
+    cfg = os.path.join(tmp, "fetch.cfg")
+    with open(cfg, "w") as f:
+        f.write('parallel\nparallel-max = %d\ncacert = "%s"\n'
+                'silent\nshow-error\nfail\nhttp1.1\n' % (
+                    CONNS, ca.cert_path))
+        for d in sts_domains:
+            f.write('resolve = "mta-sts.%s:443:%s"\n' % (d, POLICY_ADDR))
+        for d in sts_domains:
+            f.write('url = "https://mta-sts.%s/.well-known/mta-sts.txt"\n'
+                    'output = "/dev/null"\n' % d)
+    mt0, mi0 = machine_busy()
+    c0 = (0, cpu_ticks(w.procs["unbound"].pid), nginx_ticks(), nsd_ticks())
+    t = time.time()
+    p = subprocess.Popen(["curl", "-K", cfg], stdin=subprocess.DEVNULL,
+                         env=dict(os.environ, SSL_CERT_FILE=ca.cert_path,
+                                  SSL_CERT_DIR=""))
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.time() - t
+    c1 = (0, cpu_ticks(w.procs["unbound"].pid), nginx_ticks(), nsd_ticks())
+    mt1, mi1 = machine_busy()
+    if p.returncode != 0:
+        sys.exit("cold.py: curl failed (%d)" % p.returncode)
+    res = {"rps": str(N / wall), "wall": wall, "machine":
+           100.0 * (1 - (mi1 - mi0) / max(1, mt1 - mt0))}
+    res["cpu"] = [ru.ru_utime + ru.ru_stime] + [
+        (b - a) / TICK for a, b in zip(c0[1:], c1[1:])]
+    results[name].append(res)
+    log("  %-7s %6.1f domains/s   %5.1f s  (curl alone, the %d policies)  "
+        "cpu/domain: curl %.2f ms (%.2f per fetch), nginx %.2f ms; "
+        "machine %.0f%% busy" % (
+            name, N / wall, wall, len(sts_domains), res["cpu"][0] * 1e3 / N,
+            res["cpu"][0] * 1e3 / max(1, len(sts_domains)),
+            res["cpu"][2] * 1e3 / N, res["machine"]))
+    return res
+
+
 with open("/proc/loadavg") as f:
     log("load average before: %s" % " ".join(f.read().split()[:3]))
+CRYPTO = {}
+r = subprocess.run(["openssl", "speed", "-seconds", "1", "-mr", "ecdsap256",
+                    "ecdhx25519"], capture_output=True, text=True)
+for ln in r.stdout.splitlines():
+    f = ln.split(":")
+    if ln.startswith("+F4:") and f[2] == "256":
+        CRYPTO["verify"] = 1 / float(f[4])          # P-256 verifies/s
+    elif ln.startswith("+F5:"):
+        CRYPTO["x25519"] = 1 / float(f[3])          # X25519 ops/s
+if len(CRYPTO) != 2:
+    CRYPTO = {}
+else:
+    log("openssl speed on this machine: P-256 verify %.3f ms, X25519 %.3f ms"
+        % (CRYPTO["verify"] * 1e3, CRYPTO["x25519"] * 1e3))
 if RPT_RATE > 0:
     if not os.access(RPTSEND, os.X_OK):
         sys.exit("cold.py: %s missing (make bench/rptsend)" % RPTSEND)
@@ -757,6 +832,9 @@ log("== cold resolution: %d domains, %d connections, %s" % (
 for name in SERVERS:
     if name == "peer" and not PEER:
         log("  peer    not run: mta-sts-daemon is not installed")
+        continue
+    if name == "fetch":
+        run_fetch(name)
         continue
     if name == "rec" and not has_root_hints():
         log("  rec     not run: this tlspolicyd has no [dns] root_hints "
@@ -790,7 +868,39 @@ for i in range(max([len(v) for v in results.values()] or [0])):
     for name in have:
         log("round %d: cpu per cold domain, %-7s %.2f ms%s" % (
             i + 1, name, results[name][i]["cpu"][0] * 1e3 / N,
-            "  (target <= 5 ms)" if name != "peer" else ""))
+            "" if name in ("peer", "fetch") else "  (target <= 5 ms)"))
+    # What the machine allows: at twice the peer's rate, the server and
+    # the world (unbound, NSD, nginx) together get NCPU / (2 x rate) of
+    # CPU per domain. What the world alone needs is spent before the
+    # server does anything; what is left must pay at least for the
+    # signature checks a validating server cannot skip.
+    if "peer" in have:
+        budget = NCPU / (2 * rps("peer", i)) * 1e3
+        log("round %d: twice the peer's rate leaves %.2f ms of CPU per "
+            "domain on %d CPUs, for the server and the world together" % (
+                i + 1, budget, NCPU))
+        for name in have:
+            if name == "fetch":
+                continue
+            c = results[name][i]["cpu"]
+            world = sum(c[1:]) * 1e3 / N
+            log("round %d: %-7s world %.2f ms + server %.2f ms per domain; "
+                "the world alone allows at most %.2f x the peer, and "
+                "leaves %.2f ms for the server" % (
+                    i + 1, name, world, c[0] * 1e3 / N,
+                    NCPU / (world / 1e3) / rps("peer", i) if world > 0
+                    else float("inf"), budget - world))
+        if CRYPTO and "dane" in have:
+            q = results["dane"][i]["queries"]
+            answers = sum(q.values()) / N
+            fetches = len(sts_domains) / N
+            need = (answers * CRYPTO["verify"] + fetches *
+                    (2 * CRYPTO["verify"] + 2 * CRYPTO["x25519"])) * 1e3
+            log("round %d: signature checks alone, at openssl speed's "
+                "rates (P-256 verify %.3f ms, X25519 %.3f ms): %.2f "
+                "answers and %.2f fetches per domain need %.2f ms" % (
+                    i + 1, CRYPTO["verify"] * 1e3, CRYPTO["x25519"] * 1e3,
+                    answers, fetches, need))
 
 if PERF:
     log("== perf: tlspolicyd (%s), DANE on, cold pass, -F %d --call-graph "
