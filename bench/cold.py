@@ -764,10 +764,9 @@ def run(name, perf=False, count=False):
 
 
 def run_fetch(name):
-    """The floor for the HTTPS part: curl(1) alone fetches every policy
-    (100 at a time, the addresses given, the test CA), no DNS and no
-    policy work. Its CPU per domain is what any server spends at least
-    on the fetches with libcurl and OpenSSL."""
+    """A reference for the HTTPS part: curl(1) alone fetches every
+    policy (100 at a time, the addresses given, the test CA), no DNS and
+    no policy work: what a bare libcurl client spends per fetch here."""
     cfg = os.path.join(tmp, "fetch.cfg")
     with open(cfg, "w") as f:
         f.write('parallel\nparallel-max = %d\ncacert = "%s"\n'
