@@ -833,7 +833,10 @@ for name in SERVERS:
         log("  peer    not run: mta-sts-daemon is not installed")
         continue
     if name == "fetch":
-        run_fetch(name)
+        if shutil.which("curl"):
+            run_fetch(name)
+        else:
+            log("  fetch   not run: curl is not installed")
         continue
     if name == "rec" and not has_root_hints():
         log("  rec     not run: this tlspolicyd has no [dns] root_hints "
