@@ -1058,33 +1058,39 @@ start_services(struct daemon *d, const struct passwd *pw, int fresh)
 }
 
 /*
- * Start-up: the stored policies go into the memory index a batch at a
- * time, between client events, so that the first lookups after a restart
- * are answered from memory like later ones (issue 9). A lookup that comes
- * first reads its row itself, as always.
+ * Start-up: the stored policies go into the memory index, so that the
+ * first lookups after a restart are answered from memory like later ones
+ * (issue 9). Before the daemon says it is ready it reads for up to
+ * LIM_WARM_FIRST_MS in one go, which is far cheaper per row than
+ * batches between client events (whose lookups then wait on each
+ * batch); whatever is left goes a batch per loop turn. A lookup that
+ * comes first reads its row itself, as always.
+ *
+ * Reads batches until none is left or BUDGET_MS has passed (at least
+ * one batch). Returns 1 when all are read, 0 when some are left, -1 when
+ * the store failed (logged; later lookups read it).
  */
-static void
-warm_timer(evutil_socket_t fd, short what, void *arg)
+static int
+warm_for(struct daemon *d, uint64_t budget_ms)
 {
-	static const struct timeval now = {0, 0};
-	struct daemon *d = arg;
+	uint64_t t0 = ev_mono_ms();
 	struct cache_stats st;
-	size_t n = 0;
+	size_t n;
 
-	(void)fd;
-	(void)what;
-	if (cache_warm(d->cache, d->warm_after, sizeof(d->warm_after),
-		       LIM_WARM_BATCH, &n) != CACHE_OK) {
-		log_warnx("store: reading the stored policies into memory "
-			  "stopped after %zu: %s; later lookups read the store",
-			  d->warm_rows, cache_errmsg(d->cache));
-		return;
-	}
-	d->warm_rows += n;
-	if (n > 0) {
-		(void)event_add(d->warm, &now);
-		return;
-	}
+	do {
+		n = 0;
+		if (cache_warm(d->cache, d->warm_after, sizeof(d->warm_after),
+			       LIM_WARM_BATCH, &n) != CACHE_OK) {
+			log_warnx("store: reading the stored policies into "
+				  "memory stopped after %zu: %s; later lookups "
+				  "read the store",
+				  d->warm_rows, cache_errmsg(d->cache));
+			return -1;
+		}
+		d->warm_rows += n;
+	} while (n > 0 && ev_mono_ms() - t0 < budget_ms);
+	if (n > 0)
+		return 0;
 	cache_get_stats(d->cache, &st);
 	if (d->warm_rows > 0)
 		log_info("store: %zu stored policies read into memory in %llu "
@@ -1092,6 +1098,19 @@ warm_timer(evutil_socket_t fd, short what, void *arg)
 			 d->warm_rows,
 			 (unsigned long long)(ev_mono_ms() - d->warm_t0),
 			 st.entries);
+	return 1;
+}
+
+static void
+warm_timer(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval now = {0, 0};
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (warm_for(d, 0) == 0)
+		(void)event_add(d->warm, &now);
 }
 
 static void
@@ -1100,10 +1119,12 @@ warm_start(struct daemon *d)
 	static const struct timeval now = {0, 0};
 
 	d->warm_t0 = ev_mono_ms();
+	if (warm_for(d, LIM_WARM_FIRST_MS) != 0)
+		return;
 	if ((d->warm = evtimer_new(d->base, warm_timer, d)) == NULL ||
 	    event_add(d->warm, &now) != 0)
-		log_warnx("store: cannot read the stored policies into memory "
-			  "at start-up; lookups read them as they come");
+		log_warnx("store: cannot read the rest of the stored policies "
+			  "into memory; lookups read them as they come");
 }
 
 /* Free everything after the loop ends; what the store still owes is

@@ -107,9 +107,12 @@
 #define LIM_RPT_RECV_BURST 4096
 /* Its nice value where it may lower it (root, CAP_SYS_NICE, LimitNICE=). */
 #define LIM_RPT_RECV_NICE -10
-/* Stored policies read into the memory index per loop turn at start-up
- * (daemon/main.c warm_timer). */
-#define LIM_WARM_BATCH 500
+/* Stored policies read into the memory index at start-up: for up to
+ * LIM_WARM_FIRST_MS before the daemon is ready (about 100,000 rows on a
+ * small machine, the default memory_entries), then LIM_WARM_BATCH per
+ * loop turn (daemon/main.c warm_for). */
+#define LIM_WARM_FIRST_MS 250
+#define LIM_WARM_BATCH	  500
 /* Largest report JSON built for one domain and day. */
 #define LIM_RPT_REPORT (8 * 1024 * 1024)
 
