@@ -68,7 +68,7 @@ def cleanup():
 
 # --- the world and the store ---------------------------------------------
 
-w = DNSWorld(workdir=os.path.join(tmp, "dns"))
+w = DNSWorld(workdir=os.path.join(tmp, "dns"), cache_size="64m")
 mxaddr = w.addr("mx1.dane311.secure.test")
 for i in range(1, N + 1):
     d = "d%d.%s" % (i, ZONE)

@@ -449,7 +449,12 @@ class _Silent:
 class DNSWorld:
     """See the module docstring."""
 
-    def __init__(self, workdir=None, slot=None, log_queries=False):
+    def __init__(self, workdir=None, slot=None, log_queries=False,
+                 cache_size="1m"):
+        """CACHE_SIZE: each of unbound's caches (message, RRset, key,
+        negative). The tests' 1m evicts during a pass over thousands of
+        domains, which costs only queries; benchmarks and bursts raise it
+        to what a real resolver would have."""
         missing = tools_missing()
         if missing:
             raise RuntimeError("dnsworld needs: " + " ".join(missing))
@@ -458,6 +463,7 @@ class DNSWorld:
         os.makedirs(self.dir, exist_ok=True)
         self.dir = os.path.realpath(self.dir)
         self.log_queries = log_queries
+        self.cache_size = cache_size
         self.procs = {}
         self.silent = None
         self.servfail = None
@@ -836,8 +842,8 @@ class DNSWorld:
                 "\tharden-below-nxdomain: yes\n"
                 "\tharden-algo-downgrade: yes\n"
                 "\tuse-caps-for-id: no\n"
-                "\tmsg-cache-size: 1m\n\trrset-cache-size: 1m\n"
-                "\tkey-cache-size: 1m\n\tneg-cache-size: 1m\n"
+                "\tmsg-cache-size: %(cs)s\n\trrset-cache-size: %(cs)s\n"
+                "\tkey-cache-size: %(cs)s\n\tneg-cache-size: %(cs)s\n"
                 "\tinfra-host-ttl: 1\n\tinfra-keep-probing: yes\n"
                 "\tval-bogus-ttl: 1\n"
                 "remote-control:\n\tcontrol-enable: yes\n"
@@ -845,7 +851,8 @@ class DNSWorld:
                 "\tcontrol-use-cert: no\n" %
                 {"res": self.resolver, "d": d, "log": self.unbound_log,
                  "lq": "yes" if self.log_queries else "no", "hints": hints,
-                 "ta": self.trust_anchor, "ctl": self.unbound_ctl})
+                 "ta": self.trust_anchor, "ctl": self.unbound_ctl,
+                 "cs": self.cache_size})
         _run(["nsd-checkconf", self.nsd_conf])
         _run(["unbound-checkconf", self.unbound_conf])
 
